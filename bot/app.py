@@ -1,0 +1,157 @@
+"""The ASGI app: /wechat and /wecom webhooks, health, metrics and the simulator.
+
+Handlers run in worker threads (the store is synchronous). A retried delivery that
+arrives while the original is still being handled waits for it and gets the same reply;
+one that arrives later gets the reply recorded in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot.channels.common import MAX_BODY, Refusal
+from bot.channels.wechat import Opened, WechatChannel
+from bot.channels.wecom import WecomChannel
+from bot.config import Config
+from bot.engine import Clock, Engine, system_clock
+from bot.messages import Inbound
+from bot.store import Store
+
+log = logging.getLogger("branchbot.app")
+APOLOGY = "系统暂时繁忙，请稍后再发一次。"
+DUPLICATE_WAIT_SECONDS = 4.0
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.messages = Counter("branchbot_messages", "Inbound messages by channel, kind and outcome",
+                                ["channel", "kind", "outcome"], registry=self.registry)
+        self.latency = Histogram("branchbot_handler_seconds", "Time to build a reply", ["channel"],
+                                 registry=self.registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+
+@dataclass
+class Webhooks:
+    engine: Engine
+    metrics: Metrics
+    limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(8))
+    inflight: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+
+    async def reply_for(self, inbound: Inbound) -> tuple[str, str]:
+        """(reply text, outcome) for one delivery, coalescing concurrent retries."""
+        pending = self.inflight.get(inbound.key)
+        if pending is not None:
+            try:
+                return await asyncio.wait_for(asyncio.shield(pending), DUPLICATE_WAIT_SECONDS), "duplicate"
+            except Exception:
+                return "", "duplicate_unanswered"
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.inflight[inbound.key] = future
+        started = time.perf_counter()
+        try:
+            reply = await anyio.to_thread.run_sync(self.engine.handle, inbound, limiter=self.limiter)
+            outcome = "ok"
+        except Exception:
+            log.exception("handler failed for %s message %s", inbound.channel, inbound.key)
+            reply, outcome = APOLOGY, "error"
+        finally:
+            self.inflight.pop(inbound.key, None)
+        future.set_result(reply)
+        self.metrics.latency.labels(inbound.channel).observe(time.perf_counter() - started)
+        return reply, outcome
+
+    async def serve(self, channel: WechatChannel | WecomChannel, request: Request) -> Response:
+        now = self.engine.clock()
+        params = dict(request.query_params)
+        if request.method == "GET":
+            try:
+                return PlainTextResponse(channel.verify_url(params, now))
+            except Refusal as refusal:
+                return self._refused(channel.name, refusal)
+        try:
+            body = await read_capped(request)
+            opened: Opened = channel.open(params, body, now)
+        except Refusal as refusal:
+            return self._refused(channel.name, refusal)
+        inbound = opened.inbound
+        reply, outcome = await self.reply_for(inbound)
+        self.metrics.messages.labels(channel.name, inbound.kind, outcome).inc()
+        log.info("message channel=%s sender=%s kind=%s outcome=%s", channel.name,
+                 hashlib.sha256(inbound.sender.encode()).hexdigest()[:12], inbound.kind, outcome)
+        return Response(channel.seal(opened, reply), media_type="application/xml")
+
+    def _refused(self, channel: str, refusal: Refusal) -> Response:
+        self.metrics.messages.labels(channel, "-", f"refused_{refusal.status}").inc()
+        log.warning("refused %s request: %s", channel, refusal.reason)
+        return PlainTextResponse(refusal.reason, status_code=refusal.status)
+
+
+async def read_capped(request: Request) -> bytes:
+    """The body, refusing (without reading it all) anything over 64 KiB."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise Refusal(400, "body larger than 64 KiB")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise Refusal(400, "body larger than 64 KiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(config: Config, store: Store, clock: Clock = system_clock) -> Starlette:
+    from handlers import build_registry
+
+    engine = Engine(store, config, build_registry(), clock)
+    metrics = Metrics()
+    hooks = Webhooks(engine, metrics)
+    wechat = WechatChannel(config.wechat)
+    wecom = WecomChannel(config.wecom, config.wechat.replay_window) if config.wecom.enabled else None
+
+    async def wechat_endpoint(request: Request) -> Response:
+        return await hooks.serve(wechat, request)
+
+    async def wecom_endpoint(request: Request) -> Response:
+        if wecom is None:
+            return PlainTextResponse("WeCom is not configured", status_code=404)
+        return await hooks.serve(wecom, request)
+
+    async def healthz(_: Request) -> Response:
+        try:
+            await anyio.to_thread.run_sync(store.ping)
+        except Exception as exc:
+            return JSONResponse({"status": "error", "database": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/wechat", wechat_endpoint, methods=["GET", "POST"]),
+        Route("/wecom", wecom_endpoint, methods=["GET", "POST"]),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics_endpoint),
+    ]
+    if config.simulator.enabled:
+        from bot.simulator import simulator_routes
+
+        routes += simulator_routes(config, store, clock)
+    app = Starlette(routes=routes)
+    app.state.engine = engine
+    app.state.webhooks = hooks
+    return app

@@ -1,0 +1,117 @@
+"""Checks shared by the Official Account and WeCom callbacks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+import xmltodict
+from wechatpy import parse_message as parse_oa_message
+
+from bot.messages import Inbound, message_key
+
+MAX_BODY = 64 * 1024
+_DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+class Refusal(Exception):
+    """A request we will not process; the status goes back to the caller."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def signature(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def check_signature(given: str | None, *parts: str) -> None:
+    """Constant-time comparison: a forged signature learns nothing from timing."""
+    if not given or not hmac.compare_digest(signature(*parts).encode(), given.lower().encode()):
+        raise Refusal(403, "bad signature")
+
+
+def check_fresh(timestamp: str | None, now: datetime, window: int) -> None:
+    if not timestamp or not timestamp.isdigit() or len(timestamp) > 12:
+        raise Refusal(403, "missing or malformed timestamp")
+    if window and abs(now.timestamp() - int(timestamp)) > window:
+        raise Refusal(403, "timestamp outside the replay window")
+
+
+def check_body(body: bytes) -> None:
+    if len(body) > MAX_BODY:
+        raise Refusal(400, "body larger than 64 KiB")
+    if _DECLARATION.search(body):
+        raise Refusal(400, "DOCTYPE or ENTITY declaration")
+
+
+def xml_fields(body: bytes | str) -> dict[str, Any]:
+    """The <xml> element's children as a dict, or a 400 refusal."""
+    if isinstance(body, str):
+        body = body.encode()
+    check_body(body)
+    try:
+        tree = xmltodict.parse(body)
+    except Exception as exc:  # expat errors, entity refusals, bad encodings
+        raise Refusal(400, f"malformed XML ({type(exc).__name__})") from exc
+    root = tree.get("xml") if isinstance(tree, dict) else None
+    if not isinstance(root, dict):
+        raise Refusal(400, "no <xml> root element")
+    return root
+
+
+def decrypt(crypto: Any, encrypted: Any, receive_id: str) -> bytes:
+    """Decrypt with a wechatpy PrpCrypto; anything wrong with the ciphertext is a 400."""
+    if not isinstance(encrypted, str) or not encrypted:
+        raise Refusal(400, "missing Encrypt")
+    try:
+        plain = crypto.decrypt(encrypted, receive_id)
+    except Exception as exc:  # bad base64, bad padding, wrong receive id, bad UTF-8
+        raise Refusal(400, f"cannot decrypt ({type(exc).__name__})") from exc
+    return plain.encode()
+
+
+def to_inbound(channel: str, body: bytes) -> Inbound:
+    """Parse a (decrypted) message with wechatpy and keep what the router needs."""
+    fields = xml_fields(body)
+    for name, value in fields.items():
+        if value is not None and not isinstance(value, str):
+            raise Refusal(400, f"unexpected structure in <{name}>")
+    sender, msg_type = fields.get("FromUserName"), fields.get("MsgType")
+    created = fields.get("CreateTime") or ""
+    if not sender or not msg_type or not created.isdigit() or len(created) > 12:
+        raise Refusal(400, "missing FromUserName, MsgType or CreateTime")
+    msg_id = fields.get("MsgId") or ""
+    if msg_id and not msg_id.isdigit():
+        raise Refusal(400, "MsgId is not a number")
+    try:
+        message = parse_oa_message(body.decode())
+    except Exception as exc:
+        raise Refusal(400, f"unparseable message ({type(exc).__name__})") from exc
+    kind = msg_type.lower()
+    event = (fields.get("Event") or "").lower() if kind == "event" else ""
+    if event == "subscribe" and getattr(message, "event", "") == "subscribe_scan":
+        event = "subscribe_scan"
+    event_key = fields.get("EventKey") or ""
+    return Inbound(
+        channel=channel,
+        sender=sender,
+        kind=kind,
+        key=message_key(channel, msg_id, sender, created, event, event_key),
+        created_at=datetime.fromtimestamp(int(created), tz=timezone.utc),
+        text=(fields.get("Content") or "") if kind == "text" else "",
+        event=event,
+        event_key=event_key,
+        recipient=fields.get("ToUserName") or "",
+        raw_type=msg_type,
+    )
+
+
+def cdata_safe(text: str) -> str:
+    """']]>' would end the CDATA section early; split it across two sections."""
+    return text.replace("]]>", "]]]]><![CDATA[>")

@@ -1,0 +1,342 @@
+"""The ``branchbot`` command. Every subcommand takes ``--config PATH``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table as RichTable
+from sqlmodel import select
+
+from bot.config import Config, ConfigError, load_config, masked
+from bot.store import Branch, Member, Store, create_store
+from bot.tabular import FileProblem
+
+console = Console()
+err = Console(stderr=True)
+DEMO_ROSTER = Path(__file__).parent / "demo" / "roster.csv"
+
+
+class CliError(Exception):
+    """An error for the operator; printed without a traceback."""
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), console=console, transient=False) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _store(config: Config, must_exist: bool = True) -> Store:
+    store = create_store(config.database.url)
+    if must_exist and not store.is_initialised():
+        raise CliError("数据库尚未初始化，请先运行：branchbot init")
+    return store
+
+
+def _now(config: Config) -> datetime:
+    return datetime.now(timezone.utc).astimezone(config.tz)
+
+
+# ---------------------------------------------------------------- init / serve
+
+
+def cmd_init(args: argparse.Namespace, config: Config) -> int:
+    from quizzes import bank
+
+    store = _store(config, must_exist=False)
+    store.create_all()
+    console.print(f"数据库已就绪：{config.database.url}")
+    for path in bank.bundled_files():
+        _import_questions(store, path)
+    if args.demo:
+        console.print("[yellow]导入演示名册（姓名、手机号均为虚构，仅供体验）[/yellow]")
+        _import_roster(store, DEMO_ROSTER, config, demo=True)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    import uvicorn
+
+    from bot.app import create_app
+
+    store = _store(config)
+    app = create_app(config, store)
+    base = f"http://{config.server.host}:{config.server.port}"
+    console.print(f"BranchBot 正在监听 {base}  （公众号回调 {base}/wechat，企业微信回调 {base}/wecom）")
+    if config.simulator.enabled:
+        console.print(f"[green]聊天模拟器：{base}/[/green]  选择一位名册成员即可开始对话")
+    uvicorn.run(app, host=config.server.host, port=config.server.port, log_level="info", access_log=False)
+    return 0
+
+
+# ---------------------------------------------------------------- chat
+
+
+def cmd_chat(args: argparse.Namespace, config: Config) -> int:
+    from bot.engine import Engine
+    from bot.messages import Inbound
+    from handlers import build_registry
+
+    store = _store(config)
+    with store.session() as db:
+        found = db.exec(select(Member).where(Member.name == args.as_name)).all()
+    if not found:
+        raise CliError(f"名册中没有「{args.as_name}」。用 branchbot members list 查看名册。")
+    if len(found) > 1:
+        tails = "、".join(m.phone[-4:] for m in found)
+        raise CliError(f"名册中有 {len(found)} 位「{args.as_name}」（手机尾号 {tails}），请在名册中区分后再试。")
+    member = found[0]
+    engine = Engine(store, config, build_registry())
+    console.print(f"以「{member.name}」的身份对话（经过与微信消息相同的路由）。输入「退出」或按 Ctrl-D 结束。")
+    lines = sys.stdin
+    while True:
+        if sys.stdin.isatty():
+            console.print("[bold]> [/bold]", end="")
+        line = lines.readline()
+        if not line or line.strip() in ("退出", "exit", "quit"):
+            return 0
+        if not line.strip():
+            continue
+        inbound = Inbound(channel="cli", sender=str(member.id), kind="text", key=f"cli:{uuid.uuid4()}",
+                          created_at=datetime.now(timezone.utc), text=line.strip())
+        console.print(engine.handle(inbound) or "（无回复）", highlight=False, markup=False, soft_wrap=True)
+        console.print()
+
+
+# ---------------------------------------------------------------- members
+
+
+def _import_roster(store: Store, path: Path, config: Config, demo: bool = False) -> int:
+    from bot.roster import check_file, import_members
+
+    checked = check_file(path, _now(config).date())
+    if checked.errors:
+        _print_errors(checked.errors, path)
+        return 1
+    with store.session() as db, progress_bar(f"导入名册 {path.name}") as update:
+        result = import_members(db, checked.members, path.name, demo=demo, progress=update)
+        if result.conflicts:
+            db.rollback()
+    if result.conflicts:
+        for line in result.conflicts:
+            err.print(f"[red]✗[/red] {line}", highlight=False)
+        err.print(f"[red]{path.name} 未导入任何成员：请先解决以上冲突。[/red]")
+        return 1
+    console.print(f"名册导入完成：新增 {result.added} 人，更新 {result.updated} 人，无变化 {result.unchanged} 人。")
+    return 0
+
+
+def cmd_members_import(args: argparse.Namespace, config: Config) -> int:
+    return _import_roster(_store(config), Path(args.file), config)
+
+
+def cmd_members_list(args: argparse.Namespace, config: Config) -> int:
+    store = _store(config)
+    table = RichTable("支部", "姓名", "手机号", "角色", "入党日期", "微信", "企业微信", title="支部名册")
+    with store.session() as db:
+        branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
+        query = select(Member).order_by(Member.branch_id, Member.id)
+        members = db.exec(query).all()
+    shown = 0
+    for m in members:
+        branch = branches.get(m.branch_id, "")
+        if args.branch and args.branch != branch:
+            continue
+        shown += 1
+        name = m.name + (" [演示]" if m.is_demo else "")
+        table.add_row(branch, name, m.phone[:3] + "****" + m.phone[-4:], m.role, str(m.joined_on or ""),
+                      "已绑定" if m.openid else "未绑定", m.wecom_userid or "", )
+    console.print(table)
+    console.print(f"共 {shown} 人")
+    return 0
+
+
+# ---------------------------------------------------------------- quiz
+
+
+def _print_errors(errors: list, path: Path) -> None:
+    limit = 50
+    for error in errors[:limit]:
+        err.print(f"[red]✗[/red] {error}", highlight=False)
+    if len(errors) > limit:
+        err.print(f"……另有 {len(errors) - limit} 处错误未列出")
+    err.print(f"[red]{path.name} 有 {len(errors)} 处错误，未导入任何内容。请修改后重试。[/red]")
+
+
+def _import_questions(store: Store, path: Path) -> int:
+    from quizzes.bank import check_file, import_questions
+
+    checked = check_file(path)
+    if checked.errors:
+        _print_errors(checked.errors, path)
+        return 1
+    with store.session() as db, progress_bar(f"导入题库 {path.name}") as update:
+        result = import_questions(db, checked.questions, progress=update)
+    console.print(f"题库 {path.name}：新增 {result.added} 题，更新 {result.updated} 题，无变化 {result.unchanged} 题。")
+    return 0
+
+
+def cmd_quiz_import(args: argparse.Namespace, config: Config) -> int:
+    return _import_questions(_store(config), Path(args.file))
+
+
+def cmd_quiz_validate(args: argparse.Namespace, config: Config) -> int:
+    from collections import Counter
+
+    from quizzes.bank import check_file
+
+    path = Path(args.file)
+    checked = check_file(path)
+    if checked.errors:
+        for error in checked.errors:
+            err.print(f"[red]✗[/red] {error}", highlight=False)
+        err.print(f"[red]{path.name}：{len(checked.errors)} 处错误。[/red]")
+        return 1
+    kinds = Counter(q.kind for q in checked.questions)
+    categories = Counter(q.category for q in checked.questions)
+    console.print(f"{path.name}：{len(checked.questions)} 题全部有效（" + "，".join(f"{k} {v}" for k, v in kinds.items()) + "）")
+    for category, count in sorted(categories.items()):
+        console.print(f"  {category}：{count} 题")
+    return 0
+
+
+# ---------------------------------------------------------------- leaderboard
+
+
+def cmd_leaderboard(args: argparse.Namespace, config: Config) -> int:
+    from quizzes.standings import branch_board, month_board, total_board
+
+    store = _store(config)
+    month = args.month or _now(config).strftime("%Y-%m")
+    with store.session() as db:
+        branch_id = None
+        if args.branch:
+            branch = db.exec(select(Branch).where(Branch.name == args.branch)).first()
+            if branch is None:
+                raise CliError(f"没有名为「{args.branch}」的支部")
+            branch_id = branch.id
+        if args.scope == "branches":
+            table = RichTable("名次", "支部", "人数", "已完成", "参与率", "平均分", title=f"{month} 各支部测试情况")
+            for i, b in enumerate(branch_board(db, month), start=1):
+                table.add_row(str(i), b.name, str(b.members), str(b.finished), f"{b.participation:.0%}", f"{b.average:.1f}")
+        else:
+            rows = month_board(db, month, branch_id) if args.scope == "month" else total_board(db, branch_id)
+            title = f"{month} 测试排行榜" if args.scope == "month" else "累计积分排行榜"
+            table = RichTable("名次", "姓名", "支部", "积分", "完成时间" if args.scope == "month" else "达到时间", title=title)
+            for i, r in enumerate(rows[: args.top], start=1):
+                when = r.at.astimezone(config.tz).strftime("%Y-%m-%d %H:%M") if r.at else ""
+                table.add_row(str(i), r.name, r.branch, str(r.points), when)
+    console.print(table)
+    return 0
+
+
+# ---------------------------------------------------------------- doctor
+
+
+def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
+    import json
+
+    console.print("生效配置（密钥已隐藏）：")
+    console.print_json(json.dumps(masked(config), ensure_ascii=False))
+    problems: list[str] = []
+    notes: list[str] = []
+    w = config.wechat
+    if not w.token:
+        problems.append("wechat.token 为空：公众号后台填写的 Token 需通过 BRANCHBOT__WECHAT__TOKEN 提供")
+    if w.mode != "plain" and len(w.encoding_aes_key) != 43:
+        problems.append("wechat.encoding_aes_key 必须是 43 位")
+    if config.wecom.corp_id and not config.wecom.enabled:
+        problems.append("wecom.corp_id 已填写，但 wecom.token 或 wecom.encoding_aes_key 为空，/wecom 不会启用")
+    if config.simulator.enabled:
+        notes.append("simulator.enabled = true：模拟器可以伪造签名消息，正式上线前务必关闭")
+    try:
+        store = create_store(config.database.url)
+        store.ping()
+        if store.is_initialised():
+            with store.session() as db:
+                count = len(db.exec(select(Member.id)).all())
+            notes.append(f"数据库可连接，名册 {count} 人")
+        else:
+            problems.append("数据库可连接但尚未初始化：运行 branchbot init")
+    except Exception as exc:
+        problems.append(f"数据库无法连接（{config.database.url}）：{exc}")
+    for note in notes:
+        console.print(f"[yellow]•[/yellow] {note}")
+    for problem in problems:
+        console.print(f"[red]✗[/red] {problem}")
+    if not problems:
+        console.print("[green]✓ 检查通过[/green]")
+    return 1 if problems else 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="配置文件（默认 config.toml 或 $BRANCHBOT_CONFIG）")
+    parser = argparse.ArgumentParser(prog="branchbot", description="党支部学习助手", parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", parents=[common], help="创建或升级数据库并导入内置题库")
+    p.add_argument("--demo", action="store_true", help="同时导入演示名册")
+    p.set_defaults(func=cmd_init)
+    sub.add_parser("serve", parents=[common], help="启动服务").set_defaults(func=cmd_serve)
+    p = sub.add_parser("chat", parents=[common], help="在终端里以名册成员身份对话")
+    p.add_argument("--as", dest="as_name", required=True, metavar="NAME")
+    p.set_defaults(func=cmd_chat)
+
+    members = sub.add_parser("members", parents=[common], help="名册").add_subparsers(dest="action", required=True)
+    p = members.add_parser("import", parents=[common], help="导入名册（CSV 或 XLSX）")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_members_import)
+    p = members.add_parser("list", parents=[common], help="列出名册")
+    p.add_argument("--branch", help="只看某个支部")
+    p.set_defaults(func=cmd_members_list)
+
+    quiz = sub.add_parser("quiz", parents=[common], help="题库").add_subparsers(dest="action", required=True)
+    p = quiz.add_parser("import", parents=[common], help="导入题库（CSV 或 XLSX，全部有效才导入）")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_quiz_import)
+    p = quiz.add_parser("validate", parents=[common], help="只检查题库文件，不导入")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_quiz_validate)
+
+    p = sub.add_parser("leaderboard", parents=[common], help="排行榜")
+    p.add_argument("--scope", choices=["month", "total", "branches"], default="month")
+    p.add_argument("--month", help="YYYY-MM，默认本月")
+    p.add_argument("--branch", help="只看某个支部")
+    p.add_argument("--top", type=int, default=20)
+    p.set_defaults(func=cmd_leaderboard)
+
+    sub.add_parser("doctor", parents=[common], help="检查配置和数据库").set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+        return args.func(args, config)
+    except (ConfigError, CliError, FileProblem) as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Configuration: config.toml validated with pydantic, overridable by environment.
+
+Any key can be overridden by ``BRANCHBOT__SECTION__KEY`` (or ``BRANCHBOT__KEY`` for a
+top-level key) so that secrets never need to be written into a file. Values that look
+like JSON (lists, tables, numbers, booleans) are decoded as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "BRANCHBOT__"
+SECRET_KEYS = {"token", "encoding_aes_key", "app_secret", "secret"}
+_AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9]{3,32}$")
+
+
+class ConfigError(Exception):
+    """A configuration problem an operator can fix; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_token(value: str) -> str:
+    if value and not _TOKEN.match(value):
+        raise ValueError("Token 只能由 3-32 位英文字母或数字组成")
+    return value
+
+
+def _check_aes_key(value: str) -> str:
+    if value and not _AES_KEY.match(value):
+        raise ValueError("EncodingAESKey 必须是 43 位英文字母或数字")
+    return value
+
+
+Token = Annotated[str, AfterValidator(_check_token)]
+AesKey = Annotated[str, AfterValidator(_check_aes_key)]
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite:///data/branchbot.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql+psycopg://", "postgresql://")):
+            raise ValueError("只支持 sqlite:/// 或 postgresql+psycopg:// 开头的数据库地址")
+        return value
+
+
+class WechatConfig(_Section):
+    app_id: str = ""
+    token: Token = ""
+    encoding_aes_key: AesKey = ""
+    app_secret: str = ""
+    mode: Literal["plain", "compatible", "safe"] = "plain"
+    api_base: str = "https://api.weixin.qq.com"
+    replay_window: int = Field(300, ge=0)
+
+    @model_validator(mode="after")
+    def _aes_needed(self) -> "WechatConfig":
+        if self.mode != "plain" and not self.encoding_aes_key:
+            raise ValueError(f"mode = {self.mode} 需要填写 encoding_aes_key")
+        if self.mode != "plain" and not self.app_id:
+            raise ValueError(f"mode = {self.mode} 需要填写 app_id（解密时校验）")
+        return self
+
+
+class WecomConfig(_Section):
+    corp_id: str = ""
+    agent_id: str = ""
+    secret: str = ""
+    token: Token = ""
+    encoding_aes_key: AesKey = ""
+    api_base: str = "https://qyapi.weixin.qq.com"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.corp_id and self.token and self.encoding_aes_key)
+
+
+class QuizConfig(_Section):
+    questions_per_paper: int = Field(10, ge=1, le=50)
+    points_per_correct: int = Field(10, ge=0, le=1000)
+    categories: list[str] = Field(default_factory=list)
+
+
+class SimulatorConfig(_Section):
+    enabled: bool = False
+
+
+class Config(_Section):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    wechat: WechatConfig = Field(default_factory=WechatConfig)
+    wecom: WecomConfig = Field(default_factory=WecomConfig)
+    quiz: QuizConfig = Field(default_factory=QuizConfig)
+    simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"未知时区 {value!r}") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _decode_env_value(raw: str) -> Any:
+    text = raw.strip()
+    if text[:1] in "[{" or text in ("true", "false") or re.fullmatch(r"-?\d+", text):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """Nested dict built from BRANCHBOT__SECTION__KEY variables."""
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX):].split("__") if part]
+        if not path:
+            continue
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"环境变量 {name} 与其他覆盖项冲突")
+        node[path[-1]] = _decode_env_value(raw)
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _format_errors(exc: ValidationError, origin: str) -> str:
+    lines = [f"配置有误（{origin}）："]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(顶层)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "未知的配置项"
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("BRANCHBOT_CONFIG", "config.toml"))
+
+
+def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Read, merge and validate; raise ConfigError naming the offending key."""
+    environ = dict(os.environ if environ is None else environ)
+    config_path = Path(path) if path else Path(environ.get("BRANCHBOT_CONFIG", "config.toml"))
+    data: dict[str, Any] = {}
+    if config_path.exists():
+        try:
+            data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"配置文件 {config_path} 不是合法的 TOML：{exc}") from exc
+    elif path:
+        raise ConfigError(f"找不到配置文件 {config_path}")
+    data = _merge(data, env_overrides(environ))
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, str(config_path))) from exc
+    config.database.url = _anchor_sqlite(config.database.url, config_path.resolve().parent)
+    return config
+
+
+def _anchor_sqlite(url: str, base: Path) -> str:
+    """Relative SQLite paths are relative to the config file, not to the cwd."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str(base / url[len(prefix):])
+    return url
+
+
+def masked(config: Config) -> dict[str, Any]:
+    """The effective configuration with secrets replaced, for doctor and logs."""
+
+    def walk(node: Any, key: str = "") -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, k) for k, v in node.items()}
+        if key in SECRET_KEYS and node:
+            text = str(node)
+            return text[:2] + "*" * max(len(text) - 4, 4) + text[-2:] if len(text) > 6 else "******"
+        return node
+
+    data = config.model_dump()
+    if "@" in data["database"]["url"]:
+        data["database"]["url"] = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:******@", data["database"]["url"])
+    return walk(data)

@@ -1,0 +1,74 @@
+"""One inbound message in, one reply out, exactly once per message key.
+
+The message key, the handler's writes and the recorded reply commit in one
+transaction: a retry finds the recorded reply and changes nothing, and a handler that
+fails leaves nothing behind (the retry may then succeed). On PostgreSQL a concurrent
+retry's insert of the same key waits on the unique index until the first commits; on
+SQLite, BEGIN IMMEDIATE serialises writers. Within one process, duplicates that arrive
+while the original is in progress are coalesced in ``bot.app``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.config import Config
+from bot.messages import Inbound
+from bot.router import Context, Registry, find_member, route
+from bot.store import ProcessedMessage, Store
+
+log = logging.getLogger("branchbot.engine")
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Engine:
+    def __init__(self, store: Store, config: Config, registry: Registry, clock: Clock = system_clock) -> None:
+        self.store = store
+        self.config = config
+        self.registry = registry
+        self.clock = clock
+
+    def now(self) -> datetime:
+        return self.clock().astimezone(self.config.tz)
+
+    def recorded_reply(self, key: str) -> str | None:
+        with self.store.session() as db:
+            seen = db.get(ProcessedMessage, key)
+            return None if seen is None else seen.reply
+
+    def handle(self, inbound: Inbound) -> str:
+        """Process one message (or return the reply recorded for its key)."""
+        try:
+            return self._handle_once(inbound)
+        except IntegrityError:
+            # Another process recorded this key between our check and our insert.
+            recorded = self.recorded_reply(inbound.key)
+            if recorded is None:
+                raise
+            return recorded
+
+    def _handle_once(self, inbound: Inbound) -> str:
+        now = self.now()
+        with self.store.session() as db:
+            seen = db.get(ProcessedMessage, inbound.key)
+            if seen is not None:
+                log.info("duplicate delivery of %s answered from record", inbound.key)
+                return seen.reply
+            record = ProcessedMessage(key=inbound.key, channel=inbound.channel, created_at=now)
+            db.add(record)
+            db.flush()
+            ctx = Context(db=db, config=self.config, now=now, inbound=inbound,
+                          member=find_member(db, inbound), registry=self.registry)
+            reply = route(ctx)
+            record.reply = reply
+            db.add(record)
+            return reply

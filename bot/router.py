@@ -1,0 +1,200 @@
+"""The router: pending dialog first, then a command word or menu key, then help.
+
+Permissions are checked here, once, from the roles each command declares; handlers
+assume they were allowed to run. The registry itself lives in ``handlers/__init__.py``
+so that it reads as a table of contents of what the bot can do.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from bot.config import Config
+from bot.messages import Inbound, normalise
+from bot.store import Dialog, Member, Role
+
+GUEST = "guest"  # a sender not (yet) matched to the roster
+EVERYONE = frozenset({GUEST, Role.MEMBER.value, Role.SECRETARY.value, Role.ADMIN.value})
+MEMBERS = frozenset({Role.MEMBER.value, Role.SECRETARY.value, Role.ADMIN.value})
+SECRETARIES = frozenset({Role.SECRETARY.value, Role.ADMIN.value})
+ADMINS = frozenset({Role.ADMIN.value})
+
+
+@dataclass
+class Context:
+    """Everything a handler may use: no HTTP, no XML."""
+
+    db: Session
+    config: Config
+    now: datetime  # aware, in the configured timezone
+    inbound: Inbound
+    member: Member | None
+    registry: "Registry"
+    args: str = ""
+
+    @property
+    def role(self) -> str:
+        return self.member.role if self.member else GUEST
+
+    @property
+    def month(self) -> str:
+        return self.now.strftime("%Y-%m")
+
+    def start_dialog(self, kind: str, data: dict[str, Any] | None = None, expires_at: datetime | None = None) -> None:
+        dialog = self.db.get(Dialog, self.inbound.conversation)
+        if dialog is None:
+            dialog = Dialog(sender=self.inbound.conversation, kind=kind)
+        dialog.kind, dialog.data, dialog.expires_at, dialog.updated_at = kind, dict(data or {}), expires_at, self.now
+        self.db.add(dialog)
+
+    def end_dialog(self) -> None:
+        dialog = self.db.get(Dialog, self.inbound.conversation)
+        if dialog is not None:
+            self.db.delete(dialog)
+
+
+Handler = Callable[[Context], str]
+DialogHandler = Callable[[Context, Dialog], str | None]
+
+
+@dataclass(frozen=True)
+class Command:
+    word: str
+    handler: Handler
+    roles: frozenset[str]
+    summary: str
+    usage: str = ""
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return (self.word, *self.aliases)
+
+
+@dataclass(frozen=True)
+class DialogSpec:
+    kind: str
+    on_reply: DialogHandler  # returns None when the text is not meant for the dialog
+    hint: DialogHandler
+
+
+@dataclass
+class Registry:
+    commands: list[Command] = field(default_factory=list)
+    dialogs: dict[str, DialogSpec] = field(default_factory=dict)
+    events: dict[str, Handler] = field(default_factory=dict)
+    menu_keys: dict[str, str] = field(default_factory=dict)
+    unsupported: Handler | None = None
+
+    def command(self, word: str, handler: Handler, *, roles: frozenset[str], summary: str, usage: str = "", aliases: tuple[str, ...] = ()) -> None:
+        self.commands.append(Command(word, handler, roles, summary, usage or word, aliases))
+
+    def dialog(self, kind: str, *, on_reply: DialogHandler, hint: DialogHandler) -> None:
+        self.dialogs[kind] = DialogSpec(kind, on_reply, hint)
+
+    def event(self, name: str, handler: Handler) -> None:
+        self.events[name] = handler
+
+    def menu(self, key: str, command_text: str) -> None:
+        self.menu_keys[key] = command_text
+
+    def visible_to(self, role: str) -> list[Command]:
+        return [c for c in self.commands if role in c.roles]
+
+    def match(self, text: str) -> tuple[Command, str] | None:
+        """The command whose word starts the text (longest word wins), and its arguments."""
+        folded = text.lower()
+        best: tuple[Command, str] | None = None
+        best_len = 0
+        for command in self.commands:
+            for word in command.words:
+                if folded.startswith(word.lower()) and len(word) > best_len:
+                    best, best_len = (command, text[len(word):].strip()), len(word)
+        return best
+
+    def suggestions(self, text: str, role: str) -> list[str]:
+        words = [c.word for c in self.visible_to(role)]
+        head = text.split(" ")[0][:6]
+        close = difflib.get_close_matches(head, words, n=3, cutoff=0.3)
+        return close or [w for w in words if w != "帮助"][:3]
+
+
+NOT_BOUND = "请先绑定身份：发送「绑定 姓名 手机号后四位」，例如「绑定 张三 1234」。"
+
+
+def refuse(ctx: Context, command: Command) -> str:
+    if ctx.member is None:
+        return NOT_BOUND
+    if command.roles <= SECRETARIES:
+        return f"「{command.word}」仅限支部书记和管理员使用。发送「帮助」查看您可以使用的功能。"
+    return f"「{command.word}」仅限管理员使用。发送「帮助」查看您可以使用的功能。"
+
+
+def route(ctx: Context) -> str:
+    """Pick the handler for one inbound message and return the reply text."""
+    registry, inbound = ctx.registry, ctx.inbound
+    if inbound.kind == "event":
+        if inbound.event == "click" and inbound.event_key in registry.menu_keys:
+            return _route_text(ctx, registry.menu_keys[inbound.event_key])
+        handler = registry.events.get(inbound.event)
+        return handler(ctx) if handler else ""
+    if inbound.kind != "text":
+        return registry.unsupported(ctx) if registry.unsupported else ""
+    return _route_text(ctx, normalise(inbound.text))
+
+
+def _route_text(ctx: Context, text: str) -> str:
+    registry = ctx.registry
+    dialog = _pending_dialog(ctx)
+    spec = registry.dialogs.get(dialog.kind) if dialog else None
+    if spec and dialog:
+        ctx.args = text
+        reply = spec.on_reply(ctx, dialog)
+        if reply is not None:
+            return reply
+    matched = registry.match(text) if text else None
+    if matched:
+        command, args = matched
+        if ctx.role not in command.roles:
+            return refuse(ctx, command)
+        ctx.args = args
+        return command.handler(ctx)
+    if spec and dialog:
+        ctx.args = text
+        return spec.hint(ctx, dialog) or ""
+    return _unknown(ctx, text)
+
+
+def _pending_dialog(ctx: Context) -> Dialog | None:
+    dialog = ctx.db.get(Dialog, ctx.inbound.conversation)
+    if dialog is None:
+        return None
+    if dialog.expires_at is not None and dialog.expires_at <= ctx.now:
+        ctx.db.delete(dialog)
+        return None
+    return dialog
+
+
+def _unknown(ctx: Context, text: str) -> str:
+    if not text:
+        return "请发送文字指令。发送「帮助」查看全部功能。"
+    options = "、".join(f"「{w}」" for w in ctx.registry.suggestions(text, ctx.role))
+    shown = text if len(text) <= 12 else text[:12] + "…"
+    return f"没有找到「{shown}」对应的功能。您是不是想用：{options}？发送「帮助」查看全部功能。"
+
+
+def find_member(db: Session, inbound: Inbound) -> Member | None:
+    """Who is writing: by OpenID on the Official Account, by user id on WeCom."""
+    if inbound.channel == "wechat":
+        return db.exec(select(Member).where(Member.openid == inbound.sender)).first()
+    if inbound.channel == "wecom":
+        return db.exec(select(Member).where(Member.wecom_userid == inbound.sender)).first()
+    if inbound.channel == "cli":
+        return db.get(Member, int(inbound.sender)) if inbound.sender.isdigit() else None
+    return None

@@ -1,0 +1,107 @@
+"""The chat simulator at / (only where simulator.enabled).
+
+The page never talks to the router directly: it asks for a signed (and, in safe mode,
+encrypted) WeChat request, posts that to /wechat like WeChat would, and asks for the
+reply to be opened. So a demo exercises the real webhook path. Because these endpoints
+sign arbitrary messages, they must stay off in production (the shipped demo config
+turns them on).
+"""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlencode
+
+from sqlmodel import select
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+from wechatpy.crypto import WeChatCrypto
+
+from bot.channels.common import Refusal, signature, xml_fields
+from bot.config import Config
+from bot.engine import Clock
+from bot.store import Branch, Member, Store
+
+SIMULATED_ACCOUNT = "gh_branchbot_sim"
+
+
+def simulated_openid(member: Member) -> str:
+    return member.openid or f"sim-{member.id}"
+
+
+def build_request(config: Config, openid: str, now: int, text: str = "", event: str = "", msg_id: int | None = None) -> tuple[str, str]:
+    """(query string, body) exactly as WeChat would send them in the configured mode."""
+    cfg = config.wechat
+    if event:
+        inner = (f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>")
+    else:
+        safe_text = text.replace("]]>", "]]]]><![CDATA[>")
+        inner = (f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{safe_text}]]></Content>"
+                 f"<MsgId>{msg_id or secrets.randbits(62)}</MsgId>")
+    xml = (f"<xml><ToUserName><![CDATA[{SIMULATED_ACCOUNT}]]></ToUserName>"
+           f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{now}</CreateTime>{inner}</xml>")
+    timestamp, nonce = str(now), str(secrets.randbelow(10**9))
+    params = {"signature": signature(cfg.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce, "openid": openid}
+    if cfg.mode == "plain":
+        return urlencode(params), xml
+    crypto = WeChatCrypto(cfg.token, cfg.encoding_aes_key, cfg.app_id)
+    envelope = crypto.encrypt_message(xml, nonce, timestamp)
+    encrypted = xml_fields(envelope)
+    params.update(encrypt_type="aes", msg_signature=signature(cfg.token, timestamp, nonce, encrypted["Encrypt"]))
+    return urlencode(params), envelope
+
+
+def open_reply(config: Config, body: str) -> str:
+    """The text of a reply body (decrypting it in safe mode)."""
+    if not body or body == "success":
+        return ""
+    fields = xml_fields(body)
+    if "Encrypt" in fields:
+        cfg = config.wechat
+        crypto = WeChatCrypto(cfg.token, cfg.encoding_aes_key, cfg.app_id)
+        fields = xml_fields(crypto.decrypt_message(body, fields["MsgSignature"], fields["TimeStamp"], fields["Nonce"]))
+    return fields.get("Content") or ""
+
+
+def simulator_routes(config: Config, store: Store, clock: Clock) -> list[Route]:
+    from bot.app import WEB_DIR
+
+    async def page(_: Request) -> Response:
+        return FileResponse(WEB_DIR / "simulator.html")
+
+    async def members(_: Request) -> Response:
+        with store.session() as db:
+            branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
+            rows = db.exec(select(Member).order_by(Member.branch_id, Member.id)).all()
+            return JSONResponse([
+                {"id": m.id, "name": m.name, "branch": branches.get(m.branch_id, ""), "role": m.role,
+                 "openid": simulated_openid(m), "bound": bool(m.openid), "phone_tail": m.phone[-4:], "demo": m.is_demo}
+                for m in rows
+            ])
+
+    async def envelope(request: Request) -> Response:
+        try:
+            data = await request.json()
+            openid = str(data["openid"])[:64]
+            text = str(data.get("text", ""))[:2000]
+            event = str(data.get("event", ""))
+        except Exception:
+            return JSONResponse({"error": "需要 openid 和 text"}, status_code=400)
+        if event not in ("", "subscribe", "unsubscribe"):
+            return JSONResponse({"error": "不支持的事件"}, status_code=400)
+        query, body = build_request(config, openid, int(clock().timestamp()), text=text, event=event)
+        return JSONResponse({"url": f"/wechat?{query}", "body": body})
+
+    async def open_endpoint(request: Request) -> Response:
+        try:
+            return JSONResponse({"text": open_reply(config, (await request.body()).decode())})
+        except (Refusal, Exception) as exc:
+            return JSONResponse({"error": f"无法解析回复：{exc}"}, status_code=400)
+
+    return [
+        Route("/", page),
+        Route("/simulator/api/members", members),
+        Route("/simulator/api/envelope", envelope, methods=["POST"]),
+        Route("/simulator/api/open", open_endpoint, methods=["POST"]),
+    ]

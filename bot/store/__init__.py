@@ -1,0 +1,32 @@
+"""The store: SQLModel tables and sessions, portable between SQLite and PostgreSQL."""
+
+from bot.store.db import Store, create_store
+from bot.store.models import (
+    Answer,
+    Attempt,
+    BindAttempt,
+    Branch,
+    Dialog,
+    Member,
+    Paper,
+    PointsEntry,
+    ProcessedMessage,
+    Question,
+    Role,
+)
+
+__all__ = [
+    "Answer",
+    "Attempt",
+    "BindAttempt",
+    "Branch",
+    "Dialog",
+    "Member",
+    "Paper",
+    "PointsEntry",
+    "ProcessedMessage",
+    "Question",
+    "Role",
+    "Store",
+    "create_store",
+]

@@ -1,0 +1,163 @@
+"""Tables. Written for SQLite and PostgreSQL alike: no engine-specific types or SQL.
+
+Times are stored as timezone-aware UTC datetimes; months as "YYYY-MM" strings in the
+configured timezone, because "this month's quiz" is a local-calendar notion.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (naive storage) and
+    PostgreSQL (timestamptz) alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware datetime")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _utc_column(nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Role(StrEnum):
+    MEMBER = "党员"
+    SECRETARY = "书记"
+    ADMIN = "管理员"
+
+
+class Branch(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=100)
+
+
+class Member(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, max_length=50)
+    phone: str = Field(unique=True, max_length=20)
+    branch_id: int = Field(foreign_key="branch.id", index=True)
+    joined_on: date | None = None
+    role: str = Field(default=Role.MEMBER.value, max_length=10)
+    openid: str | None = Field(default=None, unique=True, max_length=64)
+    wecom_userid: str | None = Field(default=None, unique=True, max_length=64)
+    subscribed: bool = True
+    is_demo: bool = False
+    bound_at: datetime | None = _utc_column(nullable=True)
+
+
+class Question(SQLModel, table=True):
+    """A bank question. Options carry stable ids ("o1".."o6"); the key is a list of ids,
+    so showing options in a per-member order can never break the answer key."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=10)  # 单选 / 多选 / 判断
+    stem: str
+    stem_key: str = Field(unique=True, max_length=64)
+    options: list[dict[str, str]] = Field(sa_column=Column(JSON, nullable=False))
+    answer: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    explanation: str
+    category: str = Field(index=True, max_length=50)
+    source: str
+    difficulty: int = 2
+    active: bool = True
+
+
+class Paper(SQLModel, table=True):
+    """A branch's paper for one month: the same questions for every member."""
+
+    __table_args__ = (UniqueConstraint("branch_id", "month"),)
+    id: int | None = Field(default=None, primary_key=True)
+    branch_id: int = Field(foreign_key="branch.id", index=True)
+    month: str = Field(max_length=7)
+    question_ids: list[int] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _utc_column()
+
+
+class Attempt(SQLModel, table=True):
+    """One member's attempt at a paper. ``option_orders`` maps question id to the order
+    its option ids are shown in, fixed when the attempt starts."""
+
+    __table_args__ = (UniqueConstraint("member_id", "paper_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    paper_id: int = Field(foreign_key="paper.id", index=True)
+    branch_id: int = Field(foreign_key="branch.id", index=True)
+    month: str = Field(max_length=7, index=True)
+    option_orders: dict[str, list[str]] = Field(sa_column=Column(JSON, nullable=False))
+    position: int = 0  # index of the question being asked
+    correct: int = 0
+    score: int = 0
+    started_at: datetime = _utc_column()
+    asked_at: datetime | None = _utc_column(nullable=True)
+    finished_at: datetime | None = _utc_column(nullable=True, index=True)
+
+
+class Answer(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("attempt_id", "question_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    attempt_id: int = Field(foreign_key="attempt.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    question_id: int = Field(foreign_key="question.id", index=True)
+    chosen: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    is_correct: bool
+    seconds_taken: float = 0.0
+    answered_at: datetime = _utc_column()
+
+
+class PointsEntry(SQLModel, table=True):
+    """The points ledger. Totals are sums; corrections and penalties are entries too."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    branch_id: int = Field(foreign_key="branch.id", index=True)
+    amount: int
+    kind: str = Field(default="earn", max_length=20)  # earn / correction / penalty
+    reason: str = Field(max_length=100)  # e.g. "monthly:2026-11"
+    month: str = Field(max_length=7, index=True)
+    created_at: datetime = _utc_column()
+
+
+class ProcessedMessage(SQLModel, table=True):
+    """A message key seen once, with the reply that was given to it."""
+
+    key: str = Field(primary_key=True, max_length=200)
+    channel: str = Field(max_length=20)
+    reply: str = ""
+    created_at: datetime = _utc_column(index=True)
+
+
+class Dialog(SQLModel, table=True):
+    """A conversation waiting for the sender's next message (e.g. the current question)."""
+
+    sender: str = Field(primary_key=True, max_length=100)  # "channel:user id"
+    kind: str = Field(max_length=30)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    expires_at: datetime | None = _utc_column(nullable=True)
+    updated_at: datetime = _utc_column()
+
+
+class BindAttempt(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    openid: str = Field(index=True, max_length=64)
+    ok: bool
+    at: datetime = _utc_column(index=True)

@@ -1,0 +1,87 @@
+"""Who is writing: binding a WeChat account to the roster, following and unfollowing."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from bot.router import NOT_BOUND, Context
+from bot.store import BindAttempt, Branch, Member
+
+MAX_FAILED_BINDS = 5
+LOCKOUT = timedelta(hours=1)
+BIND_USAGE = "绑定格式：绑定 姓名 手机号后四位，例如「绑定 张三 1234」。"
+
+
+def _branch_name(ctx: Context, member: Member) -> str:
+    branch = ctx.db.get(Branch, member.branch_id)
+    return branch.name if branch else ""
+
+
+def bind(ctx: Context) -> str:
+    if ctx.inbound.channel != "wechat":
+        if ctx.member:
+            return f"您已通过企业微信账号识别为{ctx.member.name}同志，无需绑定。"
+        return "名册中没有您的企业微信账号，请联系支部书记在名册中补充「企业微信账号」。"
+    if ctx.member:
+        return f"您已绑定为{_branch_name(ctx, ctx.member)}的{ctx.member.name}同志，无需重复绑定。"
+    parts = ctx.args.split()
+    if len(parts) != 2 or not re.fullmatch(r"\d{4}", parts[1]):
+        return BIND_USAGE
+    name, digits = parts
+    openid = ctx.inbound.sender
+    failures = _recent_failures(ctx, openid)
+    if failures >= MAX_FAILED_BINDS:
+        return "绑定尝试次数过多，请 1 小时后再试，或联系支部书记协助绑定。"
+    candidates = ctx.db.exec(select(Member).where(Member.name == name)).all()
+    matching = [m for m in candidates if m.phone.endswith(digits)]
+    if not matching:
+        ctx.db.add(BindAttempt(openid=openid, ok=False, at=ctx.now))
+        left = MAX_FAILED_BINDS - failures - 1
+        tail = f"还可尝试 {left} 次。" if left else "尝试次数已用完，请 1 小时后再试。"
+        if not candidates:
+            return f"支部名册中没有「{name}」。请核对姓名是否与名册一致，或联系支部书记。{tail}"
+        return f"手机号后四位与名册不符，请核对后重试。{tail}"
+    if len(matching) > 1:
+        return f"名册中有多位「{name}」且手机号后四位相同，请联系支部书记协助绑定。"
+    member = matching[0]
+    if member.openid and member.openid != openid:
+        return f"「{name}」已绑定其他微信。如需更换微信，请联系支部书记解除原绑定。"
+    member.openid, member.bound_at, member.subscribed = openid, ctx.now, True
+    ctx.db.add(member)
+    ctx.db.add(BindAttempt(openid=openid, ok=True, at=ctx.now))
+    return (
+        f"绑定成功！欢迎{_branch_name(ctx, member)}的{member.name}同志。\n"
+        "发送「答题」参加本月党史党纪知识测试，发送「帮助」查看全部功能。"
+    )
+
+
+def _recent_failures(ctx: Context, openid: str) -> int:
+    since = ctx.now - LOCKOUT
+    return ctx.db.exec(
+        select(func.count(BindAttempt.id)).where(
+            BindAttempt.openid == openid, BindAttempt.ok == False, BindAttempt.at > since  # noqa: E712
+        )
+    ).one()
+
+
+def welcome(ctx: Context) -> str:
+    if ctx.member:
+        ctx.member.subscribed = True
+        ctx.db.add(ctx.member)
+        return f"欢迎回来，{ctx.member.name}同志！发送「答题」参加本月测试，发送「帮助」查看全部功能。"
+    return "欢迎关注党支部学习助手！\n" + NOT_BOUND + "\n绑定后即可参加每月党史党纪知识测试、查看积分和排行榜。"
+
+
+def unsubscribe(ctx: Context) -> str:
+    if ctx.member:
+        ctx.member.subscribed = False
+        ctx.db.add(ctx.member)
+    return ""
+
+
+def unsupported(ctx: Context) -> str:
+    return "暂时只能识别文字消息哦。请发送文字指令，例如「答题」「积分」；发送「帮助」查看全部功能。"

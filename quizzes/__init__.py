@@ -1,0 +1,1 @@
+"""The question bank, its loader and validator, paper assembly and scoring."""

@@ -1,0 +1,210 @@
+"""Question files (CSV or XLSX) in the DESIGN.md format: validate all, import all or nothing.
+
+Columns: 题型, 题干, 选项A..选项F, 答案, 解析, 分类, 来源, 难度.
+Options get stable ids by letter (A → "o1" ... F → "o6"; 判断 uses "t"/"f"), so the
+answer key never depends on the order options are shown in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from bot.store import Question
+from bot.tabular import RowError, Table, cell_text, read_table
+
+LETTERS = "ABCDEF"
+OPTION_HEADERS = [f"选项{letter}" for letter in LETTERS]
+REQUIRED = ["题型", "题干", "答案", "解析", "分类", "来源"]
+KINDS = {"单选": "单选", "单选题": "单选", "多选": "多选", "多选题": "多选", "判断": "判断", "判断题": "判断"}
+TRUE_WORDS = {"对", "正确", "√", "T", "TRUE", "是"}
+FALSE_WORDS = {"错", "错误", "×", "F", "FALSE", "否"}
+DIFFICULTY_WORDS = {"易": 1, "中": 2, "难": 3}
+TRUE_FALSE_OPTIONS = [{"id": "t", "text": "对"}, {"id": "f", "text": "错"}]
+BUNDLED_DIR = Path(__file__).parent / "bank"
+
+
+def option_id(letter: str) -> str:
+    return f"o{LETTERS.index(letter) + 1}"
+
+
+def stem_key(stem: str) -> str:
+    """Identity of a question: its stem without punctuation, spacing or width differences."""
+    folded = unicodedata.normalize("NFKC", stem).lower()
+    folded = re.sub(r"[\s\W_]+", "", folded)
+    return hashlib.sha256(folded.encode()).hexdigest()[:32]
+
+
+@dataclass
+class QuestionData:
+    row: int
+    kind: str
+    stem: str
+    options: list[dict[str, str]]
+    answer: list[str]
+    explanation: str
+    category: str
+    source: str
+    difficulty: int
+
+    @property
+    def key(self) -> str:
+        return stem_key(self.stem)
+
+
+@dataclass
+class Checked:
+    questions: list[QuestionData] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def parse_answer_letters(text: str) -> list[str]:
+    """'ACD', 'A,C,D', 'a、c d' → ['A', 'C', 'D']; anything else → [] (with the rest kept)."""
+    cleaned = re.sub(r"[\s,，、;；/]+", "", unicodedata.normalize("NFKC", text)).upper()
+    return list(cleaned)
+
+
+def check_table(table: Table) -> Checked:
+    result = Checked()
+    seen: dict[str, int] = {}
+    for number, row in table.rows:
+        errors_before = len(result.errors)
+        question = _check_row(table, number, row, result.errors)
+        if question is None or len(result.errors) > errors_before:
+            continue
+        if question.key in seen:
+            result.errors.append(table.error(number, "题干", f"与第 {seen[question.key]} 行的题干重复"))
+            continue
+        seen[question.key] = number
+        result.questions.append(question)
+    return result
+
+
+def _check_row(table: Table, number: int, row: dict, errors: list[RowError]) -> QuestionData | None:
+    def text(header: str) -> str:
+        return cell_text(row.get(header))
+
+    def fail(header: str, message: str) -> None:
+        errors.append(table.error(number, header, message))
+
+    kind = KINDS.get(text("题型").replace(" ", ""))
+    if kind is None:
+        fail("题型", f"「{text('题型')}」不是有效题型，应为 单选、多选 或 判断")
+    stem = text("题干")
+    if not stem:
+        fail("题干", "题干不能为空")
+    elif len(stem) > 500:
+        fail("题干", f"题干过长（{len(stem)} 字），请控制在 500 字以内")
+    for header in ("解析", "来源", "分类"):
+        if not text(header):
+            fail(header, f"{header}不能为空")
+    difficulty = 2
+    raw_difficulty = text("难度")
+    if raw_difficulty:
+        difficulty = DIFFICULTY_WORDS.get(raw_difficulty, 0) or (int(raw_difficulty) if raw_difficulty.isdigit() else 0)
+        if difficulty not in (1, 2, 3):
+            fail("难度", f"「{raw_difficulty}」不是有效难度，应为 1、2、3（或 易、中、难）")
+    raw_answer = text("答案")
+    options: list[dict[str, str]] = []
+    answer: list[str] = []
+    if kind == "判断":
+        filled = [h for h in OPTION_HEADERS if text(h)]
+        if filled:
+            fail(filled[0], "判断题不需要填写选项，请留空")
+        word = raw_answer.upper()
+        if word in TRUE_WORDS:
+            answer = ["t"]
+        elif word in FALSE_WORDS:
+            answer = ["f"]
+        else:
+            fail("答案", f"判断题的答案应为 对 或 错，现为「{raw_answer}」")
+        options = list(TRUE_FALSE_OPTIONS)
+    elif kind in ("单选", "多选"):
+        last_filled = max((i for i, h in enumerate(OPTION_HEADERS) if text(h)), default=-1)
+        texts: dict[str, str] = {}
+        for i in range(last_filled + 1):
+            header, letter = OPTION_HEADERS[i], LETTERS[i]
+            value = text(header)
+            if not value:
+                fail(header, f"选项{letter}为空，但后面还有选项；选项须从 A 起连续填写")
+                continue
+            if value in texts.values():
+                fail(header, f"选项{letter}与前面的选项内容相同")
+            texts[letter] = value
+            options.append({"id": option_id(letter), "text": value})
+        minimum = 2 if kind == "单选" else 3
+        if last_filled + 1 < minimum:
+            fail(OPTION_HEADERS[min(last_filled + 1, 5)], f"{kind}题至少需要 {minimum} 个选项")
+        letters = parse_answer_letters(raw_answer)
+        if not raw_answer:
+            fail("答案", "答案不能为空")
+        elif any(ch not in LETTERS for ch in letters):
+            fail("答案", f"答案「{raw_answer}」应为选项字母，如 B 或 ACD")
+        elif len(set(letters)) != len(letters):
+            fail("答案", f"答案「{raw_answer}」中有重复字母")
+        elif missing := [ch for ch in letters if ch not in texts]:
+            fail("答案", f"答案中的 {''.join(missing)} 没有对应的选项（已填选项 A-{LETTERS[max(last_filled, 0)]}）")
+        elif kind == "单选" and len(letters) != 1:
+            fail("答案", f"单选题只能有一个答案，现为「{raw_answer}」")
+        elif kind == "多选" and len(letters) < 2:
+            fail("答案", "多选题至少需要两个正确选项；只有一个正确答案请改为单选题")
+        else:
+            answer = [option_id(ch) for ch in sorted(letters)]
+    if kind is None:
+        return None
+    return QuestionData(number, kind, stem, options, answer, text("解析"), text("分类"), text("来源"), difficulty)
+
+
+def check_file(path: str | Path) -> Checked:
+    """Read and validate a question file; FileProblem if it cannot be read at all."""
+    return check_table(read_table(path, REQUIRED))
+
+
+@dataclass
+class ImportResult:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+Progress = Callable[[int, int], None]
+
+
+def import_questions(db: Session, questions: list[QuestionData], progress: Progress | None = None) -> ImportResult:
+    """Upsert by stem: a corrected question keeps its id (and its statistics)."""
+    result = ImportResult()
+    existing = {q.stem_key: q for q in db.exec(select(Question)).all()}
+    for index, data in enumerate(questions, start=1):
+        values = dict(kind=data.kind, stem=data.stem, options=data.options, answer=data.answer,
+                      explanation=data.explanation, category=data.category, source=data.source,
+                      difficulty=data.difficulty, active=True)
+        current = existing.get(data.key)
+        if current is None:
+            question = Question(stem_key=data.key, **values)
+            db.add(question)
+            existing[data.key] = question
+            result.added += 1
+        elif any(getattr(current, k) != v for k, v in values.items()):
+            for name, value in values.items():
+                setattr(current, name, value)
+            db.add(current)
+            result.updated += 1
+        else:
+            result.unchanged += 1
+        if progress:
+            progress(index, len(questions))
+    return result
+
+
+def bundled_files() -> list[Path]:
+    return sorted(BUNDLED_DIR.glob("*.csv"))

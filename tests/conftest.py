@@ -1,0 +1,227 @@
+"""Shared fixtures: a configured app on a temp database, and WeChat/WeCom clients that
+sign (and encrypt) requests the way the platforms do, using wechatpy."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import random
+import re
+import string
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlmodel import select
+from starlette.testclient import TestClient
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
+
+from bot.app import create_app
+from bot.config import Config, load_config
+from bot.roster import check_file as check_roster, import_members
+from bot.store import Question, Store, create_store
+from quizzes.bank import LETTERS, bundled_files, check_file as check_questions, import_questions
+
+DATA = Path(__file__).parent / "data"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+TOKEN = "testtoken123"
+APP_ID = "wx1234567890abcdef"
+CORP_ID = "ww0123456789abcdef"
+
+
+def random_aes_key() -> str:
+    return "".join(random.choice(string.ascii_letters + string.digits) for _ in range(43))
+
+
+class FakeClock:
+    """The app's clock, moved by tests (time is UTC inside, shown in Shanghai)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+    def set_local(self, *args: int) -> None:
+        self.now = datetime(*args, tzinfo=SHANGHAI).astimezone(timezone.utc)
+
+
+def make_config(tmp_path: Path, **env: str) -> Config:
+    environ = {"BRANCHBOT__DATABASE__URL": f"sqlite:///{tmp_path / 'test.db'}",
+               "BRANCHBOT__WECHAT__TOKEN": TOKEN, "BRANCHBOT__WECHAT__APP_ID": APP_ID}
+    environ.update(env)
+    return load_config(None, environ)
+
+
+def load_bank(store: Store, path: Path | None = None) -> None:
+    files = [path] if path else bundled_files()
+    with store.session() as db:
+        for file in files:
+            checked = check_questions(file)
+            assert checked.ok, checked.errors[:3]
+            import_questions(db, checked.questions)
+
+
+def load_roster(store: Store, path: Path = DATA / "roster.csv") -> None:
+    checked = check_roster(path, datetime(2030, 1, 1).date())
+    assert not checked.errors, checked.errors
+    with store.session() as db:
+        result = import_members(db, checked.members, path.name)
+        assert not result.conflicts
+
+
+@dataclass
+class Env:
+    config: Config
+    store: Store
+    clock: FakeClock
+    client: TestClient
+    aes_key: str = ""
+    msg_ids: Any = field(default_factory=lambda: itertools.count(10_000_000_001))
+
+    def wechat(self, openid: str, mode: str | None = None) -> "WechatUser":
+        return WechatUser(self, openid, mode or self.config.wechat.mode)
+
+    def count(self, model: Any) -> int:
+        with self.store.session() as db:
+            return len(db.exec(select(model)).all())
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    c = FakeClock(datetime(2026, 11, 10, 9, 0, tzinfo=SHANGHAI).astimezone(timezone.utc))
+    return c
+
+
+def build_env(tmp_path: Path, clock: FakeClock, bank: Path | None = DATA / "questions.csv", **env: str) -> Env:
+    config = make_config(tmp_path, **env)
+    store = create_store(config.database.url)
+    store.create_all()
+    load_roster(store)
+    if bank is not None:
+        load_bank(store, bank)
+    app = create_app(config, store, clock)
+    return Env(config, store, clock, TestClient(app), config.wechat.encoding_aes_key)
+
+
+@pytest.fixture
+def env(tmp_path: Path, clock: FakeClock):
+    e = build_env(tmp_path, clock)
+    with e.client:
+        yield e
+    e.store.dispose()
+
+
+@pytest.fixture
+def safe_env(tmp_path: Path, clock: FakeClock):
+    e = build_env(tmp_path, clock, BRANCHBOT__WECHAT__MODE="safe", BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key())
+    with e.client:
+        yield e
+    e.store.dispose()
+
+
+def sha1_sorted(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def text_xml(openid: str, content: str, created: int, msg_id: int) -> str:
+    return (f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{content.replace(']]>', ']]]]><![CDATA[>')}]]></Content><MsgId>{msg_id}</MsgId></xml>")
+
+
+def event_xml(openid: str, event: str, created: int, key: str = "") -> str:
+    extra = f"<EventKey><![CDATA[{key}]]></EventKey>" if key else ""
+    return (f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[{event}]]></Event>{extra}</xml>")
+
+
+@dataclass
+class Signed:
+    query: str
+    body: str
+
+    @property
+    def url(self) -> str:
+        return f"/wechat?{self.query}"
+
+
+@dataclass
+class WechatUser:
+    env: Env
+    openid: str
+    mode: str
+
+    def sign(self, xml: str, timestamp: int | None = None, nonce: str = "4812") -> Signed:
+        ts = str(int(self.env.clock().timestamp()) if timestamp is None else timestamp)
+        params = {"signature": sha1_sorted(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce, "openid": self.openid}
+        if self.mode == "plain":
+            return Signed(urlencode(params), xml)
+        crypto = WeChatCrypto(TOKEN, self.env.aes_key, APP_ID)
+        envelope = crypto.encrypt_message(xml, nonce, ts)
+        encrypted = re.search(r"<Encrypt><!\[CDATA\[(.*?)\]\]></Encrypt>", envelope).group(1)
+        params.update(encrypt_type="aes", msg_signature=sha1_sorted(TOKEN, ts, nonce, encrypted))
+        return Signed(urlencode(params), envelope)
+
+    def text_request(self, content: str, msg_id: int | None = None) -> Signed:
+        created = int(self.env.clock().timestamp())
+        return self.sign(text_xml(self.openid, content, created, msg_id or next(self.env.msg_ids)))
+
+    def post(self, signed: Signed) -> Any:
+        return self.env.client.post(signed.url, content=signed.body.encode(), headers={"Content-Type": "text/xml"})
+
+    def reply_text(self, body: str) -> str:
+        if body in ("success", ""):
+            return ""
+        if self.mode != "plain" and "<Encrypt>" in body:
+            crypto = WeChatCrypto(TOKEN, self.env.aes_key, APP_ID)
+            sig = re.search(r"<MsgSignature><!\[CDATA\[(.*?)\]\]>", body).group(1)
+            ts = re.search(r"<TimeStamp>(\d+)</TimeStamp>", body).group(1)
+            nonce = re.search(r"<Nonce><!\[CDATA\[(.*?)\]\]>", body).group(1)
+            body = crypto.decrypt_message(body, sig, ts, nonce)
+        import xmltodict
+
+        return xmltodict.parse(body)["xml"].get("Content") or ""
+
+    def say(self, content: str) -> str:
+        response = self.post(self.text_request(content))
+        assert response.status_code == 200, response.text
+        return self.reply_text(response.text)
+
+    def event(self, event: str, key: str = "") -> str:
+        created = int(self.env.clock().timestamp())
+        response = self.post(self.sign(event_xml(self.openid, event, created, key)))
+        assert response.status_code == 200, response.text
+        return self.reply_text(response.text)
+
+
+def correct_letters(store: Store, reply: str) -> str:
+    """Read the question shown at the end of a reply and work out the right letters
+    from the store's answer key (by option text, since letters are shuffled)."""
+    block = reply.split("\n\n")[-1]
+    lines = block.splitlines()
+    header = next(i for i, line in enumerate(lines) if re.match(r"第 \d+/\d+ 题", line))
+    stem = lines[header + 1]
+    with store.session() as db:
+        question = db.exec(select(Question).where(Question.stem == stem)).one()
+    texts = {o["id"]: o["text"] for o in question.options}
+    if question.kind == "判断":
+        return texts[question.answer[0]]
+    shown = {m.group(2): m.group(1) for m in (re.match(r"([A-F])\. (.*)", l) for l in lines) if m}
+    return "".join(sorted(shown[texts[oid]] for oid in question.answer))
+
+
+def wrong_letters(store: Store, reply: str) -> str:
+    right = correct_letters(store, reply)
+    if right in ("对", "错"):
+        return "错" if right == "对" else "对"
+    return next(ch for ch in LETTERS[:4] if ch not in right)

@@ -21,7 +21,7 @@ from bot.store import Branch, Member, Store, create_store
 from bot.tabular import FileProblem
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 DEMO_ROSTER = Path(__file__).parent / "demo" / "roster.csv"
 
 

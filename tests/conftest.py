@@ -3,6 +3,10 @@ sign (and encrypt) requests the way the platforms do, using wechatpy."""
 
 from __future__ import annotations
 
+import os
+
+os.environ["COLUMNS"] = "200"  # keep rich tables and errors on one line in captured output
+
 import hashlib
 import itertools
 import random
@@ -58,7 +62,9 @@ def make_config(tmp_path: Path, **env: str) -> Config:
     environ = {"BRANCHBOT__DATABASE__URL": f"sqlite:///{tmp_path / 'test.db'}",
                "BRANCHBOT__WECHAT__TOKEN": TOKEN, "BRANCHBOT__WECHAT__APP_ID": APP_ID}
     environ.update(env)
-    return load_config(None, environ)
+    empty = tmp_path / "empty-config.toml"  # never the repository's own config.toml
+    empty.write_text("", encoding="utf-8")
+    return load_config(empty, environ)
 
 
 def load_bank(store: Store, path: Path | None = None) -> None:

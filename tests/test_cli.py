@@ -1,0 +1,203 @@
+"""The branchbot CLI: init, imports (all or nothing, errors by row and column), lists, chat, doctor."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+from sqlmodel import select
+
+from bot.cli import main
+from bot.store import Member, Question, create_store
+from tests.conftest import DATA
+
+HEADER = ["题型", "题干", "选项A", "选项B", "选项C", "选项D", "选项E", "选项F", "答案", "解析", "分类", "来源", "难度"]
+
+
+@pytest.fixture
+def cfg(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text('[database]\nurl = "sqlite:///cli.db"\n[quiz]\nquestions_per_paper = 3\n', encoding="utf-8")
+    for name in list(__import__("os").environ):
+        if name.startswith("BRANCHBOT__"):
+            monkeypatch.delenv(name)
+    return path
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def questions_in(cfg: Path) -> int:
+    store = create_store(f"sqlite:///{cfg.parent / 'cli.db'}")
+    with store.session() as db:
+        return len(db.exec(select(Question)).all())
+
+
+def write_csv(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([HEADER, *rows])
+    return path
+
+
+def test_init_demo_loads_bank_and_marked_roster(cfg, capsys):
+    code, out, _ = run(capsys, "init", "--demo", "--config", str(cfg))
+    assert code == 0 and "演示名册" in out
+    assert questions_in(cfg) >= 60
+    code, out, _ = run(capsys, "members", "list", "--config", str(cfg))
+    assert code == 0 and "[演示]" in out and "演示第一党支部" in out
+    # Running init again upgrades in place and duplicates nothing.
+    before = questions_in(cfg)
+    assert run(capsys, "init", "--demo", "--config", str(cfg))[0] == 0
+    assert questions_in(cfg) == before
+
+
+def test_commands_before_init_say_what_to_run(cfg, capsys):
+    code, _, err = run(capsys, "members", "list", "--config", str(cfg))
+    assert code == 2 and "branchbot init" in err
+
+
+def test_bad_question_file_reports_row_and_column_and_imports_nothing(cfg, tmp_path, capsys):
+    run(capsys, "init", "--config", str(cfg))
+    before = questions_in(cfg)
+    bad = write_csv(tmp_path / "bad.csv", [
+        ["单选", "一道正确的新题目？", "甲", "乙", "丙", "丁", "", "", "B", "解析", "党史", "来源", "1"],
+        ["单选", "答案越界的题？", "甲", "乙", "丙", "丁", "", "", "E", "解析", "党史", "来源", "1"],
+        ["多选", "多选只有一个答案？", "甲", "乙", "丙", "", "", "", "A", "解析", "党史", "来源", "2"],
+        ["判断", "判断题答案不对？", "", "", "", "", "", "", "是的", "解析", "党史", "来源", "1"],
+        ["问答", "未知题型？", "", "", "", "", "", "", "A", "解析", "党史", "来源", "1"],
+        ["单选", "缺来源的题？", "甲", "乙", "", "", "", "", "A", "解析", "党史", "", "5"],
+        ["单选", "一道正确的新题目？", "甲", "乙", "丙", "丁", "", "", "B", "解析", "党史", "来源", "1"],
+    ])
+    code, _, err = run(capsys, "quiz", "import", str(bad), "--config", str(cfg))
+    assert code == 1
+    assert "bad.csv 第 3 行 I 列「答案」：答案中的 E 没有对应的选项" in err
+    assert "bad.csv 第 4 行 I 列「答案」：多选题至少需要两个正确选项" in err
+    assert "bad.csv 第 5 行 I 列「答案」：判断题的答案应为 对 或 错" in err
+    assert "bad.csv 第 6 行 A 列「题型」" in err
+    assert "bad.csv 第 7 行 L 列「来源」：来源不能为空" in err
+    assert "bad.csv 第 7 行 M 列「难度」" in err
+    assert "bad.csv 第 8 行 B 列「题干」：与第 2 行的题干重复" in err
+    assert "未导入任何内容" in err
+    assert questions_in(cfg) == before
+
+
+def test_missing_header_is_reported(cfg, tmp_path, capsys):
+    run(capsys, "init", "--config", str(cfg))
+    path = tmp_path / "noheader.csv"
+    path.write_text("题干,答案\n什么？,A\n", encoding="utf-8")
+    code, _, err = run(capsys, "quiz", "validate", str(path), "--config", str(cfg))
+    assert code == 2 and "第 1 行：缺少表头「题型」" in err
+
+
+def test_xlsx_question_import_and_validate(cfg, tmp_path, capsys):
+    run(capsys, "init", "--config", str(cfg))
+    before = questions_in(cfg)
+    book = Workbook()
+    sheet = book.active
+    sheet.append(HEADER)
+    sheet.append(["单选", "XLSX 导入的单选题？", "甲", "乙", "丙", None, None, None, "C", "解析", "党章", "来源", 2])
+    sheet.append(["判断", "XLSX 导入的判断题。", None, None, None, None, None, None, "错", "解析", "党纪", "来源", 1])
+    path = tmp_path / "bank.xlsx"
+    book.save(path)
+    code, out, _ = run(capsys, "quiz", "validate", str(path), "--config", str(cfg))
+    assert code == 0 and "2 题全部有效" in out
+    assert questions_in(cfg) == before  # validate imports nothing
+    code, out, _ = run(capsys, "quiz", "import", str(path), "--config", str(cfg))
+    assert code == 0 and "新增 2 题" in out
+    assert questions_in(cfg) == before + 2
+    code, out, _ = run(capsys, "quiz", "import", str(path), "--config", str(cfg))
+    assert "无变化 2 题" in out
+
+
+def test_bad_roster_reports_row_and_column_and_imports_nothing(cfg, tmp_path, capsys):
+    run(capsys, "init", "--config", str(cfg))
+    path = tmp_path / "roster.xlsx"
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["姓名", "手机号", "支部", "入党日期", "角色"])
+    sheet.append(["甲", "13900000001", "一支部", date(2001, 7, 1), "党员"])
+    sheet.append(["乙", "1390000", "一支部", "2001-07-01", "党员"])
+    sheet.append(["丙", "13900000003", "一支部", "2001-13-01", "队长"])
+    sheet.append(["丁", "13900000001", "", "2001-07-01", "书记"])
+    book.save(path)
+    code, _, err = run(capsys, "members", "import", str(path), "--config", str(cfg))
+    assert code == 1
+    assert "roster.xlsx 第 3 行 B 列「手机号」" in err
+    assert "roster.xlsx 第 4 行 D 列「入党日期」" in err
+    assert "roster.xlsx 第 4 行 E 列「角色」" in err
+    assert "roster.xlsx 第 5 行 C 列「支部」" in err
+    assert "roster.xlsx 第 5 行 B 列「手机号」：与第 2 行重复" in err
+    store = create_store(f"sqlite:///{cfg.parent / 'cli.db'}")
+    with store.session() as db:
+        assert db.exec(select(Member)).all() == []
+
+
+def test_roster_reimport_updates_by_phone(cfg, tmp_path, capsys):
+    run(capsys, "init", "--config", str(cfg))
+    assert run(capsys, "members", "import", str(DATA / "roster.csv"), "--config", str(cfg))[0] == 0
+    changed = tmp_path / "roster2.csv"
+    text = (DATA / "roster.csv").read_text(encoding="utf-8").replace("李明,13900000002,第一党支部", "李明,13900000002,第二党支部")
+    changed.write_text(text + "新同志,13700000000,第二党支部,2024-07-01,党员,,\n", encoding="utf-8")
+    code, out, _ = run(capsys, "members", "import", str(changed), "--config", str(cfg))
+    assert code == 0 and "新增 1 人，更新 1 人，无变化 10 人" in out
+
+
+def test_chat_as_member_goes_through_the_router(cfg, capsys, monkeypatch):
+    run(capsys, "init", "--demo", "--config", str(cfg))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("积分\n答题\n退出\n"))
+    code, out, _ = run(capsys, "chat", "--as", "李红梅", "--config", str(cfg))
+    assert code == 0
+    assert "李红梅同志的积分" in out and "第 1/3 题" in out
+    code, _, err = run(capsys, "chat", "--as", "查无此人", "--config", str(cfg))
+    assert code == 2 and "名册中没有" in err
+
+
+def test_leaderboard_cli(cfg, capsys, monkeypatch):
+    run(capsys, "init", "--demo", "--config", str(cfg))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("答题\n" + "A\nAB\n" * 6))
+    run(capsys, "chat", "--as", "李红梅", "--config", str(cfg))
+    code, out, _ = run(capsys, "leaderboard", "--config", str(cfg))
+    assert code == 0 and "李红梅" in out
+    code, out, _ = run(capsys, "leaderboard", "--scope", "branches", "--config", str(cfg))
+    assert code == 0 and "演示第一党支部" in out and "20%" in out
+
+
+def test_doctor_masks_secrets_and_checks(cfg, capsys, monkeypatch):
+    run(capsys, "init", "--config", str(cfg))
+    monkeypatch.setenv("BRANCHBOT__WECHAT__TOKEN", "supersecrettoken")
+    monkeypatch.setenv("BRANCHBOT__WECHAT__APP_SECRET", "0123456789abcdef0123456789abcdef")
+    code, out, _ = run(capsys, "doctor", "--config", str(cfg))
+    assert code == 0 and "检查通过" in out
+    assert "supersecrettoken" not in out and "0123456789abcdef0123456789abcdef" not in out
+    assert "su" in out and "******" in out
+
+
+def test_bad_config_value_is_refused_naming_the_key(cfg, capsys, monkeypatch):
+    monkeypatch.setenv("BRANCHBOT__WECHAT__MODE", "safe")
+    monkeypatch.setenv("BRANCHBOT__WECHAT__ENCODING_AES_KEY", "tooshort")
+    code, _, err = run(capsys, "doctor", "--config", str(cfg))
+    assert code == 2 and "wechat.encoding_aes_key" in err
+    monkeypatch.setenv("BRANCHBOT__SERVER__PORT", "99999")
+    code, _, err = run(capsys, "serve", "--config", str(cfg))
+    assert code == 2 and "server.port" in err
+
+
+def test_unknown_config_key_is_refused(cfg, capsys):
+    cfg.write_text(cfg.read_text(encoding="utf-8") + "[quiz.extra]\nfoo = 1\n", encoding="utf-8")
+    code, _, err = run(capsys, "doctor", "--config", str(cfg))
+    assert code == 2 and "quiz.extra" in err and "未知的配置项" in err
+
+
+def test_env_lists_are_json(tmp_path):
+    from bot.config import load_config
+
+    config = load_config(None, {"BRANCHBOT__QUIZ__CATEGORIES": '["党纪", "廉洁"]', "BRANCHBOT__QUIZ__QUESTIONS_PER_PAPER": "5"})
+    assert config.quiz.categories == ["党纪", "廉洁"] and config.quiz.questions_per_paper == 5

@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from wechatpy.crypto import WeChatCrypto
 
-from bot.channels.common import Refusal, signature, xml_fields
+from bot.channels.common import signature, xml_fields
 from bot.config import Config
 from bot.engine import Clock
 from bot.store import Branch, Member, Store
@@ -30,11 +30,14 @@ def simulated_openid(member: Member) -> str:
     return member.openid or f"sim-{member.id}"
 
 
-def build_request(config: Config, openid: str, now: int, text: str = "", event: str = "", msg_id: int | None = None) -> tuple[str, str]:
+def build_request(config: Config, openid: str, now: int, text: str = "", event: str = "", key: str = "",
+                  msg_id: int | None = None) -> tuple[str, str]:
     """(query string, body) exactly as WeChat would send them in the configured mode."""
     cfg = config.wechat
     if event:
-        inner = (f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>")
+        inner = f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>"
+        if key:
+            inner += f"<EventKey><![CDATA[{key}]]></EventKey>"
     else:
         safe_text = text.replace("]]>", "]]]]><![CDATA[>")
         inner = (f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{safe_text}]]></Content>"
@@ -83,20 +86,23 @@ def simulator_routes(config: Config, store: Store, clock: Clock) -> list[Route]:
     async def envelope(request: Request) -> Response:
         try:
             data = await request.json()
-            openid = str(data["openid"])[:64]
-            text = str(data.get("text", ""))[:2000]
-            event = str(data.get("event", ""))
+            openid, text = str(data["openid"]), str(data.get("text", ""))
+            event, key = str(data.get("event", "")), str(data.get("key", ""))
         except Exception:
-            return JSONResponse({"error": "需要 openid 和 text"}, status_code=400)
-        if event not in ("", "subscribe", "unsubscribe"):
-            return JSONResponse({"error": "不支持的事件"}, status_code=400)
-        query, body = build_request(config, openid, int(clock().timestamp()), text=text, event=event)
+            return JSONResponse({"error": "需要 openid，以及 text 或 event"}, status_code=400)
+        if not openid or len(openid) > 64:
+            return JSONResponse({"error": "openid 应为 1-64 个字符"}, status_code=400)
+        if bool(text) == bool(event):
+            return JSONResponse({"error": "text 和 event 须且只能提供一个"}, status_code=400)
+        if event not in ("", "subscribe", "unsubscribe", "CLICK"):
+            return JSONResponse({"error": "只支持 subscribe、unsubscribe、CLICK 事件"}, status_code=400)
+        query, body = build_request(config, openid, int(clock().timestamp()), text=text[:2000], event=event, key=key[:64])
         return JSONResponse({"url": f"/wechat?{query}", "body": body})
 
     async def open_endpoint(request: Request) -> Response:
         try:
             return JSONResponse({"text": open_reply(config, (await request.body()).decode())})
-        except (Refusal, Exception) as exc:
+        except Exception as exc:  # Refusal included: any unreadable reply
             return JSONResponse({"error": f"无法解析回复：{exc}"}, status_code=400)
 
     return [

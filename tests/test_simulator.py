@@ -31,3 +31,14 @@ def test_simulator_round_trip_through_the_webhook(tmp_path, clock, mode):
 def test_simulator_is_off_unless_enabled(env):
     assert env.client.get("/").status_code == 404
     assert env.client.post("/simulator/api/envelope", json={"openid": "x", "text": "帮助"}).status_code == 404
+
+
+def test_simulator_sends_menu_clicks_and_refuses_bad_input(tmp_path, clock):
+    env = build_env(tmp_path, clock, BRANCHBOT__SIMULATOR__ENABLED="true")
+    with env.client as client:
+        assert client.post("/simulator/api/envelope", json={"openid": "o-1"}).status_code == 400
+        assert client.post("/simulator/api/envelope", json={"openid": "o-1", "text": "帮助", "event": "subscribe"}).status_code == 400
+        assert client.post("/simulator/api/envelope", json={"openid": "o-1", "event": "VIEW"}).status_code == 400
+        req = client.post("/simulator/api/envelope", json={"openid": "o-1", "event": "CLICK", "key": "HELP"}).json()
+        response = client.post(req["url"], content=req["body"].encode())
+        assert "绑定" in client.post("/simulator/api/open", content=response.content).json()["text"]

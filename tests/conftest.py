@@ -58,8 +58,34 @@ class FakeClock:
         self.now = datetime(*args, tzinfo=SHANGHAI).astimezone(timezone.utc)
 
 
-def make_config(tmp_path: Path, **env: str) -> Config:
-    environ = {"BRANCHBOT__DATABASE__URL": f"sqlite:///{tmp_path / 'test.db'}",
+PG_URL = os.environ.get("BRANCHBOT_TEST_PG_URL", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path: Path):
+    """Each test runs on SQLite and, where BRANCHBOT_TEST_PG_URL is set, on PostgreSQL in
+    a schema of its own, so runs never interfere."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    if not PG_URL:
+        pytest.skip("PostgreSQL run skipped: set BRANCHBOT_TEST_PG_URL, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    from uuid import uuid4
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"t_{uuid4().hex[:16]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def make_config(tmp_path: Path, database_url: str | None = None, **env: str) -> Config:
+    environ = {"BRANCHBOT__DATABASE__URL": database_url or f"sqlite:///{tmp_path / 'test.db'}",
                "BRANCHBOT__WECHAT__TOKEN": TOKEN, "BRANCHBOT__WECHAT__APP_ID": APP_ID}
     environ.update(env)
     empty = tmp_path / "empty-config.toml"  # never the repository's own config.toml
@@ -107,8 +133,9 @@ def clock() -> FakeClock:
     return c
 
 
-def build_env(tmp_path: Path, clock: FakeClock, bank: Path | None = DATA / "questions.csv", **env: str) -> Env:
-    config = make_config(tmp_path, **env)
+def build_env(tmp_path: Path, clock: FakeClock, bank: Path | None = DATA / "questions.csv",
+              database_url: str | None = None, **env: str) -> Env:
+    config = make_config(tmp_path, database_url, **env)
     store = create_store(config.database.url)
     store.create_all()
     load_roster(store)
@@ -119,16 +146,16 @@ def build_env(tmp_path: Path, clock: FakeClock, bank: Path | None = DATA / "ques
 
 
 @pytest.fixture
-def env(tmp_path: Path, clock: FakeClock):
-    e = build_env(tmp_path, clock)
+def env(tmp_path: Path, clock: FakeClock, database_url: str):
+    e = build_env(tmp_path, clock, database_url=database_url)
     with e.client:
         yield e
     e.store.dispose()
 
 
 @pytest.fixture
-def safe_env(tmp_path: Path, clock: FakeClock):
-    e = build_env(tmp_path, clock, BRANCHBOT__WECHAT__MODE="safe", BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key())
+def safe_env(tmp_path: Path, clock: FakeClock, database_url: str):
+    e = build_env(tmp_path, clock, database_url=database_url, BRANCHBOT__WECHAT__MODE="safe", BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key())
     with e.client:
         yield e
     e.store.dispose()

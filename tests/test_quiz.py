@@ -140,7 +140,7 @@ def test_retried_deliveries_are_processed_once(env):
         assert db.exec(select(Attempt)).one().position == 1
 
 
-def test_concurrent_retries_wait_for_the_original(tmp_path, clock):
+def test_concurrent_retries_wait_for_the_original(tmp_path, clock, database_url):
     """Four deliveries in flight at once: one is processed, all get the same reply."""
     import asyncio
 
@@ -148,7 +148,7 @@ def test_concurrent_retries_wait_for_the_original(tmp_path, clock):
 
     from tests.conftest import build_env
 
-    env = build_env(tmp_path, clock)
+    env = build_env(tmp_path, clock, database_url=database_url)
     user = bound(env, "o-li", "李明", "0002")
     reply = user.say("答题")
     signed = user.text_request(correct_letters(env.store, reply))

@@ -16,9 +16,9 @@ WECOM_TOKEN = "wecomtoken42"
 
 
 @pytest.fixture
-def wecom_env(tmp_path, clock):
+def wecom_env(tmp_path, clock, database_url):
     key = random_aes_key()
-    env = build_env(tmp_path, clock, BRANCHBOT__WECOM__CORP_ID=CORP_ID, BRANCHBOT__WECOM__TOKEN=WECOM_TOKEN,
+    env = build_env(tmp_path, clock, database_url=database_url, BRANCHBOT__WECOM__CORP_ID=CORP_ID, BRANCHBOT__WECOM__TOKEN=WECOM_TOKEN,
                     BRANCHBOT__WECOM__ENCODING_AES_KEY=key, BRANCHBOT__WECOM__API_BASE="http://127.0.0.1:9/gov")
     env.aes_key = key
     with env.client:

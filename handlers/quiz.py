@@ -7,6 +7,8 @@ resumes across days, and there is one attempt per member per month.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -26,7 +28,7 @@ def _month_label(month: str) -> str:
     return f"{year}年{int(mon)}月"
 
 
-def ensure_paper(db: Session, branch_id: int, month: str, size: int, categories: list[str], now) -> Paper | None:
+def ensure_paper(db: Session, branch_id: int, month: str, size: int, categories: list[str], now: datetime) -> Paper | None:
     """The branch's paper for the month, assembled on first use."""
     paper = db.exec(select(Paper).where(Paper.branch_id == branch_id, Paper.month == month)).first()
     if paper is not None:

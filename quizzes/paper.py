@@ -16,12 +16,13 @@ class Candidate:
 def assemble(candidates: list[Candidate], size: int, categories: list[str], recent: set[int], seed: str) -> list[int]:
     """Pick ``size`` question ids, balanced across categories.
 
-    Only ``categories`` are drawn from when given (an empty list means all). Questions in
+    Only ``categories`` are drawn from when given (an empty list means all); "党史" also
+    selects its periods such as "党史·新民主主义革命时期". Questions in
     ``recent`` (the branch's last papers) are used only when fresh ones run out. The
     same seed gives the same paper, so a paper can be rebuilt and tested.
     """
     rng = random.Random(seed)
-    pool = [c for c in candidates if not categories or c.category in categories]
+    pool = [c for c in candidates if not categories or in_categories(c.category, categories)]
     fresh = [c for c in pool if c.id not in recent]
     stale = [c for c in pool if c.id in recent]
     chosen = _round_robin(fresh, size, rng)
@@ -29,6 +30,10 @@ def assemble(candidates: list[Candidate], size: int, categories: list[str], rece
         chosen += _round_robin(stale, size - len(chosen), rng)
     rng.shuffle(chosen)
     return chosen
+
+
+def in_categories(category: str, wanted: list[str]) -> bool:
+    return any(category == w or category.startswith(w + "·") for w in wanted)
 
 
 def _round_robin(candidates: list[Candidate], size: int, rng: random.Random) -> list[int]:

@@ -68,3 +68,8 @@ def test_paper_avoids_recent_questions_while_the_bank_allows():
 def test_paper_is_reproducible_from_its_seed():
     assert assemble(pool(8), 5, [], set(), "x") == assemble(pool(8), 5, [], set(), "x")
     assert assemble(pool(30), 5, [], set(), "x") != assemble(pool(30), 5, [], set(), "y")
+
+
+def test_a_parent_category_selects_its_subcategories():
+    candidates = [Candidate(1, "党史·新民主主义革命时期"), Candidate(2, "党史·新时代"), Candidate(3, "党纪"), Candidate(4, "党史学")]
+    assert sorted(assemble(candidates, 4, ["党史"], set(), "s")) == [1, 2]

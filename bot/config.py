@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "BRANCHBOT__"
-SECRET_KEYS = {"token", "encoding_aes_key", "app_secret", "secret"}
+SECRET_KEYS = {"token", "encoding_aes_key", "app_secret", "secret", "keys"}
 _AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9]{3,32}$")
 
@@ -71,6 +71,11 @@ class WechatConfig(_Section):
     mode: Literal["plain", "compatible", "safe"] = "plain"
     api_base: str = "https://api.weixin.qq.com"
     replay_window: int = Field(300, ge=0)
+    reply_budget_ms: int = Field(3000, ge=100, le=4500)
+    # Template message used when the 48-hour customer-service window is closed (verified
+    # service accounts only). fields maps a template key to one of: title, text, date.
+    template_id: str = ""
+    template_fields: dict[str, Literal["title", "text", "date", "branch"]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _aes_needed(self) -> "WechatConfig":
@@ -88,10 +93,30 @@ class WecomConfig(_Section):
     token: Token = ""
     encoding_aes_key: AesKey = ""
     api_base: str = "https://qyapi.weixin.qq.com"
+    card_url: str = ""  # where a textcard's 详情 button leads
 
     @property
     def enabled(self) -> bool:
         return bool(self.corp_id and self.token and self.encoding_aes_key)
+
+
+class OutboxConfig(_Section):
+    concurrency: int = Field(8, ge=1, le=64)
+    wechat_per_second: float = Field(20, gt=0)  # customer-service / template sends
+    wecom_per_second: float = Field(10, gt=0)  # message/send calls (each up to 1000 users)
+    robot_per_minute: int = Field(20, ge=1, le=20)  # per group robot, the platform's cap
+    lease_seconds: int = Field(60, ge=5)
+    max_attempts: int = Field(5, ge=1, le=20)
+    retry_base_seconds: float = Field(2.0, ge=0)
+    poll_seconds: float = Field(1.0, gt=0)
+    timeout_seconds: float = Field(10.0, gt=0)
+
+
+class RobotConfig(_Section):
+    """Group robots: branch name → webhook key (keep keys in the environment)."""
+
+    keys: dict[str, str] = Field(default_factory=dict)
+    api_base: str = "https://qyapi.weixin.qq.com"
 
 
 class QuizConfig(_Section):
@@ -111,6 +136,8 @@ class Config(_Section):
     wecom: WecomConfig = Field(default_factory=WecomConfig)
     quiz: QuizConfig = Field(default_factory=QuizConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    robots: RobotConfig = Field(default_factory=RobotConfig)
     timezone: str = "Asia/Shanghai"
 
     @field_validator("timezone")

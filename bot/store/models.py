@@ -161,3 +161,61 @@ class BindAttempt(SQLModel, table=True):
     openid: str = Field(index=True, max_length=64)
     ok: bool
     at: datetime = _utc_column(index=True)
+
+
+class Campaign(SQLModel, table=True):
+    """One push to many members: a broadcast, a job's reminder, or a slow reply."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=30, index=True)  # monthly_quiz, holiday, birthday, meeting, reply, ...
+    title: str = Field(default="", max_length=100)
+    text: str
+    branch_id: int | None = Field(default=None, foreign_key="branch.id", index=True)
+    created_by: int | None = Field(default=None, foreign_key="member.id")
+    job_run_id: int | None = Field(default=None, foreign_key="jobrun.id", index=True)
+    created_at: datetime = _utc_column()
+    finished_at: datetime | None = _utc_column(nullable=True)
+
+
+class Delivery(SQLModel, table=True):
+    """One member's copy of a campaign; the unique pair is what makes a push once-only.
+
+    status: pending → sending (claimed, with a lease) → sent | failed | skipped | inbox.
+    """
+
+    __table_args__ = (UniqueConstraint("campaign_id", "member_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    status: str = Field(default="pending", max_length=10, index=True)
+    via: str = Field(default="", max_length=20)  # wecom, wechat_kf, wechat_template, robot, inbox
+    attempts: int = 0
+    errcode: int | None = None
+    errmsg: str = Field(default="", max_length=300)
+    claim: str = Field(default="", max_length=40)
+    lease_until: datetime | None = _utc_column(nullable=True, index=True)
+    next_attempt_at: datetime | None = _utc_column(nullable=True)
+    updated_at: datetime | None = _utc_column(nullable=True)
+    read_at: datetime | None = _utc_column(nullable=True)  # for notices waiting in the inbox
+
+
+class AccessToken(SQLModel, table=True):
+    """A platform access token shared by every process (one row per app)."""
+
+    app: str = Field(primary_key=True, max_length=120)
+    token: str = Field(max_length=600)
+    expires_at: datetime = _utc_column()
+    refreshed_at: datetime = _utc_column()
+
+
+class JobRun(SQLModel, table=True):
+    """The store, not the scheduler's memory, decides whether a job already ran."""
+
+    __table_args__ = (UniqueConstraint("job", "scheduled_for"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=50)
+    scheduled_for: datetime = _utc_column()
+    started_at: datetime = _utc_column()
+    finished_at: datetime | None = _utc_column(nullable=True)
+    status: str = Field(default="running", max_length=10)  # running / done / failed
+    detail: str = ""

@@ -1,0 +1,232 @@
+"""Working off deliveries: claim, send, mark.
+
+A claim sets a delivery to ``sending`` with a lease. A worker that dies leaves its claims
+behind; once their lease has passed, any worker takes them over (attempts + 1). The one
+unavoidable gap is between WeChat accepting a message and our marking it sent: a crash
+exactly there re-sends that message after the lease. WeCom's duplicate check suppresses
+such a re-send; on the Official Account the member may see it twice (see README).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import httpx
+from sqlalchemy import and_, func, insert, or_, update
+from sqlmodel import Session, select
+
+from bot.config import Config
+from bot.outbox.senders import GroupRobot, OfficialAccount, Outcome, Outgoing, RateLimiter, WECOM_BATCH, WecomApp
+from bot.outbox.tokens import TokenStore
+from bot.store import Branch, Member, Store
+from bot.store.models import Campaign, Delivery
+
+log = logging.getLogger("branchbot.outbox")
+FINAL = ("sent", "failed", "skipped", "inbox")
+CLAIM_BATCH = 2000
+
+
+def create_campaign(db: Session, *, kind: str, text: str, member_ids: Iterable[int], now: datetime, title: str = "",
+                    branch_id: int | None = None, created_by: int | None = None, job_run_id: int | None = None) -> Campaign:
+    """A campaign and one pending delivery per member (duplicates in the list are ignored)."""
+    campaign = Campaign(kind=kind, title=title, text=text, branch_id=branch_id, created_by=created_by,
+                        job_run_id=job_run_id, created_at=now)
+    db.add(campaign)
+    db.flush()
+    unique = sorted(set(member_ids))
+    if unique:
+        db.execute(insert(Delivery), [{"campaign_id": campaign.id, "member_id": m, "status": "pending", "updated_at": now}
+                                      for m in unique])
+    if not unique:
+        campaign.finished_at = now
+    return campaign
+
+
+@dataclass
+class Claimed:
+    delivery: Delivery
+    member: Member
+    campaign: Campaign
+    branch: str
+
+
+class OutboxWorker:
+    def __init__(self, store: Store, config: Config, clock=lambda: datetime.now(timezone.utc)) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        cfg = config.outbox
+        timeout = httpx.Timeout(cfg.timeout_seconds)
+        limits = httpx.Limits(max_connections=cfg.concurrency * 2, max_keepalive_connections=cfg.concurrency * 2)
+        tokens = TokenStore(store, clock)
+        self._clients = [
+            httpx.Client(base_url=config.wechat.api_base, timeout=timeout, limits=limits),
+            httpx.Client(base_url=config.wecom.api_base, timeout=timeout, limits=limits),
+            httpx.Client(base_url=config.robots.api_base, timeout=timeout, limits=limits),
+        ]
+        self.wechat = OfficialAccount(config.wechat, self._clients[0], tokens, RateLimiter(cfg.wechat_per_second), cfg.retry_base_seconds / 4)
+        self.wecom = WecomApp(config.wecom, self._clients[1], tokens, RateLimiter(cfg.wecom_per_second), cfg.retry_base_seconds / 4)
+        self.robot = GroupRobot(config.robots, self._clients[2], cfg.robot_per_minute)
+        self.pool = ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="outbox")
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Work in the background (the serving process); unfinished campaigns resume."""
+        self._thread = threading.Thread(target=self._loop, name="outbox-worker", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+        self.pool.shutdown(wait=True)
+        for client in self._clients:
+            client.close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:
+                log.exception("outbox pass failed")
+                busy = 0
+            if not busy:
+                self._wake.wait(self.config.outbox.poll_seconds)
+                self._wake.clear()
+
+    def drain(self, max_seconds: float = 600) -> None:
+        """Work until nothing is left that could still be sent (for CLI and tests)."""
+        deadline = self.clock() + timedelta(seconds=max_seconds)
+        while self.clock() < deadline:
+            if self.run_once():
+                continue
+            if not self._unfinished():
+                return
+            self._stop.wait(min(self.config.outbox.poll_seconds, 0.2))
+
+    # ------------------------------------------------------------------ one pass
+
+    def run_once(self) -> int:
+        claimed = self._claim()
+        if not claimed:
+            self._close_finished_campaigns()
+            return 0
+        by_route: dict[str, list[Claimed]] = defaultdict(list)
+        for item in claimed:
+            by_route[self._route(item)].append(item)
+        skipped = by_route.pop("skip:unbound", []) + by_route.pop("skip:unsubscribed", [])
+        if skipped:
+            self._mark({c.delivery.id: Outcome("skipped", "", None, "未绑定" if not c.member.openid else "已取消关注")
+                        for c in skipped})
+        futures = []
+        for item in by_route.pop("wechat", []):
+            futures.append(self.pool.submit(self._send_wechat, item))
+        for route, items in by_route.items():  # "wecom:<campaign id>"
+            for start in range(0, len(items), WECOM_BATCH):
+                futures.append(self.pool.submit(self._send_wecom, items[start:start + WECOM_BATCH]))
+        for future in futures:
+            future.result()
+        self._close_finished_campaigns()
+        return len(claimed)
+
+    def _route(self, item: Claimed) -> str:
+        member = item.member
+        if member.wecom_userid and self.wecom.configured:
+            return f"wecom:{item.campaign.id}"
+        if member.openid and not member.subscribed:
+            return "skip:unsubscribed"
+        if member.openid and self.wechat.configured:
+            return "wechat"
+        if member.openid:
+            return "wechat"  # no credentials: the send fails with a clear reason, kept on the delivery
+        return "skip:unbound"
+
+    def _outgoing(self, item: Claimed) -> Outgoing:
+        when = item.campaign.created_at.astimezone(self.config.tz).strftime("%Y-%m-%d %H:%M")
+        return Outgoing(item.delivery.id, item.member.id, item.member.openid, item.member.wecom_userid,  # type: ignore[arg-type]
+                        item.campaign.title, item.campaign.text, when, item.branch)
+
+    def _send_wechat(self, item: Claimed) -> None:
+        if not self.wechat.configured:
+            outcome = Outcome("failed", "wechat_kf", None, "未配置公众号 app_id / app_secret")
+        else:
+            outcome = self.wechat.send(self._outgoing(item))
+        self._mark({item.delivery.id: outcome})
+
+    def _send_wecom(self, items: list[Claimed]) -> None:
+        self._mark(self.wecom.send_batch([self._outgoing(i) for i in items]))
+
+    # ------------------------------------------------------------------ store
+
+    def _claimable(self, now: datetime):
+        return or_(
+            and_(Delivery.status == "pending", or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)),
+            and_(Delivery.status == "sending", Delivery.lease_until < now),
+        )
+
+    def _claim(self) -> list[Claimed]:
+        now = self.clock()
+        token = uuid.uuid4().hex
+        lease = now + timedelta(seconds=self.config.outbox.lease_seconds)
+        with self.store.session() as db:
+            query = select(Delivery.id).where(self._claimable(now)).order_by(Delivery.id).limit(CLAIM_BATCH)
+            if not self.store.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            ids = list(db.exec(query).all())
+            if not ids:
+                return []
+            db.execute(update(Delivery).where(Delivery.id.in_(ids), self._claimable(now))  # type: ignore[attr-defined]
+                       .values(status="sending", claim=token, lease_until=lease, attempts=Delivery.attempts + 1, updated_at=now))
+            rows = db.exec(
+                select(Delivery, Member, Campaign, Branch.name)
+                .join(Member, Member.id == Delivery.member_id)
+                .join(Campaign, Campaign.id == Delivery.campaign_id)
+                .join(Branch, Branch.id == Member.branch_id)
+                .where(Delivery.claim == token)
+            ).all()
+            return [Claimed(d, m, c, b) for d, m, c, b in rows]
+
+    def _mark(self, outcomes: dict[int, Outcome]) -> None:
+        now = self.clock()
+        cfg = self.config.outbox
+        with self.store.session() as db:
+            rows = {d.id: d for d in db.exec(select(Delivery).where(Delivery.id.in_(list(outcomes)))).all()}  # type: ignore[attr-defined]
+            for delivery_id, outcome in outcomes.items():
+                delivery = rows[delivery_id]
+                delivery.via, delivery.errcode, delivery.errmsg, delivery.updated_at = outcome.via, outcome.errcode, outcome.errmsg, now
+                delivery.lease_until, delivery.claim = None, ""
+                if outcome.status == "retry" and delivery.attempts < cfg.max_attempts:
+                    delivery.status = "pending"
+                    delivery.next_attempt_at = now + timedelta(seconds=cfg.retry_base_seconds * 2 ** (delivery.attempts - 1))
+                else:
+                    delivery.status = "failed" if outcome.status == "retry" else outcome.status
+                db.add(delivery)
+
+    def _unfinished(self) -> int:
+        with self.store.session() as db:
+            return db.exec(select(func.count(Delivery.id)).where(Delivery.status.in_(("pending", "sending")))).one()  # type: ignore[attr-defined]
+
+    def _close_finished_campaigns(self) -> None:
+        now = self.clock()
+        with self.store.session() as db:
+            open_ids = db.exec(select(Campaign.id).where(Campaign.finished_at.is_(None))).all()  # type: ignore[union-attr]
+            for campaign_id in open_ids:
+                waiting = db.exec(select(func.count(Delivery.id)).where(
+                    Delivery.campaign_id == campaign_id, Delivery.status.in_(("pending", "sending")))).one()  # type: ignore[attr-defined]
+                if not waiting:
+                    db.exec(update(Campaign).where(Campaign.id == campaign_id).values(finished_at=now))  # type: ignore[call-overload]

@@ -11,6 +11,8 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +29,10 @@ from bot.channels.wecom import WecomChannel
 from bot.config import Config
 from bot.engine import Clock, Engine, system_clock
 from bot.messages import Inbound
+from bot.outbox.worker import OutboxWorker
+from bot.router import Registry
 from bot.store import Store
+from scheduler.runner import JobRunner
 
 log = logging.getLogger("branchbot.app")
 APOLOGY = "系统暂时繁忙，请稍后再发一次。"
@@ -48,11 +53,15 @@ class Metrics:
 class Webhooks:
     engine: Engine
     metrics: Metrics
+    budget: float = 3.0
     limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(8))
     inflight: dict[str, asyncio.Future[str]] = field(default_factory=dict)
 
     async def reply_for(self, inbound: Inbound) -> tuple[str, str]:
-        """(reply text, outcome) for one delivery, coalescing concurrent retries."""
+        """(reply text, outcome) for one delivery, coalescing concurrent retries.
+
+        A reply that takes longer than ``wechat.reply_budget_ms`` is not waited for:
+        WeChat gets an empty answer at once, and the reply follows through the outbox."""
         pending = self.inflight.get(inbound.key)
         if pending is not None:
             try:
@@ -62,17 +71,32 @@ class Webhooks:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.inflight[inbound.key] = future
         started = time.perf_counter()
+        work = asyncio.ensure_future(self._handle(inbound, started))
+        try:
+            reply, outcome = await asyncio.wait_for(asyncio.shield(work), self.budget)
+        except asyncio.TimeoutError:
+            work.add_done_callback(lambda done: self._deliver_late(inbound, done))
+            reply, outcome = "", "deferred"
+        self.inflight.pop(inbound.key, None)
+        future.set_result(reply)
+        return reply, outcome
+
+    async def _handle(self, inbound: Inbound, started: float) -> tuple[str, str]:
         try:
             reply = await anyio.to_thread.run_sync(self.engine.handle, inbound, limiter=self.limiter)
             outcome = "ok"
         except Exception:
             log.exception("handler failed for %s message %s", inbound.channel, inbound.key)
             reply, outcome = APOLOGY, "error"
-        finally:
-            self.inflight.pop(inbound.key, None)
-        future.set_result(reply)
         self.metrics.latency.labels(inbound.channel).observe(time.perf_counter() - started)
         return reply, outcome
+
+    def _deliver_late(self, inbound: Inbound, done: "asyncio.Future[tuple[str, str]]") -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        reply, _ = done.result()
+        if reply:
+            asyncio.ensure_future(anyio.to_thread.run_sync(self.engine.push_reply, inbound, reply))
 
     async def serve(self, channel: WechatChannel | WecomChannel, request: Request) -> Response:
         now = self.engine.clock()
@@ -114,12 +138,16 @@ async def read_capped(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(config: Config, store: Store, clock: Clock = system_clock) -> Starlette:
+def create_app(config: Config, store: Store, clock: Clock = system_clock, background: bool = False,
+               registry: Registry | None = None) -> Starlette:
+    """The app. With ``background`` it also runs the outbox worker and the scheduler
+    (``branchbot serve`` does; tests drive those directly)."""
     from handlers import build_registry
 
-    engine = Engine(store, config, build_registry(), clock)
+    worker = OutboxWorker(store, config, clock) if background else None
+    engine = Engine(store, config, registry or build_registry(), clock, on_push=worker.wake if worker else None)
     metrics = Metrics()
-    hooks = Webhooks(engine, metrics)
+    hooks = Webhooks(engine, metrics, budget=config.wechat.reply_budget_ms / 1000)
     wechat = WechatChannel(config.wechat)
     wecom = WecomChannel(config.wecom, config.wechat.replay_window) if config.wecom.enabled else None
 
@@ -151,7 +179,23 @@ def create_app(config: Config, store: Store, clock: Clock = system_clock) -> Sta
         from bot.simulator import simulator_routes
 
         routes += simulator_routes(config, store, clock)
-    app = Starlette(routes=routes)
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        runner = None
+        if worker is not None:
+            worker.start()
+            if config.scheduler.enabled:
+                runner = JobRunner(store, config, clock, on_push=worker.wake)
+                await anyio.to_thread.run_sync(runner.start)
+        try:
+            yield
+        finally:
+            if runner:
+                runner.stop()
+            if worker:
+                await anyio.to_thread.run_sync(worker.stop)
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.engine = engine
     app.state.webhooks = hooks
     return app

@@ -74,7 +74,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from bot.app import create_app
 
     store = _store(config)
-    app = create_app(config, store)
+    app = create_app(config, store, background=True)
     base = f"http://{config.server.host}:{config.server.port}"
     console.print(f"BranchBot 正在监听 {base}  （公众号回调 {base}/wechat，企业微信回调 {base}/wecom）")
     if config.simulator.enabled:

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -119,6 +120,57 @@ class RobotConfig(_Section):
     api_base: str = "https://qyapi.weixin.qq.com"
 
 
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _check_time(value: str) -> str:
+    if not _HHMM.match(value):
+        raise ValueError(f"时间「{value}」应为 HH:MM，如 09:00")
+    return value
+
+
+Clock24 = Annotated[str, AfterValidator(_check_time)]
+
+
+class SchedulerConfig(_Section):
+    enabled: bool = True
+    monthly_quiz_day: int = Field(1, ge=1, le=28)
+    monthly_quiz_time: Clock24 = "09:00"
+    quiz_reminder_days_before_end: int = Field(3, ge=0, le=20)
+    quiz_reminder_time: Clock24 = "19:00"
+    birthday_time: Clock24 = "08:30"
+    holiday_time: Clock24 = "09:30"
+    meeting_reminder_time: Clock24 = "18:00"
+    # Seconds after its time a missed run (e.g. while the process was down) still runs, per job.
+    misfire_grace: dict[str, int] = Field(default_factory=dict)
+    default_misfire_grace: int = Field(6 * 3600, ge=0)
+    templates_dir: str = ""  # a folder of edited templates; missing files fall back to the bundled ones
+
+
+class RemindersConfig(_Section):
+    days_before: int = Field(2, ge=1, le=10)
+
+
+class MeetingRule(_Section):
+    """A recurring meeting: e.g. 主题党日 on the first Friday of each month at 15:00."""
+
+    type: Literal["支部党员大会", "支委会", "党小组会", "党课", "主题党日"]
+    branch: str = "*"  # a branch name, or * for every branch
+    months: list[int] = Field(default_factory=lambda: list(range(1, 13)))
+    weekday: int = Field(5, ge=1, le=7)  # 1 = Monday
+    nth: int = Field(1, ge=-1, le=5)  # 1 = first, -1 = last
+    time: Clock24 = "15:00"
+    place: str = "党员活动室"
+    topic: str = ""
+
+    @field_validator("months")
+    @classmethod
+    def _months(cls, value: list[int]) -> list[int]:
+        if not value or any(m < 1 or m > 12 for m in value):
+            raise ValueError("months 应为 1-12 的月份列表")
+        return value
+
+
 class QuizConfig(_Section):
     questions_per_paper: int = Field(10, ge=1, le=50)
     points_per_correct: int = Field(10, ge=0, le=1000)
@@ -138,6 +190,12 @@ class Config(_Section):
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     robots: RobotConfig = Field(default_factory=RobotConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    reminders: RemindersConfig = Field(default_factory=RemindersConfig)
+    # The State Council's schedule for a year the packages do not know yet:
+    # [holidays.2027] 春节 = ["2027-02-05", "2027-02-11"]  调休 = ["2027-02-14"]
+    holidays: dict[int, dict[str, list[date]]] = Field(default_factory=dict)
+    meetings: list[MeetingRule] = Field(default_factory=list)
     timezone: str = "Asia/Shanghai"
 
     @field_validator("timezone")
@@ -147,6 +205,21 @@ class Config(_Section):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"未知时区 {value!r}") from exc
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _holiday_ranges(cls, value: dict[int, dict[str, list[date]]]) -> dict[int, dict[str, list[date]]]:
+        from scheduler.calendar import FESTIVALS
+
+        for year, entries in value.items():
+            for name, days in entries.items():
+                if name == "调休":
+                    continue
+                if name not in FESTIVALS:
+                    raise ValueError(f"[holidays.{year}] 中的「{name}」不是节日名（应为 {'、'.join(FESTIVALS)} 或 调休）")
+                if len(days) != 2 or days[0] > days[1] or days[0].year != year:
+                    raise ValueError(f"[holidays.{year}] {name} 应写成 [首日, 末日]，且在 {year} 年内")
         return value
 
     @property

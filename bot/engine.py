@@ -31,11 +31,13 @@ def system_clock() -> datetime:
 
 
 class Engine:
-    def __init__(self, store: Store, config: Config, registry: Registry, clock: Clock = system_clock) -> None:
+    def __init__(self, store: Store, config: Config, registry: Registry, clock: Clock = system_clock,
+                 on_push: Callable[[], None] | None = None) -> None:
         self.store = store
         self.config = config
         self.registry = registry
         self.clock = clock
+        self.on_push = on_push or (lambda: None)
 
     def now(self) -> datetime:
         return self.clock().astimezone(self.config.tz)
@@ -72,3 +74,15 @@ class Engine:
             record.reply = reply
             db.add(record)
             return reply
+
+    def push_reply(self, inbound: Inbound, reply: str) -> None:
+        """Send a reply that missed WeChat's deadline as a one-member campaign."""
+        from bot.outbox.worker import create_campaign
+
+        with self.store.session() as db:
+            member = find_member(db, inbound)
+            if member is None or member.id is None:
+                log.warning("late reply to %s dropped: sender is not on the roster", inbound.key)
+                return
+            create_campaign(db, kind="reply", text=reply, member_ids=[member.id], now=self.now(), branch_id=member.branch_id)
+        self.on_push()

@@ -91,6 +91,7 @@ class Registry:
     events: dict[str, Handler] = field(default_factory=dict)
     menu_keys: dict[str, str] = field(default_factory=dict)
     unsupported: Handler | None = None
+    banner: Handler | None = None  # a line put before every reply (e.g. unread notices)
 
     def command(self, word: str, handler: Handler, *, roles: frozenset[str], summary: str, usage: str = "", aliases: tuple[str, ...] = ()) -> None:
         self.commands.append(Command(word, handler, roles, summary, usage or word, aliases))
@@ -138,6 +139,12 @@ def refuse(ctx: Context, command: Command) -> str:
 
 def route(ctx: Context) -> str:
     """Pick the handler for one inbound message and return the reply text."""
+    reply = _route(ctx)
+    banner = ctx.registry.banner(ctx) if ctx.registry.banner and reply else ""
+    return f"{banner}\n\n{reply}" if banner else reply
+
+
+def _route(ctx: Context) -> str:
     registry, inbound = ctx.registry, ctx.inbound
     if inbound.kind == "event":
         if inbound.event == "click" and inbound.event_key in registry.menu_keys:

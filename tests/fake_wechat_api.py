@@ -1,0 +1,208 @@
+"""A fake WeChat / WeCom API server on loopback, with faults the tests can inject.
+
+Endpoints: OA /cgi-bin/stable_token, /cgi-bin/token, /cgi-bin/message/custom/send,
+/cgi-bin/message/template/send; WeCom /cgi-bin/gettoken, /cgi-bin/message/send (with
+its duplicate check); group robot /cgi-bin/webhook/send. What was delivered is counted
+per recipient, so a test can assert "exactly once".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections import Counter, defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+@dataclass
+class Fault:
+    kind: str  # "errcode" | "timeout" | "http"
+    value: int = 0
+    user: str | None = None
+
+
+@dataclass
+class FakeState:
+    latency: float = 0.0
+    token_seq: int = 0
+    valid_tokens: set[str] = field(default_factory=set)
+    token_fetches: Counter = field(default_factory=Counter)  # endpoint → count
+    faults: dict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
+    closed_window: set[str] = field(default_factory=set)  # openids outside the 48 h window
+    invalid_users: set[str] = field(default_factory=set)  # WeCom user ids that do not exist
+    delivered: Counter = field(default_factory=Counter)  # (channel, user, content) → times
+    calls: Counter = field(default_factory=Counter)  # endpoint → calls
+    wecom_recent: dict[tuple[str, str], float] = field(default_factory=dict)
+    robot_posts: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class FakeWeChatApi:
+    def __init__(self, latency: float = 0.0) -> None:
+        self.state = FakeState(latency=latency)
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        app = Starlette(routes=[
+            Route("/cgi-bin/stable_token", self._stable_token, methods=["POST"]),
+            Route("/cgi-bin/token", self._token, methods=["GET"]),
+            Route("/cgi-bin/gettoken", self._gettoken, methods=["GET"]),
+            Route("/cgi-bin/message/custom/send", self._custom_send, methods=["POST"]),
+            Route("/cgi-bin/message/template/send", self._template_send, methods=["POST"]),
+            Route("/cgi-bin/message/send", self._wecom_send, methods=["POST"]),
+            Route("/cgi-bin/webhook/send", self._robot_send, methods=["POST"]),
+            Route("/stats", self._stats, methods=["GET"]),
+        ])
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    access_log=False, lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    # ------------------------------------------------------------------ control
+
+    def __enter__(self) -> "FakeWeChatApi":
+        self.thread.start()
+        deadline = time.time() + 10
+        while not self.server.started:
+            if time.time() > deadline:
+                raise RuntimeError("fake WeChat API did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+
+    def inject(self, endpoint: str, kind: str, value: int = 0, times: int = 1, user: str | None = None) -> None:
+        for _ in range(times):
+            self.state.faults[endpoint].append(Fault(kind, value, user))
+
+    def expire_tokens(self) -> None:
+        with self.state.lock:
+            self.state.valid_tokens.clear()
+
+    def times_delivered(self, user: str) -> int:
+        return sum(n for (channel, u, _), n in self.state.delivered.items() if u == user)
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _fault(self, endpoint: str, user: str | None = None) -> Response | None:
+        if self.state.latency:
+            await asyncio.sleep(self.state.latency)
+        queue = self.state.faults[endpoint]
+        with self.state.lock:
+            fault = next((f for f in queue if f.user in (None, user)), None)
+            if fault is not None:
+                queue.remove(fault)
+        if fault is None:
+            return None
+        if fault.kind == "timeout":
+            await asyncio.sleep(fault.value or 30)
+            return JSONResponse({"errcode": -1, "errmsg": "late"})
+        if fault.kind == "http":
+            return Response("upstream trouble", status_code=fault.value or 502)
+        return JSONResponse({"errcode": fault.value, "errmsg": f"injected {fault.value}"})
+
+    def _issue(self, endpoint: str) -> JSONResponse:
+        with self.state.lock:
+            self.state.token_seq += 1
+            token = f"tok-{self.state.token_seq}"
+            self.state.valid_tokens.add(token)
+            self.state.token_fetches[endpoint] += 1
+        return JSONResponse({"access_token": token, "expires_in": 7200})
+
+    def _token_ok(self, request: Request) -> bool:
+        return request.query_params.get("access_token") in self.state.valid_tokens
+
+    # ------------------------------------------------------------------ endpoints
+
+    async def _stable_token(self, request: Request) -> Response:
+        body = await request.json()
+        if not body.get("appid") or not body.get("secret"):
+            return JSONResponse({"errcode": 40013, "errmsg": "invalid appid"})
+        await asyncio.sleep(0.2)  # slow enough that racing fetches would overlap
+        return await self._fault("token") or self._issue("stable_token")
+
+    async def _token(self, request: Request) -> Response:
+        return await self._fault("token") or self._issue("token")
+
+    async def _gettoken(self, request: Request) -> Response:
+        await asyncio.sleep(0.2)
+        return await self._fault("gettoken") or self._issue("gettoken")
+
+    async def _custom_send(self, request: Request) -> Response:
+        self.state.calls["custom_send"] += 1
+        body = await request.json()
+        user = body.get("touser")
+        if not self._token_ok(request):
+            return JSONResponse({"errcode": 40001, "errmsg": "invalid credential"})
+        if (fault := await self._fault("custom_send", user)) is not None:
+            return fault
+        if user in self.state.closed_window:
+            return JSONResponse({"errcode": 45015, "errmsg": "response out of time limit or subscription is canceled"})
+        self.state.delivered[("kf", user, body["text"]["content"])] += 1
+        return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+    async def _template_send(self, request: Request) -> Response:
+        self.state.calls["template_send"] += 1
+        body = await request.json()
+        user = body.get("touser")
+        if not self._token_ok(request):
+            return JSONResponse({"errcode": 40001, "errmsg": "invalid credential"})
+        if (fault := await self._fault("template_send", user)) is not None:
+            return fault
+        self.state.delivered[("template", user, json.dumps(body.get("data"), ensure_ascii=False))] += 1
+        return JSONResponse({"errcode": 0, "errmsg": "ok", "msgid": 1})
+
+    async def _wecom_send(self, request: Request) -> Response:
+        self.state.calls["wecom_send"] += 1
+        body = await request.json()
+        if not self._token_ok(request):
+            return JSONResponse({"errcode": 42001, "errmsg": "access_token expired"})
+        if (fault := await self._fault("wecom_send")) is not None:
+            return fault
+        users = [u for u in body["touser"].split("|") if u]
+        if len(users) > 1000:
+            return JSONResponse({"errcode": 40058, "errmsg": "too many users"})
+        content = json.dumps(body.get("text") or body.get("textcard"), ensure_ascii=False, sort_keys=True)
+        invalid = [u for u in users if u in self.state.invalid_users]
+        if invalid and len(invalid) == len(users):
+            return JSONResponse({"errcode": 81013, "errmsg": "user & party & tag all invalid"})
+        now = time.monotonic()
+        with self.state.lock:
+            for user in users:
+                if user in invalid:
+                    continue
+                key = (user, content)
+                recent = self.state.wecom_recent.get(key)
+                if body.get("enable_duplicate_check") and recent is not None and now - recent < body.get("duplicate_check_interval", 1800):
+                    continue  # WeCom drops an identical message within the interval
+                self.state.wecom_recent[key] = now
+                self.state.delivered[("wecom", user, content)] += 1
+        return JSONResponse({"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid)})
+
+    async def _robot_send(self, request: Request) -> Response:
+        self.state.calls["robot_send"] += 1
+        if (fault := await self._fault("robot_send")) is not None:
+            return fault
+        body = await request.json()
+        self.state.robot_posts.append({"key": request.query_params.get("key"), **body})
+        return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+    async def _stats(self, request: Request) -> Response:
+        return JSONResponse({"token_fetches": dict(self.state.token_fetches), "calls": dict(self.state.calls),
+                             "delivered": [[c, u, n] for (c, u, _), n in self.state.delivered.items()]})
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -244,6 +244,114 @@ def cmd_leaderboard(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- outbox, jobs, calendar
+
+
+ERRCODE_TEXT = {45015: "超过 48 小时未互动", 45047: "客服消息条数超限", 81013: "企业微信账号无效", 40001: "凭证无效",
+                45009: "接口调用超过频率限制", -1: "微信系统繁忙", -2: "网络超时或服务器错误"}
+
+
+def cmd_outbox_run(args: argparse.Namespace, config: Config) -> int:
+    from bot.outbox.worker import OutboxWorker
+
+    worker = OutboxWorker(_store(config), config)
+    try:
+        with console.status("正在发送……"):
+            worker.drain(max_seconds=args.max_seconds)
+    finally:
+        worker.stop()
+    return cmd_outbox_status(argparse.Namespace(campaign=None), config)
+
+
+def cmd_outbox_status(args: argparse.Namespace, config: Config) -> int:
+    from sqlalchemy import func
+
+    from bot.store.models import Campaign, Delivery
+
+    store = _store(config)
+    with store.session() as db:
+        query = select(Campaign).order_by(Campaign.id.desc())  # type: ignore[union-attr]
+        campaigns = [db.get(Campaign, args.campaign)] if args.campaign else db.exec(query.limit(20)).all()
+        if args.campaign and campaigns[0] is None:
+            raise CliError(f"没有编号为 {args.campaign} 的推送")
+        table = RichTable("编号", "类型", "标题", "创建时间", "待发", "已发", "失败", "跳过", "待阅", "失败原因", title="推送状态")
+        for campaign in campaigns:
+            counts = dict(db.exec(select(Delivery.status, func.count(Delivery.id)).where(Delivery.campaign_id == campaign.id)
+                                  .group_by(Delivery.status)).all())
+            reasons = db.exec(select(Delivery.errcode, func.count(Delivery.id)).where(
+                Delivery.campaign_id == campaign.id, Delivery.status == "failed").group_by(Delivery.errcode)).all()
+            why = "，".join(f"{ERRCODE_TEXT.get(code, code)}×{n}" for code, n in reasons)
+            table.add_row(str(campaign.id), campaign.kind, campaign.title or campaign.text[:16],
+                          campaign.created_at.astimezone(config.tz).strftime("%m-%d %H:%M"),
+                          str(counts.get("pending", 0) + counts.get("sending", 0)), str(counts.get("sent", 0)),
+                          str(counts.get("failed", 0)), str(counts.get("skipped", 0)), str(counts.get("inbox", 0)), why)
+    console.print(table)
+    return 0
+
+
+def cmd_jobs_list(args: argparse.Namespace, config: Config) -> int:
+    from scheduler.runner import JobRunner
+
+    runner = JobRunner(_store(config), config)
+    table = RichTable("任务", "说明", "下次运行", "上次运行", "结果", title="定时任务")
+    for name, spec in runner.specs.items():
+        upcoming = runner.next_fire(name)
+        last = runner.last_run(name)
+        table.add_row(name, spec.title, upcoming.strftime("%Y-%m-%d %H:%M") if upcoming else "",
+                      last.scheduled_for.astimezone(config.tz).strftime("%Y-%m-%d %H:%M") if last else "从未",
+                      last.detail if last else "")
+    console.print(table)
+    return 0
+
+
+def cmd_jobs_run(args: argparse.Namespace, config: Config) -> int:
+    from bot.outbox.worker import OutboxWorker
+    from scheduler.runner import JobRunner
+
+    store = _store(config)
+    runner = JobRunner(store, config)
+    if args.name not in runner.specs:
+        raise CliError(f"没有名为 {args.name} 的任务。可用：{'、'.join(runner.specs)}")
+    if args.at:
+        try:
+            when = datetime.strptime(args.at, "%Y-%m-%d %H:%M").replace(tzinfo=config.tz)
+        except ValueError as exc:
+            raise CliError(f"--at「{args.at}」应为 YYYY-MM-DD HH:MM") from exc
+    else:
+        when = runner.previous_fire(args.name) or _now(config)
+    result = runner.run(args.name, when)
+    local = result.scheduled_for.astimezone(config.tz).strftime("%Y-%m-%d %H:%M")
+    if not result.ran:
+        console.print(f"{args.name}（{local} 那一次）{result.detail}，本次未重复运行。")
+        return 0
+    console.print(f"{args.name}（{local}）：{result.detail}")
+    if args.send:
+        worker = OutboxWorker(store, config)
+        try:
+            worker.drain()
+        finally:
+            worker.stop()
+    return 0
+
+
+def cmd_calendar(args: argparse.Namespace, config: Config) -> int:
+    from scheduler.calendar import reminder_plan
+    from scheduler.jobs import schedules_from
+
+    sources = {"chinese_calendar": "chinese_calendar 数据", "config": "配置 [holidays]", "statutory": "按放假办法推算"}
+    plan = reminder_plan(args.year, config.reminders.days_before, schedules_from(config))
+    table = RichTable("节日", "放假", "天数", "提醒日期", "数据来源", title=f"{args.year} 年廉洁过节提醒计划（节前 {config.reminders.days_before} 个工作日）")
+    for reminder in plan:
+        h = reminder.holiday
+        table.add_row(h.title, f"{h.first:%m-%d} 至 {h.last:%m-%d}", str((h.last - h.first).days + 1),
+                      f"{reminder.send_on:%Y-%m-%d} {'一二三四五六日'[reminder.send_on.weekday()]}", sources[h.source])
+    console.print(table)
+    if plan and plan[0].holiday.source == "statutory":
+        console.print(f"{args.year} 年的调休安排尚无数据：按放假办法推算。国务院公布后，可在配置中添加 [holidays.{args.year}]。",
+                      style="yellow", markup=False)
+    return 0
+
+
 # ---------------------------------------------------------------- doctor
 
 
@@ -323,13 +431,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=20)
     p.set_defaults(func=cmd_leaderboard)
 
+    outbox = sub.add_parser("outbox", parents=[common], help="推送队列").add_subparsers(dest="action", required=True)
+    p = outbox.add_parser("run", parents=[common], help="立即发送待发的推送，发完为止")
+    p.add_argument("--max-seconds", type=float, default=600)
+    p.set_defaults(func=cmd_outbox_run)
+    p = outbox.add_parser("status", parents=[common], help="各次推送的发送结果")
+    p.add_argument("campaign", nargs="?", type=int)
+    p.set_defaults(func=cmd_outbox_status)
+
+    jobs = sub.add_parser("jobs", parents=[common], help="定时任务").add_subparsers(dest="action", required=True)
+    jobs.add_parser("list", parents=[common], help="各任务下次运行时间").set_defaults(func=cmd_jobs_list)
+    p = jobs.add_parser("run", parents=[common], help="立即运行一次（同一次不会重复运行）")
+    p.add_argument("name")
+    p.add_argument("--at", help="运行哪一次：YYYY-MM-DD HH:MM（默认最近一次应运行的时间）")
+    p.add_argument("--send", action="store_true", help="运行后立即发送")
+    p.set_defaults(func=cmd_jobs_run)
+
+    p = sub.add_parser("calendar", parents=[common], help="某年的节日与廉洁过节提醒计划")
+    p.add_argument("year", type=int)
+    p.set_defaults(func=cmd_calendar)
+
     sub.add_parser("doctor", parents=[common], help="检查配置和数据库").set_defaults(func=cmd_doctor)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
+    level = logging.INFO if args.command == "serve" else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         config = load_config(args.config)
         return args.func(args, config)

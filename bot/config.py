@@ -229,7 +229,7 @@ class Config(_Section):
 
 def _decode_env_value(raw: str) -> Any:
     text = raw.strip()
-    if text[:1] in "[{" or text in ("true", "false") or re.fullmatch(r"-?\d+", text):
+    if text[:1] in ("[", "{"):  # numbers and booleans are left to pydantic, which knows the field's type
         try:
             return json.loads(text)
         except json.JSONDecodeError:

@@ -35,11 +35,12 @@ class JobContext:
     def today(self) -> date:
         return self.when.date()
 
-    def push(self, kind: str, text: str, member_ids: list[int], title: str = "", branch_id: int | None = None) -> int:
+    def push(self, kind: str, text: str, member_ids: list[int], title: str = "", branch_id: int | None = None,
+             robot: bool = False) -> int:
         if not member_ids:
             return 0
         create_campaign(self.db, kind=kind, text=text, title=title, member_ids=member_ids, now=self.when,
-                        branch_id=branch_id, job_run_id=self.run_id)
+                        branch_id=branch_id, job_run_id=self.run_id, robot=robot)
         return len(set(member_ids))
 
 
@@ -81,7 +82,7 @@ def monthly_quiz(ctx: JobContext) -> str:
         if paper is None:
             return "题库为空，未发布"
         text = render(ctx.config, "monthly_quiz", count=len(paper.question_ids), points=cfg.points_per_correct)
-        reached += ctx.push("monthly_quiz", text, [m.id for m in members], title="本月党史学习测试", branch_id=branch_id)  # type: ignore[misc]
+        reached += ctx.push("monthly_quiz", text, [m.id for m in members], title="本月党史学习测试", branch_id=branch_id, robot=True)  # type: ignore[misc]
         branches += 1
     return f"{branches} 个支部的 {month} 试卷已发布，通知 {reached} 人"
 
@@ -110,8 +111,9 @@ def holiday_reminder(ctx: JobContext) -> str:
             holiday = reminder.holiday
             text = render(ctx.config, "holiday", title=holiday.title, first=f"{holiday.first.month}月{holiday.first.day}日",
                           extra=holiday_extra(ctx.config, holiday.names))
-            members = [m.id for m in ctx.db.exec(select(Member)).all()]
-            ctx.push("holiday", text, members, title=f"{holiday.title}廉洁过节提醒")  # type: ignore[arg-type]
+            for branch_id, members in _members_by_branch(ctx.db).items():
+                ctx.push("holiday", text, [m.id for m in members], title=f"{holiday.title}廉洁过节提醒",  # type: ignore[misc]
+                         branch_id=branch_id, robot=True)
             sent.append(holiday.title)
     return f"已发送：{'、'.join(sent)}" if sent else "今天没有节前提醒"
 
@@ -158,7 +160,7 @@ def meeting_reminder(ctx: JobContext) -> str:
         text = render(ctx.config, "meeting", date=f"{tomorrow.month}月{tomorrow.day}日", weekday=weekday_name(tomorrow),
                       time=rule.time, type=rule.type, place=rule.place, topic=topic)
         for branch_id in targets:
-            ctx.push("meeting", text, [m.id for m in by_branch.get(branch_id, [])], title=f"{rule.type}提醒", branch_id=branch_id)  # type: ignore[misc]
+            ctx.push("meeting", text, [m.id for m in by_branch.get(branch_id, [])], title=f"{rule.type}提醒", branch_id=branch_id, robot=True)  # type: ignore[misc]
         sent.append(f"{rule.type}（{len(targets)} 个支部）")
     return f"已提醒：{'、'.join(sent)}" if sent else "明天没有例行会议"
 

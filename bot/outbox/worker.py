@@ -23,7 +23,17 @@ from sqlalchemy import and_, func, insert, or_, update
 from sqlmodel import Session, select
 
 from bot.config import Config
-from bot.outbox.senders import GroupRobot, OfficialAccount, Outcome, Outgoing, RateLimiter, WECOM_BATCH, WecomApp
+from bot.outbox.senders import (
+    WECOM_BATCH,
+    GroupRobot,
+    OfficialAccount,
+    Outcome,
+    Outgoing,
+    PlatformError,
+    RateLimiter,
+    TransportError,
+    WecomApp,
+)
 from bot.outbox.tokens import TokenStore
 from bot.store import Branch, Member, Store
 from bot.store.models import Campaign, Delivery
@@ -34,10 +44,12 @@ CLAIM_BATCH = 2000
 
 
 def create_campaign(db: Session, *, kind: str, text: str, member_ids: Iterable[int], now: datetime, title: str = "",
-                    branch_id: int | None = None, created_by: int | None = None, job_run_id: int | None = None) -> Campaign:
-    """A campaign and one pending delivery per member (duplicates in the list are ignored)."""
+                    branch_id: int | None = None, created_by: int | None = None, job_run_id: int | None = None,
+                    robot: bool = False) -> Campaign:
+    """A campaign and one pending delivery per member (duplicates in the list are ignored).
+    With ``robot``, the text is also posted once into the branch's group robot, if it has one."""
     campaign = Campaign(kind=kind, title=title, text=text, branch_id=branch_id, created_by=created_by,
-                        job_run_id=job_run_id, created_at=now)
+                        job_run_id=job_run_id, created_at=now, robot_status="pending" if robot and branch_id else "")
     db.add(campaign)
     db.flush()
     unique = sorted(set(member_ids))
@@ -122,10 +134,11 @@ class OutboxWorker:
     # ------------------------------------------------------------------ one pass
 
     def run_once(self) -> int:
+        posted = self._post_to_robots()
         claimed = self._claim()
         if not claimed:
             self._close_finished_campaigns()
-            return 0
+            return posted
         by_route: dict[str, list[Claimed]] = defaultdict(list)
         for item in claimed:
             by_route[self._route(item)].append(item)
@@ -170,6 +183,29 @@ class OutboxWorker:
 
     def _send_wecom(self, items: list[Claimed]) -> None:
         self._mark(self.wecom.send_batch([self._outgoing(i) for i in items]))
+
+    def _post_to_robots(self) -> int:
+        """Group posts are at most once: claimed by flipping pending → posting first."""
+        keys = self.config.robots.keys
+        with self.store.session() as db:
+            rows = db.exec(select(Campaign, Branch.name).join(Branch, Branch.id == Campaign.branch_id)
+                           .where(Campaign.robot_status == "pending")).all()
+            todo = []
+            for campaign, branch in rows:
+                key = keys.get(branch)
+                claimed = db.exec(update(Campaign).where(Campaign.id == campaign.id, Campaign.robot_status == "pending")  # type: ignore[call-overload]
+                                  .values(robot_status="posting" if key else "")).rowcount
+                if key and claimed:
+                    todo.append((campaign.id, key, f"【{campaign.title}】\n{campaign.text}" if campaign.title else campaign.text))
+        for campaign_id, key, text in todo:
+            try:
+                self.robot.post(key, text, mentioned=["@all"])
+                status = "sent"
+            except (PlatformError, TransportError) as exc:
+                status = f"failed {exc.errcode}"
+            with self.store.session() as db:
+                db.exec(update(Campaign).where(Campaign.id == campaign_id).values(robot_status=status))  # type: ignore[call-overload]
+        return len(todo)
 
     # ------------------------------------------------------------------ store
 

@@ -175,6 +175,8 @@ class Campaign(SQLModel, table=True):
     job_run_id: int | None = Field(default=None, foreign_key="jobrun.id", index=True)
     created_at: datetime = _utc_column()
     finished_at: datetime | None = _utc_column(nullable=True)
+    # Also post into the branch's WeCom group robot: "" no, pending, posting, sent, failed <errcode>
+    robot_status: str = Field(default="", max_length=40)
 
 
 class Delivery(SQLModel, table=True):

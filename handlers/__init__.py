@@ -6,7 +6,7 @@ Each command declares who may use it; the router enforces that in one place.
 from __future__ import annotations
 
 from bot.router import EVERYONE, MEMBERS, Registry
-from handlers import help, leaderboard, members, notices, points, quiz
+from handlers import help, leaderboard, members, notices, oath, points, quiz
 
 
 def build_registry() -> Registry:
@@ -28,6 +28,9 @@ def build_registry() -> Registry:
     bot.command("积分", points.show, roles=MEMBERS, summary="查看本月和累计积分、支部排名", aliases=("我的积分",))
     bot.command("排行榜", leaderboard.show, roles=MEMBERS, summary="本月、累计或各支部排行",
                 usage="排行榜 [本月|总|支部]", aliases=("排名", "榜单"))
+
+    # Political birthdays
+    bot.command("誓词", oath.show, roles=EVERYONE, summary="重温入党誓词", aliases=("入党誓词",))
 
     # Notices that could not be pushed wait here
     bot.command("通知", notices.show_inbox, roles=MEMBERS, summary="查看未读通知", aliases=("未读通知",))

@@ -93,7 +93,11 @@ class JobRunner:
         for name in self.specs:
             fire = self.previous_fire(name, now)
             if fire is not None and now - fire <= timedelta(seconds=self.grace(name)):
-                result = self.run(name, fire)
+                try:
+                    result = self.run(name, fire)
+                except Exception:
+                    log.exception("catch-up of %s failed", name)
+                    continue
                 if result.ran:
                     results.append(result)
         return results

@@ -20,8 +20,8 @@ def _read(config: Config, filename: str) -> str:
     return (BUNDLED / filename).read_text(encoding="utf-8")
 
 
-def render(config: Config, name: str, **values: object) -> str:
-    return Template(_read(config, f"{name}.txt")).safe_substitute({k: str(v) for k, v in values.items()}).strip()
+def render(config: Config, template: str, **values: object) -> str:
+    return Template(_read(config, f"{template}.txt")).safe_substitute({k: str(v) for k, v in values.items()}).strip()
 
 
 def holiday_extra(config: Config, festivals: tuple[str, ...]) -> str:

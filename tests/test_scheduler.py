@@ -1,0 +1,209 @@
+"""Calendar facts, the jobs, once-only runs and catch-up."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from sqlmodel import select
+
+from bot.store import Member
+from bot.store.models import Campaign, Delivery, JobRun
+from scheduler.calendar import festival_day, holidays, new_years_eve, reminder_plan, source_of, YearSchedule
+from scheduler.dates import anniversary_years, nth_weekday
+from scheduler.runner import JobRunner
+from tests.conftest import SHANGHAI, build_env
+
+
+@pytest.mark.parametrize("year, expected", [(2024, date(2024, 2, 10)), (2025, date(2025, 1, 29)),
+                                            (2026, date(2026, 2, 17)), (2027, date(2027, 2, 6))])
+def test_spring_festival(year, expected):
+    assert festival_day("春节", year) == expected
+    assert new_years_eve(year) == expected - timedelta(days=1)
+
+
+def test_known_festival_dates():
+    assert festival_day("中秋", 2025) == date(2025, 10, 6)
+    assert festival_day("清明", 2026) == date(2026, 4, 5)
+    assert festival_day("端午", 2026) == date(2026, 6, 19)
+    assert new_years_eve(2025) == date(2025, 1, 28)  # the 12th lunar month of 2024 has 29 days
+
+
+@pytest.mark.parametrize("year", [1901, 2050, 2099])
+def test_far_years_are_sane_and_never_raise(year):
+    plan = reminder_plan(year)
+    names = [n for r in plan for n in r.holiday.names]
+    assert sorted(names) == sorted(["元旦", "春节", "清明", "劳动节", "端午", "中秋", "国庆"])
+    for reminder in plan:
+        assert reminder.send_on < reminder.holiday.first
+        assert (reminder.holiday.first - reminder.send_on).days <= 6
+    spring = festival_day("春节", year)
+    assert date(year, 1, 20) <= spring <= date(year, 2, 21)
+    assert date(year, 4, 4) <= festival_day("清明", year) <= date(year, 4, 6)
+
+
+def test_years_the_package_does_not_know_fall_back_without_raising():
+    assert source_of(2027) == "statutory"
+    spring = next(h for h in holidays(2027) if "春节" in h.names)
+    assert (spring.first, spring.last) == (date(2027, 2, 5), date(2027, 2, 8))  # 除夕 to 初三
+
+
+def test_statutory_days_off_from_chinese_calendar_and_merged_festivals():
+    plan = {r.holiday.title: r for r in reminder_plan(2026)}
+    assert (plan["春节"].holiday.first, plan["春节"].send_on) == (date(2026, 2, 15), date(2026, 2, 13))
+    merged = {r.holiday.title: r for r in reminder_plan(2025)}
+    assert merged["中秋、国庆"].holiday.first == date(2025, 10, 1)
+    assert merged["春节"].send_on == date(2025, 1, 26)  # a working Sunday (调休) counts
+
+
+def test_configured_schedule_wins_for_a_new_year():
+    schedule = {2027: YearSchedule({"春节": (date(2027, 2, 5), date(2027, 2, 11))}, frozenset({date(2027, 2, 14)}))}
+    spring = next(r for r in reminder_plan(2027, 2, schedule) if "春节" in r.holiday.names)
+    assert (spring.holiday.first, spring.holiday.last, spring.holiday.source) == (date(2027, 2, 5), date(2027, 2, 11), "config")
+    assert spring.send_on == date(2027, 2, 3)
+
+
+def test_political_birthday_rules():
+    assert anniversary_years(date(2001, 7, 1), date(2026, 7, 1)) == 25
+    assert anniversary_years(date(2001, 7, 1), date(2026, 7, 2)) is None
+    assert anniversary_years(date(2016, 2, 29), date(2027, 2, 28)) == 11  # common year: greeted on 28 February
+    assert anniversary_years(date(2016, 2, 29), date(2028, 2, 28)) is None
+    assert anniversary_years(date(2016, 2, 29), date(2028, 2, 29)) == 12
+    assert anniversary_years(date(2026, 7, 1), date(2026, 7, 1)) is None
+    assert nth_weekday(2026, 12, 5, 1) == date(2026, 12, 4)
+    assert nth_weekday(2026, 12, 5, -1) == date(2026, 12, 25)
+
+
+@pytest.fixture
+def jobs(tmp_path, clock, database_url):
+    env = build_env(tmp_path, clock, database_url=database_url,
+                    BRANCHBOT__MEETINGS='[{"type": "主题党日", "weekday": 5, "nth": 1, "time": "15:00", "place": "三楼会议室"}]',
+                    BRANCHBOT__SCHEDULER__MISFIRE_GRACE='{"monthly_quiz": 7200}')
+    runner = JobRunner(env.store, env.config, env.clock)
+    yield env, runner
+    env.store.dispose()
+
+
+def campaigns(env, kind: str) -> list[Campaign]:
+    with env.store.session() as db:
+        return list(db.exec(select(Campaign).where(Campaign.kind == kind)).all())
+
+
+def test_missed_monthly_quiz_catches_up_once(jobs):
+    env, runner = jobs
+    env.clock.set_local(2026, 12, 1, 10, 30)  # the 09:00 run was missed while down
+    ran = [r.job for r in runner.catch_up()]
+    assert "monthly_quiz" in ran
+    first = campaigns(env, "monthly_quiz")
+    assert len(first) == 3  # one per branch
+    assert "回复“答题”开始" in first[0].text
+    assert runner.catch_up() == []  # a restart does not run it again
+    assert [r.job for r in JobRunner(env.store, env.config, env.clock).catch_up()] == []  # nor does another instance
+    assert len(campaigns(env, "monthly_quiz")) == 3
+    with env.store.session() as db:
+        assert len(db.exec(select(Delivery).where(Delivery.campaign_id.in_([c.id for c in first]))).all()) == 11
+
+
+def test_missed_run_beyond_its_grace_is_not_caught_up(jobs):
+    env, runner = jobs
+    env.clock.set_local(2026, 12, 1, 12, 0)  # three hours late, grace is two
+    assert "monthly_quiz" not in [r.job for r in runner.catch_up()]
+
+
+def test_manual_run_has_the_same_once_only_guarantee(jobs):
+    env, runner = jobs
+    when = datetime(2026, 12, 1, 9, 0, tzinfo=SHANGHAI)
+    assert runner.run("monthly_quiz", when).ran
+    again = runner.run("monthly_quiz", when)
+    assert not again.ran and again.detail == "已运行过"
+    with env.store.session() as db:
+        assert len(db.exec(select(JobRun)).all()) == 1
+
+
+def test_quiz_reminder_goes_to_those_who_have_not_finished(jobs):
+    env, runner = jobs
+    result = runner.run("quiz_reminder", datetime(2026, 11, 27, 19, 0, tzinfo=SHANGHAI))  # 3 days before month end
+    assert "提醒 11 位" in result.detail
+    assert runner.run("quiz_reminder", datetime(2026, 11, 20, 19, 0, tzinfo=SHANGHAI)).detail == "今天不是提醒日"
+
+
+def test_holiday_reminder_on_the_planned_day(jobs):
+    env, runner = jobs
+    result = runner.run("holiday_reminder", datetime(2026, 9, 29, 9, 30, tzinfo=SHANGHAI))
+    assert result.detail == "已发送：国庆"
+    texts = {c.text for c in campaigns(env, "holiday")}
+    assert len(texts) == 1
+    [text] = texts
+    assert text.startswith("国庆将至（10月1日 起放假）") and "八项规定" in text and "公款旅游" in text
+    assert runner.run("holiday_reminder", datetime(2026, 9, 28, 9, 30, tzinfo=SHANGHAI)).detail == "今天没有节前提醒"
+    new_year = runner.run("holiday_reminder", datetime(2026, 12, 30, 9, 30, tzinfo=SHANGHAI))
+    assert new_year.detail == "已发送：元旦"  # next year's 元旦, from the fallback calendar
+
+
+def test_political_birthday_greeting_and_monthly_list(jobs):
+    env, runner = jobs
+    result = runner.run("birthday_greetings", datetime(2027, 2, 28, 8, 30, tzinfo=SHANGHAI))  # 钱进 joined 2016-02-29
+    assert result.detail == "问候 1 位党员"
+    [greeting] = campaigns(env, "birthday")
+    assert greeting.text.startswith("钱进同志：今天是您入党 11 周年的政治生日")
+    digest = runner.run("birthday_digest", datetime(2026, 7, 1, 8, 30, tzinfo=SHANGHAI))
+    assert digest.detail == "发送给 1 位书记"  # only 王书记 joined in July
+    [july] = campaigns(env, "birthday_digest")
+    assert july.text == "第一党支部本月政治生日（共 1 人）：\n7月1日 王书记（入党 27 周年）"
+    runner.run("birthday_digest", datetime(2026, 12, 1, 8, 30, tzinfo=SHANGHAI))
+    december = {c.id: c.text for c in campaigns(env, "birthday_digest") if c.id != july.id}
+    with env.store.session() as db:
+        readers = {db.get(Member, d.member_id).name: december[d.campaign_id]
+                   for d in db.exec(select(Delivery).where(Delivery.campaign_id.in_(list(december)))).all()}
+    assert set(readers) == {"王书记", "孙书记"}  # each secretary sees only their own branch
+    assert "12月1日 周芳（入党 16 周年）" in readers["孙书记"] and "12月1日 刘强（入党 15 周年）" in readers["孙书记"]
+    assert readers["王书记"].endswith("12月1日 刘强（入党 13 周年）") and "周芳" not in readers["王书记"]
+
+
+def test_oath_on_request(env):
+    user = env.wechat("o-li")
+    user.say("绑定 李明 0002")
+    assert "永不叛党" in user.say("誓词")
+
+
+def test_meeting_reminder_the_day_before(jobs):
+    env, runner = jobs
+    result = runner.run("meeting_reminder", datetime(2026, 12, 3, 18, 0, tzinfo=SHANGHAI))  # 12-04 is the first Friday
+    assert result.detail == "已提醒：主题党日（3 个支部）"
+    texts = {c.text for c in campaigns(env, "meeting")}
+    assert texts == {"明天（12月4日 星期五）15:00 召开主题党日，地点：三楼会议室。请准时参加；如不能参加，请向支部书记请假。"}
+    assert runner.run("meeting_reminder", datetime(2026, 12, 4, 18, 0, tzinfo=SHANGHAI)).detail == "明天没有例行会议"
+
+
+def test_slow_reply_answers_at_once_and_follows_through_the_outbox(tmp_path, clock, monkeypatch):
+    import time as time_module
+
+    from bot.app import create_app
+    from handlers import build_registry
+    from handlers import points
+
+    registry = build_registry()
+    slow = next(c for c in registry.commands if c.word == "积分")
+    original = slow.handler
+
+    def sleepy(ctx):
+        time_module.sleep(0.6)
+        return original(ctx)
+
+    registry.commands[registry.commands.index(slow)] = type(slow)(slow.word, sleepy, slow.roles, slow.summary, slow.usage, slow.aliases)
+    env = build_env(tmp_path, clock, BRANCHBOT__WECHAT__REPLY_BUDGET_MS="200")
+    from starlette.testclient import TestClient
+
+    env.client = TestClient(create_app(env.config, env.store, env.clock, registry=registry))
+    with env.client:
+        user = env.wechat("o-li")
+        user.say("绑定 李明 0002")
+        started = time_module.perf_counter()
+        response = user.post(user.text_request("积分"))
+        assert time_module.perf_counter() - started < 0.55
+        assert response.text == "success"
+        deadline = time_module.time() + 5
+        while not campaigns(env, "reply") and time_module.time() < deadline:
+            time_module.sleep(0.05)
+    [late] = campaigns(env, "reply")
+    assert "李明同志的积分" in late.text

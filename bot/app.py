@@ -56,6 +56,7 @@ class Webhooks:
     budget: float = 3.0
     limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(8))
     inflight: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+    senders: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict)
 
     async def reply_for(self, inbound: Inbound) -> tuple[str, str]:
         """(reply text, outcome) for one delivery, coalescing concurrent retries.
@@ -82,12 +83,25 @@ class Webhooks:
         return reply, outcome
 
     async def _handle(self, inbound: Inbound, started: float) -> tuple[str, str]:
+        # One sender's messages are handled in the order they arrived, even when an
+        # earlier one overran the budget and is still running.
+        conversation = inbound.conversation
+        lock, users = self.senders.get(conversation, (asyncio.Lock(), 0))
+        self.senders[conversation] = (lock, users + 1)
         try:
-            reply = await anyio.to_thread.run_sync(self.engine.handle, inbound, limiter=self.limiter)
-            outcome = "ok"
-        except Exception:
-            log.exception("handler failed for %s message %s", inbound.channel, inbound.key)
-            reply, outcome = APOLOGY, "error"
+            async with lock:
+                try:
+                    reply = await anyio.to_thread.run_sync(self.engine.handle, inbound, limiter=self.limiter)
+                    outcome = "ok"
+                except Exception:
+                    log.exception("handler failed for %s message %s", inbound.channel, inbound.key)
+                    reply, outcome = APOLOGY, "error"
+        finally:
+            lock, users = self.senders[conversation]
+            if users == 1:
+                del self.senders[conversation]
+            else:
+                self.senders[conversation] = (lock, users - 1)
         self.metrics.latency.labels(inbound.channel).observe(time.perf_counter() - started)
         return reply, outcome
 

@@ -51,10 +51,9 @@ def start(ctx: Context) -> str:
 
 def _new_attempt(ctx: Context, member: Member, paper: Paper) -> Attempt:
     orders: dict[str, list[str]] = {}
-    for qid in paper.question_ids:
-        question = ctx.db.get(Question, qid)
-        if question is None:
-            continue
+    questions = ctx.db.exec(select(Question).where(Question.id.in_(paper.question_ids))).all()  # type: ignore[union-attr]
+    for question in questions:  # now in the session: rendering them costs no further query
+        qid = question.id
         ids = [o["id"] for o in question.options]
         orders[str(qid)] = option_order(ids, f"{member.id}:{paper.id}:{qid}", shuffle=question.kind != "判断")
     attempt = Attempt(member_id=member.id, paper_id=paper.id, branch_id=member.branch_id, month=paper.month,

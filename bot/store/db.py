@@ -3,13 +3,16 @@
 SQLite runs in WAL mode with a busy timeout, and every transaction starts with
 BEGIN IMMEDIATE: the webhook's transactions all write (the message key at least), and
 taking the write lock up front avoids the deadlock-prone read-then-upgrade pattern.
-PostgreSQL needs none of this.
+Within one process, SQLite sessions also take a lock: threads that met SQLite's own
+busy handler would sleep in growing steps (up to 100 ms) and throughput would collapse
+under load; queued on a lock they are served in turn. PostgreSQL needs none of this.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +59,10 @@ class Store:
         self.url = url
         if url.startswith("sqlite"):
             self.engine = _sqlite_engine(url, echo)
+            self._writer: threading.RLock | None = threading.RLock()
         else:
             self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            self._writer = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -75,7 +80,7 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session:
+        with self._writer or nullcontext(), Session(self.engine, expire_on_commit=False, autoflush=False) as session:
             try:
                 yield session
                 session.commit()

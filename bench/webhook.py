@@ -1,0 +1,1145 @@
+#!/usr/bin/env python3
+"""Load benchmark of the /wechat webhook in SAFE mode, beside a minimal WeRoBot echo bot.
+
+Run by hand (never in CI), from the repository root:
+
+    .venv/bin/python bench/webhook.py                 # about 2 minutes
+    .venv/bin/python bench/webhook.py --json /tmp/webhook.json --py-spy /tmp/branchbot.collapsed
+
+What it does, all inside a temporary directory that is removed at the end:
+
+* BranchBot: writes config.toml (SQLite, safe mode, AES key generated at run time), a
+  roster CSV (half the members pre-bound to an OpenID, half unbound), runs
+  ``branchbot init`` / ``quiz import`` (a synthetic bank only when the bundled one is
+  short) / ``members import``, then ``branchbot serve`` (one uvicorn process).
+* Echo bot: a ~15-line WeRoBot script whose text handler returns the content, served by
+  gunicorn with ONE worker process (gthread, keep-alive), same token / AES key / app id.
+* Load: one asyncio process with a tiny keep-alive HTTP/1.1 client (raw streams, far
+  cheaper per request than httpx so the generator does not eat the second core).
+  All requests are encrypted and signed BEFORE each phase; every request has a unique
+  MsgId and a fresh timestamp. A member's messages go out in order, one in flight per
+  member, many members at once.
+* Phases per server: warm-up (discarded), closed loop (N members back to back, fixed
+  duration -> max throughput), open loop (fixed rate; latency measured from each
+  message's SCHEDULED send time, so queueing is not hidden by coordinated omission).
+* Every response is checked off the clock: HTTP 200, MsgSignature valid, decrypts, and
+  is a real reply (not "success", not the apology; for the echo bot: equals the text).
+
+Only 127.0.0.1 is contacted. Every loop is bounded in time and count. Subprocesses are
+started in their own process groups and stopped in ``finally`` (also on Ctrl-C/SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import csv
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import platform
+import random
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import sqlite3
+import string
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent  # run with .venv/bin/python: the same venv's tools
+APOLOGY = "系统暂时繁忙"
+TOKEN = "benchtoken"
+APP_ID = "wxbench0000000001"
+TO_USER = "gh_x"
+REQUEST_TIMEOUT = 10.0
+ROSTER_HEADER = ["姓名", "手机号", "支部", "入党日期", "角色", "微信OpenID", "企业微信账号"]
+BANK_HEADER = ["题型", "题干", "选项A", "选项B", "选项C", "选项D", "选项E", "选项F", "答案", "解析", "分类", "来源", "难度"]
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红建国志"
+# Answers members type; weighted towards letters (most papers are single choice).
+ANSWERS = ["A", "B", "C", "D", "对"]
+ANSWER_WEIGHTS = [23, 23, 19, 19, 16]
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sha1_sorted(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list (q in 0..100)."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), int(-(-q * len(sorted_values) // 100))))
+    return sorted_values[rank - 1]
+
+
+def clean_env() -> dict[str, str]:
+    """The environment for BranchBot subprocesses, minus any BRANCHBOT overrides."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("BRANCHBOT")}
+
+
+class Procs:
+    """Subprocesses we started, each in its own process group; stopped by their ids."""
+
+    def __init__(self) -> None:
+        self.running: list[subprocess.Popen] = []
+
+    def start(self, argv: list[str], log: Path, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+        out = open(log, "wb")
+        try:
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            out.close()
+        self.running.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen, grace: float = 8.0) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)  # the group whose id is this child's pid
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        else:
+            # The leader is gone; make sure nothing it forked is left in its group.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        if proc in self.running:
+            self.running.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in list(reversed(self.running)):
+            try:
+                self.stop(proc)
+            except Exception as exc:  # keep stopping the others
+                print(f"warning: could not stop pid {proc.pid}: {exc}", file=sys.stderr)
+
+
+def run_cli(argv: list[str], cwd: Path, what: str, timeout: float = 300) -> str:
+    done = subprocess.run(argv, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 45.0, expect: str | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | str | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before answering; log:\n{tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                body = resp.read().decode()
+                if resp.status == 200 and (expect is None or body == expect):
+                    return
+                last = f"HTTP {resp.status} {body[:200]!r}"
+        except Exception as exc:  # not listening yet
+            last = exc
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s (last: {last}); log:\n{tail(log)}")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# ---------------------------------------------------------------- members and their scripts
+
+
+@dataclasses.dataclass(frozen=True)
+class Person:
+    index: int
+    name: str
+    phone: str
+    openid: str
+    prebound: bool
+
+
+def make_people(count: int) -> list[Person]:
+    if not 2 <= count <= 10_000:
+        raise SystemExit("--members must be between 2 and 10000 (phones are 1390000NNNN)")
+    people = []
+    for i in range(count):
+        name = SURNAMES[i % len(SURNAMES)] + GIVEN[(i // len(SURNAMES)) % len(GIVEN)] + GIVEN[(i // (len(SURNAMES) * len(GIVEN))) % len(GIVEN)]
+        prebound = i % 2 == 0  # interleaved, so every slice of the roster is half bound
+        people.append(Person(i, name, f"1390000{i:04d}", f"oBench{'B' if prebound else 'U'}{i:06d}{'x' * 14}", prebound))
+    return people
+
+
+def script_for(person: Person, questions: int, rng: random.Random) -> list[str]:
+    """What one member sends, in order, as in real life."""
+    answers = rng.choices(ANSWERS, ANSWER_WEIGHTS, k=questions)
+    if person.prebound:
+        return ["答题", *answers, "积分", "排行榜"]
+    bind = f"绑定 {person.name} {person.phone[-4:]}"
+    # first 绑定 binds (DB writes); the second gets "already bound"
+    return [bind, "答题", *answers, bind, "积分", "排行榜"]
+
+
+@dataclasses.dataclass(slots=True)
+class Req:
+    data: bytes  # the whole HTTP request
+    text: str
+
+
+class RequestFactory:
+    """Encrypts and signs messages exactly as WeChat does in safe mode."""
+
+    def __init__(self, aes_key: str, port: int, msgid_start: int) -> None:
+        from wechatpy.crypto import WeChatCrypto
+
+        self.crypto = WeChatCrypto(TOKEN, aes_key, APP_ID)
+        self.host = f"127.0.0.1:{port}"
+        self.msgids = itertools.count(msgid_start)
+        self.rng = random.Random()
+
+    def build(self, openid: str, text: str) -> Req:
+        ts = str(int(time.time()))
+        nonce = str(self.rng.randrange(10**9, 10**10))
+        msgid = next(self.msgids)
+        plain = (f"<xml><ToUserName><![CDATA[{TO_USER}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+                 f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{text}]]></Content>"
+                 f"<MsgId>{msgid}</MsgId></xml>")
+        envelope = self.crypto.encrypt_message(plain, nonce, ts)
+        encrypt = ENCRYPT_RE.search(envelope).group(1)  # type: ignore[union-attr]
+        query = urllib.parse.urlencode({
+            "signature": sha1_sorted(TOKEN, ts, nonce),
+            "timestamp": ts,
+            "nonce": nonce,
+            "openid": openid,
+            "encrypt_type": "aes",
+            "msg_signature": sha1_sorted(TOKEN, ts, nonce, encrypt),
+        })
+        # The body WeChat really posts in safe mode: ToUserName + Encrypt.
+        body = f"<xml><ToUserName><![CDATA[{TO_USER}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode()
+        head = (f"POST /wechat?{query} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: Mozilla/4.0\r\n"
+                f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        return Req(head + body, text)
+
+
+ENCRYPT_RE = re.compile(r"<Encrypt><!\[CDATA\[(.*?)\]\]></Encrypt>", re.S)
+
+
+class Script(list):
+    """One member's pre-built requests, in the order they are sent."""
+
+    person: Person
+    fresh: bool
+
+
+class Roster:
+    """Hands out members to phases: fresh ones first; a member whose script was pre-built
+    but never started goes back to the fresh pool (its requests are rebuilt later with a
+    fresh timestamp). Once all are used, members are recycled in order (they then get
+    "already bound" / "already done" replies, still real paths)."""
+
+    def __init__(self, people: list[Person], questions: int) -> None:
+        self.fresh: collections.deque[Person] = collections.deque(people)
+        self.cycle = itertools.cycle(people)
+        self.questions = questions
+        self.recycled = 0
+        self.rng = random.Random(20240701)
+
+    def take_scripts(self, factory: RequestFactory, messages_wanted: int) -> tuple[collections.deque[Script], int]:
+        """Pre-built scripts holding at least ``messages_wanted`` messages."""
+        scripts: collections.deque[Script] = collections.deque()
+        total = 0
+        while total < messages_wanted:
+            fresh = bool(self.fresh)
+            if fresh:
+                person = self.fresh.popleft()
+            else:
+                person, self.recycled = next(self.cycle), self.recycled + 1
+            texts = script_for(person, self.questions, self.rng)
+            script = Script(factory.build(person.openid, t) for t in texts)
+            script.person, script.fresh = person, fresh
+            scripts.append(script)
+            total += len(texts)
+        return scripts, total
+
+    def give_back(self, unused: collections.deque[Script]) -> None:
+        self.fresh.extendleft(reversed([s.person for s in unused if s.fresh]))
+
+
+# ---------------------------------------------------------------- the HTTP client
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection; reconnects when the server closes it."""
+
+    def __init__(self, port: int, stats: "PhaseStats") -> None:
+        self.port = port
+        self.stats = stats
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def _connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.stats.connects += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def request(self, data: bytes) -> tuple[int, bytes]:
+        for attempt in (0, 1):
+            fresh = self.writer is None
+            if fresh:
+                await self._connect()
+            assert self.reader is not None and self.writer is not None
+            self.writer.write(data)
+            try:
+                head = await self.reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                self.close()
+                partial = getattr(exc, "partial", b"")
+                if attempt == 0 and not fresh and not partial:
+                    # an idle keep-alive connection the server had closed: resend once
+                    self.stats.resends += 1
+                    continue
+                raise
+            status, body, close = await self._rest(head)
+            if close:
+                self.close()
+            return status, body
+        raise ConnectionError("unreachable")
+
+    async def _rest(self, head: bytes) -> tuple[int, bytes, bool]:
+        assert self.reader is not None
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length, chunked = -1, False
+        close = lines[0].startswith(b"HTTP/1.0")
+        for line in lines[1:]:
+            key, _, value = line.partition(b":")
+            key = key.strip().lower()
+            if key == b"content-length":
+                length = int(value)
+            elif key == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif key == b"connection":
+                close = value.strip().lower() == b"close"
+        if chunked:
+            parts = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readuntil(b"\r\n")
+                    break
+                parts.append(await self.reader.readexactly(size))
+                await self.reader.readexactly(2)
+            body = b"".join(parts)
+        elif length >= 0:
+            body = await self.reader.readexactly(length)
+        else:
+            body, close = await self.reader.read(), True
+        return status, body, close
+
+
+# ---------------------------------------------------------------- phases
+
+
+@dataclasses.dataclass
+class PhaseStats:
+    server: str
+    phase: str
+    latencies: list[float] = dataclasses.field(default_factory=list)  # seconds
+    lags: list[float] = dataclasses.field(default_factory=list)  # open loop: send time - scheduled time
+    responses: list[tuple[int, bytes, str]] = dataclasses.field(default_factory=list)
+    failures: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    connects: int = 0
+    resends: int = 0
+    starved: int = 0
+    recycled: int = 0  # scripts in this phase sent by members already used (the roster ran out of fresh ones)
+    elapsed: float = 0.0
+    server_cpu: float = 0.0  # seconds
+    other_cpu: float = 0.0  # seconds of CPU used by everything else on the machine
+    steal: float = 0.0  # seconds the hypervisor took away
+    generator_cpu: float = 0.0
+    prebuilt: int = 0
+    build_seconds: float = 0.0
+    target_rate: float | None = None
+    scheduled: int = 0
+
+    def fail(self, what: str) -> None:
+        self.failures[what] += 1
+
+    def fail_many(self, what: str, count: int) -> None:
+        if count:
+            self.failures[what] += count
+
+
+async def _send(conn: Conn, req: Req, stats: PhaseStats) -> tuple[int, bytes] | None:
+    try:
+        async with asyncio.timeout(REQUEST_TIMEOUT):
+            return await conn.request(req.data)
+    except TimeoutError:
+        stats.fail("timeout")
+    except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+        stats.fail(type(exc).__name__)
+    conn.close()
+    return None
+
+
+def next_script(scripts: collections.deque[Script], busy: set[str]) -> Script | None:
+    """The next script whose member has nothing in flight (one message per member at a time)."""
+    for _ in range(min(len(scripts), 64)):
+        script = scripts.popleft()
+        if script.person.openid not in busy:
+            return script
+        scripts.append(script)
+    return None
+
+
+async def closed_loop(port: int, scripts: collections.deque[Script], concurrency: int, duration: float,
+                      stats: PhaseStats) -> None:
+    """``concurrency`` members at a time, each sending its messages back to back."""
+    start = time.perf_counter()
+    deadline = start + duration
+    clock = time.perf_counter
+    latencies, responses = stats.latencies, stats.responses
+    busy: set[str] = set()
+
+    async def worker() -> None:
+        conn = Conn(port, stats)
+        try:
+            while clock() < deadline:
+                script = next_script(scripts, busy)
+                if script is None:
+                    stats.starved += 1
+                    return
+                busy.add(script.person.openid)
+                try:
+                    for req in script:
+                        if clock() >= deadline:
+                            return
+                        sent = clock()
+                        result = await _send(conn, req, stats)
+                        if result is not None:
+                            latencies.append(clock() - sent)
+                            responses.append((result[0], result[1], req.text))
+                finally:
+                    busy.discard(script.person.openid)
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    stats.elapsed = time.perf_counter() - start
+
+
+async def open_loop(port: int, scripts: collections.deque[Script], rate: float, duration: float, members: int,
+                    drain: float, stats: PhaseStats) -> None:
+    """Message k is due at start + k/rate and goes to member slot k % members. Latency is
+    measured from the due time, so a server that falls behind is charged for the queue.
+    Nothing new is sent after start + duration + drain: a message still unsent then is
+    an error, and its latency enters the percentiles as (stop - due), a lower bound."""
+    slots = int(rate * duration)
+    stats.scheduled = slots
+    members = max(1, min(members, slots))
+    clock = time.perf_counter
+    start = clock() + 0.2
+    stop = start + duration + drain
+    latencies, lags, responses = stats.latencies, stats.lags, stats.responses
+    busy: set[str] = set()
+
+    async def worker(first: int) -> None:
+        conn = Conn(port, stats)
+        queue: collections.deque[Req] = collections.deque()
+        member = ""
+        try:
+            for k in range(first, slots, members):
+                due = start + k / rate
+                if clock() >= stop:
+                    left = range(k, slots, members)
+                    stats.fail_many("not sent: server too far behind", len(left))
+                    latencies.extend(max(0.0, stop - (start + j / rate)) for j in left)
+                    return
+                delay = due - clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    lags.append(clock() - due)  # the generator's own lateness (it was idle)
+                if not queue:
+                    busy.discard(member)
+                    script = next_script(scripts, busy)
+                    if script is None:
+                        stats.starved += 1
+                        continue
+                    member = script.person.openid
+                    busy.add(member)
+                    queue.extend(script)
+                req = queue.popleft()
+                result = await _send(conn, req, stats)
+                if result is not None:
+                    latencies.append(clock() - due)
+                    responses.append((result[0], result[1], req.text))
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(worker(i) for i in range(members)))
+    stats.elapsed = clock() - start
+
+
+def cpu_seconds(pid: int) -> float:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy CPU seconds, stolen seconds) of the whole machine so far."""
+    import psutil
+
+    t = psutil.cpu_times()
+    busy = t.user + t.system + getattr(t, "nice", 0) + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
+    return busy, getattr(t, "steal", 0.0)
+
+
+def run_phase(kind: str, server: "Server", roster: Roster, args: argparse.Namespace, phase: str,
+              duration: float) -> PhaseStats:
+    stats = PhaseStats(server.name, phase)
+    factory = server.factory
+    t0 = time.perf_counter()
+    recycled0 = roster.recycled
+    if kind == "closed":
+        wanted = int(duration * args.max_rate_guess)
+    else:
+        wanted = int(args.rate * duration) + args.open_members * 16
+    scripts, stats.prebuilt = roster.take_scripts(factory, wanted)
+    stats.build_seconds = time.perf_counter() - t0
+    cpu0, gen0, sys0 = cpu_seconds(server.proc.pid), time.process_time(), machine_cpu()
+    if kind == "closed":
+        asyncio.run(closed_loop(server.port, scripts, args.concurrency, duration, stats))
+    else:
+        stats.target_rate = args.rate
+        asyncio.run(open_loop(server.port, scripts, args.rate, duration, args.open_members, args.drain, stats))
+    stats.server_cpu = cpu_seconds(server.proc.pid) - cpu0
+    stats.generator_cpu = time.process_time() - gen0
+    busy1, steal1 = machine_cpu()
+    stats.other_cpu = max(0.0, busy1 - sys0[0] - stats.server_cpu - stats.generator_cpu)
+    stats.steal = steal1 - sys0[1]
+    built_recycled = roster.recycled - recycled0
+    stats.recycled = built_recycled - sum(not sc.fresh for sc in scripts)  # recycled members actually used
+    roster.give_back(scripts)
+    return stats
+
+
+# ---------------------------------------------------------------- checking replies (off the clock)
+
+
+REPLY_FIELDS = re.compile(
+    r"<Encrypt><!\[CDATA\[(?P<enc>.*?)\]\]></Encrypt>.*?<MsgSignature><!\[CDATA\[(?P<sig>.*?)\]\]></MsgSignature>"
+    r".*?<TimeStamp>(?P<ts>\d+)</TimeStamp>.*?<Nonce><!\[CDATA\[(?P<nonce>.*?)\]\]></Nonce>", re.S)
+CONTENT_RE = re.compile(r"<Content><!\[CDATA\[(.*?)\]\]></Content>", re.S)
+CATEGORIES = [  # BranchBot reply kinds, for the "real paths" breakdown
+    ("bind_ok", "绑定成功"),
+    ("bind_already", "无需重复绑定"),
+    ("quiz_finished", "本月测试完成"),
+    ("answer_graded", "回答正确"),
+    ("answer_graded", "回答错误"),
+    ("quiz_start", "测试共"),
+    ("quiz_resume", "欢迎回来，继续"),
+    ("quiz_done_before", "您已完成"),
+    ("answer_format_hint", "请回复"),
+    ("answer_format_hint", "这是单选题"),
+    ("answer_format_hint", "这是多选题"),
+    ("answer_format_hint", "这是判断题"),
+    ("answer_format_hint", "本题只有"),
+    ("points", "的积分："),
+    ("leaderboard", "排行榜"),
+    ("unknown_command", "没有找到"),
+    ("bind_required", "请先绑定身份"),
+]
+
+
+def check_replies(stats: PhaseStats, aes_key: str, echo: bool) -> collections.Counter:
+    from wechatpy.crypto import PrpCrypto, WeChatCrypto
+
+    prp = PrpCrypto(WeChatCrypto(TOKEN, aes_key, APP_ID).key)
+    kinds: collections.Counter = collections.Counter()
+    examples: dict[str, str] = {}
+    for status, body, sent in stats.responses:
+        text = body.decode("utf-8", "replace")
+        if status != 200:
+            stats.fail(f"HTTP {status}")
+            examples.setdefault(f"HTTP {status}", text[:160])
+            continue
+        if text.strip() == "success" or not text.strip():
+            stats.fail("empty reply 'success' (BranchBot: deferred past reply_budget_ms)")
+            continue
+        m = REPLY_FIELDS.search(text)
+        if m is None:
+            stats.fail("reply not encrypted")
+            examples.setdefault("reply not encrypted", text[:160])
+            continue
+        if sha1_sorted(TOKEN, m["ts"], m["nonce"], m["enc"]) != m["sig"]:
+            stats.fail("bad reply MsgSignature")
+            continue
+        try:
+            inner = prp.decrypt(m["enc"], APP_ID)
+        except Exception:
+            stats.fail("reply does not decrypt")
+            continue
+        c = CONTENT_RE.search(inner)
+        content = c.group(1) if c else ""
+        if not content:
+            stats.fail("reply without Content")
+        elif APOLOGY in content:
+            stats.fail("apology (handler error)")
+        elif echo:
+            if content != sent:
+                stats.fail("echo mismatch")
+                examples.setdefault("echo mismatch", f"{sent!r} -> {content[:80]!r}")
+            else:
+                kinds["echo"] += 1
+        else:
+            kinds[next((k for k, needle in CATEGORIES if needle in content), "other")] += 1
+            if not any(needle in content for _, needle in CATEGORIES):
+                examples.setdefault("other", content[:120])
+    for what, sample in examples.items():
+        print(f"  [{stats.server}/{stats.phase}] example of {what}: {sample}")
+    return kinds
+
+
+# ---------------------------------------------------------------- the servers
+
+
+@dataclasses.dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen
+    port: int
+    factory: RequestFactory
+    log: Path
+
+
+def ensure_bank(tmp: Path, cfg: Path, db_path: Path, needed: int) -> int:
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        have = db.execute("SELECT count(*) FROM question WHERE active").fetchone()[0]
+    if have >= needed:
+        return have
+    print(f"  bundled bank gave {have} active questions (< {needed}); importing a synthetic bank")
+    bank = tmp / "synthetic_bank.csv"
+    with open(bank, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(BANK_HEADER)
+        for i in range(60):
+            cat = ["党史", "党纪", "党章"][i % 3]
+            if i % 6 == 5:
+                w.writerow(["判断", f"基准判断题第{i}题：党的基本路线是一个中心两个基本点，这一说法编号{i}正确吗", "", "", "", "", "", "",
+                            "对", f"基准解析{i}", cat, f"基准来源{i}", 2])
+            else:
+                w.writerow(["单选", f"基准单选题第{i}题：以下哪一项是编号{i}的正确选项", "甲", "乙", "丙", "丁", "", "",
+                            "ABCD"[i % 4], f"基准解析{i}", cat, f"基准来源{i}", 2])
+    run_cli([str(VENV_BIN / "branchbot"), "quiz", "import", str(bank), "--config", str(cfg)], tmp, "branchbot quiz import")
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        return db.execute("SELECT count(*) FROM question WHERE active").fetchone()[0]
+
+
+def extra_config(with_scheduler: bool) -> str:
+    """Sections beyond the brief's config, for what this checkout of BranchBot knows: every
+    outbound API base points at a closed local port (a benchmark never talks to anything but
+    127.0.0.1), and the scheduler is off unless asked for (its jobs are not webhook work)."""
+    try:
+        from bot.config import Config
+    except Exception:  # an older or broken checkout: the brief's config only
+        return ""
+    lines = []
+    for name, field in Config.model_fields.items():
+        model = field.annotation
+        fields = getattr(model, "model_fields", {})
+        body = []
+        if "api_base" in fields and name != "wechat":
+            body.append('api_base = "http://127.0.0.1:9"')
+        if name == "scheduler" and "enabled" in fields and not with_scheduler:
+            body.append("enabled = false")
+        if body:
+            lines += [f"[{name}]", *body]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def setup_branchbot(tmp: Path, aes_key: str, people: list[Person], questions: int,
+                    with_scheduler: bool) -> tuple[Path, int, int]:
+    port = free_port()
+    cfg = tmp / "config.toml"
+    cfg.write_text(textwrap.dedent(f"""\
+        [database]
+        url = "sqlite:///bench.db"
+        [server]
+        host = "127.0.0.1"
+        port = {port}
+        [wechat]
+        app_id = "{APP_ID}"
+        token = "{TOKEN}"
+        encoding_aes_key = "{aes_key}"
+        mode = "safe"
+        replay_window = 300
+        api_base = "http://127.0.0.1:9"
+        [quiz]
+        questions_per_paper = {questions}
+        """) + extra_config(with_scheduler), encoding="utf-8")
+    roster = tmp / "roster.csv"
+    with open(roster, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(ROSTER_HEADER)
+        for p in people:
+            joined = f"{2000 + p.index % 24}-{1 + p.index % 12:02d}-01"
+            w.writerow([p.name, p.phone, f"基准第{1 + p.index % 10}党支部", joined, "党员",
+                        p.openid if p.prebound else "", ""])
+    bb = str(VENV_BIN / "branchbot")
+    run_cli([bb, "init", "--config", str(cfg)], tmp, "branchbot init")
+    bank_size = ensure_bank(tmp, cfg, tmp / "bench.db", questions)
+    run_cli([bb, "members", "import", str(roster), "--config", str(cfg)], tmp, "branchbot members import")
+    with contextlib.closing(sqlite3.connect(tmp / "bench.db")) as db:
+        members = db.execute("SELECT count(*) FROM member").fetchone()[0]
+    if members != len(people):
+        raise RuntimeError(f"roster import loaded {members} members, expected {len(people)}")
+    return cfg, port, bank_size
+
+
+def db_counts(path: Path) -> dict[str, int]:
+    """Rows written during the run (proof the real paths ran); tables this checkout lacks are skipped."""
+    wanted = ("processedmessage", "answer", "pointsentry", "attempt", "dialog", "bindattempt", "campaign", "delivery")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in wanted if t in tables}
+        counts["bound_members"] = db.execute("SELECT count(*) FROM member WHERE openid IS NOT NULL").fetchone()[0]
+    return counts
+
+
+def start_branchbot(procs: Procs, tmp: Path, cfg: Path, port: int, aes_key: str, msgid_start: int,
+                    serve_cmd: str | None) -> Server:
+    log = tmp / "branchbot.log"
+    if serve_cmd:  # an A/B variant, e.g. a patched server
+        argv = shlex.split(serve_cmd.format(config=cfg, venv=VENV_BIN, bench=Path(__file__).resolve().parent))
+    else:
+        argv = [str(VENV_BIN / "branchbot"), "serve", "--config", str(cfg)]
+    proc = procs.start(argv, log, tmp, clean_env())
+    wait_http(f"http://127.0.0.1:{port}/healthz", proc, log)
+    return Server("BranchBot", proc, port, RequestFactory(aes_key, port, msgid_start), log)
+
+
+ECHO_BOT = '''\
+"""Minimal WeRoBot echo bot (safe mode): the benchmark's baseline."""
+import os
+
+import werobot
+
+robot = werobot.WeRoBot(token=os.environ["BENCH_TOKEN"], encoding_aes_key=os.environ["BENCH_AES_KEY"],
+                        app_id=os.environ["BENCH_APP_ID"])
+robot.config["SESSION_STORAGE"] = False  # an echo bot keeps no session
+
+
+@robot.text
+def echo(message):
+    return message.content
+
+
+app = robot.wsgi
+'''
+
+
+def start_echo(procs: Procs, tmp: Path, aes_key: str, args: argparse.Namespace, msgid_start: int) -> Server:
+    port = free_port()
+    (tmp / "echo_bot.py").write_text(ECHO_BOT, encoding="utf-8")
+    env = clean_env() | {"BENCH_TOKEN": TOKEN, "BENCH_AES_KEY": aes_key, "BENCH_APP_ID": APP_ID}
+    argv = [str(VENV_BIN / "gunicorn"), "--workers", "1", "--worker-class", args.echo_worker_class,
+            "--bind", f"127.0.0.1:{port}", "--chdir", str(tmp), "--log-level", "warning", "--keep-alive", "5"]
+    if args.echo_worker_class == "gthread":
+        argv += ["--threads", str(args.echo_threads)]
+    argv.append("echo_bot:app")
+    log = tmp / "echo.log"
+    proc = procs.start(argv, log, tmp, env)
+    ts, nonce = str(int(time.time())), "12345"
+    query = urllib.parse.urlencode({"signature": sha1_sorted(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce,
+                                    "echostr": "ready"})
+    wait_http(f"http://127.0.0.1:{port}/wechat?{query}", proc, log, expect="ready")
+    return Server("WeRoBot echo", proc, port, RequestFactory(aes_key, port, msgid_start), log)
+
+
+# ---------------------------------------------------------------- profiling
+
+
+def profile_branchbot(server: Server, roster: Roster, args: argparse.Namespace, out: Path) -> PhaseStats | None:
+    """An extra closed-loop phase under py-spy (numbers not used for the targets)."""
+    spy = VENV_BIN / "py-spy"
+    if not spy.exists():
+        print("py-spy not installed in the venv (pip install py-spy); skipping the profile")
+        return None
+    seconds = max(5, int(args.duration))
+    cmd = [str(spy), "record", "--pid", str(server.proc.pid), "--duration", str(seconds), "--rate", "200",
+           "--format", "raw", "--output", str(out), "--nonblocking"] + (["--gil"] if args.py_spy_gil else [])
+    spy_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        time.sleep(0.5)
+        stats = run_phase("closed", server, roster, args, "closed+py-spy", seconds - 1)
+        _, errors = spy_proc.communicate(timeout=seconds + 30)
+    finally:
+        if spy_proc.poll() is None:
+            os.killpg(spy_proc.pid, signal.SIGKILL)
+            spy_proc.wait(5)
+    if spy_proc.returncode != 0 or not out.exists():
+        print(f"py-spy failed ({spy_proc.returncode}): {errors.decode(errors='replace')[-500:]}")
+        return stats
+    summarise_profile(out)
+    return stats
+
+
+PROJECT_FRAME = re.compile(r"\((bot|handlers|quizzes)/")
+
+
+def summarise_profile(path: Path, top: int = 18) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    own: collections.Counter = collections.Counter()
+    incl: collections.Counter = collections.Counter()
+    ours: collections.Counter = collections.Counter()  # innermost BranchBot frame of each sample
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        frames = [f for f in stack.split(";") if not f.startswith(("thread (", "process "))]
+        frames = [re.sub(r" \((/.*?/)?(site-packages/|lib/python3\.\d+/)?", " (", f) for f in frames]
+        frames = [f.replace(str(ROOT) + "/", "") for f in frames]
+        if not frames:
+            continue
+        # Idle threads (waiting on locks/selectors) are not CPU: skip stacks ending in a wait.
+        leaf = frames[-1]
+        if any(w in leaf for w in ("select (selectors", "wait (threading", "_worker (concurrent", "run (anyio")):
+            continue
+        total += n
+        own[leaf] += n
+        for f in set(frames):
+            incl[f] += n
+        mine = [f for f in frames if PROJECT_FRAME.search(f)]
+        ours[mine[-1] if mine else "(outside BranchBot code: server loop, HTTP, thread pool)"] += n
+    if not total:
+        print("py-spy recorded no busy samples")
+        return
+    console = Console(width=max(140, shutil.get_terminal_size((140, 40)).columns))
+    for title, counter in (("py-spy: self time (busy samples)", own), ("py-spy: inclusive time", incl),
+                           ("py-spy: innermost BranchBot function (time below it, incl. SQLAlchemy/SQLite)", ours)):
+        t = Table(title=title)
+        t.add_column("%", justify="right")
+        t.add_column("function (file:line)")
+        for frame, n in counter.most_common(top):
+            t.add_row(f"{100 * n / total:.1f}", frame)
+        console.print(t)
+    print(f"collapsed stacks (for flamegraph.pl / speedscope): {path}")
+
+
+# ---------------------------------------------------------------- report
+
+
+def summarise(stats: PhaseStats, kinds: collections.Counter) -> dict[str, Any]:
+    lat = sorted(stats.latencies)
+    ok = sum(kinds.values())
+    errors = sum(stats.failures.values())
+    result = {
+        "server": stats.server,
+        "phase": stats.phase,
+        "responses": len(stats.responses),
+        "ok": ok,
+        "errors": errors,
+        "failures": dict(stats.failures),
+        "elapsed_s": round(stats.elapsed, 3),
+        "throughput_msg_s": round(ok / stats.elapsed, 1) if stats.elapsed else 0.0,
+        "p50_ms": round(percentile(lat, 50) * 1000, 2) if lat else None,
+        "p90_ms": round(percentile(lat, 90) * 1000, 2) if lat else None,
+        "p99_ms": round(percentile(lat, 99) * 1000, 2) if lat else None,
+        "max_ms": round(lat[-1] * 1000, 2) if lat else None,
+        "server_cpu_pct": round(100 * stats.server_cpu / stats.elapsed, 1) if stats.elapsed else None,
+        "generator_cpu_pct": round(100 * stats.generator_cpu / stats.elapsed, 1) if stats.elapsed else None,
+        "other_cpu_pct": round(100 * stats.other_cpu / stats.elapsed, 1) if stats.elapsed else None,
+        "steal_pct": round(100 * stats.steal / stats.elapsed, 1) if stats.elapsed else None,
+        "reply_kinds": dict(kinds.most_common()),
+        "connects": stats.connects,
+        "resends": stats.resends,
+        "prebuilt_requests": stats.prebuilt,
+        "prebuild_us_per_request": round(1e6 * stats.build_seconds / stats.prebuilt, 1) if stats.prebuilt else None,
+        "ran_out_of_prebuilt": stats.starved,
+        "recycled_members": stats.recycled,
+    }
+    if stats.target_rate is not None:
+        lags = sorted(stats.lags)
+        result["target_rate_msg_s"] = stats.target_rate
+        result["scheduled"] = stats.scheduled
+        result["generator_lag_p99_ms"] = round(percentile(lags, 99) * 1000, 2) if lags else None
+    return result
+
+
+def print_report(rows: list[dict[str, Any]], verdict: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(140, shutil.get_terminal_size((140, 40)).columns))
+    table = Table(title="/wechat webhook, safe mode (AES + msg_signature), one server process each")
+    for col, justify in (("server", "left"), ("phase", "left"), ("msgs ok", "right"), ("throughput msg/s", "right"),
+                         ("p50 ms", "right"), ("p99 ms", "right"), ("max ms", "right"), ("errors", "right"),
+                         ("server CPU", "right"), ("gen CPU", "right"), ("other CPU", "right"), ("steal", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        phase = r["phase"] + (f" @{r['target_rate_msg_s']:.0f}/s" if "target_rate_msg_s" in r else "")
+        table.add_row(r["server"], phase, str(r["ok"]), f"{r['throughput_msg_s']:.1f}", _ms(r["p50_ms"]), _ms(r["p99_ms"]),
+                      _ms(r["max_ms"]), str(r["errors"]), f"{r['server_cpu_pct']}%", f"{r['generator_cpu_pct']}%",
+                      f"{r['other_cpu_pct']}%", f"{r['steal_pct']}%")
+    console.print(table)
+    console.print(f"CPU columns are % of ONE core (the machine has {os.cpu_count()}); 'other' is everything else on the "
+                  "machine (kernel I/O threads, other users, py-spy). Closed-loop latency is per request; open-loop latency "
+                  "is from each message's scheduled send time.", highlight=False)
+    for r in rows:
+        extra = []
+        if r["failures"]:
+            extra.append(f"failures {r['failures']}")
+        if r.get("generator_lag_p99_ms") is not None:
+            extra.append(f"generator lateness p99 {r['generator_lag_p99_ms']} ms (included in latency)")
+        if r["recycled_members"]:
+            extra.append(f"{r['recycled_members']} members re-used (raise --members for fresh ones)")
+        if r["ran_out_of_prebuilt"]:
+            extra.append(f"[yellow]ran out of pre-built requests ({r['ran_out_of_prebuilt']} workers): raise --max-rate-guess[/yellow]")
+        extra.append(f"connections {r['connects']}, resends {r['resends']}, pre-built {r['prebuilt_requests']} "
+                     f"({r['prebuild_us_per_request']} µs each)")
+        console.print(f"[bold]{r['server']} / {r['phase']}[/bold]: replies {r['reply_kinds']}; " + "; ".join(extra),
+                      highlight=False)
+    console.print()
+    if verdict.get("ratio") is not None:
+        console.print(f"Throughput ratio BranchBot / WeRoBot echo (closed loop): [bold]{verdict['ratio']:.2f}×[/bold]")
+    for line in verdict["lines"]:
+        colour = "green" if line.startswith("PASS") else "red" if line.startswith("FAIL") else "yellow"
+        console.print(f"[{colour}]{line}[/{colour}]", highlight=False)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def judge(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    def row(server: str, phase: str) -> dict[str, Any] | None:
+        return next((r for r in rows if r["server"] == server and r["phase"] == phase), None)
+
+    bb_closed, echo_closed, bb_open = row("BranchBot", "closed"), row("WeRoBot echo", "closed"), row("BranchBot", "open")
+    lines: list[str] = []
+    ratio = None
+    if bb_closed and echo_closed and echo_closed["throughput_msg_s"]:
+        ratio = bb_closed["throughput_msg_s"] / echo_closed["throughput_msg_s"]
+        ok = ratio >= args.target_ratio and bb_closed["errors"] == 0
+        lines.append(f"{'PASS' if ok else 'FAIL'}  throughput: BranchBot {bb_closed['throughput_msg_s']:.1f} msg/s = "
+                     f"{ratio:.2f}× echo {echo_closed['throughput_msg_s']:.1f} msg/s (target ≥ {args.target_ratio}×"
+                     f"{', errors must be 0' if bb_closed['errors'] else ''})")
+    else:
+        lines.append("SKIP  throughput ratio (needs both servers' closed-loop phase)")
+    if bb_open and bb_open["p99_ms"] is not None:
+        achieved_ok = bb_open["errors"] == 0
+        ok = bb_open["p99_ms"] < args.target_p99_ms and achieved_ok
+        lines.append(f"{'PASS' if ok else 'FAIL'}  latency: BranchBot p99 {bb_open['p99_ms']:.1f} ms at a fixed "
+                     f"{args.rate:.0f} msg/s (target < {args.target_p99_ms:.0f} ms, errors {bb_open['errors']})")
+    else:
+        lines.append("SKIP  p99 at fixed rate (needs BranchBot's open-loop phase)")
+    return {"ratio": ratio, "lines": lines}
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--duration", type=float, default=15.0, help="closed-loop (max throughput) seconds per server")
+    p.add_argument("--concurrency", type=int, default=32, help="closed loop: members in flight at once")
+    p.add_argument("--rate", type=float, default=300.0, help="open loop: messages per second")
+    p.add_argument("--open-duration", type=float, default=20.0, help="open-loop seconds per server")
+    p.add_argument("--open-members", type=int, default=100,
+                   help="open loop: members taking turns (each sends every open-members/rate s)")
+    p.add_argument("--drain", type=float, default=10.0,
+                   help="open loop: seconds after the schedule ends to keep sending late messages; "
+                        "what is still unsent then counts as errors")
+    p.add_argument("--warmup", type=float, default=2.0, help="closed-loop warm-up seconds per server (discarded)")
+    p.add_argument("--members", type=int, default=2000, help="roster size (half pre-bound, half bind during the run)")
+    p.add_argument("--questions", type=int, default=10, help="questions per paper ([quiz] questions_per_paper)")
+    p.add_argument("--max-rate-guess", type=float, default=2500.0,
+                   help="closed loop pre-builds duration × this many requests")
+    p.add_argument("--only", choices=["both", "branchbot", "echo"], default="both")
+    p.add_argument("--echo-worker-class", choices=["gthread", "sync"], default="gthread",
+                   help="gunicorn worker class for the echo bot (sync has no keep-alive)")
+    p.add_argument("--echo-threads", type=int, default=8,
+                   help="gthread threads (BranchBot runs handlers on an 8-thread limiter)")
+    p.add_argument("--target-ratio", type=float, default=1.5)
+    p.add_argument("--target-p99-ms", type=float, default=50.0)
+    p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--py-spy", type=Path, metavar="PATH",
+                   help="after the measured phases, profile BranchBot under closed-loop load and write collapsed stacks here")
+    p.add_argument("--py-spy-gil", action="store_true",
+                   help="sample only the thread holding the GIL (where Python CPU goes; SQLite's own C time is then hidden)")
+    p.add_argument("--branchbot-serve", metavar="CMD",
+                   help="serve BranchBot with this command instead of `branchbot serve --config CFG` (A/B a patched "
+                        "server; {config}, {venv} and {bench} (this folder) are substituted; it runs in the temp dir and must "
+                        "listen on the config's port)")
+    p.add_argument("--with-scheduler", action="store_true",
+                   help="leave BranchBot's background scheduler on (off by default: its jobs are not webhook work)")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (DB, logs) for inspection")
+    args = p.parse_args(argv)
+    if max(args.duration, args.open_duration) + 30 > 300:
+        p.error("phases must fit well inside the 300 s replay window (requests are pre-built before each phase)")
+    if args.concurrency < 1 or args.rate <= 0 or args.open_members < 1:
+        p.error("--concurrency, --rate and --open-members must be positive")
+    return args
+
+
+def measure(servers: list[tuple[Server, Roster, bool]], args: argparse.Namespace, aes_key: str) -> list[dict[str, Any]]:
+    """Phases interleaved across servers (warm-up, warm-up, closed, closed, open, open) so that a
+    drift in the machine's speed during the run hits both alike."""
+    rows = []
+    plan = [("closed", "warmup", args.warmup)] if args.warmup > 0 else []
+    plan += [("closed", "closed", args.duration), ("open", "open", args.open_duration)]
+    for kind, phase, duration in plan:
+        for server, roster, echo in servers:
+            label = {"warmup": "warm-up (discarded)", "closed": f"closed loop, {args.concurrency} members",
+                     "open": f"open loop, {args.rate:.0f} msg/s"}[phase]
+            print(f"• {server.name}: {label}, {duration:.0f} s", flush=True)
+            stats = run_phase(kind, server, roster, args, phase, duration)
+            kinds = check_replies(stats, aes_key, echo)
+            if phase == "warmup":
+                if stats.failures:
+                    print(f"  warm-up failures: {dict(stats.failures)}")
+            else:
+                rows.append(summarise(stats, kinds))
+            if server.proc.poll() is not None:
+                raise RuntimeError(f"{server.name} died (exit {server.proc.returncode}); log:\n{tail(server.log)}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        import psutil  # noqa: F401
+        import werobot  # noqa: F401
+        from wechatpy.crypto import WeChatCrypto  # noqa: F401
+    except ImportError as exc:
+        raise SystemExit(f"missing bench dependency: {exc.name} (see bench/README.md)") from exc
+    if args.only != "branchbot" and not (VENV_BIN / "gunicorn").exists():
+        raise SystemExit(f"gunicorn not found in {VENV_BIN} (pip install gunicorn; see bench/README.md)")
+
+    def on_term(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    procs = Procs()
+    tmp = Path(tempfile.mkdtemp(prefix="branchbot-bench-"))
+    aes_key = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(43))
+    people = make_people(args.members)
+    msgid_base = random.randrange(10**17, 9 * 10**17)
+    rows: list[dict[str, Any]] = []
+    started = time.monotonic()
+    try:
+        print(f"temp dir {tmp}; {os.cpu_count()} CPUs; python {platform.python_version()}")
+        servers: list[tuple[Server, Roster, bool]] = []
+        bb: Server | None = None
+        if args.only in ("both", "branchbot"):
+            t0 = time.monotonic()
+            cfg, port, bank = setup_branchbot(tmp, aes_key, people, args.questions, args.with_scheduler)
+            print(f"• BranchBot set up in {time.monotonic() - t0:.1f} s: {len(people)} members "
+                  f"({sum(p.prebound for p in people)} pre-bound), {bank} active questions")
+        if args.only in ("both", "echo"):
+            echo = start_echo(procs, tmp, aes_key, args, msgid_base + 5 * 10**16)
+            print(f"• WeRoBot echo on gunicorn ({args.echo_worker_class}, 1 worker"
+                  f"{f', {args.echo_threads} threads' if args.echo_worker_class == 'gthread' else ''}), port {echo.port}")
+            servers.append((echo, Roster(people, args.questions), True))
+        if args.only in ("both", "branchbot"):
+            bb = start_branchbot(procs, tmp, cfg, port, aes_key, msgid_base, args.branchbot_serve)
+            print(f"• BranchBot ({'custom command' if args.branchbot_serve else 'branchbot serve: 1 uvicorn process'}) "
+                  f"on port {port}")
+            servers.append((bb, Roster(people, args.questions), False))
+        rows += measure(servers, args, aes_key)
+        if bb is not None:
+            if args.py_spy:
+                prof = profile_branchbot(bb, servers[-1][1], args, args.py_spy)
+                if prof is not None:
+                    rows.append(summarise(prof, check_replies(prof, aes_key, echo=False)))
+            print(f"• BranchBot DB after the run: {db_counts(tmp / 'bench.db')}")
+    except KeyboardInterrupt:
+        print("interrupted; stopping servers", file=sys.stderr)
+        return 130
+    finally:
+        procs.stop_all()
+        if args.keep_tmp:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    verdict = judge(rows, args)
+    print()
+    print_report(rows, verdict)
+    print(f"\ntotal run time {time.monotonic() - started:.0f} s")
+    if args.json:
+        import importlib.metadata as md
+
+        def version(name: str) -> str | None:
+            try:
+                return md.version(name)
+            except md.PackageNotFoundError:
+                return None
+
+        payload = {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "versions": {n: version(n) for n in ("branchbot", "uvicorn", "starlette", "werobot", "gunicorn", "wechatpy",
+                                                 "sqlalchemy", "cryptography")},
+            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "results": rows,
+            "ratio": verdict["ratio"],
+            "verdict": verdict["lines"],
+        }
+        args.json.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
+        print(f"results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -161,7 +161,9 @@ def create_app(config: Config, store: Store, clock: Clock = system_clock, backgr
     worker = OutboxWorker(store, config, clock) if background else None
     engine = Engine(store, config, registry or build_registry(), clock, on_push=worker.wake if worker else None)
     metrics = Metrics()
-    hooks = Webhooks(engine, metrics, budget=config.wechat.reply_budget_ms / 1000)
+    # SQLite takes one writer at a time anyway: more handler threads only fight over the GIL.
+    threads = anyio.CapacityLimiter(1 if store.is_sqlite else 8)
+    hooks = Webhooks(engine, metrics, budget=config.wechat.reply_budget_ms / 1000, limiter=threads)
     wechat = WechatChannel(config.wechat)
     wecom = WecomChannel(config.wecom, config.wechat.replay_window) if config.wecom.enabled else None
 

@@ -8,6 +8,7 @@ given the token that failed and fetches again only if nobody has replaced it yet
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -24,11 +25,20 @@ Clock = Callable[[], datetime]
 
 
 class TokenStore:
+    """The store is the truth; each process keeps a copy in memory until it nears expiry
+    or WeChat refuses it, so a send does not cost a database round trip for its token."""
+
     def __init__(self, store: Store, clock: Clock = lambda: datetime.now(timezone.utc)) -> None:
         self.store = store
         self.clock = clock
+        self._memory: dict[str, tuple[str, datetime]] = {}
+        self._lock = threading.Lock()
 
     def get(self, app: str, fetch: Fetch) -> str:
+        with self._lock:
+            cached = self._memory.get(app)
+        if cached and cached[1] - REFRESH_AHEAD > self.clock():
+            return cached[0]
         return self._locked(app, fetch, stale=None)
 
     def refresh(self, app: str, fetch: Fetch, stale: str) -> str:
@@ -41,11 +51,12 @@ class TokenStore:
                 db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(app.encode())})
             row = db.get(AccessToken, app)
             now = self.clock()
-            if row is not None and row.token != stale and row.expires_at - REFRESH_AHEAD > now:
-                return row.token
-            token, expires_in = fetch()
-            if row is None:
-                row = AccessToken(app=app, token=token, expires_at=now, refreshed_at=now)
-            row.token, row.expires_at, row.refreshed_at = token, now + timedelta(seconds=expires_in), now
-            db.add(row)
-            return token
+            if row is None or row.token == stale or row.expires_at - REFRESH_AHEAD <= now:
+                token, expires_in = fetch()
+                if row is None:
+                    row = AccessToken(app=app, token=token, expires_at=now, refreshed_at=now)
+                row.token, row.expires_at, row.refreshed_at = token, now + timedelta(seconds=expires_in), now
+                db.add(row)
+            with self._lock:
+                self._memory[app] = (row.token, row.expires_at)
+            return row.token

@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -41,6 +41,7 @@ from bot.store.models import Campaign, Delivery
 log = logging.getLogger("branchbot.outbox")
 FINAL = ("sent", "failed", "skipped", "inbox")
 CLAIM_BATCH = 2000
+MARK_GROUP = 50
 
 
 def create_campaign(db: Session, *, kind: str, text: str, member_ids: Iterable[int], now: datetime, title: str = "",
@@ -142,18 +143,24 @@ class OutboxWorker:
         by_route: dict[str, list[Claimed]] = defaultdict(list)
         for item in claimed:
             by_route[self._route(item)].append(item)
+        attempts = {c.delivery.id: c.delivery.attempts for c in claimed}
         skipped = by_route.pop("skip:unbound", []) + by_route.pop("skip:unsubscribed", [])
         if skipped:
             self._mark({c.delivery.id: Outcome("skipped", "", None, "未绑定" if not c.member.openid else "已取消关注")
-                        for c in skipped})
-        futures = []
-        for item in by_route.pop("wechat", []):
-            futures.append(self.pool.submit(self._send_wechat, item))
-        for route, items in by_route.items():  # "wecom:<campaign id>"
-            for start in range(0, len(items), WECOM_BATCH):
-                futures.append(self.pool.submit(self._send_wecom, items[start:start + WECOM_BATCH]))
-        for future in futures:
-            future.result()
+                        for c in skipped}, attempts)
+        futures = [self.pool.submit(self._send_wechat, item) for item in by_route.pop("wechat", [])]
+        for items in by_route.values():  # "wecom:<campaign id>"
+            futures += [self.pool.submit(self._send_wecom, items[i:i + WECOM_BATCH]) for i in range(0, len(items), WECOM_BATCH)]
+        # Marks are written in small groups as sends finish: a crash leaves at most a
+        # group (plus what is in flight) sent but unmarked, to be re-sent after the lease.
+        done: dict[int, Outcome] = {}
+        for future in as_completed(futures):
+            done.update(future.result())
+            if len(done) >= MARK_GROUP:
+                self._mark(done, attempts)
+                done = {}
+        if done:
+            self._mark(done, attempts)
         self._close_finished_campaigns()
         return len(claimed)
 
@@ -174,15 +181,13 @@ class OutboxWorker:
         return Outgoing(item.delivery.id, item.member.id, item.member.openid, item.member.wecom_userid,  # type: ignore[arg-type]
                         item.campaign.title, item.campaign.text, when, item.branch)
 
-    def _send_wechat(self, item: Claimed) -> None:
+    def _send_wechat(self, item: Claimed) -> dict[int, Outcome]:
         if not self.wechat.configured:
-            outcome = Outcome("failed", "wechat_kf", None, "未配置公众号 app_id / app_secret")
-        else:
-            outcome = self.wechat.send(self._outgoing(item))
-        self._mark({item.delivery.id: outcome})
+            return {item.delivery.id: Outcome("failed", "wechat_kf", None, "未配置公众号 app_id / app_secret")}  # type: ignore[dict-item]
+        return {item.delivery.id: self.wechat.send(self._outgoing(item))}  # type: ignore[dict-item]
 
-    def _send_wecom(self, items: list[Claimed]) -> None:
-        self._mark(self.wecom.send_batch([self._outgoing(i) for i in items]))
+    def _send_wecom(self, items: list[Claimed]) -> dict[int, Outcome]:
+        return self.wecom.send_batch([self._outgoing(i) for i in items])
 
     def _post_to_robots(self) -> int:
         """Group posts are at most once: claimed by flipping pending → posting first."""
@@ -237,21 +242,21 @@ class OutboxWorker:
             ).all()
             return [Claimed(d, m, c, b) for d, m, c, b in rows]
 
-    def _mark(self, outcomes: dict[int, Outcome]) -> None:
+    def _mark(self, outcomes: dict[int, Outcome], attempts: dict[int, int]) -> None:
         now = self.clock()
         cfg = self.config.outbox
+        rows = []
+        for delivery_id, outcome in outcomes.items():
+            row = {"id": delivery_id, "via": outcome.via, "errcode": outcome.errcode, "errmsg": outcome.errmsg,
+                   "updated_at": now, "lease_until": None, "claim": "", "next_attempt_at": None}
+            tries = attempts[delivery_id]
+            if outcome.status == "retry" and tries < cfg.max_attempts:
+                row |= {"status": "pending", "next_attempt_at": now + timedelta(seconds=cfg.retry_base_seconds * 2 ** (tries - 1))}
+            else:
+                row["status"] = "failed" if outcome.status == "retry" else outcome.status
+            rows.append(row)
         with self.store.session() as db:
-            rows = {d.id: d for d in db.exec(select(Delivery).where(Delivery.id.in_(list(outcomes)))).all()}  # type: ignore[attr-defined]
-            for delivery_id, outcome in outcomes.items():
-                delivery = rows[delivery_id]
-                delivery.via, delivery.errcode, delivery.errmsg, delivery.updated_at = outcome.via, outcome.errcode, outcome.errmsg, now
-                delivery.lease_until, delivery.claim = None, ""
-                if outcome.status == "retry" and delivery.attempts < cfg.max_attempts:
-                    delivery.status = "pending"
-                    delivery.next_attempt_at = now + timedelta(seconds=cfg.retry_base_seconds * 2 ** (delivery.attempts - 1))
-                else:
-                    delivery.status = "failed" if outcome.status == "retry" else outcome.status
-                db.add(delivery)
+            db.execute(update(Delivery), rows)  # bulk update by primary key
 
     def _unfinished(self) -> int:
         with self.store.session() as db:

@@ -158,11 +158,15 @@ def test_closed_window_falls_back_to_template(tmp_path, clock, api):
 
 
 def test_closed_window_without_template_waits_in_the_inbox(push_env, api):
-    api.state.closed_window.add("o-13900000003")
-    api.inject("custom_send", "errcode", 45047, user="o-13900000002x")  # unused user: no effect
+    api.state.closed_window.add("o-13900000003")  # 45015: outside the 48-hour window
+    api.inject("custom_send", "errcode", 45047, user="o-13900000012")  # 周芳: over the customer-service quota
     campaign = push(push_env, text="本周五下午三点集中学习。", title="学习通知")
     drain(push_env)
-    assert statuses(push_env, campaign)["赵敏0003"] == "inbox"
+    result = statuses(push_env, campaign)
+    assert result["赵敏0003"] == "inbox" and result["周芳0012"] == "inbox"
+    with push_env.store.session() as db:
+        codes = set(db.exec(select(Delivery.errcode).where(Delivery.campaign_id == campaign, Delivery.status == "inbox")).all())
+    assert codes == {45015, 45047}
     user = push_env.wechat("o-13900000003")
     reply = user.say("积分")
     assert reply.startswith("您有 1 条未读通知，发送「通知」查看。") and "赵敏同志的积分" in reply

@@ -32,6 +32,7 @@ test: install-test
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/webhook.py
+	$(BIN)/python bench/push.py
 
 clean:
 	rm -rf $(VENV) data *.egg-info .pytest_cache

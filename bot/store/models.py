@@ -63,6 +63,7 @@ class Member(SQLModel, table=True):
     subscribed: bool = True
     is_demo: bool = False
     bound_at: datetime | None = _utc_column(nullable=True)
+    status: str = Field(default="在册", max_length=10)  # 在册 / 已转出 (kept for their history)
 
 
 class Question(SQLModel, table=True):
@@ -177,6 +178,8 @@ class Campaign(SQLModel, table=True):
     finished_at: datetime | None = _utc_column(nullable=True)
     # Also post into the branch's WeCom group robot: "" no, pending, posting, sent, failed <errcode>
     robot_status: str = Field(default="", max_length=40)
+    send_after: datetime | None = _utc_column(nullable=True)  # a scheduled broadcast (定时通知)
+    cancelled_at: datetime | None = _utc_column(nullable=True)
 
 
 class Delivery(SQLModel, table=True):
@@ -220,4 +223,43 @@ class JobRun(SQLModel, table=True):
     started_at: datetime = _utc_column()
     finished_at: datetime | None = _utc_column(nullable=True)
     status: str = Field(default="running", max_length=10)  # running / done / failed
+    detail: str = ""
+
+
+class Meeting(SQLModel, table=True):
+    """A branch meeting (三会一课, 主题党日): the notice, replies and attendance record."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    branch_id: int = Field(foreign_key="branch.id", index=True)
+    type: str = Field(max_length=20)  # 支部党员大会 / 支委会 / 党小组会 / 党课 / 主题党日
+    starts_at: datetime = _utc_column(index=True)
+    place: str = Field(max_length=100)
+    topic: str = Field(max_length=200)
+    created_by: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = _utc_column()
+    campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
+    checkin_code: str = Field(default="", max_length=4)
+    checkin_until: datetime | None = _utc_column(nullable=True)
+
+
+class MeetingReply(SQLModel, table=True):
+    """A member's answer to a meeting notice (参加 / 请假) and their check-in."""
+
+    __table_args__ = (UniqueConstraint("meeting_id", "member_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    answer: str = Field(default="", max_length=10)  # 参加 / 请假 / ""
+    reason: str = Field(default="", max_length=200)
+    answered_at: datetime | None = _utc_column(nullable=True)
+    checked_in_at: datetime | None = _utc_column(nullable=True)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what, when: broadcasts, role changes, imports, exports, refusals."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _utc_column(index=True)
+    actor: str = Field(max_length=100)  # a member ("张三（第一党支部）") or "CLI"
+    action: str = Field(max_length=30, index=True)
     detail: str = ""

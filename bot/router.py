@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from bot.audit import actor_of, record
 from bot.config import Config
 from bot.messages import Inbound, normalise
 from bot.store import Dialog, Member, Role
@@ -82,6 +83,7 @@ class DialogSpec:
     kind: str
     on_reply: DialogHandler  # returns None when the text is not meant for the dialog
     hint: DialogHandler
+    on_expired: DialogHandler | None = None  # what to say when a reply comes after the dialog expired
 
 
 @dataclass
@@ -96,8 +98,9 @@ class Registry:
     def command(self, word: str, handler: Handler, *, roles: frozenset[str], summary: str, usage: str = "", aliases: tuple[str, ...] = ()) -> None:
         self.commands.append(Command(word, handler, roles, summary, usage or word, aliases))
 
-    def dialog(self, kind: str, *, on_reply: DialogHandler, hint: DialogHandler) -> None:
-        self.dialogs[kind] = DialogSpec(kind, on_reply, hint)
+    def dialog(self, kind: str, *, on_reply: DialogHandler, hint: DialogHandler,
+               on_expired: DialogHandler | None = None) -> None:
+        self.dialogs[kind] = DialogSpec(kind, on_reply, hint, on_expired)
 
     def event(self, name: str, handler: Handler) -> None:
         self.events[name] = handler
@@ -132,6 +135,7 @@ NOT_BOUND = "请先绑定身份：发送「绑定 姓名 手机号后四位」�
 def refuse(ctx: Context, command: Command) -> str:
     if ctx.member is None:
         return NOT_BOUND
+    record(ctx.db, ctx.now, actor_of(ctx.member), "拒绝", f"无权使用「{command.word}」：{ctx.inbound.text[:100]}")
     if command.roles <= SECRETARIES:
         return f"「{command.word}」仅限支部书记和管理员使用。发送「帮助」查看您可以使用的功能。"
     return f"「{command.word}」仅限管理员使用。发送「帮助」查看您可以使用的功能。"
@@ -158,7 +162,14 @@ def _route(ctx: Context) -> str:
 
 def _route_text(ctx: Context, text: str) -> str:
     registry = ctx.registry
-    dialog = _pending_dialog(ctx)
+    dialog, expired = _pending_dialog(ctx)
+    if expired is not None:
+        late = registry.dialogs.get(expired.kind)
+        if late and late.on_expired:
+            ctx.args = text
+            said = late.on_expired(ctx, expired)
+            if said:
+                return said
     spec = registry.dialogs.get(dialog.kind) if dialog else None
     if spec and dialog:
         ctx.args = text
@@ -178,14 +189,15 @@ def _route_text(ctx: Context, text: str) -> str:
     return _unknown(ctx, text)
 
 
-def _pending_dialog(ctx: Context) -> Dialog | None:
+def _pending_dialog(ctx: Context) -> tuple[Dialog | None, Dialog | None]:
+    """(the dialog waiting for this sender, or a dialog that just expired)."""
     dialog = ctx.db.get(Dialog, ctx.inbound.conversation)
     if dialog is None:
-        return None
+        return None, None
     if dialog.expires_at is not None and dialog.expires_at <= ctx.now:
         ctx.db.delete(dialog)
-        return None
-    return dialog
+        return None, dialog
+    return dialog, None
 
 
 def _unknown(ctx: Context, text: str) -> str:

@@ -5,8 +5,8 @@ Each command declares who may use it; the router enforces that in one place.
 
 from __future__ import annotations
 
-from bot.router import EVERYONE, MEMBERS, Registry
-from handlers import help, leaderboard, members, notices, oath, points, quiz
+from bot.router import EVERYONE, MEMBERS, SECRETARIES, Registry
+from handlers import broadcast, followup, help, leaderboard, meetings, members, notices, oath, points, quiz
 
 
 def build_registry() -> Registry:
@@ -32,9 +32,29 @@ def build_registry() -> Registry:
     # Political birthdays
     bot.command("誓词", oath.show, roles=EVERYONE, summary="重温入党誓词", aliases=("入党誓词",))
 
-    # Notices that could not be pushed wait here
-    bot.command("通知", notices.show_inbox, roles=MEMBERS, summary="查看未读通知", aliases=("未读通知",))
+    # Notices: members read their unread inbox; secretaries and admins broadcast
+    bot.command("通知", broadcast.notice, roles=MEMBERS, summary="查看未读通知；书记：通知 内容 → 预览后确认发送",
+                usage="通知 [内容]", aliases=("未读通知",))
+    bot.dialog(broadcast.DIALOG, on_reply=broadcast.confirm, hint=broadcast.confirm_hint, on_expired=broadcast.expired)
+    bot.command("定时通知", broadcast.scheduled_notice, roles=SECRETARIES, summary="定时发送通知",
+                usage="定时通知 YYYY-MM-DD HH:MM 内容")
+    bot.command("取消定时", broadcast.cancel_scheduled, roles=SECRETARIES, summary="撤回定时通知", usage="取消定时 编号")
+    bot.command("通知状态", broadcast.status, roles=SECRETARIES, summary="通知送达情况", usage="通知状态 [编号]")
     bot.banner = notices.unread_banner
+
+    # Following up the month's quiz, and political birthdays
+    bot.command("未完成", followup.unfinished, roles=SECRETARIES, summary="本月未完成测试和未绑定的同志")
+    bot.command("催办", followup.nudge, roles=SECRETARIES, summary="提醒未完成测试的同志（每天一次）")
+    bot.command("生日", followup.birthdays, roles=SECRETARIES, summary="本月政治生日", aliases=("政治生日",))
+
+    # Meetings (三会一课, 主题党日): arrange, reply, check in
+    bot.command("会议", meetings.start, roles=SECRETARIES, summary="安排会议并通知全支部", aliases=("安排会议",))
+    bot.dialog(meetings.DIALOG, on_reply=meetings.step, hint=meetings.hint, on_expired=meetings.expired)
+    bot.command("会议情况", meetings.report, roles=SECRETARIES, summary="会议回复和签到情况")
+    bot.command("签到码", meetings.checkin_code, roles=SECRETARIES, summary="生成 30 分钟有效的签到码")
+    bot.command("参加", meetings.attend, roles=MEMBERS, summary="回复会议通知：参加")
+    bot.command("请假", meetings.leave, roles=MEMBERS, summary="回复会议通知：请假", usage="请假 理由")
+    bot.command("签到", meetings.check_in, roles=MEMBERS, summary="会议签到", usage="签到 签到码")
 
     # Menu buttons send these keys
     bot.menu("QUIZ", "答题")

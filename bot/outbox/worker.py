@@ -215,9 +215,13 @@ class OutboxWorker:
     # ------------------------------------------------------------------ store
 
     def _claimable(self, now: datetime):
-        return or_(
-            and_(Delivery.status == "pending", or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)),
-            and_(Delivery.status == "sending", Delivery.lease_until < now),
+        not_yet = select(Campaign.id).where(or_(Campaign.send_after > now, Campaign.cancelled_at.is_not(None)))  # type: ignore[union-attr]
+        return and_(
+            or_(
+                and_(Delivery.status == "pending", or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)),
+                and_(Delivery.status == "sending", Delivery.lease_until < now),
+            ),
+            Delivery.campaign_id.not_in(not_yet),  # type: ignore[attr-defined]
         )
 
     def _claim(self) -> list[Claimed]:
@@ -259,8 +263,12 @@ class OutboxWorker:
             db.execute(update(Delivery), rows)  # bulk update by primary key
 
     def _unfinished(self) -> int:
+        """Deliveries that could still be sent now (scheduled broadcasts wait for their time)."""
+        now = self.clock()
+        not_yet = select(Campaign.id).where(or_(Campaign.send_after > now, Campaign.cancelled_at.is_not(None)))  # type: ignore[union-attr]
         with self.store.session() as db:
-            return db.exec(select(func.count(Delivery.id)).where(Delivery.status.in_(("pending", "sending")))).one()  # type: ignore[attr-defined]
+            return db.exec(select(func.count(Delivery.id)).where(
+                Delivery.status.in_(("pending", "sending")), Delivery.campaign_id.not_in(not_yet))).one()  # type: ignore[attr-defined]
 
     def _close_finished_campaigns(self) -> None:
         now = self.clock()

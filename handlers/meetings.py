@@ -1,0 +1,198 @@
+"""会议 / 参加 / 请假 / 会议情况 / 签到码 / 签到: 三会一课 in chat.
+
+A secretary arranges a meeting in a short dialog; members answer 参加 or 请假; at the
+meeting the secretary shows a 4-digit code valid for 30 minutes and members check in
+with it. Replies and check-ins are the branch's meeting record.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from sqlmodel import select
+
+from bot.audit import actor_of, record
+from bot.outbox.worker import create_campaign
+from bot.router import Context
+from bot.store.models import Dialog, Meeting, MeetingReply
+from handlers.scope import members_of, names, own_branch
+
+DIALOG = "meeting"
+TYPES = ["支部党员大会", "支委会", "党小组会", "党课", "主题党日"]
+STEP_WINDOW = timedelta(minutes=30)
+CODE_VALID = timedelta(minutes=30)
+RECENT = timedelta(hours=3)
+WEEKDAYS = "一二三四五六日"
+
+
+def _when(meeting: Meeting, ctx: Context) -> str:
+    local = meeting.starts_at.astimezone(ctx.config.tz)
+    return f"{local.month}月{local.day}日（星期{WEEKDAYS[local.weekday()]}）{local:%H:%M}"
+
+
+def start(ctx: Context) -> str:
+    ctx.start_dialog(DIALOG, {"step": "type"}, expires_at=ctx.now + STEP_WINDOW)
+    options = " ".join(f"{i} {name}" for i, name in enumerate(TYPES, start=1))
+    return f"安排会议。请选择会议类型（回复数字或名称）：\n{options}\n随时回复「取消」可放弃。"
+
+
+def step(ctx: Context, dialog: Dialog) -> str | None:
+    text = ctx.args.strip()
+    data = dict(dialog.data)
+    if text == "取消":
+        ctx.end_dialog()
+        return "已取消会议安排。"
+    current = data["step"]
+    if current == "type":
+        chosen = TYPES[int(text) - 1] if text.isdigit() and 1 <= int(text) <= len(TYPES) else text if text in TYPES else None
+        if chosen is None:
+            return None
+        data |= {"type": chosen, "step": "time"}
+        reply = f"会议类型：{chosen}。请回复会议时间，例如 {(ctx.now + timedelta(days=3)):%Y-%m-%d} 15:00。"
+    elif current == "time":
+        try:
+            when = datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=ctx.config.tz)
+        except ValueError:
+            return None
+        if when <= ctx.now:
+            return "会议时间须晚于现在，请重新回复，如 2026-12-04 15:00。"
+        data |= {"when": when.isoformat(), "step": "place"}
+        reply = "请回复会议地点。"
+    elif current == "place":
+        data |= {"place": text[:100], "step": "topic"}
+        reply = "请回复会议主题（没有可回复「无」）。"
+    elif current == "topic":
+        data |= {"topic": "" if text == "无" else text[:200], "step": "confirm"}
+        topic = f"\n主题：{data['topic']}" if data["topic"] else ""
+        when = datetime.fromisoformat(data["when"])
+        reply = (f"请确认会议通知：\n{data['type']}\n时间：{when:%Y-%m-%d %H:%M}\n地点：{data['place']}{topic}\n"
+                 "回复「确认」发给全支部，回复「取消」放弃。")
+    else:  # confirm
+        if text != "确认":
+            return None
+        ctx.end_dialog()
+        return _publish(ctx, data)
+    ctx.start_dialog(DIALOG, data, expires_at=ctx.now + STEP_WINDOW)
+    return reply
+
+
+def _publish(ctx: Context, data: dict) -> str:
+    branch = own_branch(ctx)
+    when = datetime.fromisoformat(data["when"])
+    meeting = Meeting(branch_id=branch.id, type=data["type"], starts_at=when, place=data["place"], topic=data["topic"],  # type: ignore[arg-type]
+                      created_by=ctx.member.id if ctx.member else None, created_at=ctx.now)
+    ctx.db.add(meeting)
+    ctx.db.flush()
+    topic = f"，主题：{meeting.topic}" if meeting.topic else ""
+    text = (f"{_when(meeting, ctx)} 在{meeting.place}召开{meeting.type}{topic}。"
+            "请回复「参加」，不能参加请回复「请假 理由」。")
+    members = members_of(ctx, [branch.id])  # type: ignore[list-item]
+    campaign = create_campaign(ctx.db, kind="meeting", title=f"{meeting.type}通知", text=text, member_ids=[m.id for m in members],  # type: ignore[misc]
+                               now=ctx.now, branch_id=branch.id, created_by=meeting.created_by, robot=True)
+    meeting.campaign_id = campaign.id
+    ctx.db.add(meeting)
+    record(ctx.db, ctx.now, actor_of(ctx.member), "会议通知", f"{branch.name} {meeting.type} {when:%Y-%m-%d %H:%M} {meeting.place}")
+    return f"已向{branch.name} {len(members)} 人发出{meeting.type}通知。发送「会议情况」查看回复。"
+
+
+def hint(ctx: Context, dialog: Dialog) -> str:
+    prompts = {"type": "请回复会议类型的数字（1-5）", "time": "请按「2026-12-04 15:00」的格式回复会议时间",
+               "confirm": "请回复「确认」发出通知"}
+    return prompts.get(dialog.data.get("step", ""), "请继续填写") + "，或回复「取消」放弃。"
+
+
+def expired(ctx: Context, dialog: Dialog) -> str | None:
+    if ctx.args.strip() == "确认":
+        return "会议安排超过 30 分钟没有继续，已作废，没有发出通知。请重新发送「会议」。"
+    return None
+
+
+def _current(ctx: Context) -> Meeting | None:
+    """The branch's next meeting, or the one that has just begun."""
+    assert ctx.member is not None
+    upcoming = ctx.db.exec(select(Meeting).where(Meeting.branch_id == ctx.member.branch_id, Meeting.starts_at >= ctx.now - RECENT)
+                           .order_by(Meeting.starts_at)).first()
+    if upcoming is not None:
+        return upcoming
+    return ctx.db.exec(select(Meeting).where(Meeting.branch_id == ctx.member.branch_id)
+                       .order_by(Meeting.starts_at.desc())).first()  # type: ignore[attr-defined]
+
+
+def _reply_row(ctx: Context, meeting: Meeting) -> MeetingReply:
+    assert ctx.member is not None
+    row = ctx.db.exec(select(MeetingReply).where(MeetingReply.meeting_id == meeting.id, MeetingReply.member_id == ctx.member.id)).first()
+    return row or MeetingReply(meeting_id=meeting.id, member_id=ctx.member.id)  # type: ignore[arg-type]
+
+
+def attend(ctx: Context) -> str:
+    meeting = _current(ctx)
+    if meeting is None or meeting.starts_at < ctx.now - RECENT:
+        return "近期没有需要回复的会议。"
+    row = _reply_row(ctx, meeting)
+    row.answer, row.reason, row.answered_at = "参加", "", ctx.now
+    ctx.db.add(row)
+    return f"已登记：您将参加 {_when(meeting, ctx)} 的{meeting.type}（{meeting.place}）。"
+
+
+def leave(ctx: Context) -> str:
+    meeting = _current(ctx)
+    if meeting is None or meeting.starts_at < ctx.now - RECENT:
+        return "近期没有需要请假的会议。"
+    reason = ctx.args.strip()
+    if not reason:
+        return "请说明请假理由，例如「请假 出差」。"
+    row = _reply_row(ctx, meeting)
+    row.answer, row.reason, row.answered_at = "请假", reason[:200], ctx.now
+    ctx.db.add(row)
+    return f"已登记请假（{reason[:50]}）：{_when(meeting, ctx)} 的{meeting.type}。会后请及时补学会议内容。"
+
+
+def report(ctx: Context) -> str:
+    meeting = _current(ctx)
+    if meeting is None:
+        return "本支部还没有安排过会议。发送「会议」安排一次。"
+    members = members_of(ctx, [meeting.branch_id])
+    replies = {r.member_id: r for r in ctx.db.exec(select(MeetingReply).where(MeetingReply.meeting_id == meeting.id)).all()}
+    going = [m for m in members if replies.get(m.id) and replies[m.id].answer == "参加"]  # type: ignore[union-attr]
+    away = [m for m in members if replies.get(m.id) and replies[m.id].answer == "请假"]  # type: ignore[union-attr]
+    silent = [m for m in members if m not in going and m not in away]
+    checked = [m for m in members if replies.get(m.id) and replies[m.id].checked_in_at]  # type: ignore[union-attr]
+    lines = [f"{meeting.type}：{_when(meeting, ctx)}，{meeting.place}", f"参加 {len(going)} 人" + (f"：{names(going)}" if going else "")]
+    if away:
+        lines.append(f"请假 {len(away)} 人：" + "；".join(f"{m.name}（{replies[m.id].reason}）" for m in away))  # type: ignore[index]
+    lines.append(f"未回复 {len(silent)} 人" + (f"：{names(silent)}" if silent else ""))
+    lines.append(f"已签到 {len(checked)}/{len(members)} 人" + (f"：{names(checked)}" if checked else ""))
+    return "\n".join(lines)
+
+
+def checkin_code(ctx: Context) -> str:
+    meeting = _current(ctx)
+    if meeting is None or abs(meeting.starts_at - ctx.now) > RECENT:
+        return "前后 3 小时内没有本支部的会议，无法生成签到码。"
+    meeting.checkin_code = f"{secrets.randbelow(10_000):04d}"
+    meeting.checkin_until = ctx.now + CODE_VALID
+    ctx.db.add(meeting)
+    until = meeting.checkin_until.astimezone(ctx.config.tz)
+    return f"{meeting.type}签到码：{meeting.checkin_code}（{until:%H:%M} 前有效）。请参会同志发送「签到 {meeting.checkin_code}」。"
+
+
+def check_in(ctx: Context) -> str:
+    code = ctx.args.strip()
+    if not code.isdigit() or len(code) != 4:
+        return "请发送「签到 四位签到码」，签到码请向书记索取。"
+    assert ctx.member is not None
+    meeting = ctx.db.exec(select(Meeting).where(Meeting.branch_id == ctx.member.branch_id, Meeting.checkin_code == code)
+                          .order_by(Meeting.starts_at.desc())).first()  # type: ignore[attr-defined]
+    if meeting is None:
+        return "签到码不正确，请核对后重试。"
+    if meeting.checkin_until is None or meeting.checkin_until < ctx.now:
+        return "签到码已过期（有效期 30 分钟），请向书记索取新的签到码。"
+    row = _reply_row(ctx, meeting)
+    if row.checked_in_at:
+        return f"您已签到过了（{row.checked_in_at.astimezone(ctx.config.tz):%H:%M}）。"
+    row.checked_in_at = ctx.now
+    if not row.answer:
+        row.answer, row.answered_at = "参加", ctx.now
+    ctx.db.add(row)
+    return f"签到成功：{meeting.type}，{ctx.now.astimezone(ctx.config.tz):%H:%M}。"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import update
 from sqlmodel import select
 
 from bot.audit import actor_of, record

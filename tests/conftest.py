@@ -23,7 +23,6 @@ import pytest
 from sqlmodel import select
 from starlette.testclient import TestClient
 from wechatpy.crypto import WeChatCrypto
-from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
 
 from bot.app import create_app
 from bot.config import Config, load_config

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -180,7 +180,6 @@ def test_slow_reply_answers_at_once_and_follows_through_the_outbox(tmp_path, clo
 
     from bot.app import create_app
     from handlers import build_registry
-    from handlers import points
 
     registry = build_registry()
     slow = next(c for c in registry.commands if c.word == "积分")

@@ -117,8 +117,7 @@ def test_delivery_report_after_some_sends_failed(tmp_path, clock):
             wang = bind(env, "o-wang", "王书记", "0001")
             bind(env, "o-li-oa", "赵敏", "0003")
             bind(env, "o-qian", "钱进", "0004")
-            with env.store.session() as db:  # 王书记 and 李明 are on WeCom too; make 李明 an invalid WeCom user
-                api.state.invalid_users.add("liming")
+            api.state.invalid_users.add("liming")  # 王书记 and 李明 are on WeCom; 李明's account is invalid
             api.state.closed_window.add("o-qian")  # outside the 48-hour window: goes to the inbox
             api.inject("custom_send", "errcode", 43004, user="o-li-oa")  # 赵敏 unfollowed meanwhile
             wang.say("通知 周五学习")

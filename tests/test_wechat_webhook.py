@@ -133,7 +133,6 @@ def test_malformed_xml_is_refused(env, body):
 
 
 def test_undecryptable_envelope_is_refused(safe_env):
-    user = safe_env.wechat("o-guest")
     for ciphertext in ("not-base64!!", "QUJD", "A" * 64):
         ts = str(int(safe_env.clock().timestamp()))
         query = urlencode({"timestamp": ts, "nonce": "9", "encrypt_type": "aes", "signature": sha1_sorted(TOKEN, ts, "9"),

@@ -76,6 +76,17 @@ def decrypt(crypto: Any, encrypted: Any, receive_id: str) -> bytes:
     return plain.encode()
 
 
+def open_encrypted(channel: str, body: bytes, msg_signature: str | None, token: str, timestamp: str, nonce: str,
+                   crypto: Any, receive_id: str) -> Inbound:
+    """An AES envelope: check msg_signature over the ciphertext (never ``signature``),
+    decrypt, check the receive id, parse."""
+    ciphertext = xml_fields(body).get("Encrypt")
+    if not isinstance(ciphertext, str):
+        raise Refusal(400, "missing Encrypt")
+    check_signature(msg_signature, token, timestamp, nonce, ciphertext)
+    return to_inbound(channel, decrypt(crypto, ciphertext, receive_id))
+
+
 def to_inbound(channel: str, body: bytes) -> Inbound:
     """Parse a (decrypted) message with wechatpy and keep what the router needs."""
     fields = xml_fields(body)

@@ -10,7 +10,7 @@ from datetime import datetime
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.replies import TextReply
 
-from bot.channels.common import Refusal, check_body, check_fresh, check_signature, cdata_safe, decrypt, to_inbound, xml_fields
+from bot.channels.common import Refusal, cdata_safe, check_body, check_fresh, check_signature, open_encrypted, to_inbound
 from bot.config import WechatConfig
 from bot.messages import Inbound
 
@@ -51,15 +51,9 @@ class WechatChannel:
         if not encrypted:
             check_signature(params.get("signature"), self.cfg.token, timestamp, nonce)
             return Opened(to_inbound(self.name, body), False, nonce)
-        envelope = xml_fields(body)
-        ciphertext = envelope.get("Encrypt")
-        if not isinstance(ciphertext, str):
-            raise Refusal(400, "missing Encrypt")
-        # Safe mode is signed by msg_signature over the ciphertext, never by signature.
-        check_signature(params.get("msg_signature"), self.cfg.token, timestamp, nonce, ciphertext)
-        assert self._crypto is not None
-        plain = decrypt(self._prp, ciphertext, self.cfg.app_id)
-        return Opened(to_inbound(self.name, plain), True, nonce)
+        inbound = open_encrypted(self.name, body, params.get("msg_signature"), self.cfg.token, timestamp, nonce,
+                                 self._prp, self.cfg.app_id)
+        return Opened(inbound, True, nonce)
 
     def seal(self, opened: Opened, text: str) -> str:
         """The HTTP body for a reply: XML (encrypted when the message was), or 'success'."""

@@ -9,7 +9,7 @@ from datetime import datetime
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.replies import TextReply
 
-from bot.channels.common import Refusal, check_body, check_fresh, check_signature, cdata_safe, decrypt, to_inbound, xml_fields
+from bot.channels.common import cdata_safe, check_body, check_fresh, check_signature, decrypt, open_encrypted
 from bot.channels.wechat import Opened
 from bot.config import WecomConfig
 
@@ -34,13 +34,9 @@ class WecomChannel:
         check_body(body)
         timestamp, nonce = params.get("timestamp", ""), params.get("nonce", "")
         check_fresh(timestamp, now, self.replay_window)
-        envelope = xml_fields(body)
-        ciphertext = envelope.get("Encrypt")
-        if not isinstance(ciphertext, str):
-            raise Refusal(400, "missing Encrypt")
-        check_signature(params.get("msg_signature"), self.cfg.token, timestamp, nonce, ciphertext)
-        plain = decrypt(self._prp, ciphertext, self.cfg.corp_id)
-        return Opened(to_inbound(self.name, plain), True, nonce)
+        inbound = open_encrypted(self.name, body, params.get("msg_signature"), self.cfg.token, timestamp, nonce,
+                                 self._prp, self.cfg.corp_id)
+        return Opened(inbound, True, nonce)
 
     def seal(self, opened: Opened, text: str) -> str:
         if not text:

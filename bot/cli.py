@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,10 +15,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table as RichTable
-from sqlmodel import select
+from rich.text import Text
+from sqlmodel import Session, select
 
+from bot.audit import cli_actor, record
 from bot.config import Config, ConfigError, load_config, masked
-from bot.store import Branch, Member, Store, create_store
+from bot.errcodes import ERRCODE_TEXT
+from bot.store import Branch, Member, Role, Store, create_store
 from bot.tabular import FileProblem
 
 console = Console()
@@ -61,7 +65,7 @@ def cmd_init(args: argparse.Namespace, config: Config) -> int:
     store.create_all()
     console.print(f"数据库已就绪：{config.database.url}")
     for path in bank.bundled_files():
-        _import_questions(store, path)
+        _import_questions(store, path, config)
     if args.demo:
         console.print("[yellow]导入演示名册（姓名、手机号均为虚构，仅供体验）[/yellow]")
         _import_roster(store, DEMO_ROSTER, config, demo=True)
@@ -120,49 +124,125 @@ def cmd_chat(args: argparse.Namespace, config: Config) -> int:
 # ---------------------------------------------------------------- members
 
 
-def _import_roster(store: Store, path: Path, config: Config, demo: bool = False) -> int:
+def _import_roster(store: Store, path: Path, config: Config, demo: bool = False, mark_missing: bool = False) -> int:
     from bot.roster import check_file, import_members
 
     checked = check_file(path, _now(config).date())
     if checked.errors:
         _print_errors(checked.errors, path)
         return 1
+    if not checked.members:
+        err.print(f"[red]{path.name} 没有任何成员行，未导入。[/red]", highlight=False)
+        return 1
     with store.session() as db, progress_bar(f"导入名册 {path.name}") as update:
-        result = import_members(db, checked.members, path.name, demo=demo, progress=update)
+        result = import_members(db, checked.members, path.name, demo=demo, progress=update, mark_missing=mark_missing)
         if result.conflicts:
             db.rollback()
+        else:
+            record(db, _now(config), cli_actor(), "导入名册", f"{path.name}：{result.summary(mark_missing)}")
     if result.conflicts:
         for line in result.conflicts:
             err.print(f"[red]✗[/red] {line}", highlight=False)
         err.print(f"[red]{path.name} 未导入任何成员：请先解决以上冲突。[/red]")
         return 1
-    console.print(f"名册导入完成：新增 {result.added} 人，更新 {result.updated} 人，无变化 {result.unchanged} 人。")
+    console.print(f"名册导入完成：{result.summary(mark_missing)}。", highlight=False)
+    if result.transferred or result.restored:
+        with store.session() as db:
+            branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
+
+        def names(members: list[Member]) -> str:
+            shown = "、".join(f"{m.name}（{branches.get(m.branch_id, '')}）" for m in members[:20])
+            return shown + (f" 等 {len(members)} 人" if len(members) > 20 else "")
+
+        if result.transferred:
+            console.print(f"不在本次名册中、已标记为已转出：{names(result.transferred)}。历史记录均保留，重新列入名册即恢复在册；"
+                          "只导入部分成员时请加 --no-transfer。", highlight=False, markup=False, soft_wrap=True)
+        if result.restored:
+            console.print(f"重新列入名册、已恢复在册：{names(result.restored)}。", highlight=False, markup=False, soft_wrap=True)
     return 0
 
 
 def cmd_members_import(args: argparse.Namespace, config: Config) -> int:
-    return _import_roster(_store(config), Path(args.file), config)
+    return _import_roster(_store(config), Path(args.file), config, mark_missing=not args.no_transfer)
 
 
 def cmd_members_list(args: argparse.Namespace, config: Config) -> int:
     store = _store(config)
-    table = RichTable("支部", "姓名", "手机号", "角色", "入党日期", "微信", "企业微信", title="支部名册")
+    table = RichTable("支部", "姓名", "手机号", "角色", "状态", "入党日期", "微信", "企业微信", title="支部名册")
     with store.session() as db:
         branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
         query = select(Member).order_by(Member.branch_id, Member.id)
         members = db.exec(query).all()
-    shown = 0
+    shown = transferred = 0
     for m in members:
         branch = branches.get(m.branch_id, "")
         if args.branch and args.branch != branch:
             continue
         shown += 1
+        transferred += m.status != "在册"
         name = m.name + (" [演示]" if m.is_demo else "")
-        table.add_row(branch, name, m.phone[:3] + "****" + m.phone[-4:], m.role, str(m.joined_on or ""),
+        status = m.status if m.status == "在册" else f"[yellow]{m.status}[/yellow]"
+        table.add_row(branch, name, m.phone[:3] + "****" + m.phone[-4:], m.role, status, str(m.joined_on or ""),
                       "已绑定" if m.openid else "未绑定", m.wecom_userid or "", )
     console.print(table)
-    console.print(f"共 {shown} 人")
+    console.print(f"共 {shown} 人" + (f"（其中已转出 {transferred} 人）" if transferred else ""))
     return 0
+
+
+def _find_member(db: Session, name: str, phone_tail: str | None) -> Member:
+    """One member by name; namesakes are told apart by the last four digits of the phone."""
+    found = list(db.exec(select(Member).where(Member.name == name).order_by(Member.id)).all())
+    if not found:
+        raise CliError(f"名册中没有「{name}」。用 branchbot members list 查看名册。")
+    if phone_tail:
+        if not re.fullmatch(r"\d{4}", phone_tail):
+            raise CliError(f"--phone「{phone_tail}」应为手机号后四位，如 1234")
+        matching = [m for m in found if m.phone.endswith(phone_tail)]
+        if not matching:
+            tails = "、".join(m.phone[-4:] for m in found)
+            raise CliError(f"名册中的「{name}」没有手机尾号为 {phone_tail} 的（现有尾号：{tails}）")
+        found = matching
+    if len(found) > 1:
+        branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
+        who = "、".join(f"尾号 {m.phone[-4:]}（{branches.get(m.branch_id, '')}）" for m in found)
+        hint = "请用 --phone 加手机号后四位指定。" if not phone_tail else "手机尾号也相同，请先在名册中区分。"
+        raise CliError(f"名册中有 {len(found)} 位「{name}」：{who}。{hint}")
+    return found[0]
+
+
+def _change_role(config: Config, name: str, role: str, phone_tail: str | None) -> int:
+    store = _store(config)
+    with store.session() as db:
+        member = _find_member(db, name, phone_tail)
+        branch = db.get(Branch, member.branch_id)
+        branch_name = branch.name if branch else ""
+        who = f"{member.name}（{branch_name}，尾号 {member.phone[-4:]}）"
+        if member.status != "在册" and role != Role.MEMBER.value:
+            raise CliError(f"{who}已转出，不能授予{role}。如已转回，请先在名册中列入并导入。")
+        if member.role == role:
+            console.print(f"{who}已是{role}，无需变更。", highlight=False, markup=False)
+            return 0
+        others = []
+        if role == Role.SECRETARY.value:
+            others = [m.name for m in db.exec(select(Member).where(
+                Member.branch_id == member.branch_id, Member.role == Role.SECRETARY.value,
+                Member.status == "在册", Member.id != member.id)).all()]
+        before, member.role = member.role, role
+        db.add(member)
+        record(db, _now(config), cli_actor(), "角色变更", f"{who}：{before} → {role}")
+    scope = {Role.SECRETARY.value: f"，可管理{branch_name}", Role.ADMIN.value: "，可查看所有支部"}.get(role, "")
+    console.print(f"已将{who}的角色由{before}改为{role}{scope}。", highlight=False, markup=False, soft_wrap=True)
+    if others:
+        console.print(f"提示：{branch_name}现有书记还有 {'、'.join(others)}。", style="yellow", highlight=False, markup=False)
+    return 0
+
+
+def cmd_members_grant(args: argparse.Namespace, config: Config) -> int:
+    return _change_role(config, args.name, args.role, args.phone)
+
+
+def cmd_members_revoke(args: argparse.Namespace, config: Config) -> int:
+    return _change_role(config, args.name, Role.MEMBER.value, args.phone)
 
 
 # ---------------------------------------------------------------- quiz
@@ -177,21 +257,23 @@ def _print_errors(errors: list, path: Path) -> None:
     err.print(f"[red]{path.name} 有 {len(errors)} 处错误，未导入任何内容。请修改后重试。[/red]")
 
 
-def _import_questions(store: Store, path: Path) -> int:
+def _import_questions(store: Store, path: Path, config: Config) -> int:
     from quizzes.bank import check_file, import_questions
 
     checked = check_file(path)
     if checked.errors:
         _print_errors(checked.errors, path)
         return 1
+    summary = "新增 {0.added} 题，更新 {0.updated} 题，无变化 {0.unchanged} 题"
     with store.session() as db, progress_bar(f"导入题库 {path.name}") as update:
         result = import_questions(db, checked.questions, progress=update)
-    console.print(f"题库 {path.name}：新增 {result.added} 题，更新 {result.updated} 题，无变化 {result.unchanged} 题。")
+        record(db, _now(config), cli_actor(), "导入题库", f"{path.name}：{summary.format(result)}")
+    console.print(f"题库 {path.name}：{summary.format(result)}。")
     return 0
 
 
 def cmd_quiz_import(args: argparse.Namespace, config: Config) -> int:
-    return _import_questions(_store(config), Path(args.file))
+    return _import_questions(_store(config), Path(args.file), config)
 
 
 def cmd_quiz_validate(args: argparse.Namespace, config: Config) -> int:
@@ -244,11 +326,66 @@ def cmd_leaderboard(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- export, audit
+
+
+def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    from bot.exports import KINDS, ExportError, build, parse_month, write_xlsx
+
+    try:
+        month = parse_month(args.month) if args.month else _now(config).strftime("%Y-%m")
+    except ExportError as exc:
+        raise CliError(str(exc)) from exc
+    path = Path(args.output)
+    if path.suffix.lower() != ".xlsx":
+        raise CliError(f"-o「{args.output}」应为 .xlsx 文件")
+    if not path.parent.is_dir():
+        raise CliError(f"目录 {path.parent} 不存在")
+    store = _store(config)
+    with progress_bar(f"导出{KINDS[args.kind]} {month}") as update:
+        with store.session() as db:
+            try:
+                export = build(db, args.kind, month, config.tz, args.branch)
+            except ExportError as exc:
+                raise CliError(str(exc)) from exc
+        try:
+            write_xlsx(export, path, progress=update)
+        except OSError as exc:
+            raise CliError(f"无法写入 {path}：{exc.strerror or exc}（文件是否正在 Excel 中打开？）") from exc
+    scope = args.branch or "全部支部"
+    with store.session() as db:
+        record(db, _now(config), cli_actor(), "导出",
+               f"{KINDS[args.kind]}（{args.kind}）{month}，{scope}，{len(export.rows)} 行 → {path.name}")
+    console.print(f"已导出{KINDS[args.kind]}（{month}，{scope}）共 {len(export.rows)} 行：{path}", highlight=False, markup=False)
+    if not export.rows:
+        console.print("该月没有可导出的记录，文件中只有表头。", style="yellow", highlight=False)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace, config: Config) -> int:
+    from bot.store.models import AuditEntry
+
+    if args.limit < 1:
+        raise CliError("--limit 应为正整数")
+    store = _store(config)
+    query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())  # type: ignore[union-attr]
+    if args.action:
+        query = query.where(AuditEntry.action == args.action)
+    with store.session() as db:
+        entries = db.exec(query.limit(args.limit)).all()
+    if not entries:
+        console.print("审计日志中没有" + (f"「{args.action}」的" if args.action else "") + "记录。", highlight=False)
+        return 0
+    table = RichTable("时间", "操作人", "操作", "内容", title="审计日志（最新在前）")
+    for entry in entries:
+        table.add_row(entry.at.astimezone(config.tz).strftime("%Y-%m-%d %H:%M:%S"), Text(entry.actor), Text(entry.action),
+                      Text(entry.detail))
+    console.print(table)
+    console.print(f"显示最近 {len(entries)} 条")
+    return 0
+
+
 # ---------------------------------------------------------------- outbox, jobs, calendar
-
-
-ERRCODE_TEXT = {45015: "超过 48 小时未互动", 45047: "客服消息条数超限", 81013: "企业微信账号无效", 40001: "凭证无效",
-                45009: "接口调用超过频率限制", -1: "微信系统繁忙", -2: "网络超时或服务器错误"}
 
 
 def cmd_outbox_run(args: argparse.Namespace, config: Config) -> int:
@@ -409,12 +546,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_chat)
 
     members = sub.add_parser("members", parents=[common], help="名册").add_subparsers(dest="action", required=True)
-    p = members.add_parser("import", parents=[common], help="导入名册（CSV 或 XLSX）")
+    p = members.add_parser("import", parents=[common], help="导入名册（CSV 或 XLSX）；不在名册中的成员标记为已转出")
     p.add_argument("file")
+    p.add_argument("--no-transfer", action="store_true", help="只导入部分成员：不在文件中的成员保持不变")
     p.set_defaults(func=cmd_members_import)
     p = members.add_parser("list", parents=[common], help="列出名册")
     p.add_argument("--branch", help="只看某个支部")
     p.set_defaults(func=cmd_members_list)
+    roles = [r.value for r in Role]
+    p = members.add_parser("grant", parents=[common], help="设置角色：党员、书记（本支部）或 管理员")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("role", metavar="ROLE", choices=roles, help="、".join(roles))
+    p.add_argument("--phone", metavar="1234", help="重名时用手机号后四位指定")
+    p.set_defaults(func=cmd_members_grant)
+    p = members.add_parser("revoke", parents=[common], help="撤销书记或管理员角色，恢复为党员")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--phone", metavar="1234", help="重名时用手机号后四位指定")
+    p.set_defaults(func=cmd_members_revoke)
 
     quiz = sub.add_parser("quiz", parents=[common], help="题库").add_subparsers(dest="action", required=True)
     p = quiz.add_parser("import", parents=[common], help="导入题库（CSV 或 XLSX，全部有效才导入）")
@@ -430,6 +578,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--branch", help="只看某个支部")
     p.add_argument("--top", type=int, default=20)
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("export", parents=[common], help="导出 Excel：scores 成绩、participation 参与率、attendance 考勤、deliveries 推送")
+    p.add_argument("kind", metavar="KIND", choices=["scores", "participation", "attendance", "deliveries"],
+                   help="scores / participation / attendance / deliveries")
+    p.add_argument("--month", help="YYYY-MM，默认本月")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.xlsx")
+    p.add_argument("--branch", help="只导出某个支部")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("audit", parents=[common], help="审计日志：导入、导出、角色变更、通知等")
+    p.add_argument("--limit", type=int, default=50, help="显示条数（默认 50）")
+    p.add_argument("--action", help="只看某类操作，如 导出、角色变更、导入名册")
+    p.set_defaults(func=cmd_audit)
 
     outbox = sub.add_parser("outbox", parents=[common], help="推送队列").add_subparsers(dest="action", required=True)
     p = outbox.add_parser("run", parents=[common], help="立即发送待发的推送，发完为止")

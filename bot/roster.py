@@ -1,7 +1,10 @@
 """Roster files (CSV or XLSX): 姓名, 手机号, 支部, 入党日期, 角色, [微信OpenID], [企业微信账号].
 
 All rows are checked before anything is written; members are matched by phone number,
-so re-importing an updated roster updates people instead of duplicating them.
+so re-importing an updated roster updates people instead of duplicating them. A member
+missing from a full roster is marked 已转出, never deleted: their quiz answers, points,
+deliveries and meeting replies stay attributable, and they come back to 在册 if a later
+roster lists them again.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from bot.store import Branch, Member, Role
 from bot.tabular import RowError, cell_text, read_table
 
 REQUIRED = ["姓名", "手机号", "支部", "入党日期", "角色"]
+ACTIVE = "在册"
+TRANSFERRED = "已转出"
 ROLES = {r.value: r.value for r in Role} | {"": Role.MEMBER.value, "支部书记": Role.SECRETARY.value, "预备党员": Role.MEMBER.value}
 
 
@@ -99,12 +104,22 @@ class RosterResult:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    transferred: list[Member] = field(default_factory=list)  # marked 已转出 by this import
+    restored: list[Member] = field(default_factory=list)  # back to 在册 (counted in updated)
     conflicts: list[str] = field(default_factory=list)
+
+    def summary(self, marked: bool) -> str:
+        text = f"新增 {self.added} 人，更新 {self.updated} 人，无变化 {self.unchanged} 人"
+        return text + (f"，标记已转出 {len(self.transferred)} 人" if marked else "")
 
 
 def import_members(db: Session, members: list[MemberData], file: str, demo: bool = False,
-                   progress: Callable[[int, int], None] | None = None) -> RosterResult:
-    """Upsert by phone. Conflicts with other members' WeChat ids are reported, not written."""
+                   progress: Callable[[int, int], None] | None = None, mark_missing: bool = False) -> RosterResult:
+    """Upsert by phone. Conflicts with other members' WeChat ids are reported, not written.
+
+    With ``mark_missing`` (a full roster), members not in the file are marked 已转出.
+    Demo members are left alone then: a real roster says nothing about them. A demo
+    import never marks anyone, so it cannot touch real members."""
     result = RosterResult()
     branches = {b.name: b for b in db.exec(select(Branch)).all()}
     by_phone = {m.phone: m for m in db.exec(select(Member)).all()}
@@ -124,7 +139,7 @@ def import_members(db: Session, members: list[MemberData], file: str, demo: bool
             db.add(branch)
             db.flush()
             branches[data.branch] = branch
-        values = dict(name=data.name, branch_id=branch.id, joined_on=data.joined_on, role=data.role)
+        values = dict(name=data.name, branch_id=branch.id, joined_on=data.joined_on, role=data.role, status=ACTIVE)
         if data.openid:
             values["openid"] = data.openid
         if data.wecom_userid:
@@ -134,6 +149,8 @@ def import_members(db: Session, members: list[MemberData], file: str, demo: bool
             db.add(Member(phone=data.phone, is_demo=demo, **values))
             result.added += 1
         elif any(getattr(current, k) != v for k, v in values.items()):
+            if current.status != ACTIVE:
+                result.restored.append(current)
             for key, value in values.items():
                 setattr(current, key, value)
             db.add(current)
@@ -142,4 +159,11 @@ def import_members(db: Session, members: list[MemberData], file: str, demo: bool
             result.unchanged += 1
         if progress:
             progress(index, len(members))
+    if mark_missing and not demo:
+        listed = {data.phone for data in members}
+        for member in by_phone.values():
+            if member.phone not in listed and not member.is_demo and member.status != TRANSFERRED:
+                member.status = TRANSFERRED
+                db.add(member)
+                result.transferred.append(member)
     return result

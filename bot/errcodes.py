@@ -1,0 +1,25 @@
+"""WeChat / WeCom errcodes in plain Chinese, for operators reading push results.
+
+Kept in one place so `outbox status`, the deliveries export and any chat reply give the
+same wording for the same failure.
+"""
+
+from __future__ import annotations
+
+ERRCODE_TEXT: dict[int, str] = {
+    45015: "超过 48 小时未互动",
+    45047: "客服消息条数超限",
+    81013: "企业微信账号无效",
+    40001: "凭证无效",
+    45009: "接口调用超过频率限制",
+    -1: "微信系统繁忙",
+    -2: "网络超时或服务器错误",
+}
+
+
+def errcode_reason(errcode: int | None, errmsg: str = "") -> str:
+    """"45015 超过 48 小时未互动"; an unknown code keeps WeChat's own errmsg so nothing is lost."""
+    if errcode is None:
+        return errmsg
+    text = ERRCODE_TEXT.get(errcode) or errmsg
+    return f"{errcode} {text}".strip()

@@ -201,3 +201,72 @@ def test_env_lists_are_json(tmp_path):
 
     config = load_config(None, {"BRANCHBOT__QUIZ__CATEGORIES": '["党纪", "廉洁"]', "BRANCHBOT__QUIZ__QUESTIONS_PER_PAPER": "5"})
     assert config.quiz.categories == ["党纪", "廉洁"] and config.quiz.questions_per_paper == 5
+
+
+def member_roles(cfg: Path) -> dict[str, str]:
+    store = create_store(f"sqlite:///{cfg.parent / 'cli.db'}")
+    with store.session() as db:
+        roles = {m.phone[-4:]: m.role for m in db.exec(select(Member)).all()}
+    store.dispose()
+    return roles
+
+
+def test_grant_and_revoke_roles_with_namesakes_and_audit(cfg, capsys):
+    run(capsys, "init", "--config", str(cfg))
+    assert run(capsys, "members", "import", str(DATA / "roster.csv"), "--config", str(cfg))[0] == 0
+    code, out, _ = run(capsys, "members", "grant", "李明", "书记", "--config", str(cfg))
+    assert code == 0 and "已将李明（第一党支部，尾号 0002）的角色由党员改为书记，可管理第一党支部。" in out
+    assert "第一党支部现有书记还有 王书记" in out
+    assert member_roles(cfg)["0002"] == "书记"
+
+    # Namesakes are refused with their phone tails until --phone picks one.
+    code, _, err = run(capsys, "members", "grant", "张伟", "管理员", "--config", str(cfg))
+    assert code == 2 and "名册中有 2 位「张伟」" in err and "尾号 1234（第一党支部）" in err and "尾号 5678（第二党支部）" in err
+    assert "--phone" in err
+    code, _, err = run(capsys, "members", "grant", "张伟", "管理员", "--phone", "9999", "--config", str(cfg))
+    assert code == 2 and "没有手机尾号为 9999 的" in err
+    code, out, _ = run(capsys, "members", "grant", "张伟", "管理员", "--phone", "5678", "--config", str(cfg))
+    assert code == 0 and "改为管理员" in out
+    assert member_roles(cfg)["5678"] == "管理员" and member_roles(cfg)["1234"] == "党员"
+
+    code, out, _ = run(capsys, "members", "revoke", "李明", "--config", str(cfg))
+    assert code == 0 and "由书记改为党员" in out
+    code, out, _ = run(capsys, "members", "revoke", "李明", "--config", str(cfg))
+    assert code == 0 and "已是党员，无需变更" in out
+    code, _, err = run(capsys, "members", "grant", "查无此人", "书记", "--config", str(cfg))
+    assert code == 2 and "名册中没有「查无此人」" in err
+    with pytest.raises(SystemExit):  # argparse refuses an unknown role
+        main(["members", "grant", "李明", "队长", "--config", str(cfg)])
+    capsys.readouterr()
+
+    code, out, _ = run(capsys, "audit", "--action", "角色变更", "--config", str(cfg))
+    assert code == 0
+    lines = [line for line in out.splitlines() if "角色变更" in line and "→" in line]
+    assert len(lines) == 3  # no entry for the change that changed nothing
+    assert "书记 → 党员" in lines[0] and "党员 → 管理员" in lines[1] and "党员 → 书记" in lines[2]  # newest first
+    assert "命令行" in lines[0]
+
+
+def test_audit_limit_and_empty(cfg, capsys):
+    run(capsys, "init", "--config", str(cfg))
+    code, out, _ = run(capsys, "audit", "--action", "角色变更", "--config", str(cfg))
+    assert code == 0 and "没有「角色变更」的记录" in out
+    run(capsys, "members", "import", str(DATA / "roster.csv"), "--config", str(cfg))
+    code, out, _ = run(capsys, "audit", "--limit", "1", "--config", str(cfg))
+    assert code == 0 and "导入名册" in out and "导入题库" not in out and "显示最近 1 条" in out
+    code, out, _ = run(capsys, "audit", "--config", str(cfg))
+    assert "导入名册" in out and "导入题库" in out
+
+
+def test_audit_shows_local_time(cfg, capsys):
+    from datetime import datetime, timezone
+
+    from bot.audit import record
+
+    run(capsys, "init", "--config", str(cfg))
+    store = create_store(f"sqlite:///{cfg.parent / 'cli.db'}")
+    with store.session() as db:
+        record(db, datetime(2026, 11, 30, 17, 5, tzinfo=timezone.utc), "王书记（书记，#1）", "通知", "[第一党支部] 周五学习")
+    store.dispose()
+    code, out, _ = run(capsys, "audit", "--action", "通知", "--config", str(cfg))
+    assert code == 0 and "2026-12-01 01:05:00" in out and "[第一党支部] 周五学习" in out

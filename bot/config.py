@@ -171,6 +171,15 @@ class MeetingRule(_Section):
         return value
 
 
+class PracticeConfig(_Section):
+    daily_cap: int = Field(5, ge=0)  # practice points a day (1 per correct answer)
+    challenge_daily_cap: int = Field(5, ge=0)  # challenge points a day (1 per answer in a streak)
+
+
+class ReviewConfig(_Section):
+    daily_limit: int = Field(10, ge=1, le=100)  # wrong-answer reviews a day
+
+
 class QuizConfig(_Section):
     questions_per_paper: int = Field(10, ge=1, le=50)
     points_per_correct: int = Field(10, ge=0, le=1000)
@@ -187,6 +196,8 @@ class Config(_Section):
     wechat: WechatConfig = Field(default_factory=WechatConfig)
     wecom: WecomConfig = Field(default_factory=WecomConfig)
     quiz: QuizConfig = Field(default_factory=QuizConfig)
+    practice: PracticeConfig = Field(default_factory=PracticeConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     robots: RobotConfig = Field(default_factory=RobotConfig)

@@ -136,9 +136,9 @@ def refuse(ctx: Context, command: Command) -> str:
     if ctx.member is None:
         return NOT_BOUND
     record(ctx.db, ctx.now, actor_of(ctx.member), "拒绝", f"无权使用「{command.word}」：{ctx.inbound.text[:100]}")
-    if command.roles <= SECRETARIES:
-        return f"「{command.word}」仅限支部书记和管理员使用。发送「帮助」查看您可以使用的功能。"
-    return f"「{command.word}」仅限管理员使用。发送「帮助」查看您可以使用的功能。"
+    if command.roles <= ADMINS:
+        return f"「{command.word}」仅限管理员使用。发送「帮助」查看您可以使用的功能。"
+    return f"「{command.word}」仅限支部书记和管理员使用。发送「帮助」查看您可以使用的功能。"
 
 
 def route(ctx: Context) -> str:

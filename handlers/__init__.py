@@ -5,8 +5,22 @@ Each command declares who may use it; the router enforces that in one place.
 
 from __future__ import annotations
 
-from bot.router import EVERYONE, MEMBERS, SECRETARIES, Registry
-from handlers import broadcast, followup, help, leaderboard, meetings, members, notices, oath, points, quiz
+from bot.router import ADMINS, EVERYONE, MEMBERS, SECRETARIES, Registry
+from handlers import (
+    broadcast,
+    followup,
+    help,
+    leaderboard,
+    meetings,
+    members,
+    notices,
+    oath,
+    points,
+    practice,
+    questions,
+    quiz,
+    review,
+)
 
 
 def build_registry() -> Registry:
@@ -23,6 +37,20 @@ def build_registry() -> Registry:
     bot.command("答题", quiz.start, roles=MEMBERS, summary="参加本月党史党纪知识测试（可中途继续）",
                 aliases=("测试", "开始答题", "继续答题"))
     bot.dialog(quiz.DIALOG, on_reply=quiz.answer, hint=quiz.hint)
+
+    # Study between tests: practice, challenge, the wrong-answer book
+    bot.command("练习", practice.start_practice, roles=MEMBERS, summary="随时练习，可指定分类", usage="练习 [党史|党章|党纪|廉洁]")
+    bot.dialog(practice.PRACTICE, on_reply=practice.practice_reply, hint=practice.practice_hint)
+    bot.command("挑战", practice.start_challenge, roles=MEMBERS, summary="连续答题，答错即止")
+    bot.dialog(practice.CHALLENGE, on_reply=practice.challenge_reply, hint=practice.challenge_hint)
+    bot.command("错题", review.book, roles=MEMBERS, summary="错题本各分类题数", aliases=("错题本",))
+    bot.command("复习", review.start, roles=MEMBERS, summary="复习今天到期的错题")
+    bot.dialog(review.DIALOG, on_reply=review.reply, hint=review.hint)
+
+    # Question quality
+    bot.command("纠错", questions.report, roles=MEMBERS, summary="刚答的题有错误？告诉管理员", usage="纠错 内容")
+    bot.command("纠错列表", questions.reports, roles=ADMINS, summary="查看纠错反馈")
+    bot.command("题目统计", questions.hardest, roles=ADMINS, summary="最难的 10 道题")
 
     # Points and standings
     bot.command("积分", points.show, roles=MEMBERS, summary="查看本月和累计积分、支部排名", aliases=("我的积分",))

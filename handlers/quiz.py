@@ -10,11 +10,10 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from bot.router import Context
-from bot.store import Answer, Attempt, Dialog, Member, Paper, PointsEntry, Question
-from quizzes.answers import is_correct, looks_like_answer, parse
-from quizzes.bank import LETTERS
+from bot.store import Attempt, Dialog, Member, Paper, PointsEntry, Question
+from handlers import asking
+from quizzes.answers import looks_like_answer
 from quizzes.monthly import ensure_paper
-from quizzes.paper import option_order
 from quizzes.standings import month_board, position
 
 DIALOG = "quiz"
@@ -50,12 +49,9 @@ def start(ctx: Context) -> str:
 
 
 def _new_attempt(ctx: Context, member: Member, paper: Paper) -> Attempt:
-    orders: dict[str, list[str]] = {}
     questions = ctx.db.exec(select(Question).where(Question.id.in_(paper.question_ids))).all()  # type: ignore[union-attr]
-    for question in questions:  # now in the session: rendering them costs no further query
-        qid = question.id
-        ids = [o["id"] for o in question.options]
-        orders[str(qid)] = option_order(ids, f"{member.id}:{paper.id}:{qid}", shuffle=question.kind != "判断")
+    # Loading them now puts them in the session: rendering them later costs no query.
+    orders = {str(q.id): asking.order_for(q, f"{member.id}:{paper.id}:{q.id}") for q in questions}
     attempt = Attempt(member_id=member.id, paper_id=paper.id, branch_id=member.branch_id, month=paper.month,
                       option_orders=orders, started_at=ctx.now)
     ctx.db.add(attempt)
@@ -67,15 +63,7 @@ def _render(db: Session, attempt: Attempt, paper: Paper) -> str:
     qid = paper.question_ids[attempt.position]
     question = db.get(Question, qid)
     assert question is not None
-    texts = {o["id"]: o["text"] for o in question.options}
-    lines = [f"第 {attempt.position + 1}/{len(paper.question_ids)} 题（{question.kind}）", question.stem]
-    if question.kind == "判断":
-        lines.append("请回复「对」或「错」。")
-    else:
-        order = attempt.option_orders[str(qid)]
-        lines += [f"{LETTERS[i]}. {texts[oid]}" for i, oid in enumerate(order)]
-        lines.append("请回复一个字母，如 A。" if question.kind == "单选" else "请回复全部正确选项的字母，如 AC。")
-    return "\n".join(lines)
+    return asking.render(question, attempt.option_orders[str(qid)], f"第 {attempt.position + 1}/{len(paper.question_ids)} 题")
 
 
 def answer(ctx: Context, dialog: Dialog) -> str | None:
@@ -95,14 +83,10 @@ def answer(ctx: Context, dialog: Dialog) -> str | None:
     question = ctx.db.get(Question, qid)
     assert question is not None
     order = attempt.option_orders[str(qid)]
-    parsed = parse(ctx.args, question.kind, len(order))
-    if parsed.problem:
-        return parsed.problem
-    chosen = [order[LETTERS.index(letter)] for letter in parsed.letters]
-    correct = is_correct(chosen, question.answer)
-    asked = attempt.asked_at or attempt.started_at
-    ctx.db.add(Answer(attempt_id=attempt.id, member_id=attempt.member_id, question_id=qid, chosen=chosen,
-                      is_correct=correct, seconds_taken=max((ctx.now - asked).total_seconds(), 0.0), answered_at=ctx.now))
+    problem, chosen, correct = asking.grade(ctx, question, order)
+    if problem:
+        return problem
+    asking.record(ctx, question, chosen, correct, "monthly", attempt.asked_at or attempt.started_at, attempt_id=attempt.id)
     points = ctx.config.quiz.points_per_correct
     if correct:
         attempt.correct += 1
@@ -110,7 +94,7 @@ def answer(ctx: Context, dialog: Dialog) -> str | None:
         if points:
             ctx.db.add(PointsEntry(member_id=attempt.member_id, branch_id=attempt.branch_id, amount=points,
                                    reason=f"monthly:{attempt.month}", month=attempt.month, created_at=ctx.now))
-    feedback = _feedback(question, order, correct)
+    feedback = asking.feedback(question, order, correct)
     attempt.position += 1
     if attempt.position >= len(paper.question_ids):
         attempt.finished_at = ctx.now
@@ -121,20 +105,6 @@ def answer(ctx: Context, dialog: Dialog) -> str | None:
     attempt.asked_at = ctx.now
     ctx.db.add(attempt)
     return feedback + "\n\n" + _render(ctx.db, attempt, paper)
-
-
-def _feedback(question: Question, order: list[str], correct: bool) -> str:
-    texts = {o["id"]: o["text"] for o in question.options}
-    if question.kind == "判断":
-        key = texts[question.answer[0]]
-    else:
-        key = "".join(LETTERS[order.index(oid)] for oid in sorted(question.answer, key=order.index))
-        if question.kind == "单选":
-            key += f"（{texts[question.answer[0]]}）"
-    head = "✅ 回答正确！" if correct else f"❌ 回答错误。正确答案：{key}"
-    if correct and question.kind != "判断":
-        head += f"答案：{key}"
-    return f"{head}\n解析：{question.explanation}\n来源：{question.source}"
 
 
 def _summary(ctx: Context, attempt: Attempt, paper: Paper) -> str:

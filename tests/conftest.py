@@ -241,7 +241,7 @@ def correct_letters(store: Store, reply: str) -> str:
     from the store's answer key (by option text, since letters are shuffled)."""
     block = reply.split("\n\n")[-1]
     lines = block.splitlines()
-    header = next(i for i, line in enumerate(lines) if re.match(r"第 \d+/\d+ 题", line))
+    header = next(i for i, line in enumerate(lines) if re.search(r"（(单选|多选|判断)）$", line))
     stem = lines[header + 1]
     with store.session() as db:
         question = db.exec(select(Question).where(Question.stem == stem)).one()
@@ -256,4 +256,5 @@ def wrong_letters(store: Store, reply: str) -> str:
     right = correct_letters(store, reply)
     if right in ("对", "错"):
         return "错" if right == "对" else "对"
-    return next(ch for ch in LETTERS[:4] if ch not in right)
+    other = next(ch for ch in LETTERS[:4] if ch not in right)
+    return "".join(sorted(right[0] + other)) if len(right) > 1 else other  # a multiple choice needs two letters

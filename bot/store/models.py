@@ -114,9 +114,13 @@ class Attempt(SQLModel, table=True):
 
 
 class Answer(SQLModel, table=True):
+    """Every answer in every mode (monthly, practice, challenge, review): the question
+    statistics and the wrong-answer book are built from these."""
+
     __table_args__ = (UniqueConstraint("attempt_id", "question_id"),)
     id: int | None = Field(default=None, primary_key=True)
-    attempt_id: int = Field(foreign_key="attempt.id", index=True)
+    attempt_id: int | None = Field(default=None, foreign_key="attempt.id", index=True)  # monthly quiz only
+    mode: str = Field(default="monthly", max_length=10, index=True)
     member_id: int = Field(foreign_key="member.id", index=True)
     question_id: int = Field(foreign_key="question.id", index=True)
     chosen: list[str] = Field(sa_column=Column(JSON, nullable=False))
@@ -263,3 +267,36 @@ class AuditEntry(SQLModel, table=True):
     actor: str = Field(max_length=100)  # a member ("张三（第一党支部）") or "CLI"
     action: str = Field(max_length=30, index=True)
     detail: str = ""
+
+
+class ReviewCard(SQLModel, table=True):
+    """A question in a member's wrong-answer book, scheduled with FSRS (fsrs 6.x JSON)."""
+
+    __table_args__ = (UniqueConstraint("member_id", "question_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    question_id: int = Field(foreign_key="question.id", index=True)
+    card: str  # fsrs Card.to_json()
+    due: datetime = _utc_column(index=True)
+    stability: float = 0.0
+    lapses: int = 0
+    created_at: datetime = _utc_column()
+    graduated_at: datetime | None = _utc_column(nullable=True)  # left the book
+
+
+class ChallengeRun(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    streak: int = 0
+    started_at: datetime = _utc_column()
+    ended_at: datetime | None = _utc_column(nullable=True)
+
+
+class QuestionReport(SQLModel, table=True):
+    """纠错: a member's report of a mistake in a question."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    question_id: int = Field(foreign_key="question.id", index=True)
+    text: str = Field(max_length=500)
+    at: datetime = _utc_column(index=True)

@@ -1,0 +1,79 @@
+"""Asking one question and grading the answer, the same way in every mode (monthly quiz,
+practice, challenge, review); every answer is recorded and feeds the wrong-answer book."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import select
+
+from bot.router import Context
+from bot.store import Answer, Question
+from bot.store.models import ReviewCard
+from quizzes.answers import is_correct, parse
+from quizzes.bank import LETTERS
+from quizzes.paper import option_order
+from quizzes.review import review
+
+
+def order_for(question: Question, seed: str) -> list[str]:
+    return option_order([o["id"] for o in question.options], seed, shuffle=question.kind != "判断")
+
+
+def render(question: Question, order: list[str], header: str) -> str:
+    texts = {o["id"]: o["text"] for o in question.options}
+    lines = [f"{header}（{question.kind}）", question.stem]
+    if question.kind == "判断":
+        lines.append("请回复「对」或「错」。")
+    else:
+        lines += [f"{LETTERS[i]}. {texts[oid]}" for i, oid in enumerate(order)]
+        lines.append("请回复一个字母，如 A。" if question.kind == "单选" else "请回复全部正确选项的字母，如 AC。")
+    return "\n".join(lines)
+
+
+def feedback(question: Question, order: list[str], correct: bool) -> str:
+    texts = {o["id"]: o["text"] for o in question.options}
+    if question.kind == "判断":
+        key = texts[question.answer[0]]
+    else:
+        key = "".join(LETTERS[order.index(oid)] for oid in sorted(question.answer, key=order.index))
+        if question.kind == "单选":
+            key += f"（{texts[question.answer[0]]}）"
+    head = "✅ 回答正确！" if correct else f"❌ 回答错误。正确答案：{key}"
+    if correct and question.kind != "判断":
+        head += f"答案：{key}"
+    return f"{head}\n解析：{question.explanation}\n来源：{question.source}"
+
+
+def grade(ctx: Context, question: Question, order: list[str]) -> tuple[str, list[str], bool]:
+    """(a hint for a malformed answer or "", the chosen option ids, whether right)."""
+    parsed = parse(ctx.args, question.kind, len(order))
+    if parsed.problem:
+        return parsed.problem, [], False
+    chosen = [order[LETTERS.index(letter)] for letter in parsed.letters]
+    return "", chosen, is_correct(chosen, question.answer)
+
+
+def record(ctx: Context, question: Question, chosen: list[str], correct: bool, mode: str, asked_at: datetime | None,
+           attempt_id: int | None = None) -> None:
+    """Keep the answer, and move the question in or through the wrong-answer book."""
+    assert ctx.member is not None and ctx.member.id is not None and question.id is not None
+    seconds = max((ctx.now - asked_at).total_seconds(), 0.0) if asked_at else 0.0
+    ctx.db.add(Answer(attempt_id=attempt_id, mode=mode, member_id=ctx.member.id, question_id=question.id, chosen=chosen,
+                      is_correct=correct, seconds_taken=seconds, answered_at=ctx.now))
+    card = ctx.db.exec(select(ReviewCard).where(ReviewCard.member_id == ctx.member.id, ReviewCard.question_id == question.id)).first()
+    if card is None and correct:
+        return
+    if card is None:
+        card = ReviewCard(member_id=ctx.member.id, question_id=question.id, card="", due=ctx.now, created_at=ctx.now)
+    elif card.graduated_at is not None:
+        if correct:
+            return
+        card.graduated_at, card.card = None, ""  # wrong again: back into the book from the start
+    result = review(card.card or None, card_id=question.id, correct=correct, when=ctx.now)
+    card.card, card.due, card.stability = result.card, result.due, result.stability
+    if not correct:
+        card.lapses += 1
+    if result.graduated:
+        card.graduated_at = ctx.now
+    ctx.db.add(card)

@@ -1,0 +1,172 @@
+"""练习 and 挑战: study between monthly tests.
+
+Practice serves one question after another (from all categories or one named), with the
+monthly quiz's feedback; its points count toward the total, capped per day, and never
+toward the month's leaderboard. A challenge runs until the first wrong answer.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from bot.router import Context
+from bot.store import Answer, PointsEntry, Question
+from bot.store.models import ChallengeRun, Dialog
+from handlers import asking
+from quizzes.answers import looks_like_answer
+from quizzes.paper import in_categories
+
+PRACTICE, CHALLENGE = "practice", "challenge"
+STOP_WORDS = ("结束", "退出", "停止", "不练了")
+RECENT = timedelta(days=7)
+
+
+def _pick(ctx: Context, category: str = "") -> Question | None:
+    """A random active question, avoiding what this member answered in the last week."""
+    assert ctx.member is not None
+    rows = ctx.db.exec(select(Question.id, Question.category).where(Question.active == True)).all()  # noqa: E712
+    pool = [qid for qid, cat in rows if not category or in_categories(cat, [category])]
+    if not pool:
+        return None
+    recent = set(ctx.db.exec(select(Answer.question_id).where(Answer.member_id == ctx.member.id,
+                                                               Answer.answered_at >= ctx.now - RECENT)).all())
+    fresh = [qid for qid in pool if qid not in recent] or pool
+    return ctx.db.get(Question, random.choice(fresh))
+
+
+def _ask(ctx: Context, kind: str, question: Question, header: str, extra: dict) -> str:
+    order = asking.order_for(question, f"{ctx.inbound.key}:{question.id}")
+    ctx.start_dialog(kind, {"qid": question.id, "order": order, "asked_at": ctx.now.isoformat(), **extra},
+                     expires_at=ctx.now + timedelta(hours=12))
+    return asking.render(question, order, header)
+
+
+def _earned_today(ctx: Context, prefix: str) -> int:
+    assert ctx.member is not None
+    return ctx.db.exec(select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(
+        PointsEntry.member_id == ctx.member.id, PointsEntry.reason == f"{prefix}:{ctx.now:%Y-%m-%d}")).one()
+
+
+def _award(ctx: Context, prefix: str, cap: int) -> str:
+    earned = _earned_today(ctx, prefix)
+    if earned >= cap:
+        return f"（今日{'练习' if prefix == PRACTICE else '挑战'}积分已满 {cap} 分）"
+    assert ctx.member is not None
+    ctx.db.add(PointsEntry(member_id=ctx.member.id, branch_id=ctx.member.branch_id, amount=1, reason=f"{prefix}:{ctx.now:%Y-%m-%d}",
+                           month=ctx.month, created_at=ctx.now))
+    return f"（积分 +1，今日 {earned + 1}/{cap}）"
+
+
+def _answer(ctx: Context, dialog: Dialog) -> tuple[str, Question, bool] | str | None:
+    """Grade the dialog's question; None when the text is not an answer."""
+    if ctx.args.strip() in STOP_WORDS:
+        return None
+    if not looks_like_answer(ctx.args):
+        return None
+    question = ctx.db.get(Question, dialog.data["qid"])
+    if question is None:
+        ctx.end_dialog()
+        return "这道题已下线，请重新开始。"
+    problem, chosen, correct = asking.grade(ctx, question, dialog.data["order"])
+    if problem:
+        return problem
+    asked = datetime.fromisoformat(dialog.data["asked_at"])
+    asking.record(ctx, question, chosen, correct, dialog.kind, asked)
+    return asking.feedback(question, dialog.data["order"], correct), question, correct
+
+
+# ------------------------------------------------------------------ 练习
+
+
+def start_practice(ctx: Context) -> str:
+    category = ctx.args.strip()
+    question = _pick(ctx, category)
+    if question is None:
+        return f"题库中没有「{category}」类的题目。可以试试：练习 党史、练习 党章、练习 党纪、练习 廉洁。" if category else "题库中暂时没有题目。"
+    intro = f"开始练习{('（' + category + '）') if category else ''}，答完一题自动出下一题，回复「结束」停止。\n\n"
+    return intro + _ask(ctx, PRACTICE, question, "练习", {"category": category})
+
+
+def practice_reply(ctx: Context, dialog: Dialog) -> str | None:
+    if ctx.args.strip() in STOP_WORDS:
+        ctx.end_dialog()
+        return "练习结束。发送「错题」看看需要复习的题目。"
+    result = _answer(ctx, dialog)
+    if not isinstance(result, tuple):
+        return result
+    text, _, correct = result
+    if correct:
+        text += "\n" + _award(ctx, PRACTICE, ctx.config.practice.daily_cap)
+    following = _pick(ctx, dialog.data.get("category", ""))
+    if following is None:
+        ctx.end_dialog()
+        return text
+    return text + "\n\n" + _ask(ctx, PRACTICE, following, "练习", {"category": dialog.data.get("category", "")})
+
+
+def practice_hint(ctx: Context, dialog: Dialog) -> str:
+    return "练习中：请回复选项字母作答，回复「结束」停止练习。"
+
+
+# ------------------------------------------------------------------ 挑战
+
+
+def _best(ctx: Context) -> int:
+    assert ctx.member is not None
+    return ctx.db.exec(select(func.coalesce(func.max(ChallengeRun.streak), 0)).where(ChallengeRun.member_id == ctx.member.id)).one()
+
+
+def start_challenge(ctx: Context) -> str:
+    assert ctx.member is not None
+    question = _pick(ctx)
+    if question is None:
+        return "题库中暂时没有题目。"
+    run = ChallengeRun(member_id=ctx.member.id, started_at=ctx.now)
+    ctx.db.add(run)
+    ctx.db.flush()
+    best = _best(ctx)
+    intro = f"挑战开始！连续答题，答错即结束。您的最佳纪录：{best} 题。\n\n"
+    return intro + _ask(ctx, CHALLENGE, question, "挑战第 1 题", {"run": run.id, "streak": 0})
+
+
+def challenge_reply(ctx: Context, dialog: Dialog) -> str | None:
+    if ctx.args.strip() in STOP_WORDS:
+        ctx.end_dialog()
+        return _end_run(ctx, dialog.data["run"], dialog.data["streak"], "挑战已停止。")
+    result = _answer(ctx, dialog)
+    if not isinstance(result, tuple):
+        return result
+    text, _, correct = result
+    streak = dialog.data["streak"]
+    if not correct:
+        ctx.end_dialog()
+        return text + "\n\n" + _end_run(ctx, dialog.data["run"], streak, "挑战结束！")
+    streak += 1
+    text += "\n" + _award(ctx, CHALLENGE, ctx.config.practice.challenge_daily_cap)
+    run = ctx.db.get(ChallengeRun, dialog.data["run"])
+    if run is not None:
+        run.streak = streak
+        ctx.db.add(run)
+    following = _pick(ctx)
+    assert following is not None
+    return text + f"\n已连续答对 {streak} 题。\n\n" + _ask(ctx, CHALLENGE, following, f"挑战第 {streak + 1} 题",
+                                                         {"run": dialog.data["run"], "streak": streak})
+
+
+def _end_run(ctx: Context, run_id: int, streak: int, head: str) -> str:
+    run = ctx.db.get(ChallengeRun, run_id)
+    if run is not None:
+        run.streak, run.ended_at = streak, ctx.now
+        ctx.db.add(run)
+        ctx.db.flush()
+    best = _best(ctx)
+    record = "刷新了个人最佳纪录！" if streak and streak >= best else f"您的最佳纪录是 {best} 题。"
+    return f"{head}本次连续答对 {streak} 题，{record}发送「挑战」再来一次。"
+
+
+def challenge_hint(ctx: Context, dialog: Dialog) -> str:
+    return "挑战中：请回复选项字母作答，回复「结束」停止挑战。"

@@ -1,0 +1,59 @@
+"""题目统计 / 纠错 / 纠错列表: how questions perform, and mistakes members report."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import case, func
+from sqlmodel import select
+
+from bot.router import Context
+from bot.store import Answer, Member, Question
+from bot.store.models import QuestionReport
+
+MIN_ANSWERS = 3
+REPORT_WINDOW = timedelta(hours=1)
+
+
+def _short(text: str, size: int = 24) -> str:
+    return text if len(text) <= size else text[:size] + "…"
+
+
+def hardest(ctx: Context) -> str:
+    rate = func.avg(case((Answer.is_correct == True, 1.0), else_=0.0))  # noqa: E712
+    rows = ctx.db.exec(
+        select(Answer.question_id, func.count(Answer.id), rate, func.avg(Answer.seconds_taken))
+        .group_by(Answer.question_id).having(func.count(Answer.id) >= MIN_ANSWERS).order_by(rate, func.count(Answer.id).desc()).limit(10)
+    ).all()
+    if not rows:
+        return f"答题数据还不够：每道题至少被回答 {MIN_ANSWERS} 次后才参与统计。"
+    lines = ["最难的 10 道题（按正确率从低到高）："]
+    for i, (qid, count, correct, seconds) in enumerate(rows, start=1):
+        question = ctx.db.get(Question, qid)
+        lines.append(f"{i}. #{qid} {_short(question.stem if question else '')}：正确率 {float(correct):.0%}，"
+                     f"作答 {count} 次，平均用时 {float(seconds or 0):.0f} 秒")
+    return "\n".join(lines)
+
+
+def report(ctx: Context) -> str:
+    assert ctx.member is not None
+    text = ctx.args.strip()
+    if not text:
+        return "请在「纠错」后写明问题，例如「纠错 第二个选项的年份有误」。"
+    last = ctx.db.exec(select(Answer).where(Answer.member_id == ctx.member.id).order_by(Answer.id.desc())).first()  # type: ignore[union-attr]
+    if last is None or last.answered_at < ctx.now - REPORT_WINDOW:
+        return "请在答完题后 1 小时内发送「纠错 内容」，这样才能对应到具体题目。"
+    ctx.db.add(QuestionReport(member_id=ctx.member.id, question_id=last.question_id, text=text[:500], at=ctx.now))
+    question = ctx.db.get(Question, last.question_id)
+    return f"感谢反馈！已记录对「{_short(question.stem if question else '')}」的纠错意见，管理员会尽快核实。"
+
+
+def reports(ctx: Context) -> str:
+    rows = ctx.db.exec(select(QuestionReport, Member.name, Question.stem).join(Member, Member.id == QuestionReport.member_id)
+                       .join(Question, Question.id == QuestionReport.question_id).order_by(QuestionReport.id.desc()).limit(10)).all()
+    if not rows:
+        return "暂无纠错反馈。"
+    lines = ["最近的纠错反馈："]
+    for item, name, stem in rows:
+        lines.append(f"· #{item.question_id} {_short(stem)}\n  {name}（{item.at.astimezone(ctx.config.tz):%m-%d %H:%M}）：{item.text}")
+    return "\n".join(lines)

@@ -1,0 +1,107 @@
+"""错题 / 复习: the wrong-answer book, scheduled with FSRS.
+
+Every wrong answer, in any mode, puts the question in the book; 复习 serves the ones
+that are due, up to ``review.daily_limit`` a day.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from bot.router import Context
+from bot.store import Answer, Question
+from bot.store.models import Dialog, ReviewCard
+from handlers import asking
+from quizzes.answers import looks_like_answer
+
+DIALOG = "review"
+
+
+def _end_of_today(ctx: Context) -> datetime:
+    local = ctx.now.astimezone(ctx.config.tz)
+    return (local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)).astimezone(timezone.utc)
+
+
+def _start_of_today(ctx: Context) -> datetime:
+    return _end_of_today(ctx) - timedelta(days=1)
+
+
+def _book(ctx: Context):
+    assert ctx.member is not None
+    return select(ReviewCard).where(ReviewCard.member_id == ctx.member.id, ReviewCard.graduated_at.is_(None))  # type: ignore[union-attr]
+
+
+def _reviewed_today(ctx: Context) -> int:
+    assert ctx.member is not None
+    return ctx.db.exec(select(func.count(Answer.id)).where(Answer.member_id == ctx.member.id, Answer.mode == DIALOG,
+                                                           Answer.answered_at >= _start_of_today(ctx))).one()
+
+
+def _due(ctx: Context) -> list[ReviewCard]:
+    left = ctx.config.review.daily_limit - _reviewed_today(ctx)
+    if left <= 0:
+        return []
+    return list(ctx.db.exec(_book(ctx).where(ReviewCard.due <= _end_of_today(ctx)).order_by(ReviewCard.due).limit(left)).all())
+
+
+def book(ctx: Context) -> str:
+    cards = ctx.db.exec(_book(ctx)).all()
+    if not cards:
+        return "错题本是空的。答错的题会自动收进错题本，按记忆规律安排复习。"
+    categories = Counter()
+    for card in cards:
+        question = ctx.db.get(Question, card.question_id)
+        categories[question.category if question else "其他"] += 1
+    due = len(_due(ctx))
+    lines = [f"错题本共 {len(cards)} 题："] + [f"· {name}：{count} 题" for name, count in categories.most_common()]
+    lines.append(f"今天有 {due} 题该复习了，发送「复习」开始。" if due else "今天没有到期的错题，按时复习记得更牢。")
+    return "\n".join(lines)
+
+
+def start(ctx: Context) -> str:
+    due = _due(ctx)
+    if not due:
+        if _reviewed_today(ctx) >= ctx.config.review.daily_limit:
+            return f"今天已复习 {ctx.config.review.daily_limit} 题，达到每日上限，明天继续。"
+        return "今天没有需要复习的错题。发送「错题」查看错题本。"
+    return f"今天有 {len(due)} 道错题需要复习。\n\n" + _ask(ctx, [c.question_id for c in due], 1, len(due))
+
+
+def _ask(ctx: Context, queue: list[int], number: int, total: int) -> str:
+    question = ctx.db.get(Question, queue[0])
+    assert question is not None
+    order = asking.order_for(question, f"{ctx.inbound.key}:{question.id}")
+    ctx.start_dialog(DIALOG, {"queue": queue, "order": order, "asked_at": ctx.now.isoformat(), "number": number, "total": total},
+                     expires_at=_end_of_today(ctx))
+    return asking.render(question, order, f"复习 {number}/{total}")
+
+
+def reply(ctx: Context, dialog: Dialog) -> str | None:
+    if not looks_like_answer(ctx.args):
+        return None
+    queue = dialog.data["queue"]
+    question = ctx.db.get(Question, queue[0])
+    if question is None:
+        ctx.end_dialog()
+        return "这道题已下线，请重新发送「复习」。"
+    problem, chosen, correct = asking.grade(ctx, question, dialog.data["order"])
+    if problem:
+        return problem
+    asking.record(ctx, question, chosen, correct, DIALOG, datetime.fromisoformat(dialog.data["asked_at"]))
+    text = asking.feedback(question, dialog.data["order"], correct)
+    card = ctx.db.exec(_book(ctx).where(ReviewCard.question_id == question.id)).first()
+    if card is None:
+        text += "\n这道题已经掌握，移出错题本。"
+    rest = queue[1:]
+    if not rest:
+        ctx.end_dialog()
+        return text + "\n\n今天的复习完成了！"
+    return text + "\n\n" + _ask(ctx, rest, dialog.data["number"] + 1, dialog.data["total"])
+
+
+def hint(ctx: Context, dialog: Dialog) -> str:
+    return "复习中：请回复选项字母作答。"

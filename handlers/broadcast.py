@@ -12,6 +12,7 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from bot.audit import actor_of, record
+from bot.errcodes import ERRCODE_TEXT
 from bot.outbox.worker import create_campaign
 from bot.router import Context
 from bot.store import Branch, Member, Role
@@ -22,13 +23,11 @@ from handlers.scope import is_admin, members_of, names, pick_branches, reachable
 DIALOG = "broadcast"
 CONFIRM_WINDOW = timedelta(minutes=10)
 MAX_BYTES = 2048  # WeCom text and the Official Account's customer-service text both stop near here
-REASONS = {45015: "超过 48 小时未互动", 45047: "客服消息条数超限", 81013: "企业微信账号无效", 40001: "凭证无效",
-           40003: "OpenID 无效", 43004: "已取消关注", 45009: "接口调用超过频率限制", -1: "微信系统繁忙", -2: "网络超时或服务器错误"}
 
 
 def _reason(delivery: Delivery) -> str:
-    if delivery.errcode in REASONS:
-        return REASONS[delivery.errcode]  # type: ignore[index]
+    if delivery.errcode in ERRCODE_TEXT:
+        return ERRCODE_TEXT[delivery.errcode]  # type: ignore[index]
     return delivery.errmsg or (f"错误码 {delivery.errcode}" if delivery.errcode else "原因不明")
 
 

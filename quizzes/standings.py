@@ -72,7 +72,8 @@ def total_board(db: Session, branch_id: int | None = None) -> list[Standing]:
 
 def branch_board(db: Session, month: str) -> list[BranchStanding]:
     """Branches by participation rate, then average score of those who finished."""
-    members = dict(db.exec(select(Member.branch_id, func.count(Member.id)).group_by(Member.branch_id)).all())
+    members = dict(db.exec(select(Member.branch_id, func.count(Member.id)).where(Member.status == "在册")
+                           .group_by(Member.branch_id)).all())
     finished = {
         branch_id: (count, float(avg or 0))
         for branch_id, count, avg in db.exec(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from bot.router import ADMINS, EVERYONE, MEMBERS, SECRETARIES, Registry
 from handlers import (
     broadcast,
+    contest,
     followup,
     help,
     leaderboard,
@@ -46,6 +47,11 @@ def build_registry() -> Registry:
     bot.command("错题", review.book, roles=MEMBERS, summary="错题本各分类题数", aliases=("错题本",))
     bot.command("复习", review.start, roles=MEMBERS, summary="复习今天到期的错题")
     bot.dialog(review.DIALOG, on_reply=review.reply, hint=review.hint)
+
+    # The live contest (抢答赛)
+    bot.command("抢答赛", contest.start, roles=SECRETARIES, summary="发起抢答赛（2 分钟报名）", usage="抢答赛 [题数]")
+    bot.command("参赛", contest.join, roles=MEMBERS, summary="报名参加抢答赛")
+    bot.dialog(contest.DIALOG, on_reply=contest.answer, hint=contest.hint)
 
     # Question quality
     bot.command("纠错", questions.report, roles=MEMBERS, summary="刚答的题有错误？告诉管理员", usage="纠错 内容")

@@ -31,14 +31,17 @@ def render(question: Question, order: list[str], header: str) -> str:
     return "\n".join(lines)
 
 
-def feedback(question: Question, order: list[str], correct: bool) -> str:
+def answer_key(question: Question, order: list[str]) -> str:
+    """The right answer as this member saw it: 对/错, letters, and the text of a single choice."""
     texts = {o["id"]: o["text"] for o in question.options}
     if question.kind == "判断":
-        key = texts[question.answer[0]]
-    else:
-        key = "".join(LETTERS[order.index(oid)] for oid in sorted(question.answer, key=order.index))
-        if question.kind == "单选":
-            key += f"（{texts[question.answer[0]]}）"
+        return texts[question.answer[0]]
+    key = "".join(LETTERS[order.index(oid)] for oid in sorted(question.answer, key=order.index))
+    return key + (f"（{texts[question.answer[0]]}）" if question.kind == "单选" else "")
+
+
+def feedback(question: Question, order: list[str], correct: bool) -> str:
+    key = answer_key(question, order)
     head = "✅ 回答正确！" if correct else f"❌ 回答错误。正确答案：{key}"
     if correct and question.kind != "判断":
         head += f"答案：{key}"

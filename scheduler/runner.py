@@ -115,12 +115,24 @@ class JobRunner:
         for name, spec in self.specs.items():
             scheduler.add_job(self._fire, spec.trigger(self.config), args=[name], id=name, name=spec.title,
                               misfire_grace_time=self.grace(name) or None, coalesce=True, max_instances=1)
+        # Live contests move on every few seconds; each step is claimed in the store.
+        scheduler.add_job(self._tick_contests, "interval", seconds=5, id="contest_tick", name="抢答赛计时",
+                          coalesce=True, max_instances=1)
         scheduler.start()
         self._scheduler = scheduler
         try:
             self.catch_up()
         except Exception:
             log.exception("catch-up failed")
+
+    def _tick_contests(self) -> None:
+        from scheduler.contests import tick
+
+        try:
+            if tick(self.store, self.config, self.clock()):
+                self.on_push()
+        except Exception:
+            log.exception("contest tick failed")
 
     def stop(self) -> None:
         if self._scheduler:

@@ -300,3 +300,42 @@ class QuestionReport(SQLModel, table=True):
     question_id: int = Field(foreign_key="question.id", index=True)
     text: str = Field(max_length=500)
     at: datetime = _utc_column(index=True)
+
+
+class Contest(SQLModel, table=True):
+    """A live 抢答赛: members join for 2 minutes, then each question is open for 60 s."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    branch_id: int = Field(foreign_key="branch.id", index=True)
+    created_by: int | None = Field(default=None, foreign_key="member.id")
+    question_ids: list[int] = Field(sa_column=Column(JSON, nullable=False))
+    state: str = Field(default="joining", max_length=10, index=True)  # joining / running / done
+    join_until: datetime = _utc_column()
+    index: int = -1  # the question being asked
+    question_started_at: datetime | None = _utc_column(nullable=True)
+    created_at: datetime = _utc_column()
+    finished_at: datetime | None = _utc_column(nullable=True)
+
+
+class ContestPlayer(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("contest_id", "member_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    contest_id: int = Field(foreign_key="contest.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    score: int = 0
+    joined_at: datetime = _utc_column()
+
+
+class ContestAnswer(SQLModel, table=True):
+    """One answer per player per question; the unique place makes the first three
+    correct answers distinct even when two arrive in the same millisecond."""
+
+    __table_args__ = (UniqueConstraint("contest_id", "index", "member_id"), UniqueConstraint("contest_id", "index", "place"))
+    id: int | None = Field(default=None, primary_key=True)
+    contest_id: int = Field(foreign_key="contest.id", index=True)
+    index: int
+    member_id: int = Field(foreign_key="member.id")
+    correct: bool
+    place: int | None = None  # 1, 2, 3 for the first correct answers
+    points: int = 0
+    at: datetime = _utc_column()

@@ -1,0 +1,75 @@
+"""Moving live contests along: start after the join window, close each question after
+60 s with the standings and the next question, and send the results at the end.
+
+Runs every few seconds in the serving process. Each step is a conditional update on the
+contest's state, so two instances never both take it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from bot.config import Config
+from bot.outbox.worker import create_campaign
+from bot.store import Question, Store
+from bot.store.models import Contest, ContestPlayer
+from handlers import asking
+from quizzes.contest import ANSWER_WINDOW, standings_text
+
+
+def _advance(db: Session, contest: Contest, state: str, index: int, now: datetime) -> bool:
+    """Claim one step: only the caller whose update matched the old state proceeds."""
+    values = {"state": state, "index": index, "question_started_at": now}
+    if state == "done":
+        values["finished_at"] = now
+    changed = db.exec(update(Contest).where(Contest.id == contest.id, Contest.state == contest.state, Contest.index == contest.index)  # type: ignore[call-overload]
+                      .values(**values)).rowcount
+    return bool(changed)
+
+
+def _question_text(db: Session, contest: Contest, index: int) -> str:
+    question = db.get(Question, contest.question_ids[index])
+    assert question is not None
+    return asking.render(question, [o["id"] for o in question.options], f"抢答赛第 {index + 1}/{len(contest.question_ids)} 题（60 秒）")
+
+
+def _answer_text(db: Session, contest: Contest, index: int) -> str:
+    question = db.get(Question, contest.question_ids[index])
+    assert question is not None
+    key = asking.answer_key(question, [o["id"] for o in question.options])
+    return f"第 {index + 1} 题答案：{key}\n解析：{question.explanation}\n来源：{question.source}"
+
+
+def tick(store: Store, config: Config, now: datetime) -> int:
+    """Advance every contest that is due; returns how many steps were taken."""
+    steps = 0
+    with store.session() as db:
+        due = db.exec(select(Contest).where(Contest.state.in_(("joining", "running")))).all()  # type: ignore[attr-defined]
+        for contest in due:
+            players = [p.member_id for p in db.exec(select(ContestPlayer).where(ContestPlayer.contest_id == contest.id)).all()]
+            push: Callable[[str, str], None] = lambda text, title: create_campaign(  # noqa: E731
+                db, kind="contest", title=title, text=text, member_ids=players, now=now, branch_id=contest.branch_id)
+            if contest.state == "joining" and now >= contest.join_until:
+                if not players:
+                    _advance(db, contest, "done", contest.index, now)
+                    steps += 1
+                    continue
+                if _advance(db, contest, "running", 0, now):
+                    push(_question_text(db, contest, 0), "")
+                    steps += 1
+            elif contest.state == "running" and contest.question_started_at and now >= contest.question_started_at + ANSWER_WINDOW:
+                index = contest.index  # read before the update, which also refreshes the object
+                result = _answer_text(db, contest, index)
+                if index + 1 >= len(contest.question_ids):
+                    if _advance(db, contest, "done", index, now):
+                        push(result + "\n\n" + standings_text(db, contest, "🏆 抢答赛结束！最终排名："), "抢答赛结果")
+                        steps += 1
+                elif _advance(db, contest, "running", index + 1, now):
+                    standings = standings_text(db, contest, "当前排名：")
+                    push(f"{result}\n\n{standings}\n\n{_question_text(db, contest, index + 1)}", "")
+                    steps += 1
+    return steps

@@ -87,7 +87,32 @@ def check_table(table: Table) -> Checked:
             continue
         seen[question.key] = number
         result.questions.append(question)
+    for later, earlier, score in near_duplicates(result.questions):
+        result.errors.append(table.error(later.row, "题干", f"与第 {earlier.row} 行的题干几乎相同（相似度 {score:.0f}%），请合并或改写"))
     return result
+
+
+NEAR_DUPLICATE = 90.0  # rapidfuzz ratio on normalised stems
+
+
+def _folded(stem: str) -> str:
+    return re.sub(r"[\s\W_]+", "", unicodedata.normalize("NFKC", stem).lower())
+
+
+def near_duplicates(questions: list[QuestionData], threshold: float = NEAR_DUPLICATE) -> list[tuple[QuestionData, QuestionData, float]]:
+    """Pairs (later, earlier, similarity) whose stems differ only in a word or two: a
+    member who has seen one has in effect seen the other."""
+    from rapidfuzz import fuzz, process
+
+    found = []
+    folded = [_folded(q.stem) for q in questions]
+    for index in range(1, len(questions)):
+        match = process.extractOne(folded[index], folded[:index], scorer=fuzz.ratio, score_cutoff=threshold)
+        if match is None:
+            continue
+        _, score, earlier = match
+        found.append((questions[index], questions[earlier], score))
+    return found
 
 
 def _check_row(table: Table, number: int, row: dict, errors: list[RowError]) -> QuestionData | None:

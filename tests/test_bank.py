@@ -28,6 +28,24 @@ def test_bundled_bank_is_valid_and_large_enough():
     assert {"党史", "党章", "党纪"} <= categories
 
 
+def test_no_near_duplicates_across_the_bundled_files():
+    from quizzes.bank import near_duplicates
+
+    assert [(a.stem, b.stem) for a, b, _ in near_duplicates(bundled())] == []
+
+
+def test_near_duplicate_stems_are_refused(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text(
+        "题型,题干,选项A,选项B,选项C,选项D,选项E,选项F,答案,解析,分类,来源,难度\n"
+        "单选,中国共产党第一次全国代表大会是在哪一年召开的？,1919年,1921年,1927年,1949年,,,B,解析,党史,来源,1\n"
+        "单选,中国共产党第一次全国代表大会在哪一年召开？,1919年,1921年,1927年,1949年,,,B,解析,党史,来源,1\n",
+        encoding="utf-8")
+    checked = check_file(path)
+    assert [str(e) for e in checked.errors] == [
+        "dup.csv 第 3 行 B 列「题干」：与第 2 行的题干几乎相同（相似度 95%），请合并或改写"]
+
+
 def test_answer_keys_refer_to_existing_options():
     for q in bundled():
         ids = {o["id"] for o in q.options}

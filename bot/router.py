@@ -94,6 +94,7 @@ class Registry:
     menu_keys: dict[str, str] = field(default_factory=dict)
     unsupported: Handler | None = None
     banner: Handler | None = None  # a line put before every reply (e.g. unread notices)
+    fallback: Handler | None = None  # a last look at text nothing else took, before help
 
     def command(self, word: str, handler: Handler, *, roles: frozenset[str], summary: str, usage: str = "", aliases: tuple[str, ...] = ()) -> None:
         self.commands.append(Command(word, handler, roles, summary, usage or word, aliases))
@@ -186,6 +187,11 @@ def _route_text(ctx: Context, text: str) -> str:
     if spec and dialog:
         ctx.args = text
         return spec.hint(ctx, dialog) or ""
+    if registry.fallback and ctx.member is not None:
+        ctx.args = text
+        said = registry.fallback(ctx)
+        if said:
+            return said
     return _unknown(ctx, text)
 
 

@@ -97,4 +97,5 @@ def build_registry() -> Registry:
     bot.menu("HELP", "帮助")
 
     bot.unsupported = members.unsupported
+    bot.fallback = quiz.stray_answer
     return bot

@@ -126,6 +126,13 @@ def _already_done(ctx: Context, attempt: Attempt, paper: Paper) -> str:
     )
 
 
+def stray_answer(ctx: Context) -> str:
+    """Letters sent when no question is waiting (e.g. after the quiz ended)."""
+    if looks_like_answer(ctx.args):
+        return "现在没有待回答的题目。发送「答题」参加本月测试，或发送「练习」「挑战」「复习」。"
+    return ""
+
+
 def hint(ctx: Context, dialog: Dialog) -> str:
     attempt = ctx.db.get(Attempt, dialog.data.get("attempt_id"))
     if attempt is None or attempt.finished_at is not None or attempt.month != ctx.month:

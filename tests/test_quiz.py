@@ -92,7 +92,7 @@ def test_one_attempt_per_month(env):
     with env.store.session() as db:
         assert len(db.exec(select(Attempt)).all()) == 1
     # A letter sent after finishing is not an answer any more.
-    assert "没有找到" in user.say("A")
+    assert "现在没有待回答的题目" in user.say("A")
     env.clock.set_local(2026, 12, 1, 8, 0)
     assert "2026年12月党史党纪知识测试" in user.say("答题")
 

@@ -329,6 +329,43 @@ def cmd_leaderboard(args: argparse.Namespace, config: Config) -> int:
 # ---------------------------------------------------------------- export, audit
 
 
+def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
+    """The operator's broadcast: the same campaign a secretary's 通知 creates, after a preview."""
+    from bot.outbox.worker import create_campaign
+
+    text = args.text.strip()
+    if not text:
+        raise CliError("通知内容不能为空")
+    if len(text.encode()) > 2048:
+        raise CliError(f"通知内容过长：微信单条消息最多 2048 字节（约 680 个汉字），当前 {len(text.encode())} 字节")
+    store = _store(config)
+    with store.session() as db:
+        if args.branch:
+            branch = db.exec(select(Branch).where(Branch.name == args.branch)).first()
+            if branch is None:
+                raise CliError(f"没有名为「{args.branch}」的支部")
+            branches = [branch]
+        else:
+            branches = list(db.exec(select(Branch)).all())
+        ids = [b.id for b in branches]
+        members = db.exec(select(Member).where(Member.branch_id.in_(ids), Member.status == "在册")).all()  # type: ignore[attr-defined]
+        bound = sum(1 for m in members if m.wecom_userid or (m.openid and m.subscribed))
+        target = branches[0].name if args.branch else "全部支部"
+        console.print(f"将发送给{target}：{len(members)} 人（已绑定 {bound} 人）\n——\n{text}\n——", highlight=False, markup=False)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise CliError("非交互环境请加 --yes 确认发送")
+            if input("确认发送？[y/N] ").strip().lower() not in ("y", "yes", "是"):
+                console.print("已取消，通知没有发送。")
+                return 0
+        campaign = create_campaign(db, kind="broadcast", title=args.title, text=text, member_ids=[m.id for m in members],  # type: ignore[misc]
+                                   now=_now(config), branch_id=branches[0].id if args.branch else None)
+        db.flush()
+        record(db, _now(config), cli_actor(), "发布通知", f"#{campaign.id} → {target}（{len(members)} 人）：{text[:200]}")
+    console.print(f"已创建通知 #{campaign.id}。服务运行时会自动发送；也可运行 branchbot outbox run 立即发送，branchbot outbox status {campaign.id} 查看结果。")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from bot.exports import KINDS, ExportError, build, parse_month, write_xlsx
 
@@ -578,6 +615,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--branch", help="只看某个支部")
     p.add_argument("--top", type=int, default=20)
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("broadcast", parents=[common], help="向一个支部或全部支部发通知（经推送队列）")
+    p.add_argument("text", help="通知内容")
+    p.add_argument("--branch", help="支部名（默认全部支部）")
+    p.add_argument("--title", default="支部通知")
+    p.add_argument("--yes", action="store_true", help="不再询问，直接发送")
+    p.set_defaults(func=cmd_broadcast)
 
     p = sub.add_parser("export", parents=[common], help="导出 Excel：scores 成绩、participation 参与率、attendance 考勤、deliveries 推送")
     p.add_argument("kind", metavar="KIND", choices=["scores", "participation", "attendance", "deliveries"],

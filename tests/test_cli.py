@@ -270,3 +270,20 @@ def test_audit_shows_local_time(cfg, capsys):
     store.dispose()
     code, out, _ = run(capsys, "audit", "--action", "通知", "--config", str(cfg))
     assert code == 0 and "2026-12-01 01:05:00" in out and "[第一党支部] 周五学习" in out
+
+
+def test_broadcast_from_the_cli(cfg, capsys):
+    from bot.store.models import AuditEntry, Campaign, Delivery
+
+    run(capsys, "init", "--demo", "--config", str(cfg))
+    code, _, err = run(capsys, "broadcast", "周五学习", "--branch", "演示第一党支部", "--config", str(cfg))
+    assert code == 2 and "--yes" in err  # never sends without a confirmation
+    code, out, _ = run(capsys, "broadcast", "周五下午学习", "--branch", "演示第一党支部", "--yes", "--config", str(cfg))
+    assert code == 0 and "将发送给演示第一党支部：5 人" in out and "已创建通知 #1" in out
+    store = create_store(f"sqlite:///{cfg.parent / 'cli.db'}")
+    with store.session() as db:
+        assert len(db.exec(select(Delivery).where(Delivery.campaign_id == 1)).all()) == 5
+        assert db.get(Campaign, 1).title == "支部通知"
+        assert db.exec(select(AuditEntry).where(AuditEntry.action == "发布通知")).one().detail.startswith("#1 → 演示第一党支部")
+    code, _, err = run(capsys, "broadcast", "x", "--branch", "不存在", "--yes", "--config", str(cfg))
+    assert code == 2 and "没有名为「不存在」的支部" in err

@@ -9,8 +9,8 @@ from sqlmodel import select
 
 from bot.router import Context
 from bot.store import Answer, Question
-from bot.store.models import ReviewCard
-from quizzes.answers import is_correct, parse
+from bot.store.models import Dialog, ReviewCard
+from quizzes.answers import is_correct, looks_like_answer, parse
 from quizzes.bank import LETTERS
 from quizzes.paper import option_order
 from quizzes.review import review
@@ -55,6 +55,22 @@ def grade(ctx: Context, question: Question, order: list[str]) -> tuple[str, list
         return parsed.problem, [], False
     chosen = [order[LETTERS.index(letter)] for letter in parsed.letters]
     return "", chosen, is_correct(chosen, question.answer)
+
+
+def answer_in_dialog(ctx: Context, dialog: Dialog, question_id: int) -> tuple[str, bool] | str | None:
+    """Grade a reply to the question a dialog is waiting on (its data holds the option
+    order and when it was asked): (feedback, correct), a hint, or None if not an answer."""
+    if not looks_like_answer(ctx.args):
+        return None
+    question = ctx.db.get(Question, question_id)
+    if question is None:
+        ctx.end_dialog()
+        return "这道题已下线，请重新开始。"
+    problem, chosen, correct = grade(ctx, question, dialog.data["order"])
+    if problem:
+        return problem
+    record(ctx, question, chosen, correct, dialog.kind, datetime.fromisoformat(dialog.data["asked_at"]))
+    return feedback(question, dialog.data["order"], correct), correct
 
 
 def record(ctx: Context, question: Question, chosen: list[str], correct: bool, mode: str, asked_at: datetime | None,

@@ -8,7 +8,7 @@ toward the month's leaderboard. A challenge runs until the first wrong answer.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func
 from sqlmodel import select
@@ -17,7 +17,6 @@ from bot.router import Context
 from bot.store import Answer, PointsEntry, Question
 from bot.store.models import ChallengeRun, Dialog
 from handlers import asking
-from quizzes.answers import looks_like_answer
 from quizzes.paper import in_categories
 
 PRACTICE, CHALLENGE = "practice", "challenge"
@@ -61,24 +60,6 @@ def _award(ctx: Context, prefix: str, cap: int) -> str:
     return f"（积分 +1，今日 {earned + 1}/{cap}）"
 
 
-def _answer(ctx: Context, dialog: Dialog) -> tuple[str, Question, bool] | str | None:
-    """Grade the dialog's question; None when the text is not an answer."""
-    if ctx.args.strip() in STOP_WORDS:
-        return None
-    if not looks_like_answer(ctx.args):
-        return None
-    question = ctx.db.get(Question, dialog.data["qid"])
-    if question is None:
-        ctx.end_dialog()
-        return "这道题已下线，请重新开始。"
-    problem, chosen, correct = asking.grade(ctx, question, dialog.data["order"])
-    if problem:
-        return problem
-    asked = datetime.fromisoformat(dialog.data["asked_at"])
-    asking.record(ctx, question, chosen, correct, dialog.kind, asked)
-    return asking.feedback(question, dialog.data["order"], correct), question, correct
-
-
 # ------------------------------------------------------------------ 练习
 
 
@@ -95,10 +76,10 @@ def practice_reply(ctx: Context, dialog: Dialog) -> str | None:
     if ctx.args.strip() in STOP_WORDS:
         ctx.end_dialog()
         return "练习结束。发送「错题」看看需要复习的题目。"
-    result = _answer(ctx, dialog)
+    result = asking.answer_in_dialog(ctx, dialog, dialog.data["qid"])
     if not isinstance(result, tuple):
         return result
-    text, _, correct = result
+    text, correct = result
     if correct:
         text += "\n" + _award(ctx, PRACTICE, ctx.config.practice.daily_cap)
     following = _pick(ctx, dialog.data.get("category", ""))
@@ -137,10 +118,10 @@ def challenge_reply(ctx: Context, dialog: Dialog) -> str | None:
     if ctx.args.strip() in STOP_WORDS:
         ctx.end_dialog()
         return _end_run(ctx, dialog.data["run"], dialog.data["streak"], "挑战已停止。")
-    result = _answer(ctx, dialog)
+    result = asking.answer_in_dialog(ctx, dialog, dialog.data["qid"])
     if not isinstance(result, tuple):
         return result
-    text, _, correct = result
+    text, correct = result
     streak = dialog.data["streak"]
     if not correct:
         ctx.end_dialog()

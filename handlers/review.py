@@ -16,7 +16,6 @@ from bot.router import Context
 from bot.store import Answer, Question
 from bot.store.models import Dialog, ReviewCard
 from handlers import asking
-from quizzes.answers import looks_like_answer
 
 DIALOG = "review"
 
@@ -81,19 +80,12 @@ def _ask(ctx: Context, queue: list[int], number: int, total: int) -> str:
 
 
 def reply(ctx: Context, dialog: Dialog) -> str | None:
-    if not looks_like_answer(ctx.args):
-        return None
     queue = dialog.data["queue"]
-    question = ctx.db.get(Question, queue[0])
-    if question is None:
-        ctx.end_dialog()
-        return "这道题已下线，请重新发送「复习」。"
-    problem, chosen, correct = asking.grade(ctx, question, dialog.data["order"])
-    if problem:
-        return problem
-    asking.record(ctx, question, chosen, correct, DIALOG, datetime.fromisoformat(dialog.data["asked_at"]))
-    text = asking.feedback(question, dialog.data["order"], correct)
-    card = ctx.db.exec(_book(ctx).where(ReviewCard.question_id == question.id)).first()
+    result = asking.answer_in_dialog(ctx, dialog, queue[0])
+    if not isinstance(result, tuple):
+        return result
+    text, _ = result
+    card = ctx.db.exec(_book(ctx).where(ReviewCard.question_id == queue[0])).first()
     if card is None:
         text += "\n这道题已经掌握，移出错题本。"
     rest = queue[1:]

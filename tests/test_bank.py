@@ -19,7 +19,7 @@ def bundled():
 
 def test_bundled_bank_is_valid_and_large_enough():
     questions = bundled()
-    assert len(questions) >= 60
+    assert len(questions) >= 300
     assert all(q.explanation and q.source for q in questions)
     assert len({q.key for q in questions}) == len(questions)
     kinds = Counter(q.kind for q in questions)

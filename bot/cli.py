@@ -22,6 +22,7 @@ from bot.audit import cli_actor, record
 from bot.config import Config, ConfigError, load_config, masked
 from bot.errcodes import ERRCODE_TEXT
 from bot.store import Branch, Member, Role, Store, create_store
+from bot.store.migrate import SchemaMismatch
 from bot.tabular import FileProblem
 
 console = Console()
@@ -61,9 +62,12 @@ def _now(config: Config) -> datetime:
 def cmd_init(args: argparse.Namespace, config: Config) -> int:
     from quizzes import bank
 
+    from bot.store.migrate import upgrade
+
     store = _store(config, must_exist=False)
-    store.create_all()
-    console.print(f"数据库已就绪：{config.database.url}")
+    before, after = upgrade(store)
+    state = "已创建" if before is None else ("已升级" if before != after else "已是最新")
+    console.print(f"数据库{state}（版本 {after}）：{config.database.url}")
     for path in bank.bundled_files():
         _import_questions(store, path, config)
     if args.demo:
@@ -77,7 +81,10 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
     from bot.app import create_app
 
+    from bot.store.migrate import check
+
     store = _store(config)
+    check(store)
     app = create_app(config, store, background=True)
     base = f"http://{config.server.host}:{config.server.port}"
     console.print(f"BranchBot 正在监听 {base}  （公众号回调 {base}/wechat，企业微信回调 {base}/wecom）")
@@ -526,6 +533,41 @@ def cmd_calendar(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- db
+
+
+def cmd_db_upgrade(args: argparse.Namespace, config: Config) -> int:
+    from bot.store.migrate import upgrade
+
+    before, after = upgrade(_store(config, must_exist=False))
+    console.print(f"数据库已是最新版本 {after}。" if before == after else f"数据库已从 {before or '空库'} 升级到 {after}。")
+    return 0
+
+
+def cmd_db_backup(args: argparse.Namespace, config: Config) -> int:
+    """SQLite's online backup: a consistent copy while the service keeps running."""
+    import sqlite3
+
+    store = _store(config)
+    if not store.is_sqlite:
+        raise CliError("db backup 只适用于 SQLite；PostgreSQL 请使用 pg_dump（见 README）。")
+    target = Path(args.path)
+    if target.exists():
+        raise CliError(f"{target} 已存在，请换一个文件名")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = sqlite3.connect(config.database.url.removeprefix("sqlite:///"))
+    copy = sqlite3.connect(target)
+    try:
+        with Progress(TextColumn("备份数据库"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+            task = bar.add_task("backup", total=None)
+            source.backup(copy, pages=256, progress=lambda status, remaining, total: bar.update(task, completed=total - remaining, total=total))
+    finally:
+        copy.close()
+        source.close()
+    console.print(f"已备份到 {target}")
+    return 0
+
+
 # ---------------------------------------------------------------- doctor
 
 
@@ -656,6 +698,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("year", type=int)
     p.set_defaults(func=cmd_calendar)
 
+    db = sub.add_parser("db", parents=[common], help="数据库").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", parents=[common], help="把数据库升级到程序的版本").set_defaults(func=cmd_db_upgrade)
+    p = db.add_parser("backup", parents=[common], help="SQLite 在线备份（服务无需停止）")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_db_backup)
+
     sub.add_parser("doctor", parents=[common], help="检查配置和数据库").set_defaults(func=cmd_doctor)
     return parser
 
@@ -667,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         return args.func(args, config)
-    except (ConfigError, CliError, FileProblem) as exc:
+    except (ConfigError, CliError, FileProblem, SchemaMismatch) as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         return 2
 

@@ -141,7 +141,7 @@ class Webhooks:
 async def read_capped(request: Request) -> bytes:
     """The body, refusing (without reading it all) anything over 64 KiB."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
         raise Refusal(400, "body larger than 64 KiB")
     chunks, size = [], 0
     async for chunk in request.stream():

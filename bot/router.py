@@ -221,5 +221,5 @@ def find_member(db: Session, inbound: Inbound) -> Member | None:
     if inbound.channel == "wecom":
         return db.exec(select(Member).where(Member.wecom_userid == inbound.sender)).first()
     if inbound.channel == "cli":
-        return db.get(Member, int(inbound.sender)) if inbound.sender.isdigit() else None
+        return db.get(Member, int(inbound.sender)) if inbound.sender.isascii() and inbound.sender.isdigit() else None
     return None

@@ -36,10 +36,15 @@ def check_signature(given: str | None, *parts: str) -> None:
         raise Refusal(403, "bad signature")
 
 
+def _number(text: str | None, digits: int) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '¹' or '٣', which int() refuses."""
+    return bool(text) and text.isascii() and text.isdigit() and len(text) <= digits  # type: ignore[union-attr]
+
+
 def check_fresh(timestamp: str | None, now: datetime, window: int) -> None:
-    if not timestamp or not timestamp.isdigit() or len(timestamp) > 12:
+    if not _number(timestamp, 12):
         raise Refusal(403, "missing or malformed timestamp")
-    if window and abs(now.timestamp() - int(timestamp)) > window:
+    if window and abs(now.timestamp() - int(timestamp)) > window:  # type: ignore[arg-type]
         raise Refusal(403, "timestamp outside the replay window")
 
 
@@ -95,10 +100,10 @@ def to_inbound(channel: str, body: bytes) -> Inbound:
             raise Refusal(400, f"unexpected structure in <{name}>")
     sender, msg_type = fields.get("FromUserName"), fields.get("MsgType")
     created = fields.get("CreateTime") or ""
-    if not sender or not msg_type or not created.isdigit() or len(created) > 12:
+    if not sender or not msg_type or not _number(created, 12):
         raise Refusal(400, "missing FromUserName, MsgType or CreateTime")
     msg_id = fields.get("MsgId") or ""
-    if msg_id and not msg_id.isdigit():
+    if msg_id and not _number(msg_id, 20):
         raise Refusal(400, "MsgId is not a number")
     try:
         message = parse_oa_message(body.decode())

@@ -40,9 +40,41 @@ DUPLICATE_WAIT_SECONDS = 4.0
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
+class StoreCollector:
+    """Deliveries by status and errcode, and job runs by status, read from the store at
+    scrape time: every instance on one database reports the same totals."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        from prometheus_client.core import GaugeMetricFamily
+        from sqlalchemy import func
+        from sqlmodel import select
+
+        from bot.store.models import Delivery, JobRun
+
+        deliveries = GaugeMetricFamily("branchbot_deliveries", "Deliveries by status and WeChat errcode", labels=["status", "errcode"])
+        jobs = GaugeMetricFamily("branchbot_job_runs", "Scheduled job runs recorded in the store", labels=["job", "status"])
+        try:
+            with self.store.session() as db:
+                for status, errcode, count in db.exec(select(Delivery.status, Delivery.errcode, func.count(Delivery.id))
+                                                       .group_by(Delivery.status, Delivery.errcode)).all():
+                    deliveries.add_metric([status, "" if errcode is None else str(errcode)], count)
+                for job, status, count in db.exec(select(JobRun.job, JobRun.status, func.count(JobRun.id))
+                                                  .group_by(JobRun.job, JobRun.status)).all():
+                    jobs.add_metric([job, status], count)
+        except Exception:
+            log.exception("metrics: store unavailable")
+        yield deliveries
+        yield jobs
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, store: Store | None = None) -> None:
         self.registry = CollectorRegistry()
+        if store is not None:
+            self.registry.register(StoreCollector(store))
         self.messages = Counter("branchbot_messages", "Inbound messages by channel, kind and outcome",
                                 ["channel", "kind", "outcome"], registry=self.registry)
         self.latency = Histogram("branchbot_handler_seconds", "Time to build a reply", ["channel"],
@@ -160,7 +192,7 @@ def create_app(config: Config, store: Store, clock: Clock = system_clock, backgr
 
     worker = OutboxWorker(store, config, clock) if background else None
     engine = Engine(store, config, registry or build_registry(), clock, on_push=worker.wake if worker else None)
-    metrics = Metrics()
+    metrics = Metrics(store)
     # SQLite takes one writer at a time anyway: more handler threads only fight over the GIL.
     threads = anyio.CapacityLimiter(1 if store.is_sqlite else 8)
     hooks = Webhooks(engine, metrics, budget=config.wechat.reply_budget_ms / 1000, limiter=threads)

@@ -277,3 +277,13 @@ def statuses_count(env, campaign: int) -> dict[str, int]:
 
     with env.store.session() as db:
         return dict(Counter(db.exec(select(Delivery.status).where(Delivery.campaign_id == campaign)).all()))
+
+
+def test_metrics_report_deliveries_by_status_and_errcode(push_env, api):
+    api.state.invalid_users.add("liming")
+    push(push_env)
+    drain(push_env)
+    metrics = push_env.client.get("/metrics").text
+    assert 'branchbot_deliveries{errcode="",status="sent"} 9.0' in metrics
+    assert 'branchbot_deliveries{errcode="81013",status="failed"} 1.0' in metrics
+    assert 'branchbot_deliveries{errcode="",status="skipped"} 1.0' in metrics

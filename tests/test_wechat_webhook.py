@@ -195,3 +195,4 @@ def test_healthz_and_metrics(env):
     env.wechat("o-guest").say("帮助")
     metrics = env.client.get("/metrics").text
     assert 'branchbot_messages_total{channel="wechat",kind="text",outcome="ok"} 1.0' in metrics
+    assert "branchbot_handler_seconds_bucket" in metrics and "branchbot_deliveries" in metrics and "branchbot_job_runs" in metrics

@@ -111,6 +111,7 @@ class OutboxConfig(_Section):
     retry_base_seconds: float = Field(2.0, ge=0)
     poll_seconds: float = Field(1.0, gt=0)
     timeout_seconds: float = Field(10.0, gt=0)
+    wecom_batch: int = Field(1000, ge=1, le=1000)  # user ids per message/send call (the platform allows 1000)
 
 
 class RobotConfig(_Section):

@@ -244,32 +244,36 @@ def test_token_is_fetched_once_and_shared_by_two_processes(tmp_path, api, databa
     assert api.state.token_fetches["stable_token"] == 2  # refreshed once, not once per process
 
 
-def test_killed_mid_campaign_resumes_without_duplicates(tmp_path, clock):
-    with FakeWeChatApi(latency=0.4) as api:
+def test_killed_mid_campaign_five_times_resumes_without_duplicates_or_misses(tmp_path, clock):
+    """kill -9 the sending process five times during a 2,000-member campaign; each restart
+    takes over the dead one's claims after the lease, and every member gets it once."""
+    with FakeWeChatApi(latency=0.3) as api:
         cfg = tmp_path / "config.toml"
         settings = push_settings(api, BRANCHBOT__OUTBOX__LEASE_SECONDS="5", BRANCHBOT__OUTBOX__TIMEOUT_SECONDS="5",
-                                 BRANCHBOT__OUTBOX__CONCURRENCY="1")
+                                 BRANCHBOT__OUTBOX__CONCURRENCY="2", BRANCHBOT__OUTBOX__WECOM_BATCH="50")
         env = build_env(tmp_path, clock, **settings)
         with env.store.session() as db:
             branch_id = db.exec(select(Member.branch_id)).first()
-            db.add_all([Member(name=f"成员{i}", phone=f"186{i:08d}", branch_id=branch_id, wecom_userid=f"u{i}") for i in range(6000)])
+            db.add_all([Member(name=f"成员{i}", phone=f"186{i:08d}", branch_id=branch_id, wecom_userid=f"u{i}") for i in range(2000)])
         with env.store.session() as db:
             ids = db.exec(select(Member.id).where(Member.wecom_userid.like("u%"))).all()  # type: ignore[union-attr]
             campaign = create_campaign(db, kind="broadcast", text="通知", member_ids=ids, now=clock()).id
         cfg.write_text("", encoding="utf-8")
         run_env = {**os.environ, **settings, "BRANCHBOT__DATABASE__URL": env.config.database.url, "PYTHONPATH": str(ROOT)}
         command = [sys.executable, "-m", "bot.cli", "outbox", "run", "--config", str(cfg)]
-        first = subprocess.Popen(command, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while api.state.calls["wecom_send"] < 2 and time.time() < deadline:
-            time.sleep(0.02)
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-        assert sum(api.state.delivered.values()) < 6000  # really killed mid-campaign
-        second = subprocess.run(command, env=run_env, capture_output=True, text=True, timeout=120)
-        assert second.returncode == 0, second.stderr
-        assert statuses_count(env, campaign) == {"sent": 6000}
-        assert all(api.times_delivered(f"u{i}") == 1 for i in range(6000))
+        for _ in range(5):
+            calls_before = api.state.calls["wecom_send"]
+            worker = subprocess.Popen(command, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + 30
+            while api.state.calls["wecom_send"] < calls_before + 3 and time.time() < deadline:
+                time.sleep(0.02)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+        assert sum(api.state.delivered.values()) < 2000  # really killed mid-campaign
+        last = subprocess.run(command, env=run_env, capture_output=True, text=True, timeout=180)
+        assert last.returncode == 0, last.stderr
+        assert statuses_count(env, campaign) == {"sent": 2000}
+        assert all(api.times_delivered(f"u{i}") == 1 for i in range(2000))
 
 
 def statuses_count(env, campaign: int) -> dict[str, int]:

@@ -150,7 +150,8 @@ class OutboxWorker:
                         for c in skipped}, attempts)
         futures = [self.pool.submit(self._send_wechat, item) for item in by_route.pop("wechat", [])]
         for items in by_route.values():  # "wecom:<campaign id>"
-            futures += [self.pool.submit(self._send_wecom, items[i:i + WECOM_BATCH]) for i in range(0, len(items), WECOM_BATCH)]
+            size = min(self.config.outbox.wecom_batch, WECOM_BATCH)
+            futures += [self.pool.submit(self._send_wecom, items[i:i + size]) for i in range(0, len(items), size)]
         # Marks are written in small groups as sends finish: a crash leaves at most a
         # group (plus what is in flight) sent but unmarked, to be re-sent after the lease.
         done: dict[int, Outcome] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.router import Context
 from bot.store import Branch, Role
-from quizzes.standings import Standing, branch_board, month_board, position, total_board
+from quizzes.standings import Standing, branch_board, month_rank, month_top, position, total_board
 
 TOP = 10
 SCOPES = {"": "本月", "本月": "本月", "月": "本月", "总": "总", "总榜": "总", "累计": "总", "全部": "总", "支部": "支部"}
@@ -23,21 +23,24 @@ def show(ctx: Context) -> str:
     branch = ctx.db.get(Branch, member.branch_id)
     where = "全部支部" if admin else (branch.name if branch else "本支部")
     if scope == "本月":
-        rows = month_board(ctx.db, ctx.month, branch_id)
+        rows, count = month_top(ctx.db, ctx.month, branch_id, TOP)
+        mine, _, my_points = month_rank(ctx.db, ctx.month, member.id, branch_id)
         title = f"📊 {ctx.now.year}年{ctx.now.month}月测试排行榜（{where}）"
         empty = "本月还没有人完成测试，发送「答题」争当第一名！"
     else:
-        rows = total_board(ctx.db, branch_id)
+        board = total_board(ctx.db, branch_id)
+        rows, count = board[:TOP], len(board)
+        mine = position(board, member.id)
         title = f"📊 累计积分排行榜（{where}）"
         empty = "还没有人获得积分，发送「答题」开始吧！"
+        my_points = board[mine - 1].points if mine else None
     if not rows:
         return f"{title}\n{empty}"
-    lines = [title] + [_line(i, row, admin) for i, row in enumerate(rows[:TOP], start=1)]
-    mine = position(rows, member.id)
+    lines = [title] + [_line(i, row, admin) for i, row in enumerate(rows, start=1)]
     if mine is None:
         lines.append("您暂未上榜" + ("，发送「答题」参加本月测试。" if scope == "本月" else "。"))
     else:
-        lines.append(f"您排第 {mine} 名，{rows[mine - 1].points} 分（共 {len(rows)} 人）。")
+        lines.append(f"您排第 {mine} 名，{my_points} 分（共 {count} 人）。")
     return "\n".join(lines)
 
 

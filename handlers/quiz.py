@@ -14,7 +14,7 @@ from bot.store import Attempt, Dialog, Member, Paper, PointsEntry, Question
 from handlers import asking
 from quizzes.answers import looks_like_answer
 from quizzes.monthly import ensure_paper
-from quizzes.standings import month_board, position
+from quizzes.standings import month_rank
 
 DIALOG = "quiz"
 
@@ -108,18 +108,16 @@ def answer(ctx: Context, dialog: Dialog) -> str | None:
 
 
 def _summary(ctx: Context, attempt: Attempt, paper: Paper) -> str:
-    board = month_board(ctx.db, attempt.month, attempt.branch_id)
-    rank = position(board, attempt.member_id)
+    rank, finished, _ = month_rank(ctx.db, attempt.month, attempt.member_id, attempt.branch_id)
     return (
         f"🎉 本月测试完成！答对 {attempt.correct}/{len(paper.question_ids)} 题，得 {attempt.score} 分。\n"
-        f"目前在本支部排名第 {rank} 位（已完成 {len(board)} 人）。\n"
+        f"目前在本支部排名第 {rank} 位（已完成 {finished} 人）。\n"
         "发送「排行榜」查看榜单，发送「积分」查看积分。"
     )
 
 
 def _already_done(ctx: Context, attempt: Attempt, paper: Paper) -> str:
-    board = month_board(ctx.db, attempt.month, attempt.branch_id)
-    rank = position(board, attempt.member_id)
+    rank, _, _ = month_rank(ctx.db, attempt.month, attempt.member_id, attempt.branch_id)
     return (
         f"您已完成{_month_label(attempt.month)}的测试（每月一次），答对 {attempt.correct}/{len(paper.question_ids)} 题，"
         f"得 {attempt.score} 分，目前支部排名第 {rank} 位。下月测试发布后再来吧！"

@@ -55,6 +55,44 @@ def month_board(db: Session, month: str, branch_id: int | None = None) -> list[S
     return _ordered([Standing(*row) for row in db.exec(query).all()])
 
 
+def _finished(month: str, branch_id: int | None):
+    conditions = [Attempt.month == month, Attempt.finished_at.is_not(None)]  # type: ignore[union-attr]
+    if branch_id is not None:
+        conditions.append(Attempt.branch_id == branch_id)
+    return conditions
+
+
+def month_top(db: Session, month: str, branch_id: int | None = None, limit: int = 10) -> tuple[list[Standing], int]:
+    """The month's top ``limit`` (the database sorts, so a city of members costs no more
+    than a branch) and how many finished."""
+    query = (
+        select(Attempt.member_id, Member.name, Branch.name, Attempt.score, Attempt.finished_at)
+        .join(Member, Member.id == Attempt.member_id)
+        .join(Branch, Branch.id == Attempt.branch_id)
+        .where(*_finished(month, branch_id))
+        .order_by(Attempt.score.desc(), Attempt.finished_at, Attempt.member_id)  # type: ignore[attr-defined]
+        .limit(limit)
+    )
+    total = db.exec(select(func.count(Attempt.id)).where(*_finished(month, branch_id))).one()
+    return [Standing(*row) for row in db.exec(query).all()], total
+
+
+def month_rank(db: Session, month: str, member_id: int, branch_id: int | None = None) -> tuple[int | None, int, int]:
+    """(the member's place this month, or None if not finished; how many finished; the
+    member's score). Ties go to whoever finished earlier, as on the board."""
+    mine = db.exec(select(Attempt).where(Attempt.member_id == member_id, *_finished(month, branch_id))).first()
+    total = db.exec(select(func.count(Attempt.id)).where(*_finished(month, branch_id))).one()
+    if mine is None:
+        return None, total, 0
+    ahead = db.exec(select(func.count(Attempt.id)).where(
+        *_finished(month, branch_id),
+        (Attempt.score > mine.score)
+        | ((Attempt.score == mine.score) & (Attempt.finished_at < mine.finished_at))  # type: ignore[operator]
+        | ((Attempt.score == mine.score) & (Attempt.finished_at == mine.finished_at) & (Attempt.member_id < member_id)),
+    )).one()
+    return ahead + 1, total, mine.score
+
+
 def total_board(db: Session, branch_id: int | None = None) -> list[Standing]:
     """All-time points from the ledger; ties go to whoever reached the total first."""
     query = (

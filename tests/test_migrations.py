@@ -59,3 +59,31 @@ def test_sqlite_online_backup(tmp_path, capsys, monkeypatch):
     with copy.engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM question")).scalar() >= 300
     assert main(["db", "backup", str(tmp_path / "copy.db"), "--config", str(cfg)]) == 2  # never overwrites
+
+
+def test_upgrade_from_the_first_migration_keeps_the_data(database_url):
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from bot.store.migrate import _alembic
+
+    store = create_store(database_url)
+    cfg = _alembic(store)
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    with store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO branch (name) VALUES ('第一党支部')"))
+        conn.execute(text("INSERT INTO member (name, phone, branch_id, role, subscribed, is_demo, status) "
+                          "VALUES ('张三', '13900000001', 1, '党员', true, false, '在册')"))
+        conn.execute(text("INSERT INTO paper (branch_id, month, question_ids, created_at) VALUES (1, '2026-11', '[1]', CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO attempt (member_id, paper_id, branch_id, month, option_orders, position, correct, score, started_at) "
+                          "VALUES (1, 1, 1, '2026-11', '{}', 10, 9, 90, CURRENT_TIMESTAMP)"))
+    assert current(store) == "0001"
+    before, after = upgrade(store)
+    assert (before, after) == ("0001", head(store))
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT name, phone FROM member")).all() == [("张三", "13900000001")]
+        assert conn.execute(text("SELECT score FROM attempt")).scalar() == 90
+    assert "ix_attempt_board" in {ix["name"] for ix in inspect(store.engine).get_indexes("attempt")}
+    store.dispose()

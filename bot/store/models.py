@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -98,7 +98,8 @@ class Attempt(SQLModel, table=True):
     """One member's attempt at a paper. ``option_orders`` maps question id to the order
     its option ids are shown in, fixed when the attempt starts."""
 
-    __table_args__ = (UniqueConstraint("member_id", "paper_id"),)
+    # The board index serves "this month's top 10" and "how many are ahead of me" without a scan.
+    __table_args__ = (UniqueConstraint("member_id", "paper_id"), Index("ix_attempt_board", "month", "branch_id", "score"))
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="member.id", index=True)
     paper_id: int = Field(foreign_key="paper.id", index=True)

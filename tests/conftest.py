@@ -127,6 +127,14 @@ class Env:
 
 
 @pytest.fixture
+def no_env_overrides(monkeypatch) -> None:
+    """CLI tests read only their own config file, whatever BRANCHBOT__* the shell has."""
+    for name in list(os.environ):
+        if name.startswith("BRANCHBOT__"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
 def clock() -> FakeClock:
     c = FakeClock(datetime(2026, 11, 10, 9, 0, tzinfo=SHANGHAI).astimezone(timezone.utc))
     return c

@@ -20,12 +20,9 @@ HEADER = ["题型", "题干", "选项A", "选项B", "选项C", "选项D", "选�
 
 
 @pytest.fixture
-def cfg(tmp_path, monkeypatch) -> Path:
+def cfg(tmp_path, no_env_overrides) -> Path:
     path = tmp_path / "config.toml"
     path.write_text('[database]\nurl = "sqlite:///cli.db"\n[quiz]\nquestions_per_paper = 3\n', encoding="utf-8")
-    for name in list(__import__("os").environ):
-        if name.startswith("BRANCHBOT__"):
-            monkeypatch.delenv(name)
     return path
 
 

@@ -22,10 +22,7 @@ def test_migrations_build_exactly_the_models(database_url):
     store.dispose()
 
 
-def test_serve_refuses_a_database_behind_or_ahead(tmp_path, capsys, monkeypatch):
-    for name in list(__import__("os").environ):
-        if name.startswith("BRANCHBOT__"):
-            monkeypatch.delenv(name)
+def test_serve_refuses_a_database_behind_or_ahead(tmp_path, capsys, no_env_overrides):
     cfg = tmp_path / "config.toml"
     cfg.write_text('[database]\nurl = "sqlite:///m.db"\n', encoding="utf-8")
     assert main(["init", "--demo", "--config", str(cfg)]) == 0
@@ -47,10 +44,7 @@ def test_serve_refuses_a_database_behind_or_ahead(tmp_path, capsys, monkeypatch)
         assert conn.execute(text("SELECT COUNT(*) FROM member")).scalar() == members == 10
 
 
-def test_sqlite_online_backup(tmp_path, capsys, monkeypatch):
-    for name in list(__import__("os").environ):
-        if name.startswith("BRANCHBOT__"):
-            monkeypatch.delenv(name)
+def test_sqlite_online_backup(tmp_path, capsys, no_env_overrides):
     cfg = tmp_path / "config.toml"
     cfg.write_text('[database]\nurl = "sqlite:///b.db"\n', encoding="utf-8")
     main(["init", "--demo", "--config", str(cfg)])

@@ -18,12 +18,9 @@ ROSTER = (DATA / "roster.csv").read_text(encoding="utf-8")
 
 
 @pytest.fixture
-def cfg(tmp_path, monkeypatch) -> Path:
+def cfg(tmp_path, no_env_overrides) -> Path:
     path = tmp_path / "config.toml"
     path.write_text('[database]\nurl = "sqlite:///cli.db"\n', encoding="utf-8")
-    for name in list(__import__("os").environ):
-        if name.startswith("BRANCHBOT__"):
-            monkeypatch.delenv(name)
     assert main(["init", "--config", str(path)]) == 0
     return path
 

@@ -72,9 +72,7 @@ ROSTER_HEADER = ["姓名", "手机号", "支部", "入党日期", "角色", "微
 BANK_HEADER = ["题型", "题干", "选项A", "选项B", "选项C", "选项D", "选项E", "选项F", "答案", "解析", "分类", "来源", "难度"]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红建国志"
-# Answers members type; weighted towards letters (most papers are single choice).
-ANSWERS = ["A", "B", "C", "D", "对"]
-ANSWER_WEIGHTS = [23, 23, 19, 19, 16]
+BRANCHES = 10  # members are spread over this many branches, each with its own paper
 
 
 # ---------------------------------------------------------------- small helpers
@@ -200,9 +198,25 @@ def make_people(count: int) -> list[Person]:
     return people
 
 
-def script_for(person: Person, questions: int, rng: random.Random) -> list[str]:
+# The shape of each branch's paper (kind and option count of every question), so that
+# members answer what they are shown: a letter among the options for 单选, two or three
+# letters for 多选, 对/错 for 判断. Answers sent blind would mostly earn a format hint,
+# a cheaper path than grading, and members would never reach the end of the paper.
+PaperShape = list[tuple[str, int]]
+
+
+def random_answer(kind: str, options: int, rng: random.Random) -> str:
+    letters = "ABCDEF"[:options]
+    if kind == "判断":
+        return rng.choice(["对", "错"])
+    if kind == "多选":
+        return "".join(sorted(rng.sample(letters, rng.choice([2, 3]) if options > 2 else 2)))
+    return rng.choice(letters)
+
+
+def script_for(person: Person, paper: PaperShape, rng: random.Random) -> list[str]:
     """What one member sends, in order, as in real life."""
-    answers = rng.choices(ANSWERS, ANSWER_WEIGHTS, k=questions)
+    answers = [random_answer(kind, options, rng) for kind, options in paper]
     if person.prebound:
         return ["答题", *answers, "积分", "排行榜"]
     bind = f"绑定 {person.name} {person.phone[-4:]}"
@@ -267,10 +281,10 @@ class Roster:
     fresh timestamp). Once all are used, members are recycled in order (they then get
     "already bound" / "already done" replies, still real paths)."""
 
-    def __init__(self, people: list[Person], questions: int) -> None:
+    def __init__(self, people: list[Person], papers: dict[int, PaperShape]) -> None:
         self.fresh: collections.deque[Person] = collections.deque(people)
         self.cycle = itertools.cycle(people)
-        self.questions = questions
+        self.papers = papers  # by branch number (person.index % BRANCHES)
         self.recycled = 0
         self.rng = random.Random(20240701)
 
@@ -284,7 +298,7 @@ class Roster:
                 person = self.fresh.popleft()
             else:
                 person, self.recycled = next(self.cycle), self.recycled + 1
-            texts = script_for(person, self.questions, self.rng)
+            texts = script_for(person, self.papers[person.index % BRANCHES], self.rng)
             script = Script(factory.build(person.openid, t) for t in texts)
             script.person, script.fresh = person, fresh
             scripts.append(script)
@@ -703,7 +717,7 @@ def extra_config(with_scheduler: bool) -> str:
 
 
 def setup_branchbot(tmp: Path, aes_key: str, people: list[Person], questions: int,
-                    with_scheduler: bool) -> tuple[Path, int, int]:
+                    with_scheduler: bool) -> tuple[Path, int, int, dict[int, PaperShape]]:
     port = free_port()
     cfg = tmp / "config.toml"
     cfg.write_text(textwrap.dedent(f"""\
@@ -728,7 +742,7 @@ def setup_branchbot(tmp: Path, aes_key: str, people: list[Person], questions: in
         w.writerow(ROSTER_HEADER)
         for p in people:
             joined = f"{2000 + p.index % 24}-{1 + p.index % 12:02d}-01"
-            w.writerow([p.name, p.phone, f"基准第{1 + p.index % 10}党支部", joined, "党员",
+            w.writerow([p.name, p.phone, f"基准第{1 + p.index % BRANCHES}党支部", joined, "党员",
                         p.openid if p.prebound else "", ""])
     bb = str(VENV_BIN / "branchbot")
     run_cli([bb, "init", "--config", str(cfg)], tmp, "branchbot init")
@@ -738,7 +752,41 @@ def setup_branchbot(tmp: Path, aes_key: str, people: list[Person], questions: in
         members = db.execute("SELECT count(*) FROM member").fetchone()[0]
     if members != len(people):
         raise RuntimeError(f"roster import loaded {members} members, expected {len(people)}")
-    return cfg, port, bank_size
+    return cfg, port, bank_size, paper_shapes(tmp, cfg)
+
+
+ENSURE_PAPERS = """
+import sys
+from bot.config import load_config
+from bot.engine import system_clock
+from bot.store import Branch, create_store
+from quizzes.monthly import ensure_paper
+from sqlmodel import select
+config = load_config(sys.argv[1])
+now = system_clock().astimezone(config.tz)
+store = create_store(config.database.url)
+with store.session() as db:
+    for branch in db.exec(select(Branch)).all():
+        ensure_paper(db, branch.id, now.strftime("%Y-%m"), config.quiz.questions_per_paper, config.quiz.categories, now)
+"""
+
+
+def paper_shapes(tmp: Path, cfg: Path) -> dict[int, PaperShape]:
+    """Assemble this month's papers the way 答题 does (so the server finds them ready) and
+    read each branch's question kinds and option counts."""
+    run_cli([str(VENV_BIN / "python"), "-c", ENSURE_PAPERS, str(cfg)], tmp, "assemble papers")
+    shapes: dict[int, PaperShape] = {}
+    with contextlib.closing(sqlite3.connect(tmp / "bench.db")) as db:
+        for name, ids in db.execute("SELECT b.name, p.question_ids FROM paper p JOIN branch b ON b.id = p.branch_id"):
+            number = int(re.search(r"第(\d+)党支部", name).group(1))  # type: ignore[union-attr]
+            shape = []
+            for qid in json.loads(ids):
+                kind, options = db.execute("SELECT kind, options FROM question WHERE id = ?", (qid,)).fetchone()
+                shape.append((kind, len(json.loads(options))))
+            shapes[number - 1] = shape
+    if len(shapes) != BRANCHES:
+        raise RuntimeError(f"expected {BRANCHES} papers, found {len(shapes)}")
+    return shapes
 
 
 def db_counts(path: Path) -> dict[str, int]:
@@ -751,13 +799,13 @@ def db_counts(path: Path) -> dict[str, int]:
     return counts
 
 
-def start_branchbot(procs: Procs, tmp: Path, cfg: Path, port: int, aes_key: str, msgid_start: int,
+def start_branchbot(procs: Procs, tmp: Path, cfg: Path, port: int, aes_key: str, msgid_start: int, workers: int,
                     serve_cmd: str | None) -> Server:
     log = tmp / "branchbot.log"
     if serve_cmd:  # an A/B variant, e.g. a patched server
         argv = shlex.split(serve_cmd.format(config=cfg, venv=VENV_BIN, bench=Path(__file__).resolve().parent))
     else:
-        argv = [str(VENV_BIN / "branchbot"), "serve", "--config", str(cfg)]
+        argv = [str(VENV_BIN / "branchbot"), "serve", "--config", str(cfg), "--workers", str(workers)]
     proc = procs.start(argv, log, tmp, clean_env())
     wait_http(f"http://127.0.0.1:{port}/healthz", proc, log)
     return Server("BranchBot", proc, port, RequestFactory(aes_key, port, msgid_start), log)
@@ -787,7 +835,7 @@ def start_echo(procs: Procs, tmp: Path, aes_key: str, args: argparse.Namespace, 
     port = free_port()
     (tmp / "echo_bot.py").write_text(ECHO_BOT, encoding="utf-8")
     env = clean_env() | {"BENCH_TOKEN": TOKEN, "BENCH_AES_KEY": aes_key, "BENCH_APP_ID": APP_ID}
-    argv = [str(VENV_BIN / "gunicorn"), "--workers", "1", "--worker-class", args.echo_worker_class,
+    argv = [str(VENV_BIN / "gunicorn"), "--workers", str(args.workers), "--worker-class", args.echo_worker_class,
             "--bind", f"127.0.0.1:{port}", "--chdir", str(tmp), "--log-level", "warning", "--keep-alive", "5"]
     if args.echo_worker_class == "gthread":
         argv += ["--threads", str(args.echo_threads)]
@@ -1005,6 +1053,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--questions", type=int, default=10, help="questions per paper ([quiz] questions_per_paper)")
     p.add_argument("--max-rate-guess", type=float, default=2500.0,
                    help="closed loop pre-builds duration × this many requests")
+    p.add_argument("--workers", type=int, default=1,
+                   help="serving processes for BOTH servers (branchbot serve --workers, gunicorn --workers)")
     p.add_argument("--only", choices=["both", "branchbot", "echo"], default="both")
     p.add_argument("--echo-worker-class", choices=["gthread", "sync"], default="gthread",
                    help="gunicorn worker class for the echo bot (sync has no keep-alive)")
@@ -1081,21 +1131,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"temp dir {tmp}; {os.cpu_count()} CPUs; python {platform.python_version()}")
         servers: list[tuple[Server, Roster, bool]] = []
         bb: Server | None = None
+        # The echo bot only echoes: any shape will do until BranchBot's papers are known.
+        papers: dict[int, PaperShape] = {b: [("单选", 4)] * args.questions for b in range(BRANCHES)}
         if args.only in ("both", "branchbot"):
             t0 = time.monotonic()
-            cfg, port, bank = setup_branchbot(tmp, aes_key, people, args.questions, args.with_scheduler)
+            cfg, port, bank, papers = setup_branchbot(tmp, aes_key, people, args.questions, args.with_scheduler)
             print(f"• BranchBot set up in {time.monotonic() - t0:.1f} s: {len(people)} members "
                   f"({sum(p.prebound for p in people)} pre-bound), {bank} active questions")
         if args.only in ("both", "echo"):
             echo = start_echo(procs, tmp, aes_key, args, msgid_base + 5 * 10**16)
-            print(f"• WeRoBot echo on gunicorn ({args.echo_worker_class}, 1 worker"
+            print(f"• WeRoBot echo on gunicorn ({args.echo_worker_class}, {args.workers} worker{'s' if args.workers > 1 else ''}"
                   f"{f', {args.echo_threads} threads' if args.echo_worker_class == 'gthread' else ''}), port {echo.port}")
-            servers.append((echo, Roster(people, args.questions), True))
+            servers.append((echo, Roster(people, papers), True))
         if args.only in ("both", "branchbot"):
-            bb = start_branchbot(procs, tmp, cfg, port, aes_key, msgid_base, args.branchbot_serve)
-            print(f"• BranchBot ({'custom command' if args.branchbot_serve else 'branchbot serve: 1 uvicorn process'}) "
+            bb = start_branchbot(procs, tmp, cfg, port, aes_key, msgid_base, args.workers, args.branchbot_serve)
+            print(f"• BranchBot ({'custom command' if args.branchbot_serve else f'branchbot serve --workers {args.workers}'}) "
                   f"on port {port}")
-            servers.append((bb, Roster(people, args.questions), False))
+            servers.append((bb, Roster(people, papers), False))
         rows += measure(servers, args, aes_key)
         if bb is not None:
             if args.py_spy:

@@ -247,3 +247,14 @@ def create_app(config: Config, store: Store, clock: Clock = system_clock, backgr
     app.state.engine = engine
     app.state.webhooks = hooks
     return app
+
+
+def app_from_environment() -> Starlette:
+    """The app of one ``serve --workers N`` process: config from ``BRANCHBOT_CONFIG``."""
+    from bot.config import load_config
+    from bot.store import create_store
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config = load_config()
+    return create_app(config, create_store(config.database.url), background=True)

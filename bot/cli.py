@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 import uuid
@@ -80,17 +81,27 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     import uvicorn
 
     from bot.app import create_app
-
     from bot.store.migrate import check
 
     store = _store(config)
     check(store)
-    app = create_app(config, store, background=True)
+    workers = args.workers or config.server.workers
+    if workers < 1:
+        raise CliError("--workers 至少为 1")
     base = f"http://{config.server.host}:{config.server.port}"
-    console.print(f"BranchBot 正在监听 {base}  （公众号回调 {base}/wechat，企业微信回调 {base}/wecom）")
+    console.print(f"BranchBot 正在监听 {base}  （公众号回调 {base}/wechat，企业微信回调 {base}/wecom）"
+                  + (f"，{workers} 个进程" if workers > 1 else ""))
     if config.simulator.enabled:
         console.print(f"[green]聊天模拟器：{base}/[/green]  选择一位名册成员即可开始对话")
-    uvicorn.run(app, host=config.server.host, port=config.server.port, log_level="info", access_log=False)
+    options = dict(host=config.server.host, port=config.server.port, log_level="info", access_log=False)
+    if workers == 1:
+        uvicorn.run(create_app(config, store, background=True), **options)
+        return 0
+    # Each worker process builds its own app from the same config file (and the same
+    # BRANCHBOT__ overrides, which it inherits); they share the database like instances.
+    store.dispose()
+    os.environ["BRANCHBOT_CONFIG"] = str(Path(args.config or os.environ.get("BRANCHBOT_CONFIG", "config.toml")).resolve())
+    uvicorn.run("bot.app:app_from_environment", factory=True, workers=workers, **options)
     return 0
 
 
@@ -619,7 +630,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("init", parents=[common], help="创建或升级数据库并导入内置题库")
     p.add_argument("--demo", action="store_true", help="同时导入演示名册")
     p.set_defaults(func=cmd_init)
-    sub.add_parser("serve", parents=[common], help="启动服务").set_defaults(func=cmd_serve)
+    p = sub.add_parser("serve", parents=[common], help="启动服务")
+    p.add_argument("--workers", type=int, metavar="N", help="服务进程数（默认 server.workers，即 1）")
+    p.set_defaults(func=cmd_serve)
     p = sub.add_parser("chat", parents=[common], help="在终端里以名册成员身份对话")
     p.add_argument("--as", dest="as_name", required=True, metavar="NAME")
     p.set_defaults(func=cmd_chat)

@@ -51,6 +51,7 @@ AesKey = Annotated[str, AfterValidator(_check_aes_key)]
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)  # serving processes (each also runs the outbox and scheduler)
 
 
 class DatabaseConfig(_Section):

@@ -27,6 +27,7 @@ from bot.store import ProcessedMessage, Store
 log = logging.getLogger("branchbot.engine")
 
 Clock = Callable[[], datetime]
+RECORD_KEY = insert(ProcessedMessage)  # built once: see bot.store.lookups
 
 
 def system_clock() -> datetime:
@@ -70,7 +71,7 @@ class Engine:
                           member=find_member(db, inbound), registry=self.registry)
             reply = route(ctx)
             db.flush()
-            db.execute(insert(ProcessedMessage).values(key=inbound.key, channel=inbound.channel, reply=reply, created_at=now))
+            db.execute(RECORD_KEY, {"key": inbound.key, "channel": inbound.channel, "reply": reply, "created_at": now})
             return reply
 
     def push_reply(self, inbound: Inbound, reply: str) -> None:

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bot.audit import actor_of, record
 from bot.config import Config
 from bot.messages import Inbound, normalise
-from bot.store import Dialog, Member, Role
+from bot.store import Dialog, Member, Role, lookups
 
 GUEST = "guest"  # a sender not (yet) matched to the roster
 EVERYONE = frozenset({GUEST, Role.MEMBER.value, Role.SECRETARY.value, Role.ADMIN.value})
@@ -197,7 +197,7 @@ def _route_text(ctx: Context, text: str) -> str:
 
 def _pending_dialog(ctx: Context) -> tuple[Dialog | None, Dialog | None]:
     """(the dialog waiting for this sender, or a dialog that just expired)."""
-    dialog = ctx.db.get(Dialog, ctx.inbound.conversation)
+    dialog = lookups.get(ctx.db, Dialog, ctx.inbound.conversation)
     if dialog is None:
         return None, None
     if dialog.expires_at is not None and dialog.expires_at <= ctx.now:
@@ -216,10 +216,8 @@ def _unknown(ctx: Context, text: str) -> str:
 
 def find_member(db: Session, inbound: Inbound) -> Member | None:
     """Who is writing: by OpenID on the Official Account, by user id on WeCom."""
-    if inbound.channel == "wechat":
-        return db.exec(select(Member).where(Member.openid == inbound.sender)).first()
-    if inbound.channel == "wecom":
-        return db.exec(select(Member).where(Member.wecom_userid == inbound.sender)).first()
+    if inbound.channel in ("wechat", "wecom"):
+        return lookups.member_by(db, inbound.channel, inbound.sender)
     if inbound.channel == "cli":
         return db.get(Member, int(inbound.sender)) if inbound.sender.isascii() and inbound.sender.isdigit() else None
     return None

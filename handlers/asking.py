@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import bindparam, insert
 from sqlmodel import select
 
 from bot.router import Context
@@ -14,6 +15,11 @@ from quizzes.answers import is_correct, looks_like_answer, parse
 from quizzes.bank import LETTERS
 from quizzes.paper import option_order
 from quizzes.review import review
+
+
+# Built once (see bot.store.lookups); the answer is written at once, not at flush.
+ANSWER = insert(Answer)
+CARD = select(ReviewCard).where(ReviewCard.member_id == bindparam("member_id"), ReviewCard.question_id == bindparam("question_id"))
 
 
 def order_for(question: Question, seed: str) -> list[str]:
@@ -78,9 +84,9 @@ def record(ctx: Context, question: Question, chosen: list[str], correct: bool, m
     """Keep the answer, and move the question in or through the wrong-answer book."""
     assert ctx.member is not None and ctx.member.id is not None and question.id is not None
     seconds = max((ctx.now - asked_at).total_seconds(), 0.0) if asked_at else 0.0
-    ctx.db.add(Answer(attempt_id=attempt_id, mode=mode, member_id=ctx.member.id, question_id=question.id, chosen=chosen,
-                      is_correct=correct, seconds_taken=seconds, answered_at=ctx.now))
-    card = ctx.db.exec(select(ReviewCard).where(ReviewCard.member_id == ctx.member.id, ReviewCard.question_id == question.id)).first()
+    ctx.db.execute(ANSWER, {"attempt_id": attempt_id, "mode": mode, "member_id": ctx.member.id, "question_id": question.id,
+                            "chosen": chosen, "is_correct": correct, "seconds_taken": seconds, "answered_at": ctx.now})
+    card = ctx.db.exec(CARD, params={"member_id": ctx.member.id, "question_id": question.id}).first()  # type: ignore[call-overload]
     if card is None and correct:
         return
     if card is None:

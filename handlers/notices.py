@@ -3,10 +3,10 @@ closed and no template is configured) wait in the member's unread inbox."""
 
 from __future__ import annotations
 
-from sqlalchemy import func
 from sqlmodel import select
 
 from bot.router import Context
+from bot.store import lookups
 from bot.store.models import Campaign, Delivery
 
 SHOWN = 5
@@ -21,7 +21,8 @@ def unread_banner(ctx: Context) -> str:
     """Put in front of any reply while the member has unread notices."""
     if ctx.member is None:
         return ""
-    count = ctx.db.exec(select(func.count(Delivery.id)).where(*_unread(ctx))).one()
+    assert ctx.member.id is not None
+    count = lookups.unread_count(ctx.db, ctx.member.id)
     return f"您有 {count} 条未读通知，发送「通知」查看。" if count else ""
 
 

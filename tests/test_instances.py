@@ -5,6 +5,7 @@ gets each retry, and a due job runs once."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -73,3 +74,61 @@ def test_two_instances_process_a_retry_once_and_run_a_job_once(tmp_path, databas
             server.terminate()
         for server in servers:
             server.wait(timeout=20)
+
+
+def test_serve_with_two_workers_shares_one_sqlite_database(tmp_path):
+    """`serve --workers 2` on SQLite: members writing at once through both processes all get
+    real replies (writers queue on the file lock instead of failing "database is locked"),
+    and every message and answer is recorded once."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[database]\nurl = "sqlite:///bot.db"\n[wechat]\ntoken = "{TOKEN}"\n[scheduler]\nenabled = false\n',
+                   encoding="utf-8")
+    env = {k: v for k, v in {**os.environ, "PYTHONPATH": str(ROOT)}.items() if not k.startswith("BRANCHBOT__")}
+    subprocess.run([sys.executable, "-m", "bot.cli", "init", "--demo", "--config", str(cfg)], env=env, check=True,
+                   capture_output=True, timeout=120)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--workers", "2", "--config", str(cfg)],
+                              env={**env, "BRANCHBOT__SERVER__PORT": str(port)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    members = [("李红梅", "0002"), ("王志强", "0003"), ("刘晓燕", "0004"), ("陈立新", "0005"),
+               ("孙丽娟", "0012"), ("周海涛", "0013"), ("吴晓明", "0014"), ("郑秀兰", "0021")]
+    msg_ids = iter(range(900_000, 999_999))
+
+    def converse(index: int) -> list[str]:
+        name, tail = members[index]
+        openid = f"o-worker-{index}"
+        replies = []
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
+            for text_ in [f"绑定 {name} {tail}", "答题", "A", "B", "对", "积分"]:
+                ts, nonce = str(int(time.time())), str(index)
+                query = f"signature={sha1_sorted(TOKEN, ts, nonce)}&timestamp={ts}&nonce={nonce}"
+                body = text_xml(openid, text_, int(ts), next(msg_ids))
+                replies.append(client.post(f"/wechat?{query}", content=body.encode()).text)
+        return replies
+
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.time() < deadline, "server did not start"
+            time.sleep(0.2)
+        with ThreadPoolExecutor(len(members)) as pool:
+            conversations = list(pool.map(converse, range(len(members))))
+        for replies in conversations:
+            assert "绑定成功" in replies[0], replies[0]
+            assert "测试共" in replies[1], replies[1]
+            assert not any("系统暂时繁忙" in r or r == "success" for r in replies), replies
+        store = create_store(f"sqlite:///{tmp_path / 'bot.db'}")
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM processedmessage")).scalar() == 6 * len(members)
+            assert conn.execute(text("SELECT COUNT(DISTINCT member_id) FROM attempt")).scalar() == len(members)
+        store.dispose()
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=30)
+    assert "database is locked" not in errors, errors[-2000:]
+    assert len(set(re.findall(r"Started server process \[(\d+)\]", errors))) == 2, errors[-2000:]

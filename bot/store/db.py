@@ -10,6 +10,7 @@ under load; queued on a lock they are served in turn. PostgreSQL needs none of t
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -24,10 +25,58 @@ from bot.store import models  # noqa: F401  (registers the tables)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
+try:
+    import fcntl
+except ImportError:  # Windows: one process at a time is served by SQLite's busy handler
+    fcntl = None  # type: ignore[assignment]
+
+
+class WriterLock:
+    """One SQLite writer at a time: a re-entrant thread lock, and, for a database file,
+    an exclusive ``flock`` on ``<database>-writer.lock`` held while the outermost session
+    is open (nested sessions in the same thread reuse it)."""
+
+    def __init__(self, database_path: str | None) -> None:
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._path = f"{database_path}-writer.lock" if database_path and fcntl is not None else None
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        if self._depth == 0 and self._path is not None:
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._threads.release()
+                raise
+        self._depth += 1
+
+    def __exit__(self, *_: object) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _sqlite_path(url: str) -> str | None:
+    """The database file, or None for an in-memory database."""
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return None if not path or path == ":memory:" else path
+
 
 def _sqlite_engine(url: str, echo: bool) -> Engine:
-    path = url.removeprefix("sqlite:///")
-    if path and path != ":memory:":
+    path = _sqlite_path(url)
+    if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
@@ -59,7 +108,7 @@ class Store:
         self.url = url
         if url.startswith("sqlite"):
             self.engine = _sqlite_engine(url, echo)
-            self._writer: threading.RLock | None = threading.RLock()
+            self._writer: WriterLock | None = WriterLock(_sqlite_path(url))
         else:
             self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
             self._writer = None
@@ -90,6 +139,8 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._writer is not None:
+            self._writer.close()
 
 
 def create_store(url: str, echo: bool = False) -> Store:

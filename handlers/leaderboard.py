@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.router import Context
 from bot.store import Branch, Role
-from quizzes.standings import Standing, branch_board, month_rank, month_top, position, total_board
+from quizzes.standings import Standing, branch_board, month_rank, month_top, total_board, total_rank
 
 TOP = 10
 SCOPES = {"": "本月", "本月": "本月", "月": "本月", "总": "总", "总榜": "总", "累计": "总", "全部": "总", "支部": "支部"}
@@ -28,12 +28,10 @@ def show(ctx: Context) -> str:
         title = f"📊 {ctx.now.year}年{ctx.now.month}月测试排行榜（{where}）"
         empty = "本月还没有人完成测试，发送「答题」争当第一名！"
     else:
-        board = total_board(ctx.db, branch_id)
-        rows, count = board[:TOP], len(board)
-        mine = position(board, member.id)
+        rows = total_board(ctx.db, branch_id, limit=TOP)
+        mine, count, my_points = total_rank(ctx.db, member.id, branch_id)
         title = f"📊 累计积分排行榜（{where}）"
         empty = "还没有人获得积分，发送「答题」开始吧！"
-        my_points = board[mine - 1].points if mine else None
     if not rows:
         return f"{title}\n{empty}"
     lines = [title] + [_line(i, row, admin) for i, row in enumerate(rows, start=1)]

@@ -18,6 +18,7 @@ from bot.store import Answer, PointsEntry, Question
 from bot.store.models import ChallengeRun, Dialog
 from handlers import asking
 from quizzes.paper import in_categories
+from quizzes.points import award
 
 PRACTICE, CHALLENGE = "practice", "challenge"
 STOP_WORDS = ("结束", "退出", "停止", "不练了")
@@ -55,8 +56,7 @@ def _award(ctx: Context, prefix: str, cap: int) -> str:
     if earned >= cap:
         return f"（今日{'练习' if prefix == PRACTICE else '挑战'}积分已满 {cap} 分）"
     assert ctx.member is not None
-    ctx.db.add(PointsEntry(member_id=ctx.member.id, branch_id=ctx.member.branch_id, amount=1, reason=f"{prefix}:{ctx.now:%Y-%m-%d}",
-                           month=ctx.month, created_at=ctx.now))
+    award(ctx.db, ctx.member.id, ctx.member.branch_id, 1, f"{prefix}:{ctx.now:%Y-%m-%d}", ctx.month, ctx.now)
     return f"（积分 +1，今日 {earned + 1}/{cap}）"
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from bot.router import Context
-from bot.store import Attempt, Dialog, Member, Paper, PointsEntry, Question
+from bot.store import Attempt, Dialog, Member, Paper, Question
 from handlers import asking
 from quizzes.answers import looks_like_answer
 from quizzes.monthly import ensure_paper
+from quizzes.points import attempt_finished, award
 from quizzes.standings import month_rank
 
 DIALOG = "quiz"
@@ -92,12 +93,12 @@ def answer(ctx: Context, dialog: Dialog) -> str | None:
         attempt.correct += 1
         attempt.score += points
         if points:
-            ctx.db.add(PointsEntry(member_id=attempt.member_id, branch_id=attempt.branch_id, amount=points,
-                                   reason=f"monthly:{attempt.month}", month=attempt.month, created_at=ctx.now))
+            award(ctx.db, attempt.member_id, attempt.branch_id, points, f"monthly:{attempt.month}", attempt.month, ctx.now)
     feedback = asking.feedback(question, order, correct)
     attempt.position += 1
     if attempt.position >= len(paper.question_ids):
         attempt.finished_at = ctx.now
+        attempt_finished(ctx.db, attempt.month, attempt.branch_id, attempt.score)
         ctx.db.add(attempt)
         ctx.end_dialog()
         ctx.db.flush()

@@ -81,3 +81,60 @@ def test_upgrade_from_the_first_migration_keeps_the_data(database_url):
         assert conn.execute(text("SELECT score FROM attempt")).scalar() == 90
     assert "ix_attempt_board" in {ix["name"] for ix in inspect(store.engine).get_indexes("attempt")}
     store.dispose()
+
+
+def test_upgrade_from_0002_backfills_the_standings_aggregates_from_the_ledger(database_url):
+    """An existing deployment's points and finished attempts become the maintained totals
+    (0003): equal to the ledger, ranked as the ledger ranked them, and kept from then on."""
+    from datetime import datetime, timedelta, timezone
+
+    from alembic import command
+    from sqlalchemy import insert
+
+    from bot.store import Attempt, Branch, Member, Paper, PointsEntry
+    from bot.store.migrate import _alembic
+    from quizzes.points import award
+    from quizzes.standings import branch_board, member_points, total_board, total_rank
+    from tests.test_standings import assert_aggregates_match_the_ledger
+
+    store = create_store(database_url)
+    cfg = _alembic(store)
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+    t = datetime(2026, 10, 20, 2, 0, 0, 123456, tzinfo=timezone.utc)
+    with store.engine.begin() as conn:
+        conn.execute(insert(Branch), [{"name": "第一党支部"}, {"name": "第二党支部"}])
+        conn.execute(insert(Member), [
+            {"name": name, "phone": phone, "branch_id": branch, "role": "党员", "subscribed": True, "is_demo": False, "status": "在册"}
+            for name, phone, branch in (("张三", "13900000001", 1), ("李四", "13900000002", 1), ("王五", "13900000003", 2))])
+        conn.execute(insert(PointsEntry), [
+            {"member_id": m, "branch_id": b, "amount": amount, "kind": kind, "reason": "r", "month": at.strftime("%Y-%m"), "created_at": at}
+            for m, b, amount, kind, at in (
+                (1, 1, 10, "earn", t), (1, 1, 10, "earn", t + timedelta(days=1)), (1, 1, -5, "correction", t + timedelta(days=30)),
+                (2, 1, 15, "earn", t + timedelta(days=2)),  # 15 like 张三, but reached first
+                (3, 1, 10, "earn", t), (3, 2, 20, "earn", t + timedelta(days=31)))])  # 王五 moved to 第二党支部
+        conn.execute(insert(Paper), [{"branch_id": b, "month": m, "question_ids": [1], "created_at": t}
+                                     for b, m in ((1, "2026-10"), (1, "2026-11"), (2, "2026-11"))])
+        conn.execute(insert(Attempt), [
+            {"member_id": m, "paper_id": p, "branch_id": b, "month": month, "option_orders": {}, "position": 10, "correct": s // 10,
+             "score": s, "started_at": t, "finished_at": finished}
+            for m, p, b, month, s, finished in (
+                (1, 1, 1, "2026-10", 80, t), (1, 2, 1, "2026-11", 90, t + timedelta(days=30)),
+                (2, 2, 1, "2026-11", 30, None),  # still answering: not counted
+                (3, 3, 2, "2026-11", 100, t + timedelta(days=31)))])
+    assert upgrade(store) == ("0002", head(store))
+    assert_aggregates_match_the_ledger(store)
+    with store.session() as db:
+        assert [(r.name, r.points, r.at) for r in total_board(db)] == [
+            ("王五", 30, t + timedelta(days=31)), ("李四", 15, t + timedelta(days=2)), ("张三", 15, t + timedelta(days=30))]
+        assert [(r.name, r.points) for r in total_board(db, 1)] == [("李四", 15), ("张三", 15), ("王五", 10)]
+        assert total_rank(db, 1) == (3, 3, 15) and total_rank(db, 3, 1) == (3, 3, 10)
+        assert member_points(db, 1, "2026-11") == (-5, 15)
+        figures = {b.name: (b.members, b.finished, b.average) for b in branch_board(db, "2026-11")}
+        assert figures == {"第一党支部": (2, 1, 90.0), "第二党支部": (1, 1, 100.0)}
+        award(db, 1, 1, 3, "monthly:2026-11", "2026-11", t + timedelta(days=32))  # kept from now on
+    assert_aggregates_match_the_ledger(store)
+    with store.session() as db:
+        assert [(r.name, r.points) for r in total_board(db)] == [("王五", 30), ("张三", 18), ("李四", 15)]
+    store.dispose()

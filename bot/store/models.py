@@ -52,6 +52,8 @@ class Branch(SQLModel, table=True):
 
 
 class Member(SQLModel, table=True):
+    # Counts 在册 members per branch (排行榜 支部) from the index alone.
+    __table_args__ = (Index("ix_member_status_branch", "status", "branch_id"),)
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, max_length=50)
     phone: str = Field(unique=True, max_length=20)
@@ -114,6 +116,11 @@ class Attempt(SQLModel, table=True):
     finished_at: datetime | None = _utc_column(nullable=True, index=True)
 
 
+# The whole month's board in the board's own order (score down, then earlier finish, then
+# member id): an admin's top 10 of all branches reads 10 index entries.
+Index("ix_attempt_month_board", Attempt.month, Attempt.score.desc(), Attempt.finished_at, Attempt.member_id)  # type: ignore[attr-defined]
+
+
 class Answer(SQLModel, table=True):
     """Every answer in every mode (monthly, practice, challenge, review): the question
     statistics and the wrong-answer book are built from these."""
@@ -131,8 +138,10 @@ class Answer(SQLModel, table=True):
 
 
 class PointsEntry(SQLModel, table=True):
-    """The points ledger. Totals are sums; corrections and penalties are entries too."""
+    """The points ledger. Totals are sums; corrections and penalties are entries too.
+    Write it only through ``quizzes.points.award``, which keeps the totals below with it."""
 
+    __table_args__ = (Index("ix_pointsentry_member_month", "member_id", "month"),)  # a member's 本月积分
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="member.id", index=True)
     branch_id: int = Field(foreign_key="branch.id", index=True)
@@ -340,3 +349,45 @@ class ContestAnswer(SQLModel, table=True):
     place: int | None = None  # 1, 2, 3 for the first correct answers
     points: int = 0
     at: datetime = _utc_column()
+
+
+# ---------------------------------------------------------------- maintained aggregates
+# Written in the same transaction as what they summarise (quizzes/points.py), so they
+# cannot drift from it; migration 0003 backfilled them from the ledger and attempts.
+
+
+class MemberTotal(SQLModel, table=True):
+    """A member's all-time points: the sum of their ledger entries. ``reached_at`` is
+    their latest entry's time, when the total was reached (ties go to the earlier)."""
+
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    points: int = 0
+    reached_at: datetime = _utc_column()
+
+
+# 排行榜 总 for all branches in the board's order: top 10 and "how many are ahead of me" by index.
+Index("ix_membertotal_board", MemberTotal.points.desc(), MemberTotal.reached_at, MemberTotal.member_id)  # type: ignore[attr-defined]
+
+
+class BranchMemberTotal(SQLModel, table=True):
+    """A member's points earned in one branch (the ledger entry's branch): what a
+    branch's 排行榜 总 ranks, so points earned before a transfer stay with that branch."""
+
+    branch_id: int = Field(foreign_key="branch.id", primary_key=True)
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    points: int = 0
+    reached_at: datetime = _utc_column()
+
+
+Index("ix_branchmembertotal_board", BranchMemberTotal.branch_id, BranchMemberTotal.points.desc(),  # type: ignore[attr-defined]
+      BranchMemberTotal.reached_at, BranchMemberTotal.member_id)
+
+
+class BranchMonth(SQLModel, table=True):
+    """A branch's monthly quiz: how many attempts finished and the sum of their scores
+    (排行榜 支部's participation and average)."""
+
+    month: str = Field(max_length=7, primary_key=True)
+    branch_id: int = Field(foreign_key="branch.id", primary_key=True)
+    finished: int = 0
+    score_sum: int = 0

@@ -42,7 +42,10 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 class StoreCollector:
     """Deliveries by status and errcode, and job runs by status, read from the store at
-    scrape time: every instance on one database reports the same totals."""
+    scrape time: every instance on one database reports the same totals. A job's
+    occurrences that were never run (down at the time, past the grace on restart) are
+    its ``status="missed"`` runs; each job that has any run reports that series, 0 when
+    nothing was missed, so an alert can watch it from the start."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -61,9 +64,14 @@ class StoreCollector:
                 for status, errcode, count in db.exec(select(Delivery.status, Delivery.errcode, func.count(Delivery.id))
                                                        .group_by(Delivery.status, Delivery.errcode)).all():
                     deliveries.add_metric([status, "" if errcode is None else str(errcode)], count)
+                seen: dict[str, set[str]] = {}
                 for job, status, count in db.exec(select(JobRun.job, JobRun.status, func.count(JobRun.id))
                                                   .group_by(JobRun.job, JobRun.status)).all():
                     jobs.add_metric([job, status], count)
+                    seen.setdefault(job, set()).add(status)
+                for job, statuses in sorted(seen.items()):
+                    if "missed" not in statuses:
+                        jobs.add_metric([job, "missed"], 0)
         except Exception:
             log.exception("metrics: store unavailable")
         yield deliveries

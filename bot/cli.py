@@ -485,14 +485,20 @@ def cmd_jobs_list(args: argparse.Namespace, config: Config) -> int:
     from scheduler.runner import JobRunner
 
     runner = JobRunner(_store(config), config)
-    table = RichTable("任务", "说明", "下次运行", "上次运行", "结果", title="定时任务")
+    table = RichTable("任务", "说明", "下次运行", "上次运行", "结果", "错过", title="定时任务")
+    any_missed = False
     for name, spec in runner.specs.items():
         upcoming = runner.next_fire(name)
         last = runner.last_run(name)
+        missed, latest_miss = runner.misses(name)
+        any_missed = any_missed or bool(missed)
         table.add_row(name, spec.title, upcoming.strftime("%Y-%m-%d %H:%M") if upcoming else "",
                       last.scheduled_for.astimezone(config.tz).strftime("%Y-%m-%d %H:%M") if last else "从未",
-                      last.detail if last else "")
+                      last.detail if last else "",
+                      f"{missed} 次，最近 {latest_miss.astimezone(config.tz):%Y-%m-%d %H:%M}" if latest_miss else "")
     console.print(table)
+    if any_missed:
+        console.print("错过的一次可以补发：branchbot jobs run NAME --at \"YYYY-MM-DD HH:MM\"")
     return 0
 
 

@@ -4,6 +4,11 @@ APScheduler only says *when*. Whether a (job, scheduled time) has run is decided
 unique row in the store, written in the same transaction as the job's campaigns: a job
 never runs twice, whichever process or restart gets there first, and a run that died
 half-way left nothing behind and will be caught up.
+
+An occurrence that catch-up finds beyond its grace window gets the same unique row with
+status ``missed`` (see ``record_misses``), so /metrics and ``branchbot jobs list`` show
+it, once, however many instances start up. A manual run (``branchbot jobs run``) may
+still take a missed occurrence over and run it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -24,6 +30,7 @@ from scheduler.jobs import JobContext, JobSpec, job_specs
 
 log = logging.getLogger("branchbot.scheduler")
 LOOKBACK = timedelta(days=32)
+MISSED = "missed"
 
 
 @dataclass(frozen=True)
@@ -49,21 +56,37 @@ class JobRunner:
 
     def previous_fire(self, name: str, now: datetime | None = None) -> datetime | None:
         """The latest scheduled time at or before now."""
+        fires = self.fires(name, (now or self.clock()) - LOOKBACK, now)
+        return fires[-1] if fires else None
+
+    def fires(self, name: str, after: datetime, now: datetime | None = None) -> list[datetime]:
+        """The scheduled times after ``after`` and at or before now, at most LOOKBACK back."""
         now = (now or self.clock()).astimezone(self.config.tz)
+        after = max(after, now - LOOKBACK)
         trigger = self.specs[name].trigger(self.config)
-        latest, cursor = None, trigger.get_next_fire_time(None, now - LOOKBACK)
+        found, cursor = [], trigger.get_next_fire_time(None, after)
         while cursor is not None and cursor <= now:
-            latest = cursor
+            if cursor > after:
+                found.append(cursor)
             cursor = trigger.get_next_fire_time(cursor, cursor + timedelta(seconds=1))
-        return latest
+        return found
 
     def next_fire(self, name: str) -> datetime | None:
         now = self.clock().astimezone(self.config.tz)
         return self.specs[name].trigger(self.config).get_next_fire_time(None, now)
 
     def last_run(self, name: str) -> JobRun | None:
+        """The latest occurrence that ran (or is running), missed ones aside."""
         with self.store.session() as db:
-            return db.exec(select(JobRun).where(JobRun.job == name).order_by(JobRun.scheduled_for.desc())).first()  # type: ignore[attr-defined]
+            return db.exec(select(JobRun).where(JobRun.job == name, JobRun.status != MISSED)
+                           .order_by(JobRun.scheduled_for.desc())).first()  # type: ignore[attr-defined]
+
+    def misses(self, name: str) -> tuple[int, datetime | None]:
+        """How many occurrences were recorded as missed, and the latest of them."""
+        with self.store.session() as db:
+            count, latest = db.exec(select(func.count(JobRun.id), func.max(JobRun.scheduled_for))  # type: ignore[call-overload]
+                                    .where(JobRun.job == name, JobRun.status == MISSED)).one()
+        return count, latest
 
     def run(self, name: str, scheduled_for: datetime) -> RunResult:
         """Run one occurrence, unless it already ran (here or in another process)."""
@@ -71,11 +94,16 @@ class JobRunner:
         scheduled_for = scheduled_for.astimezone(timezone.utc).replace(second=0, microsecond=0)
         try:
             with self.store.session() as db:
-                if db.exec(select(JobRun).where(JobRun.job == name, JobRun.scheduled_for == scheduled_for)).first():
+                record = db.exec(select(JobRun).where(JobRun.job == name, JobRun.scheduled_for == scheduled_for)).first()
+                if record is None:
+                    record = JobRun(job=name, scheduled_for=scheduled_for, started_at=self.clock())
+                    db.add(record)
+                    db.flush()
+                elif record.status != MISSED:
                     return RunResult(name, scheduled_for, False, "已运行过")
-                record = JobRun(job=name, scheduled_for=scheduled_for, started_at=self.clock())
-                db.add(record)
-                db.flush()
+                elif not db.exec(update(JobRun).where(JobRun.id == record.id, JobRun.status == MISSED)  # type: ignore[call-overload]
+                                 .values(status="running", started_at=self.clock(), detail="")).rowcount:
+                    return RunResult(name, scheduled_for, False, "已由其他实例运行")  # another took the missed one over
                 context = JobContext(db, self.config, scheduled_for.astimezone(self.config.tz), record.id)  # type: ignore[arg-type]
                 detail = spec.run(context)
                 record.status, record.detail, record.finished_at = "done", detail, self.clock()
@@ -87,20 +115,70 @@ class JobRunner:
         return RunResult(name, scheduled_for, True, detail)
 
     def catch_up(self) -> list[RunResult]:
-        """Runs missed while the process was down, if still within their grace window."""
+        """Runs missed while the process was down, if still within their grace window;
+        what is beyond it is recorded as missed."""
         now = self.clock()
         results = []
         for name in self.specs:
             fire = self.previous_fire(name, now)
-            if fire is not None and now - fire <= timedelta(seconds=self.grace(name)):
-                try:
-                    result = self.run(name, fire)
-                except Exception:
-                    log.exception("catch-up of %s failed", name)
-                    continue
-                if result.ran:
-                    results.append(result)
+            if fire is None:
+                continue
+            in_grace = now - fire <= timedelta(seconds=self.grace(name))
+            try:
+                self.record_misses(name, now, latest_too=not in_grace)
+            except Exception:
+                log.exception("recording missed runs of %s failed", name)
+            if not in_grace:
+                continue
+            try:
+                result = self.run(name, fire)
+            except Exception:
+                log.exception("catch-up of %s failed", name)
+                continue
+            if result.ran:
+                results.append(result)
         return results
+
+    def record_misses(self, name: str, now: datetime, latest_too: bool = True) -> list[datetime]:
+        """Record the occurrences of ``name`` that never ran and are past catching up, as
+        ``missed`` rows under the same unique (job, scheduled time) as a run: counted once,
+        whichever instance gets there first, and never where a run is recorded.
+
+        Only what the store shows cheaply is counted: the occurrences after the job's
+        latest recorded one (run or missed), at most LOOKBACK (32 days) back, the latest
+        one only when ``latest_too`` (catch-up passes False while it is still within its
+        grace, because it is about to run). A job with no recorded occurrence at all
+        counts its latest occurrence only, and only if the scheduler had already acted
+        before it (some job's row was started earlier): a fresh install reports nothing,
+        and a job new in this release may report its latest occurrence once. Occurrences
+        older than the job's latest recorded one are never revisited, and a change of a
+        job's time counts nothing for the times it no longer has."""
+        with self.store.session() as db:
+            latest_recorded = db.exec(select(func.max(JobRun.scheduled_for)).where(JobRun.job == name)).one()
+            fires = self.fires(name, latest_recorded or now - LOOKBACK, now)
+            if latest_recorded is None:
+                fires = fires[-1:]
+                if fires and not db.exec(select(JobRun.id).where(JobRun.started_at < fires[0])).first():
+                    fires = []  # nothing shows the scheduler was running before it
+        if fires and not latest_too:
+            fires = fires[:-1]
+        recorded = []
+        grace = self.grace(name)
+        for fire in fires:
+            scheduled_for = fire.astimezone(timezone.utc).replace(second=0, microsecond=0)
+            try:
+                with self.store.session() as db:
+                    db.add(JobRun(job=name, scheduled_for=scheduled_for, started_at=now, finished_at=now, status=MISSED,
+                                  detail=f"错过：到点时服务未运行，已超出补发时限（{grace} 秒）"))
+            except IntegrityError:
+                continue  # ran, or already recorded as missed, by another instance
+            recorded.append(scheduled_for)
+        if recorded:
+            latest = recorded[-1].astimezone(self.config.tz).strftime("%Y-%m-%d %H:%M")
+            log.warning("job %s missed %d scheduled run(s), the latest at %s: not run at the time and past the grace "
+                        "of %d s. To run one now: branchbot jobs run %s --at \"%s\"", name, len(recorded), latest, grace,
+                        name, latest)
+        return recorded
 
     def _fire(self, name: str) -> None:
         fire = self.previous_fire(name)

@@ -110,6 +110,50 @@ def test_missed_run_beyond_its_grace_is_not_caught_up(jobs):
     assert "monthly_quiz" not in [r.job for r in runner.catch_up()]
 
 
+def test_runs_missed_beyond_their_grace_are_recorded_once_and_shown_in_metrics(jobs):
+    env, runner = jobs
+
+    def missed() -> dict[str, int]:
+        with env.store.session() as db:
+            rows = db.exec(select(JobRun.job).where(JobRun.status == "missed")).all()
+        return {job: rows.count(job) for job in sorted(set(rows))}
+
+    env.clock.set_local(2026, 11, 1, 10, 0)  # first start-up: what came before it is not a miss
+    assert "monthly_quiz" in [r.job for r in runner.catch_up()]
+    assert missed() == {}
+    env.clock.set_local(2026, 12, 1, 12, 0)  # down from 1 November to three hours after the quiz's time
+    ran = [r.job for r in runner.catch_up()]
+    assert "monthly_quiz" not in ran and "birthday_greetings" in ran  # its 08:30 is within six hours
+    assert missed() == {
+        "monthly_quiz": 1,  # 1 December 09:00, grace two hours
+        "birthday_greetings": 29, "holiday_reminder": 29,  # 2–30 November, each day once
+        "quiz_reminder": 1, "meeting_reminder": 1,  # never ran: only their latest time counts
+    }
+    with env.store.session() as db:
+        quiz = db.exec(select(JobRun).where(JobRun.job == "monthly_quiz", JobRun.status == "missed")).one()
+    assert quiz.scheduled_for == datetime(2026, 12, 1, 9, 0, tzinfo=SHANGHAI)
+    assert runner.last_run("monthly_quiz").scheduled_for == datetime(2026, 11, 1, 9, 0, tzinfo=SHANGHAI)
+    assert runner.misses("monthly_quiz") == (1, datetime(2026, 12, 1, 9, 0, tzinfo=SHANGHAI))
+    assert campaigns(env, "monthly_quiz") and all(c.created_at < quiz.scheduled_for for c in campaigns(env, "monthly_quiz"))
+    before = missed()
+    assert runner.catch_up() == [] and JobRunner(env.store, env.config, env.clock).catch_up() == []
+    assert missed() == before  # a restart, or another instance, counts nothing twice
+
+    metrics = env.client.get("/metrics").text
+    assert 'branchbot_job_runs{job="monthly_quiz",status="missed"} 1.0' in metrics
+    assert 'branchbot_job_runs{job="birthday_greetings",status="missed"} 29.0' in metrics
+    assert 'branchbot_job_runs{job="birthday_digest",status="missed"} 0.0' in metrics
+    assert 'branchbot_job_runs{job="monthly_quiz",status="done"} 1.0' in metrics
+
+    # The operator publishes the missed quiz by hand: it runs once and counts as done.
+    assert runner.run("monthly_quiz", datetime(2026, 12, 1, 9, 0, tzinfo=SHANGHAI)).ran
+    assert runner.run("monthly_quiz", datetime(2026, 12, 1, 9, 0, tzinfo=SHANGHAI)).detail == "已运行过"
+    assert len(campaigns(env, "monthly_quiz")) == 6  # three branches, November and December
+    metrics = env.client.get("/metrics").text
+    assert 'branchbot_job_runs{job="monthly_quiz",status="missed"} 0.0' in metrics
+    assert 'branchbot_job_runs{job="monthly_quiz",status="done"} 2.0' in metrics
+
+
 def test_manual_run_has_the_same_once_only_guarantee(jobs):
     env, runner = jobs
     when = datetime(2026, 12, 1, 9, 0, tzinfo=SHANGHAI)

@@ -1,7 +1,8 @@
 """Working off deliveries: claim, send, mark.
 
-A claim sets a delivery to ``sending`` with a lease. A worker that dies leaves its claims
-behind; once their lease has passed, any worker takes them over (attempts + 1). The one
+A claim sets a delivery to ``sending`` with a lease, which the worker renews for as long
+as it is still working through the claim. A worker that dies leaves its claims behind;
+once their lease has passed, any worker takes them over (attempts + 1). The one
 unavoidable gap is between WeChat accepting a message and our marking it sent: a crash
 exactly there re-sends that message after the lease. WeCom's duplicate check suppresses
 such a re-send; on the Official Account the member may see it twice (see README).
@@ -10,11 +11,13 @@ such a re-send; on the Official Account the member may see it twice (see README)
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -41,7 +44,8 @@ from bot.store.models import Campaign, Delivery
 log = logging.getLogger("branchbot.outbox")
 FINAL = ("sent", "failed", "skipped", "inbox")
 CLAIM_BATCH = 2000
-MARK_GROUP = 50
+MARK_GROUP = 50  # outcomes per bulk update, at most
+MARK_DELAY = 0.05  # seconds a finished send may wait to share a bulk update
 
 
 def create_campaign(db: Session, *, kind: str, text: str, member_ids: Iterable[int], now: datetime, title: str = "",
@@ -148,20 +152,51 @@ class OutboxWorker:
         if skipped:
             self._mark({c.delivery.id: Outcome("skipped", "", None, "未绑定" if not c.member.openid else "已取消关注")
                         for c in skipped}, attempts)
-        futures = [self.pool.submit(self._send_wechat, item) for item in by_route.pop("wechat", [])]
+        token = claimed[0].delivery.claim
+        unmarked = {c.delivery.id for c in claimed} - {c.delivery.id for c in skipped}
+        lost: set[int] = set()  # claims another worker took over: not to be sent from here
+        futures = [self.pool.submit(self._send_wechat, item, lost) for item in by_route.pop("wechat", [])]
         for items in by_route.values():  # "wecom:<campaign id>"
             size = min(self.config.outbox.wecom_batch, WECOM_BATCH)
-            futures += [self.pool.submit(self._send_wecom, items[i:i + size]) for i in range(0, len(items), size)]
-        # Marks are written in small groups as sends finish: a crash leaves at most a
-        # group (plus what is in flight) sent but unmarked, to be re-sent after the lease.
+            futures += [self.pool.submit(self._send_wecom, items[i:i + size], lost) for i in range(0, len(items), size)]
+        # Sends are marked as they finish, in one bulk update for those that finish close
+        # together: a finished send waits at most MARK_DELAY for others to share its mark.
+        # A crash so leaves only what is in flight, and what finished in the last
+        # MARK_DELAY, sent but unmarked, to be re-sent after the lease. (Waiting for a group
+        # of a fixed size instead held finished sends unmarked for as long as the group
+        # took to fill: seconds at Official Account rates.)
+        # A pass can outlast the lease (2,000 Official Account messages at 20 a second take
+        # 100 s; with the API hanging, much longer), so the lease on what is still unmarked
+        # is renewed every third of it: no other worker takes over a claim this one is still
+        # working through, which would send those messages twice.
+        every = self.config.outbox.lease_seconds / 3
+        renew_at = time.monotonic() + every
+        finished: queue.SimpleQueue[Future[dict[int, Outcome]]] = queue.SimpleQueue()
+        for future in futures:
+            future.add_done_callback(finished.put)
+        pending = len(futures)
         done: dict[int, Outcome] = {}
-        for future in as_completed(futures):
-            done.update(future.result())
-            if len(done) >= MARK_GROUP:
+        mark_by = float("inf")
+        while pending or done:
+            try:
+                while pending:
+                    future = finished.get(timeout=max(0.0, min(renew_at, mark_by) - time.monotonic()))
+                    pending -= 1
+                    done.update(future.result())
+                    if finished.empty() or len(done) >= MARK_GROUP:
+                        break
+            except queue.Empty:
+                pass
+            now = time.monotonic()
+            if done and mark_by == float("inf"):
+                mark_by = now + MARK_DELAY
+            if done and (len(done) >= MARK_GROUP or not pending or now >= mark_by):
                 self._mark(done, attempts)
-                done = {}
-        if done:
-            self._mark(done, attempts)
+                unmarked -= done.keys()
+                done, mark_by = {}, float("inf")
+            if now >= renew_at:
+                lost |= self._renew(token, unmarked)
+                renew_at = time.monotonic() + every
         self._close_finished_campaigns()
         return len(claimed)
 
@@ -182,13 +217,16 @@ class OutboxWorker:
         return Outgoing(item.delivery.id, item.member.id, item.member.openid, item.member.wecom_userid,  # type: ignore[arg-type]
                         item.campaign.title, item.campaign.text, when, item.branch)
 
-    def _send_wechat(self, item: Claimed) -> dict[int, Outcome]:
+    def _send_wechat(self, item: Claimed, lost: set[int]) -> dict[int, Outcome]:
+        if item.delivery.id in lost:
+            return {}
         if not self.wechat.configured:
             return {item.delivery.id: Outcome("failed", "wechat_kf", None, "未配置公众号 app_id / app_secret")}  # type: ignore[dict-item]
         return {item.delivery.id: self.wechat.send(self._outgoing(item))}  # type: ignore[dict-item]
 
-    def _send_wecom(self, items: list[Claimed]) -> dict[int, Outcome]:
-        return self.wecom.send_batch([self._outgoing(i) for i in items])
+    def _send_wecom(self, items: list[Claimed], lost: set[int]) -> dict[int, Outcome]:
+        items = [i for i in items if i.delivery.id not in lost]
+        return self.wecom.send_batch([self._outgoing(i) for i in items]) if items else {}
 
     def _post_to_robots(self) -> int:
         """Group posts are at most once: claimed by flipping pending → posting first."""
@@ -246,6 +284,31 @@ class OutboxWorker:
                 .where(Delivery.claim == token)
             ).all()
             return [Claimed(d, m, c, b) for d, m, c, b in rows]
+
+    def _renew(self, token: str, ids: set[int]) -> set[int]:
+        """Extend the lease on the claims still being worked on; the ids among them that
+        are no longer this claim's (this process stalled past its lease and another
+        worker took them over)."""
+        if not ids:
+            return set()
+        lease = self.clock() + timedelta(seconds=self.config.outbox.lease_seconds)
+        ordered = sorted(ids)
+        lost: set[int] = set()
+        try:
+            with self.store.session() as db:
+                for start in range(0, len(ordered), 1000):
+                    chunk = ordered[start:start + 1000]
+                    renewed = db.exec(update(Delivery).where(Delivery.id.in_(chunk), Delivery.claim == token,  # type: ignore[call-overload,attr-defined]
+                                                             Delivery.status == "sending").values(lease_until=lease)).rowcount
+                    if renewed < len(chunk):
+                        kept = set(db.exec(select(Delivery.id).where(Delivery.id.in_(chunk), Delivery.claim == token)).all())  # type: ignore[attr-defined]
+                        lost |= set(chunk) - kept
+        except Exception:
+            log.warning("outbox: could not renew the lease on %d claimed deliveries", len(ids), exc_info=True)
+            return set()
+        if lost:
+            log.warning("outbox: %d claimed deliveries were taken over by another worker; not sending them here", len(lost))
+        return lost
 
     def _mark(self, outcomes: dict[int, Outcome], attempts: dict[int, int]) -> None:
         now = self.clock()

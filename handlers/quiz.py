@@ -7,10 +7,11 @@ resumes across days, and there is one attempt per member per month.
 
 from __future__ import annotations
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from bot.router import Context
-from bot.store import Attempt, Dialog, Member, Paper, Question
+from bot.store import Attempt, Dialog, Member, Paper, Question, lookups
 from handlers import asking
 from quizzes.answers import looks_like_answer
 from quizzes.monthly import ensure_paper
@@ -18,6 +19,9 @@ from quizzes.points import attempt_finished, award
 from quizzes.standings import month_rank
 
 DIALOG = "quiz"
+# The answer path's reads, built once (see bot.store.lookups).
+ATTEMPT_AND_PAPER = select(Attempt, Paper).join(Paper, Paper.id == Attempt.paper_id).where(Attempt.id == bindparam("attempt_id"))
+QUESTIONS = select(Question).where(Question.id.in_(bindparam("ids", expanding=True)))  # type: ignore[union-attr]
 
 
 def _month_label(month: str) -> str:
@@ -62,7 +66,7 @@ def _new_attempt(ctx: Context, member: Member, paper: Paper) -> Attempt:
 
 def _render(db: Session, attempt: Attempt, paper: Paper) -> str:
     qid = paper.question_ids[attempt.position]
-    question = db.get(Question, qid)
+    question = lookups.get(db, Question, qid)
     assert question is not None
     return asking.render(question, attempt.option_orders[str(qid)], f"第 {attempt.position + 1}/{len(paper.question_ids)} 题")
 
@@ -71,17 +75,19 @@ def answer(ctx: Context, dialog: Dialog) -> str | None:
     """Grade an answer to the current question; None when the text is not an answer."""
     if not looks_like_answer(ctx.args):
         return None
-    attempt = ctx.db.get(Attempt, dialog.data.get("attempt_id"))
+    found = ctx.db.exec(ATTEMPT_AND_PAPER, params={"attempt_id": dialog.data.get("attempt_id")}).first()  # type: ignore[call-overload]
+    attempt, paper = found if found else (None, None)
     if attempt is None or attempt.finished_at is not None:
         ctx.end_dialog()
         return None
     if attempt.month != ctx.month:
         ctx.end_dialog()
         return f"{_month_label(attempt.month)}的测试已经结束。发送「答题」参加{_month_label(ctx.month)}的测试。"
-    paper = ctx.db.get(Paper, attempt.paper_id)
     assert paper is not None
     qid = paper.question_ids[attempt.position]
-    question = ctx.db.get(Question, qid)
+    # This question and the next in one query: the next one is shown with the feedback.
+    ctx.db.exec(QUESTIONS, params={"ids": paper.question_ids[attempt.position:attempt.position + 2]}).all()  # type: ignore[call-overload]
+    question = lookups.get(ctx.db, Question, qid)
     assert question is not None
     order = attempt.option_orders[str(qid)]
     problem, chosen, correct = asking.grade(ctx, question, order)

@@ -143,6 +143,8 @@ class SchedulerConfig(_Section):
     birthday_time: Clock24 = "08:30"
     holiday_time: Clock24 = "09:30"
     meeting_reminder_time: Clock24 = "18:00"
+    housekeeping_time: Clock24 = "03:30"
+    keep_records_days: int = Field(30, ge=1)  # message keys and binding attempts older than this are deleted
     # Seconds after its time a missed run (e.g. while the process was down) still runs, per job.
     misfire_grace: dict[str, int] = Field(default_factory=dict)
     default_misfire_grace: int = Field(6 * 3600, ge=0)

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import delete
 from sqlmodel import Session, select
 
 from bot.config import Config
 from bot.outbox.worker import create_campaign
-from bot.store import Attempt, Branch, Member, Role
+from bot.store import Attempt, BindAttempt, Branch, Member, ProcessedMessage, Role
 from quizzes.monthly import ensure_paper
 from scheduler.calendar import YearSchedule, reminder_plan
 from scheduler.dates import anniversary_years, nth_weekday, weekday_name
@@ -165,6 +166,19 @@ def meeting_reminder(ctx: JobContext) -> str:
     return f"已提醒：{'、'.join(sent)}" if sent else "明天没有例行会议"
 
 
+def housekeeping(ctx: JobContext) -> str:
+    """Forget message keys and binding attempts past ``scheduler.keep_records_days``.
+
+    A key only has to outlive WeChat's retries (seconds) and a binding attempt the
+    lockout hour; kept for a month they answer "was this handled?" questions, kept for
+    ever they grow by every message. Deliveries, answers and the ledger are records of
+    the branch's work and are never pruned here."""
+    cutoff = ctx.when - timedelta(days=ctx.config.scheduler.keep_records_days)
+    keys = ctx.db.execute(delete(ProcessedMessage).where(ProcessedMessage.created_at < cutoff)).rowcount  # type: ignore[arg-type]
+    binds = ctx.db.execute(delete(BindAttempt).where(BindAttempt.at < cutoff)).rowcount  # type: ignore[arg-type]
+    return f"清理 {keys} 条消息去重记录、{binds} 条绑定尝试记录（{ctx.config.scheduler.keep_records_days} 天前）"
+
+
 def schedules_from(config: Config) -> dict[int, YearSchedule]:
     schedules = {}
     for year, entries in config.holidays.items():
@@ -182,4 +196,5 @@ def job_specs(config: Config) -> list[JobSpec]:
         JobSpec("birthday_greetings", "政治生日问候", _at(s.birthday_time), birthday_greetings),
         JobSpec("birthday_digest", "本月政治生日（发书记）", {"day": "1", **_at(s.birthday_time)}, birthday_digest),
         JobSpec("meeting_reminder", "三会一课提醒", _at(s.meeting_reminder_time), meeting_reminder),
+        JobSpec("housekeeping", "清理过期记录", _at(s.housekeeping_time), housekeeping),
     ]

@@ -128,6 +128,7 @@ def test_runs_missed_beyond_their_grace_are_recorded_once_and_shown_in_metrics(j
         "monthly_quiz": 1,  # 1 December 09:00, grace two hours
         "birthday_greetings": 29, "holiday_reminder": 29,  # 2–30 November, each day once
         "quiz_reminder": 1, "meeting_reminder": 1,  # never ran: only their latest time counts
+        "housekeeping": 1,
     }
     with env.store.session() as db:
         quiz = db.exec(select(JobRun).where(JobRun.job == "monthly_quiz", JobRun.status == "missed")).one()
@@ -250,3 +251,25 @@ def test_slow_reply_answers_at_once_and_follows_through_the_outbox(tmp_path, clo
             time_module.sleep(0.05)
     [late] = campaigns(env, "reply")
     assert "李明同志的积分" in late.text
+
+
+def test_housekeeping_forgets_old_message_keys_but_not_recent_ones(jobs):
+    from bot.store.models import BindAttempt, ProcessedMessage
+
+    env, runner = jobs
+    old_user, new_user = env.wechat("o-old"), env.wechat("o-new")
+    env.clock.set_local(2026, 10, 1, 9, 0)
+    assert old_user.post(old_user.text_request("绑定 李红梅 9999")).status_code == 200  # a failed binding attempt
+    env.clock.set_local(2026, 11, 20, 9, 0)
+    recent = new_user.text_request("帮助")
+    first = new_user.reply_text(new_user.post(recent).text)
+    assert env.count(ProcessedMessage) == 2 and env.count(BindAttempt) == 1
+    result = runner.run("housekeeping", datetime(2026, 11, 21, 3, 30, tzinfo=SHANGHAI))  # keeps 30 days
+    assert result.ran and "清理 1 条消息去重记录、1 条绑定尝试记录" in result.detail, result.detail
+    assert env.count(BindAttempt) == 0
+    with env.store.session() as db:
+        (kept,) = db.exec(select(ProcessedMessage)).all()
+    assert kept.created_at.astimezone(SHANGHAI).date() == date(2026, 11, 20)  # the recent one
+    # A retry of the recent message is still answered from the record, not handled again.
+    assert new_user.reply_text(new_user.post(recent).text) == first
+    assert env.count(ProcessedMessage) == 1

@@ -18,9 +18,14 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from bot.store import Branch, Member, Role
-from bot.tabular import RowError, cell_text, read_table
+from bot.tabular import RowError, cell_text, invisible, read_table, shown
 
 REQUIRED = ["姓名", "手机号", "支部", "入党日期", "角色"]
+OPTIONAL = ["微信OpenID", "企业微信账号"]
+FOUNDED = date(1921, 7, 1)  # the Party's founding day; Excel's zero date (1899-12-30) falls before it
+FULL_WIDTH = str.maketrans("０１２３４５６７８９－", "0123456789-")  # what a Chinese IME types
+OPENID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+WECOM_USERID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # WeCom's rule for a member's account
 ACTIVE = "在册"
 TRANSFERRED = "已转出"
 ROLES = {r.value: r.value for r in Role} | {"": Role.MEMBER.value, "支部书记": Role.SECRETARY.value, "预备党员": Role.MEMBER.value}
@@ -36,6 +41,7 @@ class MemberData:
     role: str
     openid: str
     wecom_userid: str
+    letters: dict[str, str] = field(default_factory=dict)  # header → column letter, for later errors
 
 
 @dataclass
@@ -45,7 +51,7 @@ class CheckedRoster:
 
 
 def check_file(path: str | Path, today: date) -> CheckedRoster:
-    table = read_table(path, REQUIRED)
+    table = read_table(path, REQUIRED, OPTIONAL)
     result = CheckedRoster()
     seen: dict[str, dict[str, int]] = {"手机号": {}, "微信OpenID": {}, "企业微信账号": {}}
     for number, row in table.rows:
@@ -58,25 +64,33 @@ def check_file(path: str | Path, today: date) -> CheckedRoster:
             result.errors.append(table.error(number, header, message))
 
         name = text("姓名")
-        if not name:
-            fail("姓名", "姓名不能为空")
-        elif len(name) > 50:
-            fail("姓名", "姓名过长")
-        phone = re.sub(r"[\s-]", "", text("手机号"))
-        if not re.fullmatch(r"1\d{10}", phone):
-            fail("手机号", f"「{text('手机号')}」不是 11 位手机号")
+        problem = _free_text_problem("姓名", name, 50)
+        if problem:
+            fail("姓名", problem)
+        # Full-width digits become ASCII; any other digit (Arabic-Indic, circled...) is refused.
+        phone = re.sub(r"[\s-]", "", text("手机号").translate(FULL_WIDTH))
+        if not re.fullmatch(r"1[0-9]{10}", phone):
+            fail("手机号", f"「{shown(row.get('手机号'))}」不是 11 位手机号")
         branch = text("支部")
-        if not branch:
-            fail("支部", "支部不能为空")
+        problem = _free_text_problem("支部", branch, 100)
+        if problem:
+            fail("支部", problem)
         joined = _parse_date(text("入党日期"))
         if joined is None:
-            fail("入党日期", f"「{text('入党日期')}」不是有效日期，格式应为 YYYY-MM-DD，如 2001-07-01")
+            fail("入党日期", f"「{shown(row.get('入党日期'))}」不是有效日期，格式应为 YYYY-MM-DD，如 2001-07-01")
         elif joined > today:
             fail("入党日期", f"入党日期 {joined} 晚于今天")
+        elif joined < FOUNDED:
+            fail("入党日期", f"入党日期 {joined} 早于建党日期 {FOUNDED}")
         role = ROLES.get(text("角色"))
         if role is None:
-            fail("角色", f"「{text('角色')}」不是有效角色，应为 党员、书记 或 管理员")
+            fail("角色", f"「{shown(row.get('角色'))}」不是有效角色，应为 党员、书记 或 管理员")
         ids = {"微信OpenID": text("微信OpenID"), "企业微信账号": text("企业微信账号")}
+        if ids["微信OpenID"] and not OPENID.fullmatch(ids["微信OpenID"]):
+            fail("微信OpenID", f"「{shown(ids['微信OpenID'])}」不是有效的微信 OpenID（字母、数字、- 或 _，最多 64 个）")
+        if ids["企业微信账号"] and not WECOM_USERID.fullmatch(ids["企业微信账号"]):
+            fail("企业微信账号", f"「{shown(ids['企业微信账号'])}」不是有效的企业微信账号"
+                               "（字母或数字开头，只含字母、数字和 _ - @ .，最多 64 个）")
         for header, value in [("手机号", phone), *ids.items()]:
             if value and value in seen[header]:
                 fail(header, f"与第 {seen[header][value]} 行重复")
@@ -85,12 +99,28 @@ def check_file(path: str | Path, today: date) -> CheckedRoster:
         if len(result.errors) == errors:
             assert joined is not None and role is not None
             result.members.append(MemberData(number, name, phone, branch, joined, role,
-                                             ids["微信OpenID"], ids["企业微信账号"]))
+                                             ids["微信OpenID"], ids["企业微信账号"],
+                                             {h: table.letter(h) for h in OPTIONAL}))
     return result
 
 
+def _free_text_problem(header: str, text: str, limit: int) -> str | None:
+    """Why a name or branch cannot be stored: it is shown in chat, in the terminal and in
+    Excel exports, where a leading = + - @ makes a formula."""
+    if not text:
+        return f"{header}不能为空"
+    if len(text) > limit:
+        return f"{header}过长（{len(text)} 字，最多 {limit} 字）"
+    if text[0] in "=+-@":
+        return f"{header}不能以 {text[0]} 开头（电子表格会把它当作公式）"
+    hidden = next((c for c in text if invisible(c)), None)
+    if hidden is not None:
+        return f"{header}含有不可见字符或控制字符（U+{ord(hidden):04X}）"
+    return None
+
+
 def _parse_date(text: str) -> date | None:
-    match = re.fullmatch(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?", text)
+    match = re.fullmatch(r"([0-9]{4})[-/.年]([0-9]{1,2})[-/.月]([0-9]{1,2})日?", text.translate(FULL_WIDTH))
     if not match:
         return None
     try:
@@ -129,7 +159,8 @@ def import_members(db: Session, members: list[MemberData], file: str, demo: bool
         for value, index, header in ((data.openid, by_openid, "微信OpenID"), (data.wecom_userid, by_wecom, "企业微信账号")):
             other = index.get(value) if value else None
             if other is not None and other.phone != data.phone:
-                result.conflicts.append(f"{file} 第 {data.row} 行「{header}」：已属于名册中的 {other.name}（{other.phone[-4:]}）")
+                owner = f"已属于名册中的 {shown(other.name)}（{other.phone[-4:]}）"
+                result.conflicts.append(str(RowError(file, data.row, header, data.letters.get(header, ""), owner)))
     if result.conflicts:
         return result
     for index, data in enumerate(members, start=1):

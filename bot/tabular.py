@@ -10,6 +10,8 @@ import csv
 import io
 import re
 import unicodedata
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -22,6 +24,29 @@ class FileProblem(Exception):
     """The file as a whole cannot be read (missing, wrong format, missing headers)."""
 
 
+# Control, format (RTL marks, zero-width, BOM), surrogate, private-use, unassigned and
+# line/paragraph separators: nothing a name or a message should carry unseen.
+INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def invisible(ch: str) -> bool:
+    return unicodedata.category(ch) in INVISIBLE
+
+
+def visible(text: str) -> str:
+    """Invisible characters spelled out as <U+XXXX>, so a message stays on one line and
+    shows what is really in the cell."""
+    return "".join(f"<U+{ord(c):04X}>" if invisible(c) else c for c in text)
+
+
+def shown(value: Any, limit: int = 30) -> str:
+    """A cell as quoted back in an error: visible and bounded."""
+    text = cell_text(value)
+    if len(text) > limit:
+        return f"{visible(text[:limit])}…（共 {len(text)} 字）"
+    return visible(text)
+
+
 @dataclass(frozen=True)
 class RowError:
     file: str
@@ -32,7 +57,7 @@ class RowError:
 
     def __str__(self) -> str:
         where = f"{self.letter} 列「{self.column}」" if self.letter else f"「{self.column}」列"
-        return f"{self.file} 第 {self.row} 行 {where}：{self.message}"
+        return f"{self.file} 第 {self.row} 行 {where}：{visible(self.message)}"
 
 
 @dataclass
@@ -49,8 +74,10 @@ class Table:
 
 
 def clean_header(value: Any) -> str:
-    """'答案（必填）', ' 答案 ' and '答案(必填)' all mean 答案."""
-    text = unicodedata.normalize("NFKC", str(value or "")).strip()
+    """'答案（必填）', ' 答案 ' and '答案(必填)' all mean 答案, and so does 答案 after a stray
+    BOM or zero-width character (U+FEFF, U+200B), which an error could not show."""
+    text = unicodedata.normalize("NFKC", str(value or ""))
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf").strip()
     return re.sub(r"\(.*?\)", "", text).replace(" ", "")
 
 
@@ -66,7 +93,9 @@ def cell_text(value: Any) -> str:
     return str(value).strip()
 
 
-def read_table(path: str | Path, required: list[str]) -> Table:
+def read_table(path: str | Path, required: list[str], optional: Sequence[str] = ()) -> Table:
+    """Rows keyed by header. A required or optional header given twice is refused: which
+    column would count is a guess, and an error could name the wrong one."""
     path = Path(path)
     if not path.exists():
         raise FileProblem(f"找不到文件 {path}")
@@ -82,7 +111,13 @@ def read_table(path: str | Path, required: list[str]) -> Table:
     headers = [clean_header(h) for h in grid[0]]
     missing = [h for h in required if h not in headers]
     if missing:
-        raise FileProblem(f"{path.name} 第 1 行：缺少表头「{'」「'.join(missing)}」（现有表头：{'、'.join(h for h in headers if h) or '无'}）")
+        present = [shown(h, 20) for h in headers if h]
+        listed = "、".join(present[:20]) + (f" 等 {len(present)} 个" if len(present) > 20 else "")
+        raise FileProblem(f"{path.name} 第 1 行：缺少表头「{'」「'.join(missing)}」（现有表头：{listed or '无'}）")
+    twice = [h for h, n in Counter(headers).items() if n > 1 and h in (*required, *optional)]
+    if twice:
+        letters = "、".join(get_column_letter(i + 1) for i, h in enumerate(headers) if h == twice[0])
+        raise FileProblem(f"{path.name} 第 1 行：表头「{twice[0]}」出现了多次（{letters} 列），请只保留一列")
     rows: list[tuple[int, dict[str, Any]]] = []
     for number, values in enumerate(grid[1:], start=2):
         if all(cell_text(v) == "" for v in values):
@@ -107,7 +142,8 @@ def _read_csv(path: Path) -> list[list[Any]]:
     try:
         return [row for row in csv.reader(io.StringIO(text))]
     except csv.Error as exc:
-        raise FileProblem(f"{path.name}：CSV 格式有误（{exc}）") from exc
+        reason = "单元格内容过长" if "field larger than field limit" in str(exc) else str(exc)
+        raise FileProblem(f"{path.name}：CSV 格式有误（{reason}）") from exc
 
 
 def _read_xlsx(path: Path) -> list[list[Any]]:
@@ -120,5 +156,7 @@ def _read_xlsx(path: Path) -> list[list[Any]]:
     try:
         sheet = workbook.worksheets[0]
         return [list(row) for row in sheet.iter_rows(values_only=True)]
+    except Exception as exc:  # read-only mode parses the sheet only now: bad XML (e.g. U+FFFE) shows here
+        raise FileProblem(f"{path.name}：工作表内容已损坏，无法读取（{type(exc).__name__}）") from exc
     finally:
         workbook.close()

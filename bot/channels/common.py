@@ -15,6 +15,8 @@ from bot.messages import Inbound, message_key
 
 MAX_BODY = 64 * 1024
 _DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_LAST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
 
 
 class Refusal(Exception):
@@ -74,6 +76,8 @@ def decrypt(crypto: Any, encrypted: Any, receive_id: str) -> bytes:
     """Decrypt with a wechatpy PrpCrypto; anything wrong with the ciphertext is a 400."""
     if not isinstance(encrypted, str) or not encrypted:
         raise Refusal(400, "missing Encrypt")
+    if not _BASE64.fullmatch(encrypted):  # wechatpy's decoder would silently skip stray characters
+        raise Refusal(400, "Encrypt is not base64")
     try:
         plain = crypto.decrypt(encrypted, receive_id)
     except Exception as exc:  # bad base64, bad padding, wrong receive id, bad UTF-8
@@ -102,6 +106,8 @@ def to_inbound(channel: str, body: bytes) -> Inbound:
     created = fields.get("CreateTime") or ""
     if not sender or not msg_type or not _number(created, 12):
         raise Refusal(400, "missing FromUserName, MsgType or CreateTime")
+    if int(created) > _LAST_TIMESTAMP:  # 12 digits reach year 33658: datetime would raise
+        raise Refusal(400, "CreateTime out of range")
     msg_id = fields.get("MsgId") or ""
     if msg_id and not _number(msg_id, 20):
         raise Refusal(400, "MsgId is not a number")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -42,6 +44,9 @@ class WecomChannel:
         if not text:
             return ""
         inbound = opened.inbound
-        xml = TextReply(source=self.cfg.corp_id, target=inbound.sender, content=cdata_safe(text),
+        xml = TextReply(source=self.cfg.corp_id, target=cdata_safe(inbound.sender), content=cdata_safe(text),
                         time=int(time.time())).render()
-        return self._crypto.encrypt_message(xml, opened.nonce)
+        # The reply's nonce is ours to choose; echo the request's only when it is plain
+        # (a signed but odd nonce, e.g. ' ' or '\x1f', would not survive the reply XML).
+        nonce = opened.nonce if re.fullmatch(r"[A-Za-z0-9]{1,32}", opened.nonce) else str(secrets.randbelow(10**10))
+        return self._crypto.encrypt_message(xml, nonce)

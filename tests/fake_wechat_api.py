@@ -4,6 +4,11 @@ Endpoints: OA /cgi-bin/stable_token, /cgi-bin/token, /cgi-bin/message/custom/sen
 /cgi-bin/message/template/send; WeCom /cgi-bin/gettoken, /cgi-bin/message/send (with
 its duplicate check); group robot /cgi-bin/webhook/send. What was delivered is counted
 per recipient, so a test can assert "exactly once".
+
+Besides one-off faults (``inject``), a test can take the whole API down (``outage``:
+every call hangs or answers 5xx until ``restore``) and hold an endpoint's calls before
+they are delivered (``hold`` / ``release``), e.g. to kill a sender while its requests
+are still on their way and then drop them, as if they never reached WeChat.
 """
 
 from __future__ import annotations
@@ -45,6 +50,12 @@ class FakeState:
     wecom_recent: dict[tuple[str, str], float] = field(default_factory=dict)
     robot_posts: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    outage: Fault | None = None  # every endpoint answers with this fault until restored
+    outage_calls: Counter = field(default_factory=Counter)  # endpoint → calls refused by the outage
+    holding: dict[str, int] = field(default_factory=dict)  # endpoint → the hold now in force
+    held: Counter = field(default_factory=Counter)  # endpoint → calls waiting at a hold now
+    hold_seq: int = 0
+    dropped_holds: set[int] = field(default_factory=set)  # holds whose calls are answered 503, undelivered
 
 
 class FakeWeChatApi:
@@ -89,12 +100,52 @@ class FakeWeChatApi:
         with self.state.lock:
             self.state.valid_tokens.clear()
 
+    def outage(self, kind: str = "http", value: int = 0) -> None:
+        """Take every endpoint down until ``restore``: "http" answers HTTP ``value`` (503),
+        "timeout" hangs ``value`` seconds (30) before answering -1."""
+        self.state.outage = Fault(kind, value or (503 if kind == "http" else 30))
+
+    def restore(self) -> None:
+        self.state.outage = None
+
+    def hold(self, endpoint: str) -> None:
+        """Calls to ``endpoint`` wait, before anything is delivered, until ``release``."""
+        with self.state.lock:
+            self.state.hold_seq += 1
+            self.state.holding[endpoint] = self.state.hold_seq
+
+    def release(self, endpoint: str, drop: bool = False) -> None:
+        """Let held calls go on; with ``drop`` they are answered 503 and deliver nothing."""
+        with self.state.lock:
+            hold = self.state.holding.pop(endpoint, None)
+            if drop and hold is not None:
+                self.state.dropped_holds.add(hold)
+
     def times_delivered(self, user: str) -> int:
         return sum(n for (channel, u, _), n in self.state.delivered.items() if u == user)
 
     # ------------------------------------------------------------------ helpers
 
     async def _fault(self, endpoint: str, user: str | None = None) -> Response | None:
+        hold = self.state.holding.get(endpoint)
+        if hold is not None:
+            with self.state.lock:
+                self.state.held[endpoint] += 1
+            try:
+                while self.state.holding.get(endpoint) == hold:
+                    await asyncio.sleep(0.005)
+            finally:
+                with self.state.lock:
+                    self.state.held[endpoint] -= 1
+            if hold in self.state.dropped_holds:
+                return Response("dropped before delivery", status_code=503)
+        if (outage := self.state.outage) is not None:
+            with self.state.lock:
+                self.state.outage_calls[endpoint] += 1
+            if outage.kind == "timeout":
+                await asyncio.sleep(outage.value)
+                return JSONResponse({"errcode": -1, "errmsg": "late"})
+            return Response("upstream down", status_code=outage.value)
         if self.state.latency:
             await asyncio.sleep(self.state.latency)
         queue = self.state.faults[endpoint]

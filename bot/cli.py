@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table as RichTable
 from rich.text import Text
@@ -150,7 +151,7 @@ def _import_roster(store: Store, path: Path, config: Config, demo: bool = False,
         _print_errors(checked.errors, path)
         return 1
     if not checked.members:
-        err.print(f"[red]{path.name} 没有任何成员行，未导入。[/red]", highlight=False)
+        err.print(f"[red]{escape(path.name)} 没有任何成员行，未导入。[/red]", highlight=False)
         return 1
     with store.session() as db, progress_bar(f"导入名册 {path.name}") as update:
         result = import_members(db, checked.members, path.name, demo=demo, progress=update, mark_missing=mark_missing)
@@ -160,10 +161,10 @@ def _import_roster(store: Store, path: Path, config: Config, demo: bool = False,
             record(db, _now(config), cli_actor(), "导入名册", f"{path.name}：{result.summary(mark_missing)}")
     if result.conflicts:
         for line in result.conflicts:
-            err.print(f"[red]✗[/red] {line}", highlight=False)
-        err.print(f"[red]{path.name} 未导入任何成员：请先解决以上冲突。[/red]")
+            err.print(f"[red]✗[/red] {escape(str(line))}", highlight=False)
+        err.print(f"[red]{escape(path.name)} 未导入任何成员：请先解决以上冲突。[/red]")
         return 1
-    console.print(f"名册导入完成：{result.summary(mark_missing)}。", highlight=False)
+    console.print(f"名册导入完成：{result.summary(mark_missing)}。", highlight=False, markup=False)
     if result.transferred or result.restored:
         with store.session() as db:
             branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
@@ -269,10 +270,10 @@ def cmd_members_revoke(args: argparse.Namespace, config: Config) -> int:
 def _print_errors(errors: list, path: Path) -> None:
     limit = 50
     for error in errors[:limit]:
-        err.print(f"[red]✗[/red] {error}", highlight=False)
+        err.print(f"[red]✗[/red] {escape(str(error))}", highlight=False)
     if len(errors) > limit:
         err.print(f"……另有 {len(errors) - limit} 处错误未列出")
-    err.print(f"[red]{path.name} 有 {len(errors)} 处错误，未导入任何内容。请修改后重试。[/red]")
+    err.print(f"[red]{escape(path.name)} 有 {len(errors)} 处错误，未导入任何内容。请修改后重试。[/red]")
 
 
 def _import_questions(store: Store, path: Path, config: Config) -> int:
@@ -286,7 +287,7 @@ def _import_questions(store: Store, path: Path, config: Config) -> int:
     with store.session() as db, progress_bar(f"导入题库 {path.name}") as update:
         result = import_questions(db, checked.questions, progress=update)
         record(db, _now(config), cli_actor(), "导入题库", f"{path.name}：{summary.format(result)}")
-    console.print(f"题库 {path.name}：{summary.format(result)}。")
+    console.print(f"题库 {path.name}：{summary.format(result)}。", highlight=False, markup=False)
     return 0
 
 
@@ -303,14 +304,14 @@ def cmd_quiz_validate(args: argparse.Namespace, config: Config) -> int:
     checked = check_file(path)
     if checked.errors:
         for error in checked.errors:
-            err.print(f"[red]✗[/red] {error}", highlight=False)
-        err.print(f"[red]{path.name}：{len(checked.errors)} 处错误。[/red]")
+            err.print(f"[red]✗[/red] {escape(str(error))}", highlight=False)
+        err.print(f"[red]{escape(path.name)}：{len(checked.errors)} 处错误。[/red]")
         return 1
     kinds = Counter(q.kind for q in checked.questions)
     categories = Counter(q.category for q in checked.questions)
-    console.print(f"{path.name}：{len(checked.questions)} 题全部有效（" + "，".join(f"{k} {v}" for k, v in kinds.items()) + "）")
+    console.print(escape(f"{path.name}：{len(checked.questions)} 题全部有效（" + "，".join(f"{k} {v}" for k, v in kinds.items()) + "）"))
     for category, count in sorted(categories.items()):
-        console.print(f"  {category}：{count} 题")
+        console.print(f"  {category}：{count} 题", highlight=False, markup=False)
     return 0
 
 
@@ -735,7 +736,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         return args.func(args, config)
     except (ConfigError, CliError, FileProblem, SchemaMismatch) as exc:
-        err.print(f"[red]{exc}[/red]", highlight=False)
+        err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         return 2
 
 

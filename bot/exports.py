@@ -305,7 +305,11 @@ def write_xlsx(export: Export, path: str | Path, progress: Callable[[int, int], 
     for number, row in enumerate(export.rows, start=1):
         sheet.append([None if value == "" else value for value in row])
         for cell, fmt in zip(sheet[number + 1], formats):
-            if fmt and cell.value is not None:
+            if cell.data_type == "f":
+                # Text such as a name "=HYPERLINK(...)" is data, never a formula: openpyxl
+                # takes any string starting with "=" as one.
+                cell.data_type = "s"
+            elif fmt and cell.value is not None:
                 cell.number_format = fmt
         if progress and (number % step == 0 or number == total):
             progress(number, total)

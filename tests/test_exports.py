@@ -121,7 +121,7 @@ def test_attendance_lists_every_member_of_the_branch_per_meeting(env, cfg, tmp_p
             MeetingReply(meeting_id=day.id, member_id=n["赵敏0003"], answer="请假", reason="出差", answered_at=now),
             MeetingReply(meeting_id=day.id, member_id=n["周芳0012"], answer="参加", answered_at=now),  # from another branch
         ])
-    out = tmp_path / "attendance.xlsx"
+    out = tmp_path / "scores.xlsx"
     code, stdout, _ = export(capsys, cfg, "attendance", "--month", "2026-11", "-o", str(out))
     assert code == 0
     sheet, rows = sheet_rows(out)
@@ -210,7 +210,7 @@ def test_meeting_and_notice_sent_through_chat_and_the_outbox(tmp_path, clock, ca
             worker.stop()
         env.store.dispose()
 
-    out = tmp_path / "attendance.xlsx"
+    out = tmp_path / "scores.xlsx"
     assert export(capsys, cfg, "attendance", "--month", "2026-11", "-o", str(out))[0] == 0
     _, rows = sheet_rows(out)
     by_name = {r[5]: r for r in rows[1:]}
@@ -259,3 +259,17 @@ def test_month_parsing_and_widths():
         parse_month("2026-13")
     assert display_width("第一党支部") == 10 and display_width("abc") == 3 and display_width("ＡＢ") == 4
     assert display_width(datetime(2026, 1, 1)) == 16
+
+
+def test_formula_like_text_is_exported_as_text(env, cfg, tmp_path, capsys):
+    """A name stored before the importer refused such text must not become a live formula."""
+    with env.store.session() as db:
+        member = db.exec(select(Member).order_by(Member.id)).first()
+        member.name = '=HYPERLINK("http://x","点我")'
+        db.add(member)
+    out = tmp_path / "scores.xlsx"
+    code, _, _ = export(capsys, cfg, "scores", "-o", str(out))
+    assert code == 0
+    sheet, rows = sheet_rows(out)
+    cells = [cell for row in sheet.iter_rows() for cell in row if cell.value == '=HYPERLINK("http://x","点我")']
+    assert cells and all(cell.data_type == "s" for cell in cells)

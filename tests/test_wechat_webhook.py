@@ -196,3 +196,15 @@ def test_healthz_and_metrics(env):
     metrics = env.client.get("/metrics").text
     assert 'branchbot_messages_total{channel="wechat",kind="text",outcome="ok"} 1.0' in metrics
     assert "branchbot_handler_seconds_bucket" in metrics and "branchbot_deliveries" in metrics and "branchbot_job_runs" in metrics
+
+
+@pytest.mark.parametrize("nonce", ["12345", " ", "<&>"])
+def test_odd_sender_and_nonce_still_get_a_verifiable_reply(safe_env, nonce):
+    """A signed request is genuine whatever its nonce and OpenID hold; the reply must
+    still be valid XML that verifies and decrypts (the reply's nonce is ours to choose)."""
+    user = safe_env.wechat("o]]>odd<&")
+    xml = text_xml("SENDER", "帮助", int(safe_env.clock().timestamp()), next(safe_env.msg_ids))
+    signed = user.sign(xml.replace("SENDER", "o]]]]><![CDATA[>odd<&"), nonce=nonce)
+    response = user.post(signed)
+    assert response.status_code == 200, response.text
+    assert "绑定" in user.reply_text(response.text)  # verified with MsgSignature, decrypted, parsed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 from datetime import datetime, timezone
 from typing import Any
 
@@ -137,3 +138,12 @@ def to_inbound(channel: str, body: bytes) -> Inbound:
 def cdata_safe(text: str) -> str:
     """']]>' would end the CDATA section early; split it across two sections."""
     return text.replace("]]>", "]]]]><![CDATA[>")
+
+
+def reply_nonce(request_nonce: str) -> str:
+    """The nonce for an encrypted reply. It is ours to choose: echo the request's only
+    when it is plain, since a signed but odd one (' ', '\x1f') would not survive the
+    reply XML and WeChat could not verify the reply."""
+    if re.fullmatch(r"[A-Za-z0-9]{1,32}", request_nonce):
+        return request_nonce
+    return str(secrets.randbelow(10**10))

@@ -10,7 +10,8 @@ from datetime import datetime
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.replies import TextReply
 
-from bot.channels.common import Refusal, cdata_safe, check_body, check_fresh, check_signature, open_encrypted, to_inbound
+from bot.channels.common import (Refusal, cdata_safe, check_body, check_fresh, check_signature, open_encrypted, reply_nonce,
+                                 to_inbound)
 from bot.config import WechatConfig
 from bot.messages import Inbound
 
@@ -60,9 +61,9 @@ class WechatChannel:
         if not text:
             return "success"
         inbound = opened.inbound
-        xml = TextReply(source=inbound.recipient, target=inbound.sender, content=cdata_safe(text),
+        xml = TextReply(source=cdata_safe(inbound.recipient), target=cdata_safe(inbound.sender), content=cdata_safe(text),
                         time=int(time.time())).render()
         if opened.encrypted:
             assert self._crypto is not None
-            return self._crypto.encrypt_message(xml, opened.nonce)
+            return self._crypto.encrypt_message(xml, reply_nonce(opened.nonce))
         return xml

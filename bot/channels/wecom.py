@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import secrets
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -11,7 +9,7 @@ from datetime import datetime
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.replies import TextReply
 
-from bot.channels.common import cdata_safe, check_body, check_fresh, check_signature, decrypt, open_encrypted
+from bot.channels.common import cdata_safe, check_body, check_fresh, check_signature, decrypt, open_encrypted, reply_nonce
 from bot.channels.wechat import Opened
 from bot.config import WecomConfig
 
@@ -46,7 +44,4 @@ class WecomChannel:
         inbound = opened.inbound
         xml = TextReply(source=self.cfg.corp_id, target=cdata_safe(inbound.sender), content=cdata_safe(text),
                         time=int(time.time())).render()
-        # The reply's nonce is ours to choose; echo the request's only when it is plain
-        # (a signed but odd nonce, e.g. ' ' or '\x1f', would not survive the reply XML).
-        nonce = opened.nonce if re.fullmatch(r"[A-Za-z0-9]{1,32}", opened.nonce) else str(secrets.randbelow(10**10))
-        return self._crypto.encrypt_message(xml, nonce)
+        return self._crypto.encrypt_message(xml, reply_nonce(opened.nonce))

@@ -70,12 +70,17 @@ def _finished(month: str, branch_id: int | None):
 def month_top(db: Session, month: str, branch_id: int | None = None, limit: int = 10) -> tuple[list[Standing], int]:
     """The month's top ``limit`` (the database reads them in index order, so a city of
     members costs no more than a branch) and how many finished."""
+    # All branches: the first ``limit`` entries of ix_attempt_month_board. One branch: its
+    # finishers through ix_attempt_board (month, branch_id), then sorted; sorting by
+    # "score + 0" keeps SQLite, which keeps no statistics, from walking the whole month in
+    # ix_attempt_month_board's order to find ten of one branch's.
+    score = Attempt.score if branch_id is None else Attempt.score + 0
     query = (
         select(Attempt.member_id, Member.name, Branch.name, Attempt.score, Attempt.finished_at)
         .join(Member, Member.id == Attempt.member_id)
         .join(Branch, Branch.id == Attempt.branch_id)
         .where(*_finished(month, branch_id))
-        .order_by(Attempt.score.desc(), Attempt.finished_at, Attempt.member_id)  # type: ignore[attr-defined]
+        .order_by(score.desc(), Attempt.finished_at, Attempt.member_id)  # type: ignore[attr-defined]
         .limit(limit)
     )
     return [Standing(*row) for row in db.exec(query).all()], month_finished(db, month, branch_id)

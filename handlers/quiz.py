@@ -20,7 +20,10 @@ from quizzes.standings import month_rank
 
 DIALOG = "quiz"
 # The answer path's reads, built once (see bot.store.lookups).
-ATTEMPT_AND_PAPER = select(Attempt, Paper).join(Paper, Paper.id == Attempt.paper_id).where(Attempt.id == bindparam("attempt_id"))
+# The attempt row is locked (PostgreSQL; SQLite has one writer anyway), so two answers
+# from one member handled by two instances at once are graded one after the other.
+ATTEMPT_AND_PAPER = (select(Attempt, Paper).join(Paper, Paper.id == Attempt.paper_id)
+                     .where(Attempt.id == bindparam("attempt_id")).with_for_update(of=Attempt))
 QUESTIONS = select(Question).where(Question.id.in_(bindparam("ids", expanding=True)))  # type: ignore[union-attr]
 
 

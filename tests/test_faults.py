@@ -327,7 +327,9 @@ def test_wechat_api_down_replies_still_leave_in_time_and_deliveries_retry_later(
             sent, _, backing_off = waiting()
             assert sent == 0 and backing_off > 0
             assert not any(api.state.delivered.values())
-            assert api.state.outage_calls["custom_send"] + api.state.outage_calls["token"] > members
+            # WeChat really was asked during the outage. How often depends on the machine's
+            # pace: threads share one token fetch (and its failure), so no fixed count.
+            assert api.state.outage_calls["custom_send"] + api.state.outage_calls["token"] > 0
             api.restore()
             deadline = time.time() + 30
             while delivery_counts(store, campaign) != {"sent": members}:

@@ -6,7 +6,7 @@ import re
 
 from sqlmodel import select
 
-from bot.store import Answer, Attempt, Paper, PointsEntry
+from bot.store import Answer, Attempt, Paper, PointsEntry, Question
 from tests.conftest import correct_letters, wrong_letters
 
 
@@ -166,3 +166,62 @@ def test_concurrent_retries_wait_for_the_original(tmp_path, clock, database_url)
     with env.store.session() as db:
         assert len(db.exec(select(Answer)).all()) == 1
         assert len(db.exec(select(PointsEntry)).all()) == 1
+
+
+def test_two_answers_at_once_through_two_instances_are_graded_in_turn(env, monkeypatch):
+    """One member's two answers reach two instances at the same moment: the second waits
+    for the first (the attempt row is locked) and grades the next question; neither gets
+    the apology and nothing is counted twice."""
+    import threading
+    import time
+    from datetime import datetime, timezone
+
+    from bot.engine import Engine
+    from bot.messages import Inbound
+    from bot.store import create_store
+    from handlers import asking, build_registry
+
+    user = bound(env, "o-twice", "李明", "0002")
+    reply = user.say("答题")
+    with env.store.session() as db:
+        paper = db.exec(select(Paper)).one()
+        kinds = [db.get(Question, qid).kind for qid in paper.question_ids]
+    # Move on to two questions of the same kind, so one answer text fits whichever is first.
+    position = next(p for p in range(len(kinds) - 1) if kinds[p] == kinds[p + 1])
+    for _ in range(position):
+        reply = user.say(correct_letters(env.store, reply))
+    text = "对" if kinds[position] == "判断" else "A"
+    slow_grade = asking.grade
+
+    def grade(*args, **kwargs):  # widen the window between reading the attempt and writing the answer
+        result = slow_grade(*args, **kwargs)
+        time.sleep(0.3)
+        return result
+
+    monkeypatch.setattr(asking, "grade", grade)
+
+    stores = [create_store(env.config.database.url) for _ in range(2)]
+    engines = [Engine(store, env.config, build_registry(), env.clock) for store in stores]
+    replies: list[str] = ["", ""]
+    errors: list[BaseException] = []
+
+    def send(i: int) -> None:
+        try:
+            replies[i] = engines[i].handle(Inbound("wechat", "o-twice", "text", f"twice-{i}", datetime.now(timezone.utc), text))
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for store in stores:
+        store.dispose()
+    assert not errors, errors
+    assert all(reply.startswith(("✅", "❌")) for reply in replies), replies  # both graded
+    assert {f"第 {position + 2}/10 题", f"第 {position + 3}/10 题"} == {re.search(r"第 \d+/10 题", r).group(0) for r in replies}
+    with env.store.session() as db:
+        attempt = db.exec(select(Attempt)).one()
+        answers = db.exec(select(Answer).where(Answer.attempt_id == attempt.id)).all()
+    assert attempt.position == position + 2 == len(answers) == len({a.question_id for a in answers})

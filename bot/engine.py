@@ -27,7 +27,7 @@ from bot.store import ProcessedMessage, Store
 log = logging.getLogger("branchbot.engine")
 
 Clock = Callable[[], datetime]
-RECORD_KEY = insert(ProcessedMessage)  # built once: see bot.store.lookups
+RECORD_KEY = insert(ProcessedMessage.__table__)  # built once (see bot.store.lookups); Core, not the ORM bulk path
 
 
 def system_clock() -> datetime:

@@ -17,8 +17,9 @@ from quizzes.paper import option_order
 from quizzes.review import review
 
 
-# Built once (see bot.store.lookups); the answer is written at once, not at flush.
-ANSWER = insert(Answer)
+# Built once (see bot.store.lookups), on the table so that executing it skips the
+# ORM bulk-insert path; the answer is written at once, not at flush.
+ANSWER = insert(Answer.__table__)  # type: ignore[attr-defined]
 CARD = select(ReviewCard).where(ReviewCard.member_id == bindparam("member_id"), ReviewCard.question_id == bindparam("question_id"))
 
 

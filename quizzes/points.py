@@ -26,7 +26,7 @@ def _upsert_statement(dialect: str, model: Any, keys: tuple[str, ...], adds: tup
     """Built once per shape (values come as parameters): SQLAlchemy then reuses the
     compiled statement instead of building and keying a new one for every award."""
     make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = make(model)
+    stmt = make(model.__table__)  # the table: a Core statement, not the ORM bulk-insert path
     table = model.__table__
     changes: dict[str, Any] = {name: table.c[name] + stmt.excluded[name] for name in adds}
     if with_reached_at:
@@ -43,7 +43,7 @@ def _upsert(db: Session, model: Any, keys: dict[str, Any], values: dict[str, int
     db.execute(stmt, row)
 
 
-LEDGER_ENTRY = insert(PointsEntry)
+LEDGER_ENTRY = insert(PointsEntry.__table__)  # type: ignore[attr-defined]
 
 
 def award(db: Session, member_id: int, branch_id: int, amount: int, reason: str, month: str, at: datetime,

@@ -291,3 +291,18 @@ def test_metrics_report_deliveries_by_status_and_errcode(push_env, api):
     assert 'branchbot_deliveries{errcode="",status="sent"} 9.0' in metrics
     assert 'branchbot_deliveries{errcode="81013",status="failed"} 1.0' in metrics
     assert 'branchbot_deliveries{errcode="",status="skipped"} 1.0' in metrics
+
+
+def test_rate_limiter_queues_callers_instead_of_waking_them_all():
+    """With the bucket empty, each caller reserves the next token and sleeps once until
+    its time; the rate holds (no caller is early) and a burst is served at once."""
+    from bot.outbox.senders import RateLimiter
+
+    now = [100.0]
+    slept: list[float] = []
+    limiter = RateLimiter(5, burst=2, clock=lambda: now[0], sleep=slept.append)
+    waits = [limiter.acquire() for _ in range(6)]  # all at the same instant
+    assert waits == pytest.approx([0.0, 0.0, 0.2, 0.4, 0.6, 0.8])
+    assert slept == pytest.approx([0.2, 0.4, 0.6, 0.8])  # one sleep per waiting caller
+    now[0] += 0.8 + 1.0  # the debt is paid after 0.8 s; one more second refills the burst
+    assert [limiter.acquire() for _ in range(3)] == pytest.approx([0.0, 0.0, 0.2])

@@ -55,26 +55,29 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 class RateLimiter:
-    """A token bucket shared by the sending threads."""
+    """A token bucket shared by the sending threads. A caller that finds it empty takes
+    the next token ahead (the bucket goes into debt) and sleeps once until that token's
+    time: waiting threads do not all wake to race for each new token."""
 
-    def __init__(self, per_second: float, burst: float | None = None) -> None:
+    def __init__(self, per_second: float, burst: float | None = None,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self.rate = per_second
         self.capacity = burst or max(1.0, per_second)
         self.tokens = self.capacity
-        self.updated = time.monotonic()
+        self.clock, self.sleep = clock, sleep
+        self.updated = clock()
         self.lock = threading.Lock()
 
-    def acquire(self) -> None:
-        while True:
-            with self.lock:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                wait = (1 - self.tokens) / self.rate
-            time.sleep(wait)
+    def acquire(self) -> float:
+        """Take a token, sleeping until it is due; returns the seconds slept."""
+        with self.lock:
+            now = self.clock()
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate) - 1
+            self.updated = now
+            wait = -self.tokens / self.rate if self.tokens < 0 else 0.0
+        if wait > 0:
+            self.sleep(wait)
+        return wait
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -223,7 +224,9 @@ def create_app(config: Config, store: Store, clock: Clock = system_clock, backgr
         return JSONResponse({"status": "ok"})
 
     async def metrics_endpoint(_: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        # The store collector queries the database: never on the event loop's thread.
+        body = await anyio.to_thread.run_sync(generate_latest, metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     routes = [
         Route("/wechat", wechat_endpoint, methods=["GET", "POST"]),
@@ -264,5 +267,9 @@ def app_from_environment() -> Starlette:
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    config = load_config()
-    return create_app(config, create_store(config.database.url), background=True)
+    from bot.store.migrate import check
+
+    config = load_config(os.environ["BRANCHBOT_CONFIG"])
+    store = create_store(config.database.url)
+    check(store)  # a respawned worker checks the schema as `serve` did
+    return create_app(config, store, background=True)

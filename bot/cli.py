@@ -86,7 +86,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
     store = _store(config)
     check(store)
-    workers = args.workers or config.server.workers
+    workers = config.server.workers if args.workers is None else args.workers
     if workers < 1:
         raise CliError("--workers 至少为 1")
     base = f"http://{config.server.host}:{config.server.port}"
@@ -102,6 +102,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     # BRANCHBOT__ overrides, which it inherits); they share the database like instances.
     store.dispose()
     os.environ["BRANCHBOT_CONFIG"] = str(Path(args.config or os.environ.get("BRANCHBOT_CONFIG", "config.toml")).resolve())
+    os.environ["BRANCHBOT__SERVER__WORKERS"] = str(workers)  # each worker takes its share of the send rate limits
     uvicorn.run("bot.app:app_from_environment", factory=True, workers=workers, **options)
     return 0
 
@@ -358,6 +359,8 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
     if len(text.encode()) > 2048:
         raise CliError(f"通知内容过长：微信单条消息最多 2048 字节（约 680 个汉字），当前 {len(text.encode())} 字节")
     store = _store(config)
+    # The preview and the write are separate transactions: nothing is held while the
+    # operator reads the preview (on SQLite that would stop every writer).
     with store.session() as db:
         if args.branch:
             branch = db.exec(select(Branch).where(Branch.name == args.branch)).first()
@@ -369,14 +372,15 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
         ids = [b.id for b in branches]
         members = db.exec(select(Member).where(Member.branch_id.in_(ids), Member.status == "在册")).all()  # type: ignore[attr-defined]
         bound = sum(1 for m in members if m.wecom_userid or (m.openid and m.subscribed))
-        target = branches[0].name if args.branch else "全部支部"
-        console.print(f"将发送给{target}：{len(members)} 人（已绑定 {bound} 人）\n——\n{text}\n——", highlight=False, markup=False)
-        if not args.yes:
-            if not sys.stdin.isatty():
-                raise CliError("非交互环境请加 --yes 确认发送")
-            if input("确认发送？[y/N] ").strip().lower() not in ("y", "yes", "是"):
-                console.print("已取消，通知没有发送。")
-                return 0
+    target = branches[0].name if args.branch else "全部支部"
+    console.print(f"将发送给{target}：{len(members)} 人（已绑定 {bound} 人）\n——\n{text}\n——", highlight=False, markup=False)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("非交互环境请加 --yes 确认发送")
+        if input("确认发送？[y/N] ").strip().lower() not in ("y", "yes", "是"):
+            console.print("已取消，通知没有发送。")
+            return 0
+    with store.session() as db:
         campaign = create_campaign(db, kind="broadcast", title=args.title, text=text, member_ids=[m.id for m in members],  # type: ignore[misc]
                                    now=_now(config), branch_id=branches[0].id if args.branch else None)
         db.flush()

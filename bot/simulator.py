@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlencode
 
+import anyio
 from sqlmodel import select
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -73,15 +74,18 @@ def simulator_routes(config: Config, store: Store, clock: Clock) -> list[Route]:
     async def page(_: Request) -> Response:
         return FileResponse(WEB_DIR / "simulator.html")
 
-    async def members(_: Request) -> Response:
+    def member_list() -> list[dict[str, object]]:
         with store.session() as db:
             branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
             rows = db.exec(select(Member).order_by(Member.branch_id, Member.id)).all()
-            return JSONResponse([
+            return [
                 {"id": m.id, "name": m.name, "branch": branches.get(m.branch_id, ""), "role": m.role,
                  "openid": simulated_openid(m), "bound": bool(m.openid), "phone_tail": m.phone[-4:], "demo": m.is_demo}
                 for m in rows
-            ])
+            ]
+
+    async def members(_: Request) -> Response:
+        return JSONResponse(await anyio.to_thread.run_sync(member_list))
 
     async def envelope(request: Request) -> Response:
         try:

@@ -89,7 +89,8 @@ def answer(ctx: Context, dialog: Dialog) -> str | None:
     assert paper is not None
     qid = paper.question_ids[attempt.position]
     # This question and the next in one query: the next one is shown with the feedback.
-    ctx.db.exec(QUESTIONS, params={"ids": paper.question_ids[attempt.position:attempt.position + 2]}).all()  # type: ignore[call-overload]
+    # Holding the list keeps both in the session (its identity map holds rows weakly).
+    loaded = ctx.db.exec(QUESTIONS, params={"ids": paper.question_ids[attempt.position:attempt.position + 2]}).all()  # type: ignore[call-overload]  # noqa: F841
     question = lookups.get(ctx.db, Question, qid)
     assert question is not None
     order = attempt.option_orders[str(qid)]

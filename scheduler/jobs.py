@@ -166,6 +166,9 @@ def meeting_reminder(ctx: JobContext) -> str:
     return f"已提醒：{'、'.join(sent)}" if sent else "明天没有例行会议"
 
 
+HOUSEKEEPING_BATCH = 100_000
+
+
 def housekeeping(ctx: JobContext) -> str:
     """Forget message keys and binding attempts past ``scheduler.keep_records_days``.
 
@@ -174,9 +177,14 @@ def housekeeping(ctx: JobContext) -> str:
     ever they grow by every message. Deliveries, answers and the ledger are records of
     the branch's work and are never pruned here."""
     cutoff = ctx.when - timedelta(days=ctx.config.scheduler.keep_records_days)
-    keys = ctx.db.execute(delete(ProcessedMessage).where(ProcessedMessage.created_at < cutoff)).rowcount  # type: ignore[arg-type]
+    # At most HOUSEKEEPING_BATCH keys a night: the job is one transaction, and on SQLite
+    # that holds the writer. A first run on a long-lived database clears its backlog
+    # over a few nights.
+    oldest = select(ProcessedMessage.key).where(ProcessedMessage.created_at < cutoff).limit(HOUSEKEEPING_BATCH)
+    keys = ctx.db.execute(delete(ProcessedMessage).where(ProcessedMessage.key.in_(oldest))).rowcount  # type: ignore[arg-type,attr-defined]
     binds = ctx.db.execute(delete(BindAttempt).where(BindAttempt.at < cutoff)).rowcount  # type: ignore[arg-type]
-    return f"清理 {keys} 条消息去重记录、{binds} 条绑定尝试记录（{ctx.config.scheduler.keep_records_days} 天前）"
+    more = "，其余的下次继续" if keys >= HOUSEKEEPING_BATCH else ""
+    return f"清理 {keys} 条消息去重记录、{binds} 条绑定尝试记录（{ctx.config.scheduler.keep_records_days} 天前）{more}"
 
 
 def schedules_from(config: Config) -> dict[int, YearSchedule]:

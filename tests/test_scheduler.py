@@ -273,3 +273,30 @@ def test_housekeeping_forgets_old_message_keys_but_not_recent_ones(jobs):
     # A retry of the recent message is still answered from the record, not handled again.
     assert new_user.reply_text(new_user.post(recent).text) == first
     assert env.count(ProcessedMessage) == 1
+
+
+def test_housekeeping_clears_a_backlog_over_several_nights(jobs, monkeypatch):
+    import scheduler.jobs as job_module
+    from bot.store.models import ProcessedMessage
+
+    env, runner = jobs
+    monkeypatch.setattr(job_module, "HOUSEKEEPING_BATCH", 2)
+    user = env.wechat("o-backlog")
+    env.clock.set_local(2026, 9, 1, 9, 0)
+    for _ in range(3):
+        assert user.post(user.text_request("帮助")).status_code == 200
+    first = runner.run("housekeeping", datetime(2026, 11, 21, 3, 30, tzinfo=SHANGHAI))
+    assert "清理 2 条" in first.detail and "其余的下次继续" in first.detail and env.count(ProcessedMessage) == 1
+    second = runner.run("housekeeping", datetime(2026, 11, 22, 3, 30, tzinfo=SHANGHAI))
+    assert "清理 1 条" in second.detail and "下次继续" not in second.detail and env.count(ProcessedMessage) == 0
+
+
+def test_in_memory_sqlite_store_works():
+    from sqlalchemy import text
+
+    from bot.store import create_store
+
+    store = create_store("sqlite://")
+    with store.session() as db, store.session():
+        assert db.execute(text("SELECT 1")).scalar() == 1
+    store.dispose()

@@ -88,9 +88,13 @@ class OutboxWorker:
             httpx.Client(base_url=config.wecom.api_base, timeout=timeout, limits=limits),
             httpx.Client(base_url=config.robots.api_base, timeout=timeout, limits=limits),
         ]
-        self.wechat = OfficialAccount(config.wechat, self._clients[0], tokens, RateLimiter(cfg.wechat_per_second), cfg.retry_base_seconds / 4)
-        self.wecom = WecomApp(config.wecom, self._clients[1], tokens, RateLimiter(cfg.wecom_per_second), cfg.retry_base_seconds / 4)
-        self.robot = GroupRobot(config.robots, self._clients[2], cfg.robot_per_minute)
+        # `serve --workers N` runs N outbox workers: each takes its share of the limits.
+        share = config.server.workers
+        self.wechat = OfficialAccount(config.wechat, self._clients[0], tokens, RateLimiter(cfg.wechat_per_second / share),
+                                      cfg.retry_base_seconds / 4)
+        self.wecom = WecomApp(config.wecom, self._clients[1], tokens, RateLimiter(cfg.wecom_per_second / share),
+                              cfg.retry_base_seconds / 4)
+        self.robot = GroupRobot(config.robots, self._clients[2], max(1, cfg.robot_per_minute // share))
         self.pool = ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="outbox")
         self._wake = threading.Event()
         self._stop = threading.Event()

@@ -17,7 +17,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, inspect, text
+from sqlalchemy import event, inspect, make_url, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -29,6 +29,15 @@ try:
     import fcntl
 except ImportError:  # Windows: one process at a time is served by SQLite's busy handler
     fcntl = None  # type: ignore[assignment]
+
+
+def _mode_of(database: str) -> int:
+    """The lock file gets the database's permissions, as SQLite gives its -wal and -shm
+    files: whoever may write the database may take the lock."""
+    try:
+        return os.stat(database).st_mode & 0o666
+    except OSError:
+        return 0o644
 
 
 class WriterLock:
@@ -47,7 +56,7 @@ class WriterLock:
         if self._depth == 0 and self._path is not None:
             try:
                 if self._fd is None:
-                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, _mode_of(self._path.removesuffix("-writer.lock")))
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
             except BaseException:
                 self._threads.release()
@@ -70,8 +79,37 @@ class WriterLock:
 
 def _sqlite_path(url: str) -> str | None:
     """The database file, or None for an in-memory database."""
-    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    path = make_url(url).database
     return None if not path or path == ":memory:" else path
+
+
+_WRITER_LOCKS: dict[str, tuple[WriterLock, int]] = {}  # by real path: the lock and the stores using it
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def _writer_lock(path: str | None) -> WriterLock:
+    """One lock per database file per process, however many stores open it (two locks on
+    one file in one thread would wait for each other for ever)."""
+    if not path:
+        return WriterLock(None)
+    key = os.path.realpath(path)
+    with _WRITER_LOCKS_GUARD:
+        lock, users = _WRITER_LOCKS.get(key, (None, 0))
+        lock = lock or WriterLock(key)
+        _WRITER_LOCKS[key] = (lock, users + 1)
+        return lock
+
+
+def _release_writer_lock(lock: WriterLock) -> None:
+    with _WRITER_LOCKS_GUARD:
+        for key, (known, users) in list(_WRITER_LOCKS.items()):
+            if known is lock:
+                if users > 1:
+                    _WRITER_LOCKS[key] = (known, users - 1)
+                else:
+                    del _WRITER_LOCKS[key]
+                    lock.close()
+                return
 
 
 def _sqlite_engine(url: str, echo: bool) -> Engine:
@@ -108,7 +146,8 @@ class Store:
         self.url = url
         if url.startswith("sqlite"):
             self.engine = _sqlite_engine(url, echo)
-            self._writer: WriterLock | None = WriterLock(_sqlite_path(url))
+            self._writer: WriterLock | None = _writer_lock(_sqlite_path(url))
+            self._released = False
         else:
             self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
             self._writer = None
@@ -139,8 +178,9 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._writer is not None:
-            self._writer.close()
+        if self._writer is not None and not self._released:
+            _release_writer_lock(self._writer)  # still usable afterwards: it reopens its file
+            self._released = True
 
 
 def create_store(url: str, echo: bool = False) -> Store:

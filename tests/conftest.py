@@ -12,6 +12,7 @@ import itertools
 import random
 import re
 import string
+import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -266,3 +267,23 @@ def wrong_letters(store: Store, reply: str) -> str:
         return "错" if right == "对" else "对"
     other = next(ch for ch in LETTERS[:4] if ch not in right)
     return "".join(sorted(right[0] + other)) if len(right) > 1 else other  # a multiple choice needs two letters
+
+
+def wait_healthy(port: int, process: "subprocess.Popen | None" = None, seconds: float = 60,
+                 log: Path | None = None) -> None:
+    """Wait for a `branchbot serve` subprocess to answer /healthz (failing early if it exits)."""
+    import time
+
+    import httpx
+
+    deadline = time.time() + seconds
+    while True:
+        if process is not None and process.poll() is not None:
+            raise AssertionError("serve exited" + (f":\n{log.read_text(errors='replace')[-3000:]}" if log else ""))
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.time() < deadline, "serve did not start"
+        time.sleep(0.1)

@@ -25,7 +25,7 @@ from bot.outbox.worker import create_campaign
 from bot.store import Member, Store, create_store
 from bot.store.migrate import upgrade
 from bot.store.models import Delivery
-from tests.conftest import APP_ID, PG_URL, TOKEN, build_env, load_roster, sha1_sorted, text_xml
+from tests.conftest import APP_ID, PG_URL, TOKEN, build_env, load_roster, sha1_sorted, text_xml, wait_healthy
 from tests.fake_wechat_api import FakeWeChatApi
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,16 +146,7 @@ class Instance:
                                             env=environ, stdout=out, stderr=subprocess.STDOUT)
 
     def wait_healthy(self, seconds: float = 60) -> None:
-        deadline = time.time() + seconds
-        while True:
-            assert self.process.poll() is None, f"serve exited:\n{self.log.read_text(errors='replace')[-3000:]}"
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert time.time() < deadline, "serve did not start"
-            time.sleep(0.1)
+        wait_healthy(self.port, self.process, seconds, self.log)
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)

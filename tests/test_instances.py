@@ -17,7 +17,7 @@ import httpx
 from sqlalchemy import text
 
 from bot.store import create_store
-from tests.conftest import TOKEN, sha1_sorted, text_xml
+from tests.conftest import TOKEN, sha1_sorted, text_xml, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,16 +41,8 @@ def test_two_instances_process_a_retry_once_and_run_a_job_once(tmp_path, databas
                                 env={**env, "BRANCHBOT__SERVER__PORT": str(port)},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
     try:
-        deadline = time.time() + 60
-        for port in ports:
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.time() < deadline, "servers did not start"
-                time.sleep(0.2)
+        for port, server in zip(ports, servers):
+            wait_healthy(port, server)
         ts, nonce = str(int(time.time())), "42"
         query = f"signature={sha1_sorted(TOKEN, ts, nonce)}&timestamp={ts}&nonce={nonce}"
         bind = text_xml("o-both", "绑定 李红梅 0002", int(ts), 555000111)
@@ -107,15 +99,7 @@ def test_serve_with_two_workers_shares_one_sqlite_database(tmp_path):
         return replies
 
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.time() < deadline, "server did not start"
-            time.sleep(0.2)
+        wait_healthy(port, server)
         with ThreadPoolExecutor(len(members)) as pool:
             conversations = list(pool.map(converse, range(len(members))))
         for replies in conversations:

@@ -68,6 +68,7 @@ TOKEN = "benchtoken"
 APP_ID = "wxbench0000000001"
 TO_USER = "gh_x"
 REQUEST_TIMEOUT = 10.0
+MODE = "safe"  # or "plain" (--mode): how WeChat posts, and how both servers are configured
 ROSTER_HEADER = ["姓名", "手机号", "支部", "入党日期", "角色", "微信OpenID", "企业微信账号"]
 BANK_HEADER = ["题型", "题干", "选项A", "选项B", "选项C", "选项D", "选项E", "选项F", "答案", "解析", "分类", "来源", "难度"]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -248,6 +249,13 @@ class RequestFactory:
         plain = (f"<xml><ToUserName><![CDATA[{TO_USER}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
                  f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{text}]]></Content>"
                  f"<MsgId>{msgid}</MsgId></xml>")
+        if MODE == "plain":  # the message as it is, signed with `signature` only
+            query = urllib.parse.urlencode({"signature": sha1_sorted(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce,
+                                            "openid": openid})
+            body = plain.encode()
+            head = (f"POST /wechat?{query} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: Mozilla/4.0\r\n"
+                    f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+            return Req(head + body, text)
         envelope = self.crypto.encrypt_message(plain, nonce, ts)
         encrypt = ENCRYPT_RE.search(envelope).group(1)  # type: ignore[union-attr]
         query = urllib.parse.urlencode({
@@ -625,19 +633,22 @@ def check_replies(stats: PhaseStats, aes_key: str, echo: bool) -> collections.Co
         if text.strip() == "success" or not text.strip():
             stats.fail("empty reply 'success' (BranchBot: deferred past reply_budget_ms)")
             continue
-        m = REPLY_FIELDS.search(text)
-        if m is None:
-            stats.fail("reply not encrypted")
-            examples.setdefault("reply not encrypted", text[:160])
-            continue
-        if sha1_sorted(TOKEN, m["ts"], m["nonce"], m["enc"]) != m["sig"]:
-            stats.fail("bad reply MsgSignature")
-            continue
-        try:
-            inner = prp.decrypt(m["enc"], APP_ID)
-        except Exception:
-            stats.fail("reply does not decrypt")
-            continue
+        if MODE == "plain":
+            inner = text
+        else:
+            m = REPLY_FIELDS.search(text)
+            if m is None:
+                stats.fail("reply not encrypted")
+                examples.setdefault("reply not encrypted", text[:160])
+                continue
+            if sha1_sorted(TOKEN, m["ts"], m["nonce"], m["enc"]) != m["sig"]:
+                stats.fail("bad reply MsgSignature")
+                continue
+            try:
+                inner = prp.decrypt(m["enc"], APP_ID)
+            except Exception:
+                stats.fail("reply does not decrypt")
+                continue
         c = CONTENT_RE.search(inner)
         content = c.group(1) if c else ""
         if not content:
@@ -730,7 +741,7 @@ def setup_branchbot(tmp: Path, aes_key: str, people: list[Person], questions: in
         app_id = "{APP_ID}"
         token = "{TOKEN}"
         encoding_aes_key = "{aes_key}"
-        mode = "safe"
+        mode = "{MODE}"
         replay_window = 300
         api_base = "http://127.0.0.1:9"
         [quiz]
@@ -812,12 +823,12 @@ def start_branchbot(procs: Procs, tmp: Path, cfg: Path, port: int, aes_key: str,
 
 
 ECHO_BOT = '''\
-"""Minimal WeRoBot echo bot (safe mode): the benchmark's baseline."""
+"""Minimal WeRoBot echo bot (safe mode, or plain without an AES key): the benchmark's baseline."""
 import os
 
 import werobot
 
-robot = werobot.WeRoBot(token=os.environ["BENCH_TOKEN"], encoding_aes_key=os.environ["BENCH_AES_KEY"],
+robot = werobot.WeRoBot(token=os.environ["BENCH_TOKEN"], encoding_aes_key=os.environ["BENCH_AES_KEY"] or None,
                         app_id=os.environ["BENCH_APP_ID"])
 robot.config["SESSION_STORAGE"] = False  # an echo bot keeps no session
 
@@ -834,7 +845,7 @@ app = robot.wsgi
 def start_echo(procs: Procs, tmp: Path, aes_key: str, args: argparse.Namespace, msgid_start: int) -> Server:
     port = free_port()
     (tmp / "echo_bot.py").write_text(ECHO_BOT, encoding="utf-8")
-    env = clean_env() | {"BENCH_TOKEN": TOKEN, "BENCH_AES_KEY": aes_key, "BENCH_APP_ID": APP_ID}
+    env = clean_env() | {"BENCH_TOKEN": TOKEN, "BENCH_AES_KEY": aes_key if MODE == "safe" else "", "BENCH_APP_ID": APP_ID}
     argv = [str(VENV_BIN / "gunicorn"), "--workers", str(args.workers), "--worker-class", args.echo_worker_class,
             "--bind", f"127.0.0.1:{port}", "--chdir", str(tmp), "--log-level", "warning", "--keep-alive", "5"]
     if args.echo_worker_class == "gthread":
@@ -968,7 +979,8 @@ def print_report(rows: list[dict[str, Any]], verdict: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console(width=max(140, shutil.get_terminal_size((140, 40)).columns))
-    table = Table(title="/wechat webhook, safe mode (AES + msg_signature), one server process each")
+    mode = "safe mode (AES + msg_signature)" if MODE == "safe" else "plain mode (signature)"
+    table = Table(title=f"/wechat webhook, {mode}")
     for col, justify in (("server", "left"), ("phase", "left"), ("msgs ok", "right"), ("throughput msg/s", "right"),
                          ("p50 ms", "right"), ("p99 ms", "right"), ("max ms", "right"), ("errors", "right"),
                          ("server CPU", "right"), ("gen CPU", "right"), ("other CPU", "right"), ("steal", "right")):
@@ -1053,6 +1065,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--questions", type=int, default=10, help="questions per paper ([quiz] questions_per_paper)")
     p.add_argument("--max-rate-guess", type=float, default=2500.0,
                    help="closed loop pre-builds duration × this many requests")
+    p.add_argument("--mode", choices=["safe", "plain"], default="safe",
+                   help="safe: AES + msg_signature (default); plain: the XML as it is, with signature")
     p.add_argument("--workers", type=int, default=1,
                    help="serving processes for BOTH servers (branchbot serve --workers, gunicorn --workers)")
     p.add_argument("--only", choices=["both", "branchbot", "echo"], default="both")
@@ -1106,7 +1120,9 @@ def measure(servers: list[tuple[Server, Roster, bool]], args: argparse.Namespace
 
 
 def main(argv: list[str] | None = None) -> int:
+    global MODE
     args = parse_args(argv)
+    MODE = args.mode
     try:
         import psutil  # noqa: F401
         import werobot  # noqa: F401

@@ -24,6 +24,7 @@ from bot.audit import cli_actor, record
 from bot.config import Config, ConfigError, load_config, masked
 from bot.errcodes import ERRCODE_TEXT
 from bot.store import Branch, Member, Role, Store, create_store
+from bot.store.members import active_members, is_active
 from bot.store.migrate import SchemaMismatch
 from bot.tabular import FileProblem
 
@@ -199,9 +200,9 @@ def cmd_members_list(args: argparse.Namespace, config: Config) -> int:
         if args.branch and args.branch != branch:
             continue
         shown += 1
-        transferred += m.status != "在册"
+        transferred += not is_active(m)
         name = m.name + (" [演示]" if m.is_demo else "")
-        status = m.status if m.status == "在册" else f"[yellow]{m.status}[/yellow]"
+        status = m.status if is_active(m) else f"[yellow]{m.status}[/yellow]"
         table.add_row(branch, name, m.phone[:3] + "****" + m.phone[-4:], m.role, status, str(m.joined_on or ""),
                       "已绑定" if m.openid else "未绑定", m.wecom_userid or "", )
     console.print(table)
@@ -237,16 +238,15 @@ def _change_role(config: Config, name: str, role: str, phone_tail: str | None) -
         branch = db.get(Branch, member.branch_id)
         branch_name = branch.name if branch else ""
         who = f"{member.name}（{branch_name}，尾号 {member.phone[-4:]}）"
-        if member.status != "在册" and role != Role.MEMBER.value:
+        if not is_active(member) and role != Role.MEMBER.value:
             raise CliError(f"{who}已转出，不能授予{role}。如已转回，请先在名册中列入并导入。")
         if member.role == role:
             console.print(f"{who}已是{role}，无需变更。", highlight=False, markup=False)
             return 0
         others = []
         if role == Role.SECRETARY.value:
-            others = [m.name for m in db.exec(select(Member).where(
-                Member.branch_id == member.branch_id, Member.role == Role.SECRETARY.value,
-                Member.status == "在册", Member.id != member.id)).all()]
+            others = [m.name for m in db.exec(active_members(
+                Member.branch_id == member.branch_id, Member.role == Role.SECRETARY.value, Member.id != member.id)).all()]
         before, member.role = member.role, role
         db.add(member)
         record(db, _now(config), cli_actor(), "角色变更", f"{who}：{before} → {role}")
@@ -370,7 +370,7 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
         else:
             branches = list(db.exec(select(Branch)).all())
         ids = [b.id for b in branches]
-        members = db.exec(select(Member).where(Member.branch_id.in_(ids), Member.status == "在册")).all()  # type: ignore[attr-defined]
+        members = db.exec(active_members(Member.branch_id.in_(ids))).all()  # type: ignore[attr-defined]
         bound = sum(1 for m in members if m.wecom_userid or (m.openid and m.subscribed))
     target = branches[0].name if args.branch else "全部支部"
     console.print(f"将发送给{target}：{len(members)} 人（已绑定 {bound} 人）\n——\n{text}\n——", highlight=False, markup=False)

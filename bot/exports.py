@@ -22,9 +22,9 @@ from sqlmodel import Session, select
 
 from bot.errcodes import errcode_reason
 from bot.store import Attempt, Branch, Member, PointsEntry
+from bot.store.members import active_members, is_active
 from bot.store.models import Campaign, Delivery, Meeting, MeetingReply
 
-ACTIVE = "在册"
 KINDS = {"scores": "测试成绩", "participation": "参与情况", "attendance": "会议考勤", "deliveries": "推送记录"}
 
 DELIVERY_STATUS = {"pending": "待发送", "sending": "待发送", "sent": "已发送", "failed": "失败", "skipped": "跳过",
@@ -102,7 +102,7 @@ def scores(db: Session, month: str, tz: tzinfo, branch_id: int | None = None) ->
                Column("答对题数", "int"), Column("完成时间", "datetime"), Column("本月积分", "int"), Column("累计积分", "int")]
     branches = _branch_names(db)
     attempts = {a.member_id: a for a in db.exec(select(Attempt).where(Attempt.month == month)).all()}
-    members = [m for m in db.exec(select(Member).order_by(Member.id)).all() if m.status == ACTIVE or m.id in attempts]
+    members = [m for m in db.exec(select(Member).order_by(Member.id)).all() if is_active(m) or m.id in attempts]
     this_month = dict(db.exec(select(PointsEntry.member_id, func.sum(PointsEntry.amount))
                               .where(PointsEntry.month == month).group_by(PointsEntry.member_id)).all())
     total = dict(db.exec(select(PointsEntry.member_id, func.sum(PointsEntry.amount))
@@ -138,7 +138,7 @@ def participation(db: Session, month: str, tz: tzinfo, branch_id: int | None = N
     branches = _branch_names(db)
     members: dict[int, set[int]] = defaultdict(set)
     unbound: dict[int, int] = defaultdict(int)
-    for m in db.exec(select(Member).where(Member.status == ACTIVE)).all():
+    for m in db.exec(active_members()).all():
         members[m.branch_id].add(m.id)  # type: ignore[arg-type]
         if not m.openid and not m.wecom_userid:
             unbound[m.branch_id] += 1
@@ -183,7 +183,7 @@ def attendance(db: Session, month: str, tz: tzinfo, branch_id: int | None = None
     people = {m.id: m for m in db.exec(select(Member).order_by(Member.id)).all()}
     roster: dict[int, list[int]] = defaultdict(list)
     for m in people.values():
-        if m.status == ACTIVE:
+        if is_active(m):
             roster[m.branch_id].append(m.id)  # type: ignore[arg-type]
     replies: dict[int, dict[int, MeetingReply]] = defaultdict(dict)
     ids = [m.id for m in meetings]

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from bot.store import Branch, Member, Role
+from bot.store import Branch, Member, MemberStatus, Role
+from bot.store.members import is_active
 from bot.tabular import RowError, cell_text, invisible, read_table, shown
 
 REQUIRED = ["姓名", "手机号", "支部", "入党日期", "角色"]
@@ -26,8 +27,6 @@ FOUNDED = date(1921, 7, 1)  # the Party's founding day; Excel's zero date (1899-
 FULL_WIDTH = str.maketrans("０１２３４５６７８９－", "0123456789-")  # what a Chinese IME types
 OPENID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 WECOM_USERID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # WeCom's rule for a member's account
-ACTIVE = "在册"
-TRANSFERRED = "已转出"
 ROLES = {r.value: r.value for r in Role} | {"": Role.MEMBER.value, "支部书记": Role.SECRETARY.value, "预备党员": Role.MEMBER.value}
 
 
@@ -170,7 +169,7 @@ def import_members(db: Session, members: list[MemberData], file: str, demo: bool
             db.add(branch)
             db.flush()
             branches[data.branch] = branch
-        values = dict(name=data.name, branch_id=branch.id, joined_on=data.joined_on, role=data.role, status=ACTIVE)
+        values = dict(name=data.name, branch_id=branch.id, joined_on=data.joined_on, role=data.role, status=MemberStatus.ACTIVE.value)
         if data.openid:
             values["openid"] = data.openid
         if data.wecom_userid:
@@ -180,7 +179,7 @@ def import_members(db: Session, members: list[MemberData], file: str, demo: bool
             db.add(Member(phone=data.phone, is_demo=demo, **values))
             result.added += 1
         elif any(getattr(current, k) != v for k, v in values.items()):
-            if current.status != ACTIVE:
+            if not is_active(current):
                 result.restored.append(current)
             for key, value in values.items():
                 setattr(current, key, value)
@@ -193,8 +192,8 @@ def import_members(db: Session, members: list[MemberData], file: str, demo: bool
     if mark_missing and not demo:
         listed = {data.phone for data in members}
         for member in by_phone.values():
-            if member.phone not in listed and not member.is_demo and member.status != TRANSFERRED:
-                member.status = TRANSFERRED
+            if member.phone not in listed and not member.is_demo and is_active(member):
+                member.status = MemberStatus.TRANSFERRED.value
                 db.add(member)
                 result.transferred.append(member)
     return result

@@ -19,6 +19,7 @@ from bot.audit import actor_of, record
 from bot.config import Config
 from bot.messages import Inbound, normalise
 from bot.store import Dialog, Member, Role, lookups
+from bot.store.members import is_active
 
 GUEST = "guest"  # a sender not (yet) matched to the roster
 EVERYONE = frozenset({GUEST, Role.MEMBER.value, Role.SECRETARY.value, Role.ADMIN.value})
@@ -200,6 +201,9 @@ def _pending_dialog(ctx: Context) -> tuple[Dialog | None, Dialog | None]:
     dialog = lookups.get(ctx.db, Dialog, ctx.inbound.conversation)
     if dialog is None:
         return None, None
+    if ctx.member is None:  # every dialog belongs to a member; one left by a member now 已转出 is void
+        ctx.db.delete(dialog)
+        return None, None
     if dialog.expires_at is not None and dialog.expires_at <= ctx.now:
         ctx.db.delete(dialog)
         return None, dialog
@@ -215,9 +219,11 @@ def _unknown(ctx: Context, text: str) -> str:
 
 
 def find_member(db: Session, inbound: Inbound) -> Member | None:
-    """Who is writing: by OpenID on the Official Account, by user id on WeCom."""
+    """Who is writing: by OpenID on the Official Account, by user id on WeCom. A member
+    marked 已转出 is nobody here: a guest, with no role and no pending dialog."""
+    member = None
     if inbound.channel in ("wechat", "wecom"):
-        return lookups.member_by(db, inbound.channel, inbound.sender)
-    if inbound.channel == "cli":
-        return db.get(Member, int(inbound.sender)) if inbound.sender.isascii() and inbound.sender.isdigit() else None
-    return None
+        member = lookups.member_by(db, inbound.channel, inbound.sender)
+    elif inbound.channel == "cli" and inbound.sender.isascii() and inbound.sender.isdigit():
+        member = db.get(Member, int(inbound.sender))
+    return member if is_active(member) else None

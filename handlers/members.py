@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from bot.router import NOT_BOUND, Context
 from bot.store import BindAttempt, Branch, Member
+from bot.store.members import active_members
 
 MAX_FAILED_BINDS = 5
 LOCKOUT = timedelta(hours=1)
@@ -36,7 +37,7 @@ def bind(ctx: Context) -> str:
     failures = _recent_failures(ctx, openid)
     if failures >= MAX_FAILED_BINDS:
         return "绑定尝试次数过多，请 1 小时后再试，或联系支部书记协助绑定。"
-    candidates = ctx.db.exec(select(Member).where(Member.name == name)).all()
+    candidates = ctx.db.exec(active_members(Member.name == name)).all()
     matching = [m for m in candidates if m.phone.endswith(digits)]
     if not matching:
         ctx.db.add(BindAttempt(openid=openid, ok=False, at=ctx.now))

@@ -10,8 +10,7 @@ from sqlmodel import select
 
 from bot.router import Context
 from bot.store import Branch, Member, Role
-
-ACTIVE = "在册"
+from bot.store.members import active_members
 
 
 def is_admin(ctx: Context) -> bool:
@@ -39,7 +38,7 @@ def pick_branches(ctx: Context, text: str, allow_all: bool = True) -> tuple[list
 
 
 def members_of(ctx: Context, branch_ids: list[int]) -> list[Member]:
-    return list(ctx.db.exec(select(Member).where(Member.branch_id.in_(branch_ids), Member.status == ACTIVE)  # type: ignore[attr-defined]
+    return list(ctx.db.exec(active_members(Member.branch_id.in_(branch_ids))  # type: ignore[attr-defined]
                             .order_by(Member.id)).all())
 
 

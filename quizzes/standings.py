@@ -18,6 +18,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.store import Attempt, Branch, BranchMemberTotal, BranchMonth, Member, MemberTotal, PointsEntry
+from bot.store.members import IS_ACTIVE
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def total_rank(db: Session, member_id: int, branch_id: int | None = None) -> tup
 
 def branch_board(db: Session, month: str) -> list[BranchStanding]:
     """Branches by participation rate, then average score of those who finished."""
-    members = dict(db.exec(select(Member.branch_id, func.count()).where(Member.status == "在册")
+    members = dict(db.exec(select(Member.branch_id, func.count()).where(IS_ACTIVE)
                            .group_by(Member.branch_id)).all())
     finished = {
         branch_id: (count, score_sum / count if count else 0.0)

@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from bot.config import Config
 from bot.outbox.worker import create_campaign
 from bot.store import Attempt, BindAttempt, Branch, Member, ProcessedMessage, Role
+from bot.store.members import active_members
 from quizzes.monthly import ensure_paper
 from scheduler.calendar import YearSchedule, reminder_plan
 from scheduler.dates import anniversary_years, nth_weekday, weekday_name
@@ -66,7 +67,7 @@ def _at(hhmm: str) -> dict[str, str]:
 
 def _members_by_branch(db: Session) -> dict[int, list[Member]]:
     grouped: dict[int, list[Member]] = defaultdict(list)
-    for member in db.exec(select(Member).order_by(Member.id)).all():
+    for member in db.exec(active_members().order_by(Member.id)).all():
         grouped[member.branch_id].append(member)
     return grouped
 
@@ -121,7 +122,7 @@ def holiday_reminder(ctx: JobContext) -> str:
 
 def birthday_greetings(ctx: JobContext) -> str:
     greeted = 0
-    for member in ctx.db.exec(select(Member)).all():
+    for member in ctx.db.exec(active_members().order_by(Member.id)).all():
         years = anniversary_years(member.joined_on, ctx.today)
         if years:
             text = render(ctx.config, "birthday", name=member.name, years=years)

@@ -39,6 +39,7 @@ from bot.outbox.senders import (
 )
 from bot.outbox.tokens import TokenStore
 from bot.store import Branch, Member, Store
+from bot.store.members import is_active, only_active
 from bot.store.models import Campaign, Delivery
 
 log = logging.getLogger("branchbot.outbox")
@@ -51,13 +52,14 @@ MARK_DELAY = 0.05  # seconds a finished send may wait to share a bulk update
 def create_campaign(db: Session, *, kind: str, text: str, member_ids: Iterable[int], now: datetime, title: str = "",
                     branch_id: int | None = None, created_by: int | None = None, job_run_id: int | None = None,
                     robot: bool = False) -> Campaign:
-    """A campaign and one pending delivery per member (duplicates in the list are ignored).
-    With ``robot``, the text is also posted once into the branch's group robot, if it has one."""
+    """A campaign and one pending delivery per active member (duplicates in the list, and
+    members marked 已转出, are left out). With ``robot``, the text is also posted once
+    into the branch's group robot, if it has one."""
     campaign = Campaign(kind=kind, title=title, text=text, branch_id=branch_id, created_by=created_by,
                         job_run_id=job_run_id, created_at=now, robot_status="pending" if robot and branch_id else "")
     db.add(campaign)
     db.flush()
-    unique = sorted(set(member_ids))
+    unique = only_active(db, member_ids)
     if unique:
         db.execute(insert(Delivery), [{"campaign_id": campaign.id, "member_id": m, "status": "pending", "updated_at": now}
                                       for m in unique])
@@ -152,12 +154,12 @@ class OutboxWorker:
         for item in claimed:
             by_route[self._route(item)].append(item)
         attempts = {c.delivery.id: c.delivery.attempts for c in claimed}
-        skipped = by_route.pop("skip:unbound", []) + by_route.pop("skip:unsubscribed", [])
+        reasons = {"skip:unbound": "未绑定", "skip:unsubscribed": "已取消关注", "skip:transferred": "已转出"}
+        skipped = [(c, reason) for route, reason in reasons.items() for c in by_route.pop(route, [])]
         if skipped:
-            self._mark({c.delivery.id: Outcome("skipped", "", None, "未绑定" if not c.member.openid else "已取消关注")
-                        for c in skipped}, attempts)
+            self._mark({c.delivery.id: Outcome("skipped", "", None, reason) for c, reason in skipped}, attempts)
         token = claimed[0].delivery.claim
-        unmarked = {c.delivery.id for c in claimed} - {c.delivery.id for c in skipped}
+        unmarked = {c.delivery.id for c in claimed} - {c.delivery.id for c, _ in skipped}
         lost: set[int] = set()  # claims another worker took over: not to be sent from here
         futures = [self.pool.submit(self._send_wechat, item, lost) for item in by_route.pop("wechat", [])]
         for items in by_route.values():  # "wecom:<campaign id>"
@@ -206,6 +208,8 @@ class OutboxWorker:
 
     def _route(self, item: Claimed) -> str:
         member = item.member
+        if not is_active(member):  # marked 已转出 after the campaign was created
+            return "skip:transferred"
         if member.wecom_userid and self.wecom.configured:
             return f"wecom:{item.campaign.id}"
         if member.openid and not member.subscribed:

@@ -46,6 +46,15 @@ class Role(StrEnum):
     ADMIN = "管理员"
 
 
+class MemberStatus(StrEnum):
+    """Whether a roster entry is current. An 已转出 member keeps their history but is a
+    guest in chat and receives nothing; ``bot.store.members`` is the one place that
+    turns this into queries and checks."""
+
+    ACTIVE = "在册"
+    TRANSFERRED = "已转出"
+
+
 class Branch(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, max_length=100)
@@ -65,7 +74,7 @@ class Member(SQLModel, table=True):
     subscribed: bool = True
     is_demo: bool = False
     bound_at: datetime | None = _utc_column(nullable=True)
-    status: str = Field(default="在册", max_length=10)  # 在册 / 已转出 (kept for their history)
+    status: str = Field(default=MemberStatus.ACTIVE.value, max_length=10)  # MemberStatus: 已转出 keep their history
 
 
 class Question(SQLModel, table=True):

@@ -1,0 +1,36 @@
+"""Who is an active member: the one home of that rule.
+
+A roster entry marked 已转出 keeps its history (answers, points, deliveries), but it is
+a guest in chat, holds no role, and receives nothing: every recipient list, every role
+check and every count of "the branch's members" goes through the helpers here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlmodel import Session, select
+
+from bot.store.models import Member, MemberStatus
+
+IS_ACTIVE = Member.status == MemberStatus.ACTIVE.value  # a WHERE clause, for queries that join Member
+
+
+def is_active(member: Member | None) -> bool:
+    return member is not None and member.status == MemberStatus.ACTIVE.value
+
+
+def active_members(*where: Any) -> Any:
+    """``select(Member)`` limited to active members (add more conditions as arguments)."""
+    return select(Member).where(IS_ACTIVE, *where)
+
+
+def only_active(db: Session, member_ids: Iterable[int]) -> list[int]:
+    """The ids among ``member_ids`` that belong to active members, in ascending order."""
+    wanted = sorted(set(member_ids))
+    found: set[int] = set()
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start:start + 1000]
+        found |= set(db.exec(select(Member.id).where(Member.id.in_(chunk), IS_ACTIVE)).all())  # type: ignore[union-attr,arg-type]
+    return [m for m in wanted if m in found]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from bot.messages import normalise
 from bot.store import Branch, Member, MemberStatus, Role
 from bot.store.members import is_active
 from bot.tabular import RowError, cell_text, invisible, read_table, shown
@@ -62,7 +63,9 @@ def check_file(path: str | Path, today: date) -> CheckedRoster:
         def fail(header: str, message: str) -> None:
             result.errors.append(table.error(number, header, message))
 
-        name = text("姓名")
+        # Stored as chat input is read (NFKC, one space): a name with full-width letters or
+        # Kangxi radicals must match what the member types in 「绑定 姓名 ……」.
+        name = normalise(text("姓名"))
         problem = _free_text_problem("姓名", name, 50)
         if problem:
             fail("姓名", problem)

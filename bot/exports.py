@@ -30,7 +30,7 @@ KINDS = {"scores": "测试成绩", "participation": "参与情况", "attendance"
 DELIVERY_STATUS = {"pending": "待发送", "sending": "待发送", "sent": "已发送", "failed": "失败", "skipped": "跳过",
                    "inbox": "待阅读"}
 CHANNELS = {"wecom": "企业微信", "wechat_kf": "公众号客服消息", "wechat_template": "公众号模板消息",
-            "robot": "群机器人", "inbox": "未读通知"}
+            "robot": "群机器人", "inbox": "未读通知", "demo": "演示模拟器"}
 CAMPAIGN_KINDS = {"monthly_quiz": "月度测试", "quiz_reminder": "月底催答", "nudge": "催办", "holiday": "廉洁过节",
                   "birthday": "政治生日", "birthday_digest": "本月政治生日", "meeting": "会议通知", "broadcast": "支部通知",
                   "reply": "延迟回复"}

@@ -10,6 +10,7 @@ turns them on).
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from urllib.parse import urlencode
 
 import anyio
@@ -22,6 +23,7 @@ from wechatpy.crypto import WeChatCrypto
 from bot.channels.common import signature, xml_fields
 from bot.config import Config
 from bot.engine import Clock
+from bot.outbox import demo
 from bot.store import Branch, Member, Store
 
 SIMULATED_ACCOUNT = "gh_branchbot_sim"
@@ -109,8 +111,26 @@ def simulator_routes(config: Config, store: Store, clock: Clock) -> list[Route]:
         except Exception as exc:  # Refusal included: any unreadable reply
             return JSONResponse({"error": f"无法解析回复：{exc}"}, status_code=400)
 
+    async def pushes(request: Request) -> Response:
+        """Pushes the loopback demo channel delivered, for the members' chats (polled)."""
+        since = None
+        if raw := request.query_params.get("since", ""):
+            try:
+                since = datetime.fromisoformat(raw[:40])
+            except ValueError:
+                return JSONResponse({"error": "since 应为上次返回的 cursor"}, status_code=400)
+            if since.tzinfo is None:
+                return JSONResponse({"error": "since 应带时区"}, status_code=400)
+
+        def read() -> dict[str, object]:
+            with store.session() as db:
+                return demo.pushes(db, since, clock(), config.tz)
+
+        return JSONResponse(await anyio.to_thread.run_sync(read))
+
     return [
         Route("/", page),
+        Route("/simulator/api/pushes", pushes),
         Route("/simulator/api/members", members),
         Route("/simulator/api/envelope", envelope, methods=["POST"]),
         Route("/simulator/api/open", open_endpoint, methods=["POST"]),

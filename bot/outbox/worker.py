@@ -37,6 +37,7 @@ from bot.outbox.senders import (
     TransportError,
     WecomApp,
 )
+from bot.outbox import demo
 from bot.outbox.tokens import TokenStore
 from bot.store import Branch, Member, Store
 from bot.store.members import is_active, only_active
@@ -97,6 +98,8 @@ class OutboxWorker:
         self.wecom = WecomApp(config.wecom, self._clients[1], tokens, RateLimiter(cfg.wecom_per_second / share),
                               cfg.retry_base_seconds / 4)
         self.robot = GroupRobot(config.robots, self._clients[2], max(1, cfg.robot_per_minute // share))
+        # The simulator's loopback channel stands in for the platforms while none is configured.
+        self.demo = demo.DemoChannel() if demo.demo_active(config) else None
         self.pool = ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="outbox")
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -162,6 +165,7 @@ class OutboxWorker:
         unmarked = {c.delivery.id for c in claimed} - {c.delivery.id for c, _ in skipped}
         lost: set[int] = set()  # claims another worker took over: not to be sent from here
         futures = [self.pool.submit(self._send_wechat, item, lost) for item in by_route.pop("wechat", [])]
+        futures += [self.pool.submit(self._send_demo, item, lost) for item in by_route.pop("demo", [])]
         for items in by_route.values():  # "wecom:<campaign id>"
             size = min(self.config.outbox.wecom_batch, WECOM_BATCH)
             futures += [self.pool.submit(self._send_wecom, items[i:i + size], lost) for i in range(0, len(items), size)]
@@ -210,6 +214,8 @@ class OutboxWorker:
         member = item.member
         if not is_active(member):  # marked 已转出 after the campaign was created
             return "skip:transferred"
+        if self.demo is not None and demo.takes(member):
+            return "demo"
         if member.wecom_userid and self.wecom.configured:
             return f"wecom:{item.campaign.id}"
         if member.openid and not member.subscribed:
@@ -231,6 +237,11 @@ class OutboxWorker:
         if not self.wechat.configured:
             return {item.delivery.id: Outcome("failed", "wechat_kf", None, "未配置公众号 app_id / app_secret")}  # type: ignore[dict-item]
         return {item.delivery.id: self.wechat.send(self._outgoing(item))}  # type: ignore[dict-item]
+
+    def _send_demo(self, item: Claimed, lost: set[int]) -> dict[int, Outcome]:
+        if item.delivery.id in lost or self.demo is None:
+            return {}
+        return {item.delivery.id: self.demo.send(self._outgoing(item))}  # type: ignore[dict-item]
 
     def _send_wecom(self, items: list[Claimed], lost: set[int]) -> dict[int, Outcome]:
         items = [i for i in items if i.delivery.id not in lost]

@@ -216,7 +216,7 @@ class Delivery(SQLModel, table=True):
     campaign_id: int = Field(foreign_key="campaign.id", index=True)
     member_id: int = Field(foreign_key="member.id", index=True)
     status: str = Field(default="pending", max_length=10, index=True)
-    via: str = Field(default="", max_length=20)  # wecom, wechat_kf, wechat_template, robot, inbox
+    via: str = Field(default="", max_length=20)  # wecom, wechat_kf, wechat_template, robot, inbox, demo
     attempts: int = 0
     errcode: int | None = None
     errmsg: str = Field(default="", max_length=300)

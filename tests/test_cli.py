@@ -284,3 +284,17 @@ def test_broadcast_from_the_cli(cfg, capsys):
         assert db.exec(select(AuditEntry).where(AuditEntry.action == "发布通知")).one().detail.startswith("#1 → 演示第一党支部")
     code, _, err = run(capsys, "broadcast", "x", "--branch", "不存在", "--yes", "--config", str(cfg))
     assert code == 2 and "没有名为「不存在」的支部" in err
+
+
+def test_config_before_or_after_subcommand_is_used(tmp_path, no_env_overrides, monkeypatch, capsys):
+    """`branchbot --config FILE doctor` once ignored FILE and used ./config.toml and ./data."""
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "elsewhere" / "mine.toml"
+    cfg.parent.mkdir()
+    cfg.write_text('[database]\nurl = "sqlite:///mine.db"\n', encoding="utf-8")
+    assert main(["--config", str(cfg), "init"]) == 0
+    assert (cfg.parent / "mine.db").exists()
+    assert main(["members", "list", "--config", str(cfg)]) == 0
+    assert main(["--config", str(cfg), "members", "list"]) == 0
+    assert not (tmp_path / "data").exists()
+    capsys.readouterr()

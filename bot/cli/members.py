@@ -1,0 +1,138 @@
+"""members: roster import, listing and roles."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table as RichTable
+from sqlmodel import Session, select
+
+from bot.audit import cli_actor, record
+from bot.cli.common import CliError, _now, _print_errors, _store, console, err, progress_bar
+from bot.config import Config
+from bot.store import Branch, Member, Role, Store
+from bot.store.members import active_members, is_active
+
+
+def _import_roster(store: Store, path: Path, config: Config, demo: bool = False, mark_missing: bool = False) -> int:
+    from bot.roster import check_file, import_members
+
+    checked = check_file(path, _now(config).date())
+    if checked.errors:
+        _print_errors(checked.errors, path)
+        return 1
+    if not checked.members:
+        err.print(f"[red]{escape(path.name)} 没有任何成员行，未导入。[/red]", highlight=False)
+        return 1
+    with store.session() as db, progress_bar(f"导入名册 {path.name}") as update:
+        result = import_members(db, checked.members, path.name, demo=demo, progress=update, mark_missing=mark_missing)
+        if result.conflicts:
+            db.rollback()
+        else:
+            record(db, _now(config), cli_actor(), "导入名册", f"{path.name}：{result.summary(mark_missing)}")
+    if result.conflicts:
+        for line in result.conflicts:
+            err.print(f"[red]✗[/red] {escape(str(line))}", highlight=False)
+        err.print(f"[red]{escape(path.name)} 未导入任何成员：请先解决以上冲突。[/red]")
+        return 1
+    console.print(f"名册导入完成：{result.summary(mark_missing)}。", highlight=False, markup=False)
+    if result.transferred or result.restored:
+        with store.session() as db:
+            branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
+
+        def names(members: list[Member]) -> str:
+            shown = "、".join(f"{m.name}（{branches.get(m.branch_id, '')}）" for m in members[:20])
+            return shown + (f" 等 {len(members)} 人" if len(members) > 20 else "")
+
+        if result.transferred:
+            console.print(f"不在本次名册中、已标记为已转出：{names(result.transferred)}。历史记录均保留，重新列入名册即恢复在册；"
+                          "只导入部分成员时请加 --no-transfer。", highlight=False, markup=False, soft_wrap=True)
+        if result.restored:
+            console.print(f"重新列入名册、已恢复在册：{names(result.restored)}。", highlight=False, markup=False, soft_wrap=True)
+    return 0
+
+
+def cmd_members_import(args: argparse.Namespace, config: Config) -> int:
+    return _import_roster(_store(config), Path(args.file), config, mark_missing=not args.no_transfer)
+
+
+def cmd_members_list(args: argparse.Namespace, config: Config) -> int:
+    store = _store(config)
+    table = RichTable("支部", "姓名", "手机号", "角色", "状态", "入党日期", "微信", "企业微信", title="支部名册")
+    with store.session() as db:
+        branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
+        query = select(Member).order_by(Member.branch_id, Member.id)
+        members = db.exec(query).all()
+    shown = transferred = 0
+    for m in members:
+        branch = branches.get(m.branch_id, "")
+        if args.branch and args.branch != branch:
+            continue
+        shown += 1
+        transferred += not is_active(m)
+        name = m.name + (" [演示]" if m.is_demo else "")
+        status = m.status if is_active(m) else f"[yellow]{m.status}[/yellow]"
+        table.add_row(branch, name, m.phone[:3] + "****" + m.phone[-4:], m.role, status, str(m.joined_on or ""),
+                      "已绑定" if m.openid else "未绑定", m.wecom_userid or "", )
+    console.print(table)
+    console.print(f"共 {shown} 人" + (f"（其中已转出 {transferred} 人）" if transferred else ""))
+    return 0
+
+
+def _find_member(db: Session, name: str, phone_tail: str | None) -> Member:
+    """One member by name; namesakes are told apart by the last four digits of the phone."""
+    found = list(db.exec(select(Member).where(Member.name == name).order_by(Member.id)).all())
+    if not found:
+        raise CliError(f"名册中没有「{name}」。用 branchbot members list 查看名册。")
+    if phone_tail:
+        if not re.fullmatch(r"\d{4}", phone_tail):
+            raise CliError(f"--phone「{phone_tail}」应为手机号后四位，如 1234")
+        matching = [m for m in found if m.phone.endswith(phone_tail)]
+        if not matching:
+            tails = "、".join(m.phone[-4:] for m in found)
+            raise CliError(f"名册中的「{name}」没有手机尾号为 {phone_tail} 的（现有尾号：{tails}）")
+        found = matching
+    if len(found) > 1:
+        branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
+        who = "、".join(f"尾号 {m.phone[-4:]}（{branches.get(m.branch_id, '')}）" for m in found)
+        hint = "请用 --phone 加手机号后四位指定。" if not phone_tail else "手机尾号也相同，请先在名册中区分。"
+        raise CliError(f"名册中有 {len(found)} 位「{name}」：{who}。{hint}")
+    return found[0]
+
+
+def _change_role(config: Config, name: str, role: str, phone_tail: str | None) -> int:
+    store = _store(config)
+    with store.session() as db:
+        member = _find_member(db, name, phone_tail)
+        branch = db.get(Branch, member.branch_id)
+        branch_name = branch.name if branch else ""
+        who = f"{member.name}（{branch_name}，尾号 {member.phone[-4:]}）"
+        if not is_active(member) and role != Role.MEMBER.value:
+            raise CliError(f"{who}已转出，不能授予{role}。如已转回，请先在名册中列入并导入。")
+        if member.role == role:
+            console.print(f"{who}已是{role}，无需变更。", highlight=False, markup=False)
+            return 0
+        others = []
+        if role == Role.SECRETARY.value:
+            others = [m.name for m in db.exec(active_members(
+                Member.branch_id == member.branch_id, Member.role == Role.SECRETARY.value, Member.id != member.id)).all()]
+        before, member.role = member.role, role
+        db.add(member)
+        record(db, _now(config), cli_actor(), "角色变更", f"{who}：{before} → {role}")
+    scope = {Role.SECRETARY.value: f"，可管理{branch_name}", Role.ADMIN.value: "，可查看所有支部"}.get(role, "")
+    console.print(f"已将{who}的角色由{before}改为{role}{scope}。", highlight=False, markup=False, soft_wrap=True)
+    if others:
+        console.print(f"提示：{branch_name}现有书记还有 {'、'.join(others)}。", style="yellow", highlight=False, markup=False)
+    return 0
+
+
+def cmd_members_grant(args: argparse.Namespace, config: Config) -> int:
+    return _change_role(config, args.name, args.role, args.phone)
+
+
+def cmd_members_revoke(args: argparse.Namespace, config: Config) -> int:
+    return _change_role(config, args.name, Role.MEMBER.value, args.phone)
+

@@ -1,0 +1,158 @@
+"""outbox, jobs, calendar and database maintenance."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table as RichTable
+from sqlmodel import select
+
+from bot.cli.common import CliError, _now, _store, console
+from bot.config import Config
+from bot.errcodes import ERRCODE_TEXT
+
+
+def cmd_outbox_run(args: argparse.Namespace, config: Config) -> int:
+    from bot.outbox.worker import OutboxWorker
+
+    worker = OutboxWorker(_store(config), config)
+    try:
+        with console.status("正在发送……"):
+            worker.drain(max_seconds=args.max_seconds)
+    finally:
+        worker.stop()
+    return cmd_outbox_status(argparse.Namespace(campaign=None), config)
+
+
+def cmd_outbox_status(args: argparse.Namespace, config: Config) -> int:
+    from sqlalchemy import func
+
+    from bot.store.models import Campaign, Delivery
+
+    store = _store(config)
+    with store.session() as db:
+        query = select(Campaign).order_by(Campaign.id.desc())  # type: ignore[union-attr]
+        campaigns = [db.get(Campaign, args.campaign)] if args.campaign else db.exec(query.limit(20)).all()
+        if args.campaign and campaigns[0] is None:
+            raise CliError(f"没有编号为 {args.campaign} 的推送")
+        table = RichTable("编号", "类型", "标题", "创建时间", "待发", "已发", "失败", "跳过", "待阅", "失败原因", title="推送状态")
+        for campaign in campaigns:
+            counts = dict(db.exec(select(Delivery.status, func.count(Delivery.id)).where(Delivery.campaign_id == campaign.id)
+                                  .group_by(Delivery.status)).all())
+            reasons = db.exec(select(Delivery.errcode, func.count(Delivery.id)).where(
+                Delivery.campaign_id == campaign.id, Delivery.status == "failed").group_by(Delivery.errcode)).all()
+            why = "，".join(f"{ERRCODE_TEXT.get(code, code)}×{n}" for code, n in reasons)
+            table.add_row(str(campaign.id), campaign.kind, campaign.title or campaign.text[:16],
+                          campaign.created_at.astimezone(config.tz).strftime("%m-%d %H:%M"),
+                          str(counts.get("pending", 0) + counts.get("sending", 0)), str(counts.get("sent", 0)),
+                          str(counts.get("failed", 0)), str(counts.get("skipped", 0)), str(counts.get("inbox", 0)), why)
+    console.print(table)
+    return 0
+
+
+def cmd_jobs_list(args: argparse.Namespace, config: Config) -> int:
+    from scheduler.runner import JobRunner
+
+    runner = JobRunner(_store(config), config)
+    table = RichTable("任务", "说明", "下次运行", "上次运行", "结果", "错过", title="定时任务")
+    any_missed = False
+    for name, spec in runner.specs.items():
+        upcoming = runner.next_fire(name)
+        last = runner.last_run(name)
+        missed, latest_miss = runner.misses(name)
+        any_missed = any_missed or bool(missed)
+        table.add_row(name, spec.title, upcoming.strftime("%Y-%m-%d %H:%M") if upcoming else "",
+                      last.scheduled_for.astimezone(config.tz).strftime("%Y-%m-%d %H:%M") if last else "从未",
+                      last.detail if last else "",
+                      f"{missed} 次，最近 {latest_miss.astimezone(config.tz):%Y-%m-%d %H:%M}" if latest_miss else "")
+    console.print(table)
+    if any_missed:
+        console.print("错过的一次可以补发：branchbot jobs run NAME --at \"YYYY-MM-DD HH:MM\"")
+    return 0
+
+
+def cmd_jobs_run(args: argparse.Namespace, config: Config) -> int:
+    from bot.outbox.worker import OutboxWorker
+    from scheduler.runner import JobRunner
+
+    store = _store(config)
+    runner = JobRunner(store, config)
+    if args.name not in runner.specs:
+        raise CliError(f"没有名为 {args.name} 的任务。可用：{'、'.join(runner.specs)}")
+    if args.at:
+        try:
+            when = datetime.strptime(args.at, "%Y-%m-%d %H:%M").replace(tzinfo=config.tz)
+        except ValueError as exc:
+            raise CliError(f"--at「{args.at}」应为 YYYY-MM-DD HH:MM") from exc
+    else:
+        when = runner.previous_fire(args.name) or _now(config)
+    result = runner.run(args.name, when)
+    local = result.scheduled_for.astimezone(config.tz).strftime("%Y-%m-%d %H:%M")
+    if not result.ran:
+        console.print(f"{args.name}（{local} 那一次）{result.detail}，本次未重复运行。")
+        return 0
+    console.print(f"{args.name}（{local}）：{result.detail}")
+    if args.send:
+        worker = OutboxWorker(store, config)
+        try:
+            worker.drain()
+        finally:
+            worker.stop()
+    return 0
+
+
+def cmd_calendar(args: argparse.Namespace, config: Config) -> int:
+    from scheduler.calendar import reminder_plan
+    from scheduler.jobs import schedules_from
+
+    sources = {"chinese_calendar": "chinese_calendar 数据", "config": "配置 [holidays]", "statutory": "按放假办法推算"}
+    plan = reminder_plan(args.year, config.reminders.days_before, schedules_from(config))
+    table = RichTable("节日", "放假", "天数", "提醒日期", "数据来源", title=f"{args.year} 年廉洁过节提醒计划（节前 {config.reminders.days_before} 个工作日）")
+    for reminder in plan:
+        h = reminder.holiday
+        table.add_row(h.title, f"{h.first:%m-%d} 至 {h.last:%m-%d}", str((h.last - h.first).days + 1),
+                      f"{reminder.send_on:%Y-%m-%d} {'一二三四五六日'[reminder.send_on.weekday()]}", sources[h.source])
+    console.print(table)
+    if plan and plan[0].holiday.source == "statutory":
+        console.print(f"{args.year} 年的调休安排尚无数据：按放假办法推算。国务院公布后，可在配置中添加 [holidays.{args.year}]。",
+                      style="yellow", markup=False)
+    return 0
+
+
+# ---------------------------------------------------------------- db
+
+
+def cmd_db_upgrade(args: argparse.Namespace, config: Config) -> int:
+    from bot.store.migrate import upgrade
+
+    before, after = upgrade(_store(config, must_exist=False))
+    console.print(f"数据库已是最新版本 {after}。" if before == after else f"数据库已从 {before or '空库'} 升级到 {after}。")
+    return 0
+
+
+def cmd_db_backup(args: argparse.Namespace, config: Config) -> int:
+    """SQLite's online backup: a consistent copy while the service keeps running."""
+    import sqlite3
+
+    store = _store(config)
+    if not store.is_sqlite:
+        raise CliError("db backup 只适用于 SQLite；PostgreSQL 请使用 pg_dump（见 README）。")
+    target = Path(args.path)
+    if target.exists():
+        raise CliError(f"{target} 已存在，请换一个文件名")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = sqlite3.connect(config.database.url.removeprefix("sqlite:///"))
+    copy = sqlite3.connect(target)
+    try:
+        with Progress(TextColumn("备份数据库"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+            task = bar.add_task("backup", total=None)
+            source.backup(copy, pages=256, progress=lambda status, remaining, total: bar.update(task, completed=total - remaining, total=total))
+    finally:
+        copy.close()
+        source.close()
+    console.print(f"已备份到 {target}")
+    return 0
+

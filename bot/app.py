@@ -15,12 +15,13 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import anyio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -29,10 +30,11 @@ from bot.channels.wechat import Opened, WechatChannel
 from bot.channels.wecom import WecomChannel
 from bot.config import Config
 from bot.engine import Clock, Engine, system_clock
-from bot.messages import Inbound
+from bot.messages import Inbound, kind_label, log_safe
 from bot.outbox.worker import OutboxWorker
 from bot.router import Registry
 from bot.store import Store
+from bot.store.nonces import claim_nonce, nonce_key
 from scheduler.runner import JobRunner
 
 log = logging.getLogger("branchbot.app")
@@ -135,7 +137,7 @@ class Webhooks:
                     reply = await anyio.to_thread.run_sync(self.engine.handle, inbound, limiter=self.limiter)
                     outcome = "ok"
                 except Exception:
-                    log.exception("handler failed for %s message %s", inbound.channel, inbound.key)
+                    log.exception("handler failed for %s message %s", inbound.channel, log_safe(inbound.key, 120))
                     reply, outcome = APOLOGY, "error"
         finally:
             lock, users = self.senders[conversation]
@@ -154,6 +156,10 @@ class Webhooks:
             asyncio.ensure_future(anyio.to_thread.run_sync(self.engine.push_reply, inbound, reply))
 
     async def serve(self, channel: WechatChannel | WecomChannel, request: Request) -> Response:
+        if not channel.cfg.token:
+            # Safe by construction: with no token anyone could sign (`serve` refuses to
+            # start this way too, but an app built otherwise must not answer either).
+            return self._refused(channel.name, Refusal(503, f"{channel.name}.token is not configured"))
         now = self.engine.clock()
         params = dict(request.query_params)
         if request.method == "GET":
@@ -164,18 +170,31 @@ class Webhooks:
         try:
             body = await read_capped(request)
             opened: Opened = channel.open(params, body, now)
+            if not opened.encrypted:
+                await self._check_nonce(channel.name, params, body, now)
         except Refusal as refusal:
             return self._refused(channel.name, refusal)
+        except ClientDisconnect:
+            log.warning("client hung up mid-body on /%s", channel.name)
+            return Response(status_code=400)
         inbound = opened.inbound
         reply, outcome = await self.reply_for(inbound)
-        self.metrics.messages.labels(channel.name, inbound.kind, outcome).inc()
+        self.metrics.messages.labels(channel.name, kind_label(inbound.kind), outcome).inc()
         log.info("message channel=%s sender=%s kind=%s outcome=%s", channel.name,
-                 hashlib.sha256(inbound.sender.encode()).hexdigest()[:12], inbound.kind, outcome)
+                 hashlib.sha256(inbound.sender.encode()).hexdigest()[:12], log_safe(inbound.kind, 24), outcome)
         return Response(channel.seal(opened, reply), media_type="application/xml")
+
+    async def _check_nonce(self, channel: str, params: dict[str, str], body: bytes, now: datetime) -> None:
+        """A plaintext signature covers token, timestamp and nonce but not the body:
+        refuse its second use with another body (a byte-identical retry is welcome)."""
+        key = nonce_key(channel, params.get("timestamp", ""), params.get("nonce", ""))
+        fresh = await anyio.to_thread.run_sync(claim_nonce, self.engine.store, key, body, now, limiter=self.limiter)
+        if not fresh:
+            raise Refusal(403, "nonce reused with a different body")
 
     def _refused(self, channel: str, refusal: Refusal) -> Response:
         self.metrics.messages.labels(channel, "-", f"refused_{refusal.status}").inc()
-        log.warning("refused %s request: %s", channel, refusal.reason)
+        log.warning("refused %s request: %s", channel, log_safe(refusal.reason, 120))
         return PlainTextResponse(refusal.reason, status_code=refusal.status)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import Config
-from bot.messages import Inbound
+from bot.messages import Inbound, log_safe
 from bot.router import Context, Registry, find_member, route
 from bot.store import ProcessedMessage, Store
 
@@ -81,7 +81,7 @@ class Engine:
         with self.store.session() as db:
             member = find_member(db, inbound)
             if member is None or member.id is None:
-                log.warning("late reply to %s dropped: sender is not on the roster", inbound.key)
+                log.warning("late reply to %s dropped: sender is not on the roster", log_safe(inbound.key, 120))
                 return
             create_campaign(db, kind="reply", text=reply, member_ids=[member.id], now=self.now(), branch_id=member.branch_id)
         self.on_push()

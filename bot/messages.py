@@ -6,6 +6,7 @@ handlers never see XML.
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,11 +24,33 @@ class Inbound:
     event_key: str = ""
     recipient: str = ""  # our account id (ToUserName)
     raw_type: str = field(default="", compare=False)
+    scan_result: str = ""  # ScanCodeInfo/ScanResult of a scancode_push / scancode_waitmsg menu event
 
     @property
     def conversation(self) -> str:
         """Identifies the sender across messages, for dialog state."""
         return f"{self.channel}:{self.sender}"
+
+
+# Message kinds a member can send (WeChat's MsgType, lower case). Anything else that is
+# correctly signed is answered ``success`` and counted as ``other``: metric labels and
+# log fields never take an attacker-chosen value raw.
+MEMBER_KINDS = frozenset({"text", "image", "voice", "video", "shortvideo", "location", "link", "file"})
+KNOWN_KINDS = MEMBER_KINDS | {"event"}
+
+
+def kind_label(kind: str) -> str:
+    """The metric label for a message kind: one of a fixed set."""
+    return kind if kind in KNOWN_KINDS else "other"
+
+
+def log_safe(value: object, limit: int = 64) -> str:
+    """A value fit for a log line: anything unprintable (newlines, terminal escapes,
+    Unicode line separators) escaped, so no one forges a log line; cut to ``limit``."""
+    text = str(value)
+    cut = len(text) > limit
+    escaped = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text[:limit])
+    return escaped + ("…" if cut else "")
 
 
 def normalise(text: str) -> str:
@@ -37,7 +60,9 @@ def normalise(text: str) -> str:
 
 
 def message_key(channel: str, msg_id: str | None, sender: str, created: str, event: str = "", event_key: str = "") -> str:
-    """MsgId when WeChat gives one, otherwise sender + CreateTime + event (+ key)."""
+    """MsgId when WeChat gives one, otherwise sender + CreateTime + event (+ key); a key
+    too long for the store's column (a long EventKey) is hashed."""
     if msg_id:
         return f"{channel}:m:{msg_id}"
-    return f"{channel}:e:{sender}:{created}:{event}:{event_key}"
+    key = f"{channel}:e:{sender}:{created}:{event}:{event_key}"
+    return key if len(key) <= 200 else f"{channel}:h:{hashlib.sha256(key.encode()).hexdigest()}"

@@ -17,10 +17,11 @@ from sqlmodel import Session
 
 from bot.audit import actor_of, record
 from bot.config import Config
-from bot.messages import Inbound, normalise
+from bot.messages import MEMBER_KINDS, Inbound, normalise
 from bot.store import Dialog, Member, Role, lookups
 from bot.store.members import is_active
 
+SCAN_EVENTS = frozenset({"scancode_push", "scancode_waitmsg"})
 GUEST = "guest"  # a sender not (yet) matched to the roster
 EVERYONE = frozenset({GUEST, Role.MEMBER.value, Role.SECRETARY.value, Role.ADMIN.value})
 MEMBERS = frozenset({Role.MEMBER.value, Role.SECRETARY.value, Role.ADMIN.value})
@@ -96,6 +97,9 @@ class Registry:
     unsupported: Handler | None = None
     banner: Handler | None = None  # a line put before every reply (e.g. unread notices)
     fallback: Handler | None = None  # a last look at text nothing else took, before help
+    # A scan-button result (scancode_push / scancode_waitmsg) to the command text it
+    # stands for (e.g. a meeting QR code's "签到 1234"), or None; then events[...] answers.
+    scan_command: Callable[[str], str | None] | None = None
 
     def command(self, word: str, handler: Handler, *, roles: frozenset[str], summary: str, usage: str = "", aliases: tuple[str, ...] = ()) -> None:
         self.commands.append(Command(word, handler, roles, summary, usage or word, aliases))
@@ -124,19 +128,31 @@ class Registry:
                     best, best_len = (command, text[len(word):].strip()), len(word)
         return best
 
-    def suggestions(self, text: str, role: str) -> list[str]:
-        words = [c.word for c in self.visible_to(role)]
+    def suggestions(self, text: str, role: str, offer_bind: bool = True) -> list[str]:
+        words = [c.word for c in self.visible_to(role) if offer_bind or c.word != "绑定"]
         head = text.split(" ")[0][:6]
         close = difflib.get_close_matches(head, words, n=3, cutoff=0.3)
         return close or [w for w in words if w != "帮助"][:3]
 
 
 NOT_BOUND = "请先绑定身份：发送「绑定 姓名 手机号后四位」，例如「绑定 张三 1234」。"
+# WeCom users are matched by their 企业微信账号 in the roster; they cannot bind.
+NOT_ON_WECOM_ROSTER = "名册中没有您的企业微信账号。请联系支部书记，把您的企业微信账号添加到支部名册。"
+
+
+def can_bind(ctx: Context) -> bool:
+    """Only an unmatched sender on the Official Account binds by name and phone tail."""
+    return ctx.member is None and ctx.inbound.channel == "wechat"
+
+
+def not_bound(ctx: Context) -> str:
+    """What to tell a sender who is not matched to the roster, by channel."""
+    return NOT_ON_WECOM_ROSTER if ctx.inbound.channel == "wecom" else NOT_BOUND
 
 
 def refuse(ctx: Context, command: Command) -> str:
     if ctx.member is None:
-        return NOT_BOUND
+        return not_bound(ctx)
     record(ctx.db, ctx.now, actor_of(ctx.member), "拒绝", f"无权使用「{command.word}」：{ctx.inbound.text[:100]}")
     if command.roles <= ADMINS:
         return f"「{command.word}」仅限管理员使用。发送「帮助」查看您可以使用的功能。"
@@ -155,8 +171,14 @@ def _route(ctx: Context) -> str:
     if inbound.kind == "event":
         if inbound.event == "click" and inbound.event_key in registry.menu_keys:
             return _route_text(ctx, registry.menu_keys[inbound.event_key])
+        if inbound.event in SCAN_EVENTS and registry.scan_command:
+            command = registry.scan_command(inbound.scan_result)
+            if command:
+                return _route_text(ctx, normalise(command))
         handler = registry.events.get(inbound.event)
-        return handler(ctx) if handler else ""
+        return handler(ctx) if handler else ""  # '' is answered `success`
+    if inbound.kind not in MEMBER_KINDS:
+        return ""  # a kind the platform added later: answered `success`
     if inbound.kind != "text":
         return registry.unsupported(ctx) if registry.unsupported else ""
     return _route_text(ctx, normalise(inbound.text))
@@ -213,9 +235,12 @@ def _pending_dialog(ctx: Context) -> tuple[Dialog | None, Dialog | None]:
 def _unknown(ctx: Context, text: str) -> str:
     if not text:
         return "请发送文字指令。发送「帮助」查看全部功能。"
-    options = "、".join(f"「{w}」" for w in ctx.registry.suggestions(text, ctx.role))
+    options = "、".join(f"「{w}」" for w in ctx.registry.suggestions(text, ctx.role, offer_bind=can_bind(ctx)))
     shown = text if len(text) <= 12 else text[:12] + "…"
-    return f"没有找到「{shown}」对应的功能。您是不是想用：{options}？发送「帮助」查看全部功能。"
+    said = f"没有找到「{shown}」对应的功能。您是不是想用：{options}？发送「帮助」查看全部功能。"
+    if ctx.member is None and not can_bind(ctx):
+        said += "\n" + not_bound(ctx)
+    return said
 
 
 def find_member(db: Session, inbound: Inbound) -> Member | None:

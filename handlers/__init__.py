@@ -89,6 +89,13 @@ def build_registry() -> Registry:
     bot.command("参加", meetings.attend, roles=MEMBERS, summary="回复会议通知：参加")
     bot.command("请假", meetings.leave, roles=MEMBERS, summary="回复会议通知：请假", usage="请假 理由")
     bot.command("签到", meetings.check_in, roles=MEMBERS, summary="会议签到", usage="签到 签到码")
+    # The 扫码签到 menu button (key CHECKIN_SCAN) scans the meeting's QR code
+    bot.scan_command = meetings.command_for_scan
+    bot.event("scancode_waitmsg", meetings.scan_button)
+    bot.event("scancode_push", meetings.scan_button)
+    for photo in ("pic_sysphoto", "pic_photo_or_album", "pic_weixin"):
+        bot.event(photo, members.photo_button)
+    bot.event("location_select", members.location_button)
 
     # Menu buttons send these keys
     bot.menu("QUIZ", "答题")

@@ -7,6 +7,7 @@ with it. Replies and check-ins are the branch's meeting record.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timedelta
 
@@ -14,6 +15,7 @@ from sqlmodel import select
 
 from bot.audit import actor_of, record
 from bot.outbox.worker import create_campaign
+from bot.messages import normalise
 from bot.router import Context
 from bot.store.models import Dialog, Meeting, MeetingReply
 from handlers.scope import members_of, names, own_branch
@@ -196,3 +198,20 @@ def check_in(ctx: Context) -> str:
         row.answer, row.answered_at = "参加", ctx.now
     ctx.db.add(row)
     return f"签到成功：{meeting.type}，{ctx.now.astimezone(ctx.config.tz):%H:%M}。"
+
+
+_SCANNED_CHECKIN = re.compile(r"(?:签到\s*)?(\d{4})")
+SCAN_HINT = "扫码内容不是会议签到码。签到请扫描书记出示的签到二维码，或发送「签到 四位签到码」。"
+
+
+def command_for_scan(result: str) -> str | None:
+    """The check-in command a scanned meeting QR code stands for: its text is
+    「签到 NNNN」 (bare four digits also do). Routed like a typed 签到, so roles and
+    the attempt limits apply alike."""
+    matched = _SCANNED_CHECKIN.fullmatch(normalise(result))
+    return f"签到 {matched.group(1)}" if matched else None
+
+
+def scan_button(ctx: Context) -> str:
+    """A scan menu button whose result is no check-in code."""
+    return SCAN_HINT

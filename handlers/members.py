@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func
 from sqlmodel import select
 
-from bot.router import NOT_BOUND, Context
+from bot.router import Context, not_bound
 from bot.store import BindAttempt, Branch, Member
 from bot.store.members import active_members
 
@@ -74,7 +74,8 @@ def welcome(ctx: Context) -> str:
         ctx.member.subscribed = True
         ctx.db.add(ctx.member)
         return f"欢迎回来，{ctx.member.name}同志！发送「答题」参加本月测试，发送「帮助」查看全部功能。"
-    return "欢迎关注党支部学习助手！\n" + NOT_BOUND + "\n绑定后即可参加每月党史党纪知识测试、查看积分和排行榜。"
+    after = "绑定后即可" if ctx.inbound.channel == "wechat" else "添加后即可"
+    return "欢迎关注党支部学习助手！\n" + not_bound(ctx) + f"\n{after}参加每月党史党纪知识测试、查看积分和排行榜。"
 
 
 def unsubscribe(ctx: Context) -> str:
@@ -82,6 +83,20 @@ def unsubscribe(ctx: Context) -> str:
         ctx.member.subscribed = False
         ctx.db.add(ctx.member)
     return ""
+
+
+PHOTO_HINT = "暂时无法处理图片。请发送文字指令，例如「答题」「积分」；发送「帮助」查看全部功能。"
+LOCATION_HINT = "暂时无法处理位置信息。请发送文字指令，发送「帮助」查看全部功能。"
+
+
+def photo_button(ctx: Context) -> str:
+    """A photo menu button (pic_sysphoto / pic_photo_or_album / pic_weixin) while nothing
+    asks for a picture."""
+    return PHOTO_HINT
+
+
+def location_button(ctx: Context) -> str:
+    return LOCATION_HINT
 
 
 def unsupported(ctx: Context) -> str:

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from bot.config import Config
 from bot.outbox.worker import create_campaign
-from bot.store import Attempt, BindAttempt, Branch, Member, ProcessedMessage, Role
+from bot.store import Attempt, BindAttempt, Branch, CallbackNonce, Member, ProcessedMessage, Role
 from bot.store.members import active_members
 from quizzes.monthly import ensure_paper
 from scheduler.calendar import YearSchedule, reminder_plan
@@ -184,6 +184,13 @@ def housekeeping(ctx: JobContext) -> str:
     oldest = select(ProcessedMessage.key).where(ProcessedMessage.created_at < cutoff).limit(HOUSEKEEPING_BATCH)
     keys = ctx.db.execute(delete(ProcessedMessage).where(ProcessedMessage.key.in_(oldest))).rowcount  # type: ignore[arg-type,attr-defined]
     binds = ctx.db.execute(delete(BindAttempt).where(BindAttempt.at < cutoff)).rowcount  # type: ignore[arg-type]
+    # A callback nonce can only be replayed while its timestamp is inside the window,
+    # at most twice the window after it was seen; with the window off, keep it as long
+    # as the message keys.
+    window = ctx.config.wechat.replay_window
+    nonce_cutoff = ctx.when - timedelta(seconds=2 * window) if window else cutoff
+    oldest_nonces = select(CallbackNonce.key).where(CallbackNonce.seen_at < nonce_cutoff).limit(HOUSEKEEPING_BATCH)
+    ctx.db.execute(delete(CallbackNonce).where(CallbackNonce.key.in_(oldest_nonces)))  # type: ignore[arg-type,attr-defined]
     more = "，其余的下次继续" if keys >= HOUSEKEEPING_BATCH else ""
     return f"清理 {keys} 条消息去重记录、{binds} 条绑定尝试记录（{ctx.config.scheduler.keep_records_days} 天前）{more}"
 

@@ -202,7 +202,10 @@ class WechatUser:
     openid: str
     mode: str
 
-    def sign(self, xml: str, timestamp: int | None = None, nonce: str = "4812") -> Signed:
+    def sign(self, xml: str, timestamp: int | None = None, nonce: str | None = None) -> Signed:
+        # A fresh nonce per request, as WeChat does: a nonce reused with another body
+        # inside the replay window is refused as a replay in plain mode.
+        nonce = nonce or str(random.randrange(10**9, 10**10))
         ts = str(int(self.env.clock().timestamp()) if timestamp is None else timestamp)
         params = {"signature": sha1_sorted(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce, "openid": self.openid}
         if self.mode == "plain":

@@ -6,6 +6,7 @@ while members chat and a campaign waits to be sent."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -278,7 +279,7 @@ def test_wechat_api_down_replies_still_leave_in_time_and_deliveries_retry_later(
 
         def chat(instance: Instance, openid: str) -> None:
             nonlocal slowest
-            ts, nonce = str(int(time.time())), "9137"
+            ts, nonce = str(int(time.time())), str(random.randrange(10**9, 10**10))  # fresh, as WeChat sends
             query = f"signature={sha1_sorted(TOKEN, ts, nonce)}&timestamp={ts}&nonce={nonce}&openid={openid}"
             started = time.perf_counter()
             response = httpx.post(f"{instance.base}/wechat?{query}", content=text_xml(openid, "积分", int(ts), next(msg_ids)).encode(),

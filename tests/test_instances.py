@@ -92,7 +92,7 @@ def test_serve_with_two_workers_shares_one_sqlite_database(tmp_path):
         replies = []
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
             for text_ in [f"绑定 {name} {tail}", "答题", "A", "B", "对", "积分"]:
-                ts, nonce = str(int(time.time())), str(index)
+                ts, nonce = str(int(time.time())), f"{index}{len(replies)}"  # fresh per message, as WeChat sends
                 query = f"signature={sha1_sorted(TOKEN, ts, nonce)}&timestamp={ts}&nonce={nonce}"
                 body = text_xml(openid, text_, int(ts), next(msg_ids))
                 replies.append(client.post(f"/wechat?{query}", content=body.encode()).text)

@@ -41,14 +41,24 @@ def test_text_message_gets_a_reply(tmp_path, clock, mode):
         assert "绑定 姓名 手机号后四位" in user.reply_text(response.text)
 
 
-def test_compatible_mode_accepts_plain_and_encrypted(tmp_path, clock):
+def test_compatible_mode_accepts_only_encrypted_bodies(tmp_path, clock):
+    """WeChat sends compatible-mode callbacks encrypted (the plaintext beside the
+    Encrypt element); a plaintext-only request, whose signature leaves the body
+    unsigned, is refused once an AES key is set."""
     env = build_env(tmp_path, clock, BRANCHBOT__WECHAT__MODE="compatible", BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key())
     with env.client:
-        assert "绑定" in env.wechat("o-a", mode="plain").say("帮助")
+        plain = env.wechat("o-a", mode="plain")
+        response = plain.post(plain.text_request("帮助"))
+        assert response.status_code == 403 and "plaintext" in response.text
         encrypted = env.wechat("o-b", mode="safe")
-        response = encrypted.post(encrypted.text_request("帮助"))
-        assert "<Encrypt>" in response.text
+        signed = encrypted.text_request("帮助")
+        # Compatible mode: the plaintext fields travel beside <Encrypt>; only the ciphertext counts.
+        both = signed.body.replace("<xml>", "<xml><ToUserName><![CDATA[gh_test]]></ToUserName>"
+                                   "<FromUserName><![CDATA[o-forged]]></FromUserName>", 1)
+        response = encrypted.post(type(signed)(signed.query, both))
+        assert response.status_code == 200 and "<Encrypt>" in response.text
         assert "绑定" in encrypted.reply_text(response.text)
+        assert env.count(ProcessedMessage) == 1
 
 
 def test_safe_mode_checks_msg_signature_not_signature(safe_env):

@@ -60,8 +60,24 @@ def test_member_matched_by_wecom_userid_without_binding(wecom_env):
 
 
 def test_unknown_wecom_user_is_told_to_ask_the_secretary(wecom_env):
-    assert "请先绑定" in wecom_say(wecom_env, "stranger", "积分", 4)
-    assert "名册中没有您的企业微信账号" in wecom_say(wecom_env, "stranger", "绑定 李明 0002", 5)
+    """WeCom users are matched by 企业微信账号 and cannot bind: never tell them to 绑定."""
+    for n, text in enumerate(["积分", "帮助", "随便说说"], start=4):
+        reply = wecom_say(wecom_env, "stranger", text, n)
+        assert "名册中没有您的企业微信账号" in reply and "支部书记" in reply, reply
+        assert "绑定" not in reply, reply
+    assert "名册中没有您的企业微信账号" in wecom_say(wecom_env, "stranger", "绑定 李明 0002", 9)
+
+
+def test_bound_members_are_never_offered_binding(wecom_env):
+    """Suggestions for unrecognised text: a matched member (WeCom) or a bound member
+    (Official Account) is never offered 绑定; a guest on the Official Account is."""
+    assert "绑定" not in wecom_say(wecom_env, "liming", "绑", 20)
+    user = wecom_env.wechat("o-li")
+    assert "绑定成功" in user.say("绑定 李明 0002")
+    for text in ("绑", "帮", "xyz"):
+        reply = user.say(text)
+        assert "没有找到" in reply and "「绑定」" not in reply, reply
+    assert "「绑定」" in wecom_env.wechat("o-guest").say("绑")
 
 
 def test_wecom_retry_processed_once(wecom_env):

@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import xmltodict
-from wechatpy import parse_message as parse_oa_message
 
 from bot.messages import Inbound, message_key
 
@@ -97,41 +96,52 @@ def open_encrypted(channel: str, body: bytes, msg_signature: str | None, token: 
     return to_inbound(channel, decrypt(crypto, ciphertext, receive_id))
 
 
+def _text(fields: dict[str, Any], name: str) -> str:
+    """A leaf element's text; '' when absent, empty, or (undocumented) nested."""
+    value = fields.get(name)
+    return value if isinstance(value, str) else ""
+
+
 def to_inbound(channel: str, body: bytes) -> Inbound:
-    """Parse a (decrypted) message with wechatpy and keep what the router needs."""
+    """Keep what the router needs from a (decrypted) message.
+
+    Every kind and event the platforms send is accepted, nested elements included
+    (``ScanCodeInfo``, ``SendPicsInfo``, ``SendLocationInfo``, ``BatchJob``, the
+    ``SubscribeMsg*Event`` lists...): the fields we read are leaves, the rest is ignored.
+    Only the sender, the kind, the time and the message id must be single leaves."""
     fields = xml_fields(body)
-    for name, value in fields.items():
+    for name in ("FromUserName", "MsgType", "CreateTime", "MsgId"):
+        value = fields.get(name)
         if value is not None and not isinstance(value, str):
             raise Refusal(400, f"unexpected structure in <{name}>")
-    sender, msg_type = fields.get("FromUserName"), fields.get("MsgType")
-    created = fields.get("CreateTime") or ""
+    sender, msg_type = _text(fields, "FromUserName"), _text(fields, "MsgType")
+    created = _text(fields, "CreateTime")
     if not sender or not msg_type or not _number(created, 12):
         raise Refusal(400, "missing FromUserName, MsgType or CreateTime")
     if int(created) > _LAST_TIMESTAMP:  # 12 digits reach year 33658: datetime would raise
         raise Refusal(400, "CreateTime out of range")
-    msg_id = fields.get("MsgId") or ""
+    msg_id = _text(fields, "MsgId")
     if msg_id and not _number(msg_id, 20):
         raise Refusal(400, "MsgId is not a number")
-    try:
-        message = parse_oa_message(body.decode())
-    except Exception as exc:
-        raise Refusal(400, f"unparseable message ({type(exc).__name__})") from exc
     kind = msg_type.lower()
-    event = (fields.get("Event") or "").lower() if kind == "event" else ""
-    if event == "subscribe" and getattr(message, "event", "") == "subscribe_scan":
+    event = _text(fields, "Event").lower() if kind == "event" else ""
+    event_key = _text(fields, "EventKey")
+    if event == "subscribe" and event_key.startswith("qrscene_"):  # followed by scanning a parametric QR code
         event = "subscribe_scan"
-    event_key = fields.get("EventKey") or ""
+    scan = fields.get("ScanCodeInfo")
+    scan_result = _text(scan, "ScanResult") if isinstance(scan, dict) else ""
     return Inbound(
         channel=channel,
         sender=sender,
         kind=kind,
         key=message_key(channel, msg_id, sender, created, event, event_key),
         created_at=datetime.fromtimestamp(int(created), tz=timezone.utc),
-        text=(fields.get("Content") or "") if kind == "text" else "",
+        text=_text(fields, "Content") if kind == "text" else "",
         event=event,
         event_key=event_key,
-        recipient=fields.get("ToUserName") or "",
+        recipient=_text(fields, "ToUserName"),
         raw_type=msg_type,
+        scan_result=scan_result[:200],
     )
 
 

@@ -45,8 +45,11 @@ class WechatChannel:
         timestamp, nonce = params.get("timestamp", ""), params.get("nonce", "")
         check_fresh(timestamp, now, self.cfg.replay_window)
         encrypted = params.get("encrypt_type", "").lower() == "aes"
-        if self.cfg.mode == "safe" and not encrypted:
-            raise Refusal(403, "plaintext message while in safe mode")
+        if self.cfg.mode != "plain" and self._crypto is not None and not encrypted:
+            # WeChat sends every callback encrypted in compatible mode too (with the
+            # plaintext beside it): a plaintext-only request, whose signature does not
+            # cover the body, is a forgery or a replay.
+            raise Refusal(403, f"plaintext message while in {self.cfg.mode} mode")
         if self.cfg.mode == "plain" and encrypted:
             raise Refusal(400, "encrypted message while in plain mode")
         if not encrypted:

@@ -170,6 +170,18 @@ class ProcessedMessage(SQLModel, table=True):
     created_at: datetime = _utc_column(index=True)
 
 
+class CallbackNonce(SQLModel, table=True):
+    """A plaintext-signed callback's (timestamp, nonce), seen inside the replay window.
+
+    Plain and compatible mode sign only token, timestamp and nonce, not the body: a
+    captured signature could carry any other body. Shared through the store so every
+    instance refuses the second use with a different body; pruned by housekeeping."""
+
+    key: str = Field(primary_key=True, max_length=64)  # sha256 of channel, timestamp, nonce
+    body_hash: str = Field(max_length=64)
+    seen_at: datetime = _utc_column(index=True)
+
+
 class Dialog(SQLModel, table=True):
     """A conversation waiting for the sender's next message (e.g. the current question)."""
 

@@ -170,27 +170,34 @@ class Webhooks:
         try:
             body = await read_capped(request)
             opened: Opened = channel.open(params, body, now)
-            if not opened.encrypted:
-                await self._check_nonce(channel.name, params, body, now)
+            fresh = True if opened.encrypted else await self._nonce_fresh(channel.name, params, body, now)
+            if fresh is False:
+                raise Refusal(403, "nonce reused with a different body")
         except Refusal as refusal:
             return self._refused(channel.name, refusal)
         except ClientDisconnect:
             log.warning("client hung up mid-body on /%s", channel.name)
             return Response(status_code=400)
         inbound = opened.inbound
-        reply, outcome = await self.reply_for(inbound)
+        if fresh is None:  # the store is down: the nonce cannot be checked, nor the message handled
+            reply, outcome = APOLOGY, "error"
+        else:
+            reply, outcome = await self.reply_for(inbound)
         self.metrics.messages.labels(channel.name, kind_label(inbound.kind), outcome).inc()
         log.info("message channel=%s sender=%s kind=%s outcome=%s", channel.name,
                  hashlib.sha256(inbound.sender.encode()).hexdigest()[:12], log_safe(inbound.kind, 24), outcome)
         return Response(channel.seal(opened, reply), media_type="application/xml")
 
-    async def _check_nonce(self, channel: str, params: dict[str, str], body: bytes, now: datetime) -> None:
-        """A plaintext signature covers token, timestamp and nonce but not the body:
-        refuse its second use with another body (a byte-identical retry is welcome)."""
+    async def _nonce_fresh(self, channel: str, params: dict[str, str], body: bytes, now: datetime) -> bool | None:
+        """A plaintext signature covers token, timestamp and nonce but not the body: its
+        second use with another body is a replay (a byte-identical retry is welcome).
+        None when the store cannot say."""
         key = nonce_key(channel, params.get("timestamp", ""), params.get("nonce", ""))
-        fresh = await anyio.to_thread.run_sync(claim_nonce, self.engine.store, key, body, now, limiter=self.limiter)
-        if not fresh:
-            raise Refusal(403, "nonce reused with a different body")
+        try:
+            return await anyio.to_thread.run_sync(claim_nonce, self.engine.store, key, body, now, limiter=self.limiter)
+        except Exception as exc:
+            log.warning("nonce check failed on /%s: store unavailable (%s)", channel, type(exc).__name__)
+            return None
 
     def _refused(self, channel: str, refusal: Refusal) -> Response:
         self.metrics.messages.labels(channel, "-", f"refused_{refusal.status}").inc()
@@ -254,9 +261,12 @@ def create_app(config: Config, store: Store, clock: Clock = system_clock, backgr
         Route("/metrics", metrics_endpoint),
     ]
     if config.simulator.enabled:
-        from bot.simulator import simulator_routes
+        from bot.simulator import is_loopback, simulator_routes
 
-        routes += simulator_routes(config, store, clock)
+        if is_loopback(config.server.host):
+            routes += simulator_routes(config, store, clock)
+        else:  # it speaks for any member: never on an address others can reach
+            log.warning("simulator not mounted: server.host %s is not a loopback address", log_safe(config.server.host))
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         runner = None

@@ -1,26 +1,33 @@
-"""The chat simulator at / (only where simulator.enabled).
+"""The chat simulator at / (only where simulator.enabled, on a loopback address).
 
-The page never talks to the router directly: it asks for a signed (and, in safe mode,
-encrypted) WeChat request, posts that to /wechat like WeChat would, and asks for the
-reply to be opened. So a demo exercises the real webhook path. Because these endpoints
-sign arbitrary messages, they must stay off in production (the shipped demo config
-turns them on).
+The page never talks to the router directly: ``/simulator/api/send`` builds the request
+WeChat would send (signed, and encrypted in safe mode), posts it through this very app's
+/wechat, and opens the reply it got back. So a demo exercises the real webhook path, and
+no endpoint signs a request for the caller to keep or decrypts ciphertext the caller
+brings. Because it speaks for any member, it is safe by construction: mounted only when
+the server listens on a loopback address, answering only loopback clients that name a
+loopback host (a DNS-rebound page names another), never showing a real member's phone
+tail, and reading at most 64 KiB of request body, like /wechat.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from urllib.parse import urlencode
 
 import anyio
+import httpx
 from sqlmodel import select
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from wechatpy.crypto import WeChatCrypto
 
-from bot.channels.common import signature, xml_fields
+from bot.channels.common import Refusal, signature, xml_fields
 from bot.config import Config
 from bot.engine import Clock
 from bot.outbox import demo
@@ -70,8 +77,42 @@ def open_reply(config: Config, body: str) -> str:
     return fields.get("Content") or ""
 
 
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost (a host name, an address, or [v6])."""
+    host = host.strip().lower().removeprefix("[").removesuffix("]")
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(header: str) -> str:
+    """The host part of a Host header: 'localhost:8000' → 'localhost', '[::1]:80' → '::1'."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def local_request(request: Request) -> bool:
+    client = request.client.host if request.client else ""
+    return is_loopback(client) and is_loopback(_host_name(request.headers.get("host", "")))
+
+
 def simulator_routes(config: Config, store: Store, clock: Clock) -> list[Route]:
-    from bot.app import WEB_DIR
+    from bot.app import WEB_DIR, read_capped
+
+    def local_only(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def guarded(request: Request) -> Response:
+            if not local_request(request):
+                return PlainTextResponse("模拟器只接受本机访问（127.0.0.1 / localhost）。", status_code=403)
+            return await endpoint(request)
+
+        return guarded
 
     async def page(_: Request) -> Response:
         return FileResponse(WEB_DIR / "simulator.html")
@@ -82,18 +123,23 @@ def simulator_routes(config: Config, store: Store, clock: Clock) -> list[Route]:
             rows = db.exec(select(Member).order_by(Member.branch_id, Member.id)).all()
             return [
                 {"id": m.id, "name": m.name, "branch": branches.get(m.branch_id, ""), "role": m.role,
-                 "openid": simulated_openid(m), "bound": bool(m.openid), "phone_tail": m.phone[-4:], "demo": m.is_demo}
+                 "openid": simulated_openid(m), "bound": bool(m.openid), "demo": m.is_demo,
+                 # The phone tail is a real member's binding secret: shown for demo members only.
+                 "phone_tail": m.phone[-4:] if m.is_demo else None}
                 for m in rows
             ]
 
     async def members(_: Request) -> Response:
         return JSONResponse(await anyio.to_thread.run_sync(member_list))
 
-    async def envelope(request: Request) -> Response:
+    async def send(request: Request) -> Response:
+        """Deliver one simulated message through /wechat and answer the reply's text."""
         try:
-            data = await request.json()
+            data = json.loads(await read_capped(request))
             openid, text = str(data["openid"]), str(data.get("text", ""))
             event, key = str(data.get("event", "")), str(data.get("key", ""))
+        except Refusal as refusal:  # over 64 KiB
+            return JSONResponse({"error": refusal.reason}, status_code=refusal.status)
         except Exception:
             return JSONResponse({"error": "需要 openid，以及 text 或 event"}, status_code=400)
         if not openid or len(openid) > 64:
@@ -103,13 +149,13 @@ def simulator_routes(config: Config, store: Store, clock: Clock) -> list[Route]:
         if event not in ("", "subscribe", "unsubscribe", "CLICK"):
             return JSONResponse({"error": "只支持 subscribe、unsubscribe、CLICK 事件"}, status_code=400)
         query, body = build_request(config, openid, int(clock().timestamp()), text=text[:2000], event=event, key=key[:64])
-        return JSONResponse({"url": f"/wechat?{query}", "body": body})
-
-    async def open_endpoint(request: Request) -> Response:
-        try:
-            return JSONResponse({"text": open_reply(config, (await request.body()).decode())})
-        except Exception as exc:  # Refusal included: any unreadable reply
-            return JSONResponse({"error": f"无法解析回复：{exc}"}, status_code=400)
+        transport = httpx.ASGITransport(app=request.app, client=("127.0.0.1", 0))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            response = await client.post(f"/wechat?{query}", content=body.encode(), headers={"Content-Type": "text/xml"})
+        if response.status_code != 200:
+            return JSONResponse({"error": f"/wechat 返回 HTTP {response.status_code}：{response.text[:200]}"}, status_code=502)
+        # Only the reply /wechat just produced for this request is opened here.
+        return JSONResponse({"text": open_reply(config, response.text)})
 
     async def pushes(request: Request) -> Response:
         """Pushes the loopback demo channel delivered, for the members' chats (polled)."""
@@ -129,9 +175,8 @@ def simulator_routes(config: Config, store: Store, clock: Clock) -> list[Route]:
         return JSONResponse(await anyio.to_thread.run_sync(read))
 
     return [
-        Route("/", page),
-        Route("/simulator/api/pushes", pushes),
-        Route("/simulator/api/members", members),
-        Route("/simulator/api/envelope", envelope, methods=["POST"]),
-        Route("/simulator/api/open", open_endpoint, methods=["POST"]),
+        Route("/", local_only(page)),
+        Route("/simulator/api/pushes", local_only(pushes)),
+        Route("/simulator/api/members", local_only(members)),
+        Route("/simulator/api/send", local_only(send), methods=["POST"]),
     ]

@@ -22,6 +22,7 @@ from tests.conftest import SHANGHAI
 from tests.fake_wechat_api import FakeWeChatApi
 
 pytestmark = pytest.mark.usefixtures("no_env_overrides")
+LOCAL = {"base_url": "http://127.0.0.1:8000", "client": ("127.0.0.1", 50000)}  # the simulator answers loopback only
 
 
 def demo_config(tmp_path: Path, extra: str = "") -> Path:
@@ -34,17 +35,16 @@ def demo_config(tmp_path: Path, extra: str = "") -> Path:
 
 
 class Simulator:
-    """The simulator page's calls: envelope → /wechat → open, and the push poll."""
+    """The simulator page's calls: send (through /wechat), and the push poll."""
 
     def __init__(self, client: TestClient) -> None:
         self.client = client
         self.members = {m["name"]: m for m in client.get("/simulator/api/members").json()}
 
     def say(self, name: str, text: str) -> str:
-        req = self.client.post("/simulator/api/envelope", json={"openid": self.members[name]["openid"], "text": text}).json()
-        response = self.client.post(req["url"], content=req["body"].encode())
-        assert response.status_code == 200
-        return self.client.post("/simulator/api/open", content=response.content).json()["text"]
+        response = self.client.post("/simulator/api/send", json={"openid": self.members[name]["openid"], "text": text})
+        assert response.status_code == 200, response.text
+        return response.json()["text"]
 
     def pushes(self, since: str = "") -> dict:
         response = self.client.get("/simulator/api/pushes", params={"since": since} if since else {})
@@ -74,7 +74,7 @@ def test_secretary_notice_and_jobs_arrive_in_the_demo_members_chats(tmp_path, ca
     cfg = demo_config(tmp_path)
     config = load_config(cfg, {})
     store = create_store(config.database.url)
-    with TestClient(create_app(config, store)) as client:
+    with TestClient(create_app(config, store), **LOCAL) as client:
         sim = Simulator(client)
         assert sim.pushes()["pushes"] == []
         assert "绑定成功" in sim.say("张建国", "绑定 张建国 0001")
@@ -131,7 +131,7 @@ def test_real_members_and_real_credentials_use_the_real_senders(tmp_path):
         cfg = demo_config(tmp_path)
         config = load_config(cfg, {})
         store = create_store(config.database.url)
-        with TestClient(create_app(config, store)) as client:
+        with TestClient(create_app(config, store), **LOCAL) as client:
             sim = Simulator(client)
             sim.say("张建国", "绑定 张建国 0001")
             sim.say("王志强", "绑定 王志强 0003")
@@ -150,7 +150,7 @@ def test_real_members_and_real_credentials_use_the_real_senders(tmp_path):
                                  "BRANCHBOT__WECHAT__API_BASE": api.base, "BRANCHBOT__WECOM__CORP_ID": "ww1234567890",
                                  "BRANCHBOT__WECOM__SECRET": "w" * 32, "BRANCHBOT__WECOM__AGENT_ID": "1000002",
                                  "BRANCHBOT__WECOM__API_BASE": api.base})
-        with TestClient(create_app(real, store)) as client:
+        with TestClient(create_app(real, store), **LOCAL) as client:
             sim = Simulator(client)
             before = len(sim.pushes()["pushes"])
             sim.say("张建国", "通知 第二条。")
@@ -168,7 +168,7 @@ def test_no_demo_channel_without_the_simulator(tmp_path):
     cfg = demo_config(tmp_path)
     config = load_config(cfg, {"BRANCHBOT__SIMULATOR__ENABLED": "false"})
     store = create_store(config.database.url)
-    with TestClient(create_app(config, store)) as client:
+    with TestClient(create_app(config, store), **LOCAL) as client:
         assert client.get("/simulator/api/pushes").status_code == 404
     runner = JobRunner(store, config)
     assert runner.run("holiday_reminder", datetime(2026, 9, 29, 9, 30, tzinfo=SHANGHAI)).ran

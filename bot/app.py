@@ -40,7 +40,7 @@ from scheduler.runner import JobRunner
 log = logging.getLogger("branchbot.app")
 APOLOGY = "系统暂时繁忙，请稍后再发一次。"
 DUPLICATE_WAIT_SECONDS = 4.0
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = Path(__file__).resolve().parent / "web"  # package data, so a wheel carries it
 
 
 class StoreCollector:

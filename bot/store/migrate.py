@@ -1,4 +1,4 @@
-"""Schema versions with Alembic (``migrations/``): ``init`` upgrades, ``serve`` refuses a
+"""Schema versions with Alembic (``bot/migrations/``): ``init`` upgrades, ``serve`` refuses a
 database that is behind or ahead of the code, naming the command to run."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 
 from bot.store.db import Store
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"  # package data: found from a wheel too
 
 
 class SchemaMismatch(Exception):

@@ -11,12 +11,19 @@ config = context.config
 target_metadata = SQLModel.metadata
 
 
+def _configured_url() -> str:
+    """The alembic CLI run from the repository: BranchBot's own config names the database."""
+    from bot.config import load_config
+
+    return load_config().database.url
+
+
 def run_migrations() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
         from sqlalchemy import create_engine
 
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        engine = create_engine(config.get_main_option("sqlalchemy.url") or _configured_url())
         with engine.begin() as conn:
             _run(conn)
         engine.dispose()

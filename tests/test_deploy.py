@@ -138,3 +138,13 @@ def test_nginx_accepts_the_site(tmp_path, upstream):
         encoding="utf-8")
     result = subprocess.run(["nginx", "-t", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "test is successful" in result.stderr, result.stderr
+
+
+def test_systemd_config_example_loads_with_secrets_from_the_environment():
+    from bot.config import load_config
+    from tests.conftest import random_aes_key
+
+    config = load_config(DEPLOY / "config.toml.example", {"BRANCHBOT__WECHAT__ENCODING_AES_KEY": random_aes_key(),
+                                                          "BRANCHBOT__WECHAT__TOKEN": "t0ken", "BRANCHBOT__WECHAT__APP_ID": "wx1234567890abcdef"})
+    assert config.simulator.enabled is False and config.wechat.mode == "safe"
+    assert config.database.url == "sqlite:////var/lib/branchbot/branchbot.db"  # the unit's only writable path

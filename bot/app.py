@@ -294,11 +294,11 @@ def app_from_environment() -> Starlette:
     from bot.config import load_config
     from bot.store import create_store
 
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from bot.redact import setup_logging
     from bot.store.migrate import check
 
     config = load_config(os.environ["BRANCHBOT_CONFIG"])
+    setup_logging(config, logging.INFO)
     store = create_store(config.database.url)
     check(store)  # a respawned worker checks the schema as `serve` did
     return create_app(config, store, background=True)

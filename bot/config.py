@@ -62,6 +62,10 @@ class DatabaseConfig(_Section):
     def _known_scheme(cls, value: str) -> str:
         if not value.startswith(("sqlite://", "postgresql+psycopg://", "postgresql://")):
             raise ValueError("只支持 sqlite:/// 或 postgresql+psycopg:// 开头的数据库地址")
+        userinfo = value.partition("://")[2].rpartition("@")[0]
+        if "@" in userinfo or "/" in userinfo or userinfo.count(":") > 1:
+            # The value is not quoted back: it holds the password.
+            raise ValueError("数据库地址中的密码含有 @、: 或 / 等字符，需按 URL 编码书写（@ 写成 %40，: 写成 %3A，/ 写成 %2F）")
         return value
 
 
@@ -322,20 +326,3 @@ def _anchor_sqlite(url: str, base: Path) -> str:
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
         return prefix + str(base / url[len(prefix):])
     return url
-
-
-def masked(config: Config) -> dict[str, Any]:
-    """The effective configuration with secrets replaced, for doctor and logs."""
-
-    def walk(node: Any, key: str = "") -> Any:
-        if isinstance(node, dict):
-            return {k: walk(v, k) for k, v in node.items()}
-        if key in SECRET_KEYS and node:
-            text = str(node)
-            return text[:2] + "*" * max(len(text) - 4, 4) + text[-2:] if len(text) > 6 else "******"
-        return node
-
-    data = config.model_dump()
-    if "@" in data["database"]["url"]:
-        data["database"]["url"] = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:******@", data["database"]["url"])
-    return walk(data)

@@ -29,6 +29,24 @@ from bot.store.models import JobRun
 from scheduler.jobs import JobContext, JobSpec, job_specs
 
 log = logging.getLogger("branchbot.scheduler")
+
+
+class _DemoteToDebug(logging.Filter):
+    """APScheduler reports every job at INFO: "Adding job tentatively" and "Added job" at
+    each start, "Running job" and "executed successfully" at every run (the contest timer
+    runs every 5 seconds). The jobs log their own outcomes, so this chatter is DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
+_DEMOTE = _DemoteToDebug()
+for _name in ("apscheduler.scheduler", "apscheduler.executors.default"):
+    if _DEMOTE not in logging.getLogger(_name).filters:
+        logging.getLogger(_name).addFilter(_DEMOTE)
 LOOKBACK = timedelta(days=32)
 MISSED = "missed"
 

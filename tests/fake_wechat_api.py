@@ -9,6 +9,10 @@ Besides one-off faults (``inject``), a test can take the whole API down (``outag
 every call hangs or answers 5xx until ``restore``) and hold an endpoint's calls before
 they are delivered (``hold`` / ``release``), e.g. to kill a sender while its requests
 are still on their way and then drop them, as if they never reached WeChat.
+
+For doctor and menus: ``fail(endpoint, errcode)`` makes an endpoint answer that errcode
+on every call until ``heal`` (e.g. 40164 for a server outside the IP whitelist); the
+account's templates, WeCom apps and menu are plain attributes a test can set.
 """
 
 from __future__ import annotations
@@ -56,6 +60,10 @@ class FakeState:
     held: Counter = field(default_factory=Counter)  # endpoint → calls waiting at a hold now
     hold_seq: int = 0
     dropped_holds: set[int] = field(default_factory=set)  # holds whose calls are answered 503, undelivered
+    failing: dict[str, tuple[int, str]] = field(default_factory=dict)  # endpoint → errcode answered every call
+    templates: list[dict[str, str]] = field(default_factory=list)  # template/get_all_private_template
+    agents: dict[str, dict[str, Any]] = field(default_factory=dict)  # agent id → agent/get answer
+    menu: dict[str, Any] | None = None  # what menu/create stored; menu/get answers 46003 while None
 
 
 class FakeWeChatApi:
@@ -71,6 +79,10 @@ class FakeWeChatApi:
             Route("/cgi-bin/message/template/send", self._template_send, methods=["POST"]),
             Route("/cgi-bin/message/send", self._wecom_send, methods=["POST"]),
             Route("/cgi-bin/webhook/send", self._robot_send, methods=["POST"]),
+            Route("/cgi-bin/template/get_all_private_template", self._templates, methods=["GET"]),
+            Route("/cgi-bin/agent/get", self._agent_get, methods=["GET"]),
+            Route("/cgi-bin/menu/create", self._menu_create, methods=["POST"]),
+            Route("/cgi-bin/menu/get", self._menu_get, methods=["GET"]),
             Route("/stats", self._stats, methods=["GET"]),
         ])
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
@@ -120,6 +132,21 @@ class FakeWeChatApi:
             hold = self.state.holding.pop(endpoint, None)
             if drop and hold is not None:
                 self.state.dropped_holds.add(hold)
+
+    def fail(self, endpoint: str, errcode: int, errmsg: str = "") -> None:
+        """Every call to ``endpoint`` ("token", "gettoken", "templates", "agent_get", "menu_create",
+        "menu_get") answers ``errcode`` until ``heal``."""
+        self.state.failing[endpoint] = (errcode, errmsg or f"injected {errcode}")
+
+    def heal(self, endpoint: str | None = None) -> None:
+        if endpoint is None:
+            self.state.failing.clear()
+        else:
+            self.state.failing.pop(endpoint, None)
+
+    def _failing(self, endpoint: str) -> Response | None:
+        found = self.state.failing.get(endpoint)
+        return JSONResponse({"errcode": found[0], "errmsg": found[1]}) if found else None
 
     def times_delivered(self, user: str) -> int:
         return sum(n for (channel, u, _), n in self.state.delivered.items() if u == user)
@@ -180,14 +207,14 @@ class FakeWeChatApi:
         if not body.get("appid") or not body.get("secret"):
             return JSONResponse({"errcode": 40013, "errmsg": "invalid appid"})
         await asyncio.sleep(0.2)  # slow enough that racing fetches would overlap
-        return await self._fault("token") or self._issue("stable_token")
+        return self._failing("token") or await self._fault("token") or self._issue("stable_token")
 
     async def _token(self, request: Request) -> Response:
-        return await self._fault("token") or self._issue("token")
+        return self._failing("token") or await self._fault("token") or self._issue("token")
 
     async def _gettoken(self, request: Request) -> Response:
         await asyncio.sleep(0.2)
-        return await self._fault("gettoken") or self._issue("gettoken")
+        return self._failing("gettoken") or await self._fault("gettoken") or self._issue("gettoken")
 
     async def _custom_send(self, request: Request) -> Response:
         self.state.calls["custom_send"] += 1
@@ -247,6 +274,46 @@ class FakeWeChatApi:
         body = await request.json()
         self.state.robot_posts.append({"key": request.query_params.get("key"), **body})
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+    async def _templates(self, request: Request) -> Response:
+        self.state.calls["templates"] += 1
+        if not self._token_ok(request):
+            return JSONResponse({"errcode": 40001, "errmsg": "invalid credential"})
+        return self._failing("templates") or JSONResponse({"template_list": self.state.templates})
+
+    async def _agent_get(self, request: Request) -> Response:
+        self.state.calls["agent_get"] += 1
+        if not self._token_ok(request):
+            return JSONResponse({"errcode": 42001, "errmsg": "access_token expired"})
+        if (failing := self._failing("agent_get")) is not None:
+            return failing
+        agent = self.state.agents.get(request.query_params.get("agentid", ""))
+        if agent is None:
+            return JSONResponse({"errcode": 40056, "errmsg": "invalid agentid"})
+        return JSONResponse({"errcode": 0, "errmsg": "ok", **agent})
+
+    async def _menu_create(self, request: Request) -> Response:
+        self.state.calls["menu_create"] += 1
+        if not self._token_ok(request):
+            return JSONResponse({"errcode": 40001, "errmsg": "invalid credential"})
+        if (failing := self._failing("menu_create")) is not None:
+            return failing
+        body = json.loads((await request.body()).decode("utf-8"))
+        buttons = body.get("button") or []
+        if not 1 <= len(buttons) <= 3 or any(len(b.get("sub_button") or []) > 5 for b in buttons):
+            return JSONResponse({"errcode": 40016, "errmsg": "invalid button size"})
+        self.state.menu = body
+        return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+    async def _menu_get(self, request: Request) -> Response:
+        self.state.calls["menu_get"] += 1
+        if not self._token_ok(request):
+            return JSONResponse({"errcode": 40001, "errmsg": "invalid credential"})
+        if (failing := self._failing("menu_get")) is not None:
+            return failing
+        if self.state.menu is None:
+            return JSONResponse({"errcode": 46003, "errmsg": "menu no exist"})
+        return JSONResponse({"menu": self.state.menu})
 
     async def _stats(self, request: Request) -> Response:
         return JSONResponse({"token_fetches": dict(self.state.token_fetches), "calls": dict(self.state.calls),

@@ -167,14 +167,95 @@ def test_leaderboard_cli(cfg, capsys, monkeypatch):
     assert code == 0 and "演示第一党支部" in out and "20%" in out
 
 
-def test_doctor_masks_secrets_and_checks(cfg, capsys, monkeypatch):
+SECRETS = {
+    "BRANCHBOT__WECHAT__TOKEN": "supersecrettoken",
+    "BRANCHBOT__WECHAT__APP_SECRET": "0123456789abcdef0123456789abcdef",
+    "BRANCHBOT__WECHAT__ENCODING_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+    "BRANCHBOT__WECOM__TOKEN": "wecomtokensecret",
+    "BRANCHBOT__WECOM__ENCODING_AES_KEY": "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefg",
+    "BRANCHBOT__WECOM__SECRET": "wecomAppSecretValue42",
+}
+ROBOT_KEY = "693a91f6-7a2b-4bc4-97a0-0ec2cfa5aa1b"
+
+
+def _set_secrets(monkeypatch) -> list[str]:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("BRANCHBOT__WECHAT__APP_ID", "wx1234567890abcdef")
+    monkeypatch.setenv("BRANCHBOT__WECHAT__MODE", "safe")
+    monkeypatch.setenv("BRANCHBOT__WECHAT__API_BASE", "http://127.0.0.1:9")  # nothing listens: no network
+    monkeypatch.setenv("BRANCHBOT__WECOM__CORP_ID", "ww0123456789abcdef")
+    monkeypatch.setenv("BRANCHBOT__WECOM__AGENT_ID", "1000002")
+    monkeypatch.setenv("BRANCHBOT__WECOM__API_BASE", "http://127.0.0.1:9")
+    monkeypatch.setenv("BRANCHBOT__ROBOTS__KEYS", f'{{"演示第一党支部": "{ROBOT_KEY}"}}')
+    return [*SECRETS.values(), ROBOT_KEY]
+
+
+def test_no_secret_is_printed_by_doctor_or_logged(cfg, capsys, monkeypatch):
+    """doctor once printed robots.keys in clear; every secret set in the environment is
+    grepped for in doctor's output (with the effective configuration) and in log lines."""
+    import logging
+
+    from bot.config import load_config
+    from bot.redact import RedactingFormatter, secret_values
+
     run(capsys, "init", "--config", str(cfg))
-    monkeypatch.setenv("BRANCHBOT__WECHAT__TOKEN", "supersecrettoken")
-    monkeypatch.setenv("BRANCHBOT__WECHAT__APP_SECRET", "0123456789abcdef0123456789abcdef")
-    code, out, _ = run(capsys, "doctor", "--config", str(cfg))
-    assert code == 0 and "检查通过" in out
-    assert "supersecrettoken" not in out and "0123456789abcdef0123456789abcdef" not in out
-    assert "su" in out and "******" in out
+    secrets = _set_secrets(monkeypatch)
+    code, out, err = run(capsys, "doctor", "--show-config", "--config", str(cfg))
+    assert code == 1 and "生效配置" in out and "******" in out and "演示第一党支部" in out
+    for secret in secrets:
+        assert secret not in out + err, secret
+    # A log line (and its traceback) quoting secrets, as a library might when a request fails.
+    config = load_config(cfg)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter(secret_values(config)))
+    log = logging.getLogger("test.secrets")
+    log.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError(f"POST https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={ROBOT_KEY} failed")
+        except RuntimeError:
+            log.error("request with %s and %s", SECRETS["BRANCHBOT__WECHAT__APP_SECRET"], SECRETS["BRANCHBOT__WECOM__SECRET"],
+                      exc_info=True)
+    finally:
+        log.removeHandler(handler)
+    logged = stream.getvalue()
+    assert "webhook/send?key=******" in logged and "RuntimeError" in logged
+    for secret in secrets:
+        assert secret not in logged, secret
+
+
+def test_no_secret_in_serve_banner_or_logs(cfg, capsys, monkeypatch, tmp_path):
+    """`serve` with every secret set: its banner and its log lines never show one."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.conftest import wait_healthy
+    from tests.fake_wechat_api import _free_port
+
+    run(capsys, "init", "--demo", "--config", str(cfg))
+    secrets = _set_secrets(monkeypatch)
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "BRANCHBOT__SERVER__PORT": str(port), "BRANCHBOT__OUTBOX__POLL_SECONDS": "0.2"}
+    with log.open("wb") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--config", str(cfg)], env=env,
+                                   stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            wait_healthy(port, process, log=log)
+            # A broadcast makes the outbox ask the (unreachable) API for tokens and log the failures.
+            assert main(["broadcast", "测试推送", "--yes", "--config", str(cfg)]) == 0
+            import time
+            time.sleep(3)
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+    text = log.read_text(encoding="utf-8", errors="replace")
+    assert "正在监听" in text and "INFO" in text
+    for secret in secrets:
+        assert secret not in text, secret
 
 
 def test_bad_config_value_is_refused_naming_the_key(cfg, capsys, monkeypatch):

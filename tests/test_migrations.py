@@ -24,7 +24,7 @@ def test_migrations_build_exactly_the_models(database_url):
 
 def test_serve_refuses_a_database_behind_or_ahead(tmp_path, capsys, no_env_overrides):
     cfg = tmp_path / "config.toml"
-    cfg.write_text('[database]\nurl = "sqlite:///m.db"\n', encoding="utf-8")
+    cfg.write_text('[database]\nurl = "sqlite:///m.db"\n[wechat]\ntoken = "migrationtest"\n', encoding="utf-8")
     assert main(["init", "--demo", "--config", str(cfg)]) == 0
     store = create_store(f"sqlite:///{tmp_path / 'm.db'}")
     with store.engine.begin() as conn:

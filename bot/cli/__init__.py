@@ -8,10 +8,6 @@ import sys
 
 from rich.markup import escape
 
-from bot.config import ConfigError, load_config
-from bot.store import Role
-from bot.store.migrate import SchemaMismatch
-from bot.tabular import FileProblem
 from bot.cli.chat import cmd_chat
 from bot.cli.common import CliError, err
 from bot.cli.doctor import cmd_doctor
@@ -20,6 +16,11 @@ from bot.cli.ops import cmd_calendar, cmd_db_backup, cmd_db_upgrade, cmd_jobs_li
 from bot.cli.quiz import cmd_quiz_import, cmd_quiz_validate
 from bot.cli.reports import cmd_audit, cmd_broadcast, cmd_export, cmd_leaderboard
 from bot.cli.serve import cmd_init, cmd_serve
+from bot.config import ConfigError, load_config
+from bot.redact import setup_logging
+from bot.store import Role
+from bot.store.migrate import SchemaMismatch
+from bot.tabular import FileProblem
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,16 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.set_defaults(func=cmd_db_backup)
 
-    sub.add_parser("doctor", parents=[common], help="检查配置和数据库").set_defaults(func=cmd_doctor)
+    p = sub.add_parser("doctor", parents=[common], help="检查配置、公众号/企业微信凭证和数据库（不会修改任何东西）")
+    p.add_argument("--show-config", action="store_true", help="同时显示生效配置（密钥已隐藏）")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.INFO if args.command == "serve" else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         config = load_config(args.config)
+        setup_logging(config, level)
         return args.func(args, config)
     except (ConfigError, CliError, FileProblem, SchemaMismatch) as exc:
         err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)

@@ -52,7 +52,9 @@ def feedback(question: Question, order: list[str], correct: bool) -> str:
     head = "✅ 回答正确！" if correct else f"❌ 回答错误。正确答案：{key}"
     if correct and question.kind != "判断":
         head += f"答案：{key}"
-    return f"{head}\n解析：{question.explanation}\n来源：{question.source}"
+    # A branch's own question may come without 解析 (accepted at import with a warning).
+    explanation = f"\n解析：{question.explanation}" if question.explanation.strip() else ""
+    return f"{head}{explanation}\n来源：{question.source}"
 
 
 def grade(ctx: Context, question: Question, order: list[str]) -> tuple[str, list[str], bool]:

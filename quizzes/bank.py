@@ -10,14 +10,16 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, select
 
 from bot.store import Question
 from bot.tabular import RowError, Table, cell_text, read_table
+from quizzes.lint import CODES, ignored_codes, lint_questions, unknown_codes
 
 LETTERS = "ABCDEF"
 OPTION_HEADERS = [f"选项{letter}" for letter in LETTERS]
@@ -52,6 +54,7 @@ class QuestionData:
     category: str
     source: str
     difficulty: int
+    ignore: frozenset[str] = frozenset()  # lint codes deliberately excepted (备注 column)
 
     @property
     def key(self) -> str:
@@ -60,12 +63,24 @@ class QuestionData:
 
 @dataclass
 class Checked:
+    """What a file would import. ``errors`` refuse the file; ``warnings`` (a question
+    without 解析 from a user's file) and ``lints`` (quality findings) do not by themselves.
+    ``locate`` turns (row, column, message) into a located problem for this file."""
+
     questions: list[QuestionData] = field(default_factory=list)
-    errors: list[RowError] = field(default_factory=list)
+    errors: list[Any] = field(default_factory=list)
+    warnings: list[Any] = field(default_factory=list)
+    lints: list[Any] = field(default_factory=list)
+    locate: Callable[[int, str, str], Any] | None = None
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    def add_lint(self, reference: Sequence[QuestionData] = ()) -> None:
+        """Run the quality lint (see quizzes.lint), comparing stems with ``reference`` too."""
+        assert self.locate is not None
+        self.lints = [self.locate(f.row, f.column, f.text()) for f in lint_questions(self.questions, reference)]
 
 
 def parse_answer_letters(text: str) -> list[str]:
@@ -75,7 +90,7 @@ def parse_answer_letters(text: str) -> list[str]:
 
 
 def check_table(table: Table) -> Checked:
-    result = Checked()
+    result = Checked(locate=table.error)
     seen: dict[str, int] = {}
     for number, row in table.rows:
         errors_before = len(result.errors)
@@ -185,9 +200,12 @@ def _check_row(table: Table, number: int, row: dict, errors: list[RowError]) -> 
             fail("答案", "多选题至少需要两个正确选项；只有一个正确答案请改为单选题")
         else:
             answer = [option_id(ch) for ch in sorted(letters)]
+    if unknown := unknown_codes(text("备注")):
+        fail("备注", f"未知的检查项「{'、'.join(unknown)}」，可用：{'、'.join(CODES)}")
     if kind is None:
         return None
-    return QuestionData(number, kind, stem, options, answer, text("解析"), text("分类"), text("来源"), difficulty)
+    return QuestionData(number, kind, stem, options, answer, text("解析"), text("分类"), text("来源"), difficulty,
+                        ignored_codes(text("备注")))
 
 
 def check_file(path: str | Path) -> Checked:
@@ -233,3 +251,58 @@ def import_questions(db: Session, questions: list[QuestionData], progress: Progr
 
 def bundled_files() -> list[Path]:
     return sorted(BUNDLED_DIR.glob("*.csv"))
+
+
+RETIRED = BUNDLED_DIR / "retired.txt"
+
+
+def retired_keys() -> set[str]:
+    """Stems of bundled questions since rewritten or withdrawn (a wrong fact, a guessable
+    form). ``branchbot init`` deactivates them in a database that imported them earlier:
+    an upsert by stem cannot know that a new stem replaces an old one."""
+    if not RETIRED.exists():
+        return set()
+    return {stem_key(line) for line in RETIRED.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
+def retire_questions(db: Session, keys: set[str]) -> int:
+    retired = 0
+    for question in db.exec(select(Question).where(Question.active == True)).all():  # noqa: E712
+        if question.stem_key in keys:
+            question.active = False
+            db.add(question)
+            retired += 1
+    return retired
+
+
+@dataclass
+class BankReview:
+    """The bundled bank checked as a whole: each file, the lint (stems compared across
+    files too) and the bank-level rules."""
+
+    files: list[tuple[Path, Checked]]
+    problems: list[str]
+
+    @property
+    def questions(self) -> list[QuestionData]:
+        return [q for _, checked in self.files for q in checked.questions]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(c.ok and not c.lints for _, c in self.files)
+
+
+def review_bundled(lint: bool = True, files: list[Path] | None = None) -> BankReview:
+    from quizzes.lint import bank_problems
+
+    review = BankReview([], [])
+    earlier: list[QuestionData] = []
+    for path in files if files is not None else bundled_files():
+        checked = check_file(path)
+        if lint and checked.ok:
+            checked.add_lint(reference=earlier)
+        review.files.append((path, checked))
+        earlier += checked.questions
+    if lint:
+        review.problems = bank_problems(review.questions)
+    return review

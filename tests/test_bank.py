@@ -91,3 +91,85 @@ def test_paper_is_reproducible_from_its_seed():
 def test_a_parent_category_selects_its_subcategories():
     candidates = [Candidate(1, "党史·新民主主义革命时期"), Candidate(2, "党史·新时代"), Candidate(3, "党纪"), Candidate(4, "党史学")]
     assert sorted(assemble(candidates, 4, ["党史"], set(), "s")) == [1, 2]
+
+
+# ------------------------------------------------------------------ quality lint
+
+
+def question(stem="题干？", options=("甲", "乙", "丙", "丁"), answer="A", kind="单选", source="《中国共产党章程》第一章第二条",
+             note=""):
+    from quizzes.bank import LETTERS, QuestionData, option_id
+    from quizzes.lint import ignored_codes
+
+    opts = [{"id": option_id(LETTERS[i]), "text": t} for i, t in enumerate(options)]
+    return QuestionData(2, kind, stem, opts, [option_id(ch) for ch in answer], "解析", "党章", source, 2, ignored_codes(note))
+
+
+def codes(q, reference=()):
+    from quizzes.lint import lint_questions
+
+    return [f.code for f in lint_questions([q], reference)]
+
+
+def test_lint_flags_the_answer_written_in_the_stem():
+    assert codes(question("港珠澳大桥连接香港、珠海和哪里？", ("澳门", "深圳", "广州", "中山"))) == []
+    assert codes(question("“人造天河”红旗渠是哪里修建的渠？", ("红旗渠", "人民胜利渠", "都江堰", "灵渠"))) == ["answer-in-stem"]
+    # a distractor in the stem too: nothing given away
+    assert codes(question("红旗渠和都江堰中，修建于20世纪60年代的是？", ("红旗渠", "都江堰", "灵渠", "郑国渠"))) == []
+
+
+def test_lint_flags_a_correct_option_much_longer_than_the_rest():
+    long = ("党的全国代表大会和它所产生的中央委员会", "中央政治局", "中央书记处", "中央军委")
+    assert codes(question(options=long)) == ["option-length"]
+    assert codes(question(options=long, answer="B")) == []  # a long distractor gives nothing away
+    assert codes(question(options=long, note="lint:ignore=option-length")) == []
+
+
+def test_lint_flags_a_distractor_that_only_negates():
+    assert codes(question("党员对党的决议有不同意见时应当？", ("在坚决执行的前提下声明保留", "不在坚决执行的前提下声明保留", "暂不执行", "公开反对"))) == ["negated-distractor"]
+
+
+def test_lint_wants_an_article_or_a_year_in_the_source():
+    assert codes(question(source="《中国共产党简史》")) == ["source-precision"]
+    for good in ("《中国共产党简史》（2021年）", "《中国共产党章程》总纲", "《中国共产党纪律处分条例》（2023年修订）第五条",
+                 "《中国共产党一百年大事记（1921年7月—2021年6月）》1935年条", "党的二十大报告第三部分"):
+        assert codes(question(source=good)) == [], good
+
+
+def test_lint_refuses_superseded_versions_named_as_current():
+    assert codes(question(source="《中国共产党纪律处分条例》（2018年修订）第五条")) == ["superseded"]
+    assert codes(question(source="《中国共产党章程》（2017年10月）第三条")) == ["superseded"]
+    assert codes(question(stem="根据2018年修订的《中国共产党纪律处分条例》，……？")) == ["superseded"]
+    assert codes(question(source="《中国共产党章程》（2022年10月22日修改）第三条")) == []
+
+
+def test_lint_finds_near_duplicates_against_the_bank():
+    bank = [question("中国共产党第一次全国代表大会是在哪一年召开的？")]
+    assert codes(question("中国共产党第一次全国代表大会在哪一年召开？"), bank) == ["near-duplicate"]
+    assert codes(question("中国共产党第二次全国代表大会在哪座城市召开？"), bank) == []
+
+
+def test_unknown_lint_codes_in_the_note_are_errors(tmp_path):
+    path = tmp_path / "note.csv"
+    path.write_text("题型,题干,选项A,选项B,选项C,选项D,答案,解析,分类,来源,备注\n"
+                    "单选,题干？,甲,乙,丙,丁,A,解析,党章,《中国共产党章程》总纲,lint:ignore=option-lenght\n", encoding="utf-8")
+    assert [str(e) for e in check_file(path).errors] == [
+        "note.csv 第 2 行 K 列「备注」：未知的检查项「option-lenght」，可用：answer-in-stem、option-length、negated-distractor、"
+        "near-duplicate、source-precision、superseded"]
+
+
+def test_bundled_bank_passes_the_lint_and_the_bank_rules():
+    from quizzes.bank import review_bundled
+
+    review = review_bundled()
+    problems = [str(p) for _, c in review.files for p in (*c.errors, *c.lints)] + review.problems
+    assert problems == []
+    true_false = sum(q.kind == "判断" for q in review.questions)
+    assert true_false * 4 <= len(review.questions)
+
+
+def test_bank_rule_refuses_more_than_a_quarter_true_false():
+    from quizzes.lint import bank_problems
+
+    assert bank_problems([question()] * 3 + [question(kind="判断", options=())]) == []
+    assert bank_problems([question()] * 2 + [question(kind="判断", options=())]) == ["判断题 1 道，占 33%，超过全库的四分之一"]

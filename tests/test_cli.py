@@ -100,8 +100,8 @@ def test_xlsx_question_import_and_validate(cfg, tmp_path, capsys):
     book = Workbook()
     sheet = book.active
     sheet.append(HEADER)
-    sheet.append(["单选", "XLSX 导入的单选题？", "甲", "乙", "丙", None, None, None, "C", "解析", "党章", "来源", 2])
-    sheet.append(["判断", "XLSX 导入的判断题。", None, None, None, None, None, None, "错", "解析", "党纪", "来源", 1])
+    sheet.append(["单选", "XLSX 导入的单选题？", "甲", "乙", "丙", None, None, None, "C", "解析", "党章", "《中国共产党章程》第一章第二条", 2])
+    sheet.append(["判断", "XLSX 导入的判断题。", None, None, None, None, None, None, "错", "解析", "党纪", "本支部学习资料（2026年）", 1])
     path = tmp_path / "bank.xlsx"
     book.save(path)
     code, out, _ = run(capsys, "quiz", "validate", str(path), "--config", str(cfg))
@@ -379,3 +379,45 @@ def test_config_before_or_after_subcommand_is_used(tmp_path, no_env_overrides, m
     assert main(["--config", str(cfg), "members", "list"]) == 0
     assert not (tmp_path / "data").exists()
     capsys.readouterr()
+
+
+def test_validate_without_a_file_checks_the_bundled_bank_with_the_lint(cfg, capsys):
+    code, out, err = run(capsys, "quiz", "validate", "--config", str(cfg))
+    assert code == 0, err
+    assert "内置题库检查通过（含质量检查）" in out
+    total = int(out.split("共 ")[1].split(" 题")[0])
+    per_category = [line for line in out.splitlines() if line.startswith("  ") and "题（" in line]
+    assert sum(int(line.split("：")[1].split(" 题")[0]) for line in per_category) == total
+    assert "单选" in out and "判断" in out
+
+
+def test_validate_reports_lint_findings_and_no_lint_turns_them_off(cfg, tmp_path, capsys):
+    path = write_csv(tmp_path / "weak.csv", [
+        ["单选", "习近平总书记在纪念五四运动100周年大会上指出，哪一事件是旧民主主义革命走向新民主主义革命的转折点？",
+         "五四运动", "辛亥革命", "中国共产党成立", "北伐战争", "", "", "A",
+         "解析", "党史", "习近平《在纪念五四运动100周年大会上的讲话》（2019年4月30日）", "1"],
+        ["单选", "党章规定党员必须履行的义务有几项？", "八项", "七项", "九项", "十项", "", "", "A", "解析", "党章", "《中国共产党章程》", "1"],
+    ])
+    code, out, err = run(capsys, "quiz", "validate", str(path), "--config", str(cfg))
+    assert code == 1
+    assert "weak.csv 第 2 行 B 列「题干」：[answer-in-stem]" in err
+    assert "weak.csv 第 3 行 L 列「来源」：[source-precision]" in err
+    assert "2 题全部有效" in out  # the file itself would import
+    code, out, err = run(capsys, "quiz", "validate", str(path), "--no-lint", "--config", str(cfg))
+    assert code == 0 and "[answer-in-stem]" not in err
+
+
+def test_init_retires_bundled_questions_that_were_rewritten(cfg, tmp_path, capsys):
+    from quizzes.bank import retired_keys, stem_key
+
+    run(capsys, "init", "--config", str(cfg))
+    old = "1941年6月，中共中央正式规定8月1日为中国共产党的诞生纪念日。"
+    assert stem_key(old) in retired_keys()
+    store = create_store(f"sqlite:///{cfg.parent / 'cli.db'}")
+    with store.session() as db:  # as if an older release had imported it
+        db.add(Question(kind="判断", stem=old, stem_key=stem_key(old), options=[], answer=["f"], explanation="旧",
+                        category="党史", source="旧"))
+    code, out, _ = run(capsys, "init", "--config", str(cfg))
+    assert code == 0 and "停用已改写或撤下的内置旧题 1 道" in out
+    with store.session() as db:
+        assert db.exec(select(Question).where(Question.stem_key == stem_key(old))).one().active is False

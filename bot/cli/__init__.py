@@ -66,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = quiz.add_parser("import", parents=[common], help="导入题库（CSV 或 XLSX，全部有效才导入）")
     p.add_argument("file")
     p.set_defaults(func=cmd_quiz_import)
-    p = quiz.add_parser("validate", parents=[common], help="只检查题库文件，不导入")
-    p.add_argument("file")
+    p = quiz.add_parser("validate", parents=[common], help="只检查题库文件，不导入；不给文件则检查内置题库")
+    p.add_argument("file", nargs="?", help="题库文件；省略时检查内置题库（quizzes/bank/*.csv）")
+    p.add_argument("--no-lint", action="store_true", help="跳过质量检查（答案出现在题干、选项长短悬殊、来源不具体等）")
     p.set_defaults(func=cmd_quiz_validate)
 
     p = sub.add_parser("leaderboard", parents=[common], help="排行榜")

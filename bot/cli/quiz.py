@@ -32,22 +32,64 @@ def cmd_quiz_import(args: argparse.Namespace, config: Config) -> int:
     return _import_questions(_store(config), Path(args.file), config)
 
 
+def _print_summary(questions: list) -> None:
+    from quizzes.lint import summary
+
+    kinds, per_category = summary(questions)
+
+    def types(counter) -> str:
+        return "，".join(f"{kind} {counter[kind]}" for kind in ("单选", "多选", "判断") if counter[kind])
+
+    console.print(f"共 {len(questions)} 题（{types(kinds)}），{len(per_category)} 个分类：", highlight=False, markup=False)
+    for category, counter in sorted(per_category.items(), key=lambda item: (-sum(item[1].values()), item[0])):
+        console.print(f"  {category}：{sum(counter.values())} 题（{types(counter)}）", highlight=False, markup=False)
+
+
+def _print_lints(lints: list) -> None:
+    for finding in lints:
+        err.print(f"[yellow]![/yellow] {escape(str(finding))}", highlight=False)
+
+
 def cmd_quiz_validate(args: argparse.Namespace, config: Config) -> int:
-    from collections import Counter
+    from quizzes.bank import bundled_files, check_file, review_bundled
 
-    from quizzes.bank import check_file
-
+    lint = not args.no_lint
+    if args.file is None:
+        review = review_bundled(lint=lint)
+        failed = False
+        for path, checked in review.files:
+            for problem in (*checked.errors, *checked.lints):
+                err.print(f"[red]✗[/red] {escape(str(problem))}", highlight=False)
+            failed = failed or bool(checked.errors or checked.lints)
+            console.print(f"{path.name}：{len(checked.questions)} 题", highlight=False, markup=False)
+        for problem in review.problems:
+            err.print(f"[red]✗[/red] 内置题库：{escape(problem)}", highlight=False)
+        _print_summary(review.questions)
+        if failed or review.problems:
+            lints = sum(len(c.lints) for _, c in review.files)
+            errors = sum(len(c.errors) for _, c in review.files)
+            err.print(f"[red]内置题库：{errors} 处错误，{lints} 处质量问题，{len(review.problems)} 项全库问题。[/red]")
+            return 1
+        console.print("内置题库检查通过" + ("（含质量检查）" if lint else "（未做质量检查）") + "。", highlight=False, markup=False)
+        return 0
     path = Path(args.file)
     checked = check_file(path)
     if checked.errors:
         for error in checked.errors:
             err.print(f"[red]✗[/red] {escape(str(error))}", highlight=False)
-        err.print(f"[red]{escape(path.name)}：{len(checked.errors)} 处错误。[/red]")
+        err.print(f"[red]{escape(path.name)}：{len(checked.errors)} 处错误，整个文件不会导入。[/red]")
         return 1
-    kinds = Counter(q.kind for q in checked.questions)
-    categories = Counter(q.category for q in checked.questions)
-    console.print(escape(f"{path.name}：{len(checked.questions)} 题全部有效（" + "，".join(f"{k} {v}" for k, v in kinds.items()) + "）"))
-    for category, count in sorted(categories.items()):
-        console.print(f"  {category}：{count} 题", highlight=False, markup=False)
+    if lint:
+        same = path.resolve()
+        reference = [q for p in bundled_files() if p.resolve() != same for q in check_file(p).questions]
+        checked.add_lint(reference)
+    for warning in checked.warnings:
+        err.print(f"[yellow]![/yellow] {escape(str(warning))}", highlight=False)
+    _print_lints(checked.lints)
+    console.print(escape(f"{path.name}：{len(checked.questions)} 题全部有效，可以导入。"), highlight=False)
+    _print_summary(checked.questions)
+    if checked.lints:
+        err.print(f"[red]{escape(path.name)}：{len(checked.lints)} 处质量问题（确属有意的，在「备注」列写 lint:ignore=检查项；"
+                  "或加 --no-lint 跳过质量检查）。[/red]")
+        return 1
     return 0
-

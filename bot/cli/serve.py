@@ -29,6 +29,10 @@ def cmd_init(args: argparse.Namespace, config: Config) -> int:
     console.print(f"数据库{state}（版本 {after}）：{mask_url(config.database.url)}", highlight=False, markup=False)
     for path in bank.bundled_files():
         _import_questions(store, path, config)
+    with store.session() as db:
+        retired = bank.retire_questions(db, bank.retired_keys())
+    if retired:
+        console.print(f"停用已改写或撤下的内置旧题 {retired} 道。", highlight=False, markup=False)
     if args.demo:
         console.print("[yellow]导入演示名册（姓名、手机号均为虚构，仅供体验）[/yellow]")
         _import_roster(store, DEMO_ROSTER, config, demo=True)

@@ -24,10 +24,12 @@ from quizzes.lint import CODES, ignored_codes, lint_questions, unknown_codes
 LETTERS = "ABCDEF"
 OPTION_HEADERS = [f"选项{letter}" for letter in LETTERS]
 REQUIRED = ["题型", "题干", "答案", "解析", "分类", "来源"]
-KINDS = {"单选": "单选", "单选题": "单选", "多选": "多选", "多选题": "多选", "判断": "判断", "判断题": "判断"}
-TRUE_WORDS = {"对", "正确", "√", "T", "TRUE", "是"}
-FALSE_WORDS = {"错", "错误", "×", "F", "FALSE", "否"}
-DIFFICULTY_WORDS = {"易": 1, "中": 2, "难": 3}
+KINDS = {"单选": "单选", "单选题": "单选", "单项选择": "单选", "单项选择题": "单选",
+         "多选": "多选", "多选题": "多选", "多项选择": "多选", "多项选择题": "多选",
+         "判断": "判断", "判断题": "判断", "是非题": "判断"}
+TRUE_WORDS = {"对", "正确", "√", "✓", "✔", "T", "TRUE", "是", "Y", "YES"}
+FALSE_WORDS = {"错", "错误", "×", "✗", "✘", "X", "F", "FALSE", "否", "N", "NO"}
+DIFFICULTY_WORDS = {"易": 1, "容易": 1, "简单": 1, "较易": 1, "中": 2, "中等": 2, "一般": 2, "难": 3, "较难": 3, "困难": 3}
 TRUE_FALSE_OPTIONS = [{"id": "t", "text": "对"}, {"id": "f", "text": "错"}]
 BUNDLED_DIR = Path(__file__).parent / "bank"
 
@@ -89,12 +91,20 @@ def parse_answer_letters(text: str) -> list[str]:
     return list(cleaned)
 
 
-def check_table(table: Table) -> Checked:
+def check_table(table: Any, require_explanation: bool = True) -> Checked:
+    """Validate every row of ``table`` (a ``Table``, or anything with ``rows`` and an
+    ``error(row, column, message)`` such as a parsed Word document). The bundled bank
+    requires 解析; a branch's own file may leave it out (a warning per question)."""
     result = Checked(locate=table.error)
     seen: dict[str, int] = {}
     for number, row in table.rows:
         errors_before = len(result.errors)
-        question = _check_row(table, number, row, result.errors)
+        if not require_explanation and not cell_text(row.get("解析")):
+            result.warnings.append(table.error(number, "解析", "没有解析：可以导入，答题后只显示答案和来源"))
+            row = {**row, "解析": ""}
+            question = _check_row(table, number, row, result.errors, require_explanation=False)
+        else:
+            question = _check_row(table, number, row, result.errors)
         if question is None or len(result.errors) > errors_before:
             continue
         if question.key in seen:
@@ -130,7 +140,7 @@ def near_duplicates(questions: list[QuestionData], threshold: float = NEAR_DUPLI
     return found
 
 
-def _check_row(table: Table, number: int, row: dict, errors: list[RowError]) -> QuestionData | None:
+def _check_row(table: Any, number: int, row: dict, errors: list[Any], require_explanation: bool = True) -> QuestionData | None:
     def text(header: str) -> str:
         return cell_text(row.get(header))
 
@@ -145,7 +155,7 @@ def _check_row(table: Table, number: int, row: dict, errors: list[RowError]) -> 
         fail("题干", "题干不能为空")
     elif len(stem) > 500:
         fail("题干", f"题干过长（{len(stem)} 字），请控制在 500 字以内")
-    for header in ("解析", "来源", "分类"):
+    for header in ("解析", "来源", "分类") if require_explanation else ("来源", "分类"):
         if not text(header):
             fail(header, f"{header}不能为空")
     difficulty = 2

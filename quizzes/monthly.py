@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Integer, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from bot.store import Paper, Question
-from quizzes.paper import Candidate, assemble
+from bot.store import Answer, Paper, Question
+from quizzes.paper import Candidate, assemble, effective_difficulty
 
 RECENT_PAPERS = 12
 
@@ -17,7 +18,7 @@ def ensure_paper(db: Session, branch_id: int, month: str, size: int, categories:
     paper = db.exec(select(Paper).where(Paper.branch_id == branch_id, Paper.month == month)).first()
     if paper is not None:
         return paper
-    candidates = [Candidate(qid, cat) for qid, cat in db.exec(select(Question.id, Question.category).where(Question.active == True)).all()]  # noqa: E712
+    candidates = candidates_with_difficulty(db)
     recent_papers = db.exec(
         select(Paper.question_ids).where(Paper.branch_id == branch_id, Paper.month < month)
         .order_by(Paper.month.desc()).limit(RECENT_PAPERS)  # type: ignore[attr-defined]
@@ -33,3 +34,17 @@ def ensure_paper(db: Session, branch_id: int, month: str, size: int, categories:
     except IntegrityError:  # another instance assembled it at the same moment
         return db.exec(select(Paper).where(Paper.branch_id == branch_id, Paper.month == month)).one()
     return paper
+
+
+def answer_stats(db: Session) -> dict[int, tuple[int, int]]:
+    """Question id → (answers, correct answers), review answers aside: the 错题本 asks a
+    member again exactly what they got wrong, which would make every question look hard."""
+    rows = db.exec(select(Answer.question_id, func.count(), func.sum(func.cast(Answer.is_correct, Integer)))  # type: ignore[call-overload]
+                   .where(Answer.mode != "review").group_by(Answer.question_id)).all()
+    return {qid: (int(total), int(right or 0)) for qid, total, right in rows}
+
+
+def candidates_with_difficulty(db: Session) -> list[Candidate]:
+    stats = answer_stats(db)
+    rows = db.exec(select(Question.id, Question.category, Question.difficulty).where(Question.active == True)).all()  # noqa: E712
+    return [Candidate(qid, category, effective_difficulty(difficulty, *stats.get(qid, (0, 0)))) for qid, category, difficulty in rows]

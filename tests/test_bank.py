@@ -173,3 +173,60 @@ def test_bank_rule_refuses_more_than_a_quarter_true_false():
 
     assert bank_problems([question()] * 3 + [question(kind="判断", options=())]) == []
     assert bank_problems([question()] * 2 + [question(kind="判断", options=())]) == ["判断题 1 道，占 33%，超过全库的四分之一"]
+
+
+# ------------------------------------------------------------------ difficulty
+
+
+def test_observed_correct_rate_sets_the_difficulty_after_enough_answers():
+    from quizzes.paper import effective_difficulty
+
+    assert effective_difficulty(3, answered=29, correct=29) == 3  # too few answers: the file's 难度
+    assert effective_difficulty(3, answered=30, correct=24) == 1  # 80 %
+    assert effective_difficulty(1, answered=30, correct=23) == 2  # 77 %
+    assert effective_difficulty(1, answered=40, correct=20) == 2  # 50 %
+    assert effective_difficulty(1, answered=40, correct=19) == 3
+    assert effective_difficulty(0, answered=0, correct=0) == 2
+
+
+def test_paper_mixes_difficulties_evenly_while_keeping_categories_balanced():
+    # each category has 10 easy, 10 medium and 10 hard questions, ids grouped by difficulty
+    candidates = [Candidate(c * 100 + d * 10 + n, "ABC"[c], d) for c in range(3) for d in (1, 2, 3) for n in range(10)]
+    level = {c.id: c.difficulty for c in candidates}
+    for month in range(12):
+        ids = assemble(candidates, 9, [], set(), seed=f"7:2027-{month + 1:02d}")
+        assert Counter(level[i] for i in ids) == {1: 3, 2: 3, 3: 3}
+        assert Counter(i // 100 for i in ids) == {0: 3, 1: 3, 2: 3}
+    ids = assemble(candidates, 10, [], set(), seed="x")
+    assert sorted(Counter(level[i] for i in ids).values()) == [3, 3, 4]
+    assert assemble(candidates, 10, [], set(), seed="x") == ids  # still deterministic
+
+
+def test_paper_uses_what_difficulties_there_are():
+    candidates = [Candidate(i, "A", 1) for i in range(10)] + [Candidate(100, "A", 3)]
+    ids = assemble(candidates, 5, [], set(), seed="s")
+    assert 100 in ids and len(ids) == 5
+
+
+def test_answers_in_the_store_set_the_papers_difficulties(env):
+    from datetime import datetime, timezone
+
+    from sqlmodel import select
+
+    from bot.store import Answer, Member, Question
+    from quizzes.monthly import candidates_with_difficulty
+
+    with env.store.session() as db:
+        member = db.exec(select(Member)).first()
+        easy, hard, few = db.exec(select(Question).where(Question.difficulty == 1)).all()[:3]
+        at = datetime(2026, 11, 1, tzinfo=timezone.utc)
+        for n in range(30):  # an "easy" question most members get wrong
+            db.add(Answer(mode="practice", member_id=member.id, question_id=easy.id, chosen=[], is_correct=n < 10, answered_at=at))
+            db.add(Answer(mode="review", member_id=member.id, question_id=hard.id, chosen=[], is_correct=False, answered_at=at))
+        for n in range(29):
+            db.add(Answer(mode="monthly", member_id=member.id, question_id=few.id, chosen=[], is_correct=False, answered_at=at))
+    with env.store.session() as db:
+        level = {c.id: c.difficulty for c in candidates_with_difficulty(db)}
+    assert level[easy.id] == 3  # 33 % right over 30 answers
+    assert level[hard.id] == 1  # 错题本 reviews do not count
+    assert level[few.id] == 1  # 29 answers are not enough yet

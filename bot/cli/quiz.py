@@ -13,13 +13,28 @@ from bot.config import Config
 from bot.store import Store
 
 
-def _import_questions(store: Store, path: Path, config: Config) -> int:
-    from quizzes.bank import check_file, import_questions
+def _check_question_file(path: Path, source: str = "", category: str = ""):
+    """The bundled bank's own files strictly (解析 required); a branch's file leniently,
+    in any of the layouts quizzes.importing reads."""
+    from quizzes.bank import BUNDLED_DIR, check_file
+    from quizzes.importing import check_question_file
 
-    checked = check_file(path)
+    if path.resolve().parent == BUNDLED_DIR.resolve() and not (source or category):
+        return check_file(path)
+    return check_question_file(path, source, category)
+
+
+def _import_questions(store: Store, path: Path, config: Config, source: str = "", category: str = "") -> int:
+    from quizzes.bank import import_questions
+
+    checked = _check_question_file(path, source, category)
     if checked.errors:
         _print_errors(checked.errors, path)
         return 1
+    for warning in checked.warnings[:20]:
+        err.print(f"[yellow]![/yellow] {escape(str(warning))}", highlight=False)
+    if len(checked.warnings) > 20:
+        err.print(f"……另有 {len(checked.warnings) - 20} 条提示未列出")
     summary = "新增 {0.added} 题，更新 {0.updated} 题，无变化 {0.unchanged} 题"
     with store.session() as db, progress_bar(f"导入题库 {path.name}") as update:
         result = import_questions(db, checked.questions, progress=update)
@@ -29,7 +44,7 @@ def _import_questions(store: Store, path: Path, config: Config) -> int:
 
 
 def cmd_quiz_import(args: argparse.Namespace, config: Config) -> int:
-    return _import_questions(_store(config), Path(args.file), config)
+    return _import_questions(_store(config), Path(args.file), config, args.source or "", args.category or "")
 
 
 def _print_summary(questions: list) -> None:
@@ -72,8 +87,10 @@ def cmd_quiz_validate(args: argparse.Namespace, config: Config) -> int:
             return 1
         console.print("内置题库检查通过" + ("（含质量检查）" if lint else "（未做质量检查）") + "。", highlight=False, markup=False)
         return 0
+    from quizzes.importing import iter_summary
+
     path = Path(args.file)
-    checked = check_file(path)
+    checked = _check_question_file(path, args.source or "", args.category or "")
     if checked.errors:
         for error in checked.errors:
             err.print(f"[red]✗[/red] {escape(str(error))}", highlight=False)
@@ -86,6 +103,9 @@ def cmd_quiz_validate(args: argparse.Namespace, config: Config) -> int:
     for warning in checked.warnings:
         err.print(f"[yellow]![/yellow] {escape(str(warning))}", highlight=False)
     _print_lints(checked.lints)
+    if path.suffix.lower() == ".docx" or args.verbose:
+        for number, line in enumerate(iter_summary(checked.questions), start=1):
+            console.print(f"  {number}. {line}", highlight=False, markup=False)
     console.print(escape(f"{path.name}：{len(checked.questions)} 题全部有效，可以导入。"), highlight=False)
     _print_summary(checked.questions)
     if checked.lints:

@@ -1,0 +1,199 @@
+"""Importing the banks branches already have: Word documents in the common layouts and
+spreadsheets with other headers; all or nothing, problems named by question and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from docx import Document
+from openpyxl import Workbook
+from sqlmodel import select
+
+from bot.cli import main
+from bot.store import Question, create_store
+from bot.tabular import FileProblem
+from handlers.asking import feedback
+from quizzes.importing import parse_question_file
+
+SOURCE = "本支部党史学习材料（2026年）"
+
+
+def docx(path: Path, lines: list[str]) -> Path:
+    document = Document()
+    for line in lines:
+        document.add_paragraph(line)
+    document.save(str(path))
+    return path
+
+
+def answers(questions) -> list[tuple[str, str, list[str]]]:
+    return [(q.kind, q.stem, q.answer) for q in questions]
+
+
+def test_sections_numbered_stems_options_on_one_line_and_answer_lines(tmp_path):
+    path = docx(tmp_path / "bank.docx", [
+        "党史知识测试题（第一套）",
+        "一、单选题（每题2分）",
+        "1. 中共一大在哪座城市开幕？",
+        "A. 北京  B. 上海  C. 广州  D. 武汉",
+        "答案：B",
+        "解析：1921年7月23日，中共一大在上海开幕。",
+        "二、多选题",
+        "2、下列属于三大战役的有？",
+        "A、辽沈战役",
+        "B、淮海战役",
+        "C、平津战役",
+        "D、渡江战役",
+        "【答案】ABC",
+        "三、判断题",
+        "3. 遵义会议于1935年1月召开。",
+        "答案：对",
+    ])
+    questions, problems = parse_question_file(path, source=SOURCE, category="党史")
+    assert problems == []
+    assert answers(questions) == [
+        ("单选", "中共一大在哪座城市开幕？", ["o2"]),
+        ("多选", "下列属于三大战役的有？", ["o1", "o2", "o3"]),
+        ("判断", "遵义会议于1935年1月召开。", ["t"]),
+    ]
+    first = questions[0]
+    assert [o["text"] for o in first.options] == ["北京", "上海", "广州", "武汉"]
+    assert first.explanation == "1921年7月23日，中共一大在上海开幕。"
+    assert first.source == SOURCE and first.category == "党史"
+    assert questions[1].explanation == ""  # accepted without 解析
+
+
+def test_answers_in_the_stems_brackets_full_width_marks_and_parenthesised_numbers(tmp_path):
+    path = docx(tmp_path / "brackets.docx", [
+        "（1）中国共产党第一次全国代表大会的最后一天会议转移到（ D ）举行。",
+        "A．上海法租界  B．杭州西湖  C．北京大学  D．嘉兴南湖",
+        "（2）党章规定，党员必须履行的义务有（　AB　）。",
+        "A．认真学习  B．全心全意为人民服务",
+        "C．参加选举",
+        "正确答案：AB",
+        "（3）三湾改编确立了“支部建在连上”的原则。（√）",
+        "（4）古田会议于1935年召开。（×）",
+        "解析：古田会议于1929年12月召开。",
+        "来源：《中国共产党一百年大事记（1921年7月—2021年6月）》1929年条",
+    ])
+    questions, problems = parse_question_file(path, source=SOURCE, category="党史")
+    assert problems == []
+    assert answers(questions) == [
+        ("单选", "中国共产党第一次全国代表大会的最后一天会议转移到（　　）举行。", ["o4"]),
+        ("多选", "党章规定，党员必须履行的义务有（　　）。", ["o1", "o2"]),
+        ("判断", "三湾改编确立了“支部建在连上”的原则。（　　）", ["t"]),
+        ("判断", "古田会议于1935年召开。（　　）", ["f"]),
+    ]
+    assert questions[3].source == "《中国共产党一百年大事记（1921年7月—2021年6月）》1929年条"  # its own line wins
+    assert questions[0].source == SOURCE
+
+
+def test_true_false_written_as_options_and_continuation_lines(tmp_path):
+    path = docx(tmp_path / "tf.docx", [
+        "三、判断题",
+        "1、八七会议确定了土地革命和武装反抗国民党反动派的总方针，",
+        "会议在汉口召开。",
+        "A.正确 B.错误",
+        "参考答案：A",
+    ])
+    questions, problems = parse_question_file(path, source=SOURCE, category="党史")
+    assert problems == []
+    assert answers(questions) == [("判断", "八七会议确定了土地革命和武装反抗国民党反动派的总方针，会议在汉口召开。", ["t"])]
+
+
+def test_a_broken_question_refuses_the_file_naming_its_number_and_line(tmp_path):
+    path = docx(tmp_path / "broken.docx", [
+        "一、单选题",
+        "1. 中共一大在哪座城市开幕？",
+        "A. 北京  B. 上海  C. 广州  D. 武汉",
+        "答案：B",
+        "2. 中共二大在哪座城市召开？",
+        "A. 北京  B. 上海  C. 广州  D. 武汉",
+        "3. 中共三大在哪座城市召开？",
+        "A. 北京  B. 上海  C. 广州",
+        "答案：E",
+    ])
+    questions, problems = parse_question_file(path, source=SOURCE, category="党史")
+    assert [str(p) for p in problems] == [
+        "broken.docx 第 2 题（第 5 行）：没有找到答案（应写「答案：B」一行，或写在题干括号里，如「（ B ）」「（√）」）",
+        "broken.docx 第 3 题（第 9 行）：答案中的 E 没有对应的选项（已填选项 A-C）",
+    ]
+
+
+def test_a_stray_line_after_the_answer_is_a_problem(tmp_path):
+    path = docx(tmp_path / "stray.docx", ["1. 题干？", "A. 甲 B. 乙", "答案：A", "（本题2分）"])
+    _, problems = parse_question_file(path, source=SOURCE, category="党史")
+    assert [str(p) for p in problems] == ["stray.docx 第 1 题（第 4 行）：无法识别这一行：「（本题2分）」（应为选项、答案：、解析： 或下一题）"]
+
+
+def test_a_document_without_source_needs_the_command_line_source(tmp_path):
+    path = docx(tmp_path / "nosource.docx", ["1. 题干？（A）", "A. 甲 B. 乙"])
+    with pytest.raises(FileProblem, match="--source"):
+        parse_question_file(path, category="党史")
+    with pytest.raises(FileProblem, match="没有找到题目"):
+        parse_question_file(docx(tmp_path / "empty.docx", ["只有标题"]), source=SOURCE, category="党史")
+
+
+def test_spreadsheet_with_other_headers(tmp_path):
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["序号", "试题类型", "试题内容", "A", "B", "C", "D", "参考答案", "答案解析", "知识点"])
+    sheet.append([1, "单项选择题", "中共一大在哪座城市开幕？", "北京", "上海", "广州", "武汉", "B", "在上海开幕。", "党史"])
+    sheet.append([2, "判断题", "遵义会议于1935年1月召开。", "正确", "错误", None, None, "A", None, "党史"])
+    sheet.append([3, "多项选择题", "三大战役包括？", "辽沈战役", "淮海战役", "平津战役", "渡江战役", "A、B、C", "", "党史"])
+    sheet.append([4, "判断题", "古田会议于1935年召开。", None, None, None, None, "×", "", "党史"])
+    path = tmp_path / "other.xlsx"
+    book.save(path)
+    with pytest.raises(FileProblem, match="缺少表头「来源」.*--source"):
+        parse_question_file(path)
+    questions, problems = parse_question_file(path, source=SOURCE)
+    assert problems == []
+    assert answers(questions) == [
+        ("单选", "中共一大在哪座城市开幕？", ["o2"]),
+        ("判断", "遵义会议于1935年1月召开。", ["t"]),
+        ("多选", "三大战役包括？", ["o1", "o2", "o3"]),
+        ("判断", "古田会议于1935年召开。", ["f"]),
+    ]
+    assert {q.source for q in questions} == {SOURCE}
+
+
+def test_spreadsheet_errors_name_the_users_column(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("题目,A,B,正确答案,出处,分类\n题干一？,甲,乙,C,来源,党史\n", encoding="utf-8")
+    _, problems = parse_question_file(path)
+    assert [str(p) for p in problems] == ["bad.csv 第 2 行 D 列「答案」：答案中的 C 没有对应的选项（已填选项 A-B）"]
+    path.write_text("题目,试题内容,答案\n甲,乙,A\n", encoding="utf-8")
+    with pytest.raises(FileProblem, match="都表示「题干」"):
+        parse_question_file(path)
+
+
+def test_cli_imports_a_docx_all_or_nothing_and_validate_lists_it(tmp_path, no_env_overrides, capsys):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[database]\nurl = "sqlite:///cli.db"\n', encoding="utf-8")
+    assert main(["init", "--config", str(cfg)]) == 0
+    store = create_store(f"sqlite:///{tmp_path / 'cli.db'}")
+
+    def count() -> int:
+        with store.session() as db:
+            return len(db.exec(select(Question)).all())
+
+    before = count()
+    capsys.readouterr()
+    broken = docx(tmp_path / "broken.docx", ["1. 好题？", "A. 甲 B. 乙", "答案：A", "2. 坏题？", "A. 甲 B. 乙"])
+    assert main(["quiz", "import", str(broken), "--source", SOURCE, "--category", "党史", "--config", str(cfg)]) == 1
+    assert "第 2 题（第 4 行）：没有找到答案" in capsys.readouterr().err
+    assert count() == before
+    good = docx(tmp_path / "good.docx", ["一、单选题", "1. 本支部自编题一？", "A. 甲 B. 乙 C. 丙", "答案：C", "解析：自编。",
+                                         "2. 本支部自编题二？（A）", "A. 甲 B. 乙 C. 丙"])
+    assert main(["quiz", "validate", str(good), "--no-lint", "--source", SOURCE, "--category", "党史", "--config", str(cfg)]) == 0
+    captured = capsys.readouterr()
+    assert "1. 单选 本支部自编题一？  答案：C" in captured.out and "2 题全部有效" in captured.out
+    assert "第 2 题（第 6 行）：没有解析" in captured.err
+    assert count() == before
+    assert main(["quiz", "import", str(good), "--source", SOURCE, "--category", "党史", "--config", str(cfg)]) == 0
+    assert "新增 2 题" in capsys.readouterr().out
+    with store.session() as db:
+        plain = db.exec(select(Question).where(Question.stem == "本支部自编题二？（　　）")).one()
+        text = feedback(plain, ["o1", "o2", "o3"], correct=False)
+    assert "解析" not in text and text.endswith(f"来源：{SOURCE}") and "正确答案：A" in text

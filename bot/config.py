@@ -153,6 +153,9 @@ class SchedulerConfig(_Section):
     misfire_grace: dict[str, int] = Field(default_factory=dict)
     default_misfire_grace: int = Field(6 * 3600, ge=0)
     templates_dir: str = ""  # a folder of edited templates; missing files fall back to the bundled ones
+    integrity_day: int = Field(10, ge=1, le=28)  # 每月廉政提醒: day of the month
+    integrity_time: Clock24 = "09:00"
+    integrity_file: str = ""  # the admins' own 廉政提醒 (same format as scheduler/templates/integrity_reminders.toml)
 
 
 class RemindersConfig(_Section):

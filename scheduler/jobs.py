@@ -7,6 +7,7 @@ run caught up after downtime behaves as the original would have.
 from __future__ import annotations
 
 import calendar
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from quizzes.monthly import ensure_paper
 from scheduler.calendar import YearSchedule, reminder_plan
 from scheduler.dates import anniversary_years, nth_weekday, weekday_name
 from scheduler.templates import holiday_extra, render
+
+
+log = logging.getLogger("branchbot.scheduler")
 
 
 @dataclass
@@ -120,6 +124,29 @@ def holiday_reminder(ctx: JobContext) -> str:
     return f"已发送：{'、'.join(sent)}" if sent else "今天没有节前提醒"
 
 
+def integrity_reminder(ctx: JobContext) -> str:
+    """每月廉政提醒 to every active member, unless a 廉洁过节 reminder is within 7 days."""
+    from scheduler.integrity import ReminderFileProblem, load_reminders, near_holiday_reminder, reminder_for
+
+    schedules = schedules_from(ctx.config)
+    sends = [r.send_on for year in (ctx.today.year - 1, ctx.today.year, ctx.today.year + 1)
+             for r in reminder_plan(year, ctx.config.reminders.days_before, schedules)]
+    if (near := near_holiday_reminder(ctx.today, sends)) is not None:
+        return f"本月跳过：{near.month}月{near.day}日有廉洁过节提醒"
+    note = ""
+    try:
+        reminders = load_reminders(ctx.config.scheduler.integrity_file)
+    except ReminderFileProblem as exc:
+        log.warning("integrity reminders: %s; using the bundled ones", exc)
+        reminders, note = load_reminders(), f"（自定义提醒文件有误，仅用内置提醒：{exc}）"
+    chosen = reminder_for(ctx.today, reminders)
+    text = render(ctx.config, "integrity", text=chosen.text, source=chosen.source)
+    reached = 0
+    for branch_id, members in _members_by_branch(ctx.db).items():
+        reached += ctx.push("integrity", text, [m.id for m in members], title="每月廉政提醒", branch_id=branch_id, robot=True)  # type: ignore[misc]
+    return f"发送给 {reached} 人：{chosen.source}{note}"
+
+
 def birthday_greetings(ctx: JobContext) -> str:
     greeted = 0
     for member in ctx.db.exec(active_members().order_by(Member.id)).all():
@@ -209,6 +236,7 @@ def job_specs(config: Config) -> list[JobSpec]:
         JobSpec("monthly_quiz", "发布月度测试", {"day": str(s.monthly_quiz_day), **_at(s.monthly_quiz_time)}, monthly_quiz),
         JobSpec("quiz_reminder", "月底催答", _at(s.quiz_reminder_time), quiz_reminder),
         JobSpec("holiday_reminder", "廉洁过节提醒", _at(s.holiday_time), holiday_reminder),
+        JobSpec("integrity_reminder", "每月廉政提醒", {"day": str(s.integrity_day), **_at(s.integrity_time)}, integrity_reminder),
         JobSpec("birthday_greetings", "政治生日问候", _at(s.birthday_time), birthday_greetings),
         JobSpec("birthday_digest", "本月政治生日（发书记）", {"day": "1", **_at(s.birthday_time)}, birthday_digest),
         JobSpec("meeting_reminder", "三会一课提醒", _at(s.meeting_reminder_time), meeting_reminder),

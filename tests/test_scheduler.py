@@ -127,7 +127,7 @@ def test_runs_missed_beyond_their_grace_are_recorded_once_and_shown_in_metrics(j
     assert missed() == {
         "monthly_quiz": 1,  # 1 December 09:00, grace two hours
         "birthday_greetings": 29, "holiday_reminder": 29,  # 2–30 November, each day once
-        "quiz_reminder": 1, "meeting_reminder": 1,  # never ran: only their latest time counts
+        "quiz_reminder": 1, "meeting_reminder": 1, "integrity_reminder": 1,  # never ran: only their latest time counts
         "housekeeping": 1,
     }
     with env.store.session() as db:

@@ -114,7 +114,7 @@ def _half(text: str) -> str:
 _KIND_WORDS = r"单项选择题|单项选择|单选题|多项选择题|多项选择|多选题|不定项选择题|不定项选择|判断题|是非题"
 SECTION = re.compile(rf"^\s*(?:[一二三四五六七八九十]+\s*[、.]\s*|第[一二三四五六七八九十]+部分\s*)?({_KIND_WORDS})\s*(?:\(.*\)|:.*)?$")
 STEM = re.compile(r"^\s*(?:(\d{1,4})\s*[.、)](?!\d)|\((\d{1,4})\))\s*(.*)$")
-OPTION = re.compile(r"(?:^|(?<=\s))([A-F])\s*[.、:)]")
+OPTION = re.compile(r"(?<![A-Za-z0-9])([A-F])\s*[.、:)]")  # B, C … must follow in order (see _option_starts)
 ANSWER = re.compile(r"^\s*[【\[]?\s*(?:正确答案|参考答案|标准答案|答案)\s*[】\]]?\s*:?\s*(.*)$")
 TRAILING_ANSWER = re.compile(r"\s+[【\[]?\s*(?:正确答案|参考答案|标准答案|答案)\s*[】\]]?\s*:?\s*([A-F]{1,6})\s*$")
 LABELLED = re.compile(r"^\s*[【\[]?\s*(答案解析|试题解析|解析|来源|出处|分类|知识点|难度)\s*[】\]]?\s*:?\s*(.*)$")
@@ -220,12 +220,13 @@ def parse_lines(name: str, lines: list[tuple[str, bool]]) -> tuple[list[DocQuest
         if stem or (auto_numbered and not option_starts and not ANSWER.match(half) and not LABELLED.match(half)):
             if stem:
                 number = int(stem.group(1) or stem.group(2))
-                text = original[stem.start(3):].strip()
+                start = stem.start(3)
             else:
                 auto_number += 1
-                number, text = auto_number, original
-            current = DocQuestion(number, line_no, kind, text)
+                number, start = auto_number, 0
+            current = DocQuestion(number, line_no, kind, "")
             questions.append(current)
+            _stem_line(current, original[start:], half[start:], line_no)
             continue
         if current is None:
             continue  # a title or instructions before the first question
@@ -239,14 +240,14 @@ def parse_lines(name: str, lines: list[tuple[str, bool]]) -> tuple[list[DocQuest
                 current.options.append((letter, text[content:end].strip(), line_no))
             current.last = "option"
             continue
-        if answer := ANSWER.match(half):
-            current.answer, current.answer_line = original[answer.start(1):].strip(), line_no
-            current.last = "answer"
-            continue
-        if labelled := LABELLED.match(half):
+        if labelled := LABELLED.match(half):  # before ANSWER: 答案解析 is a 解析
             label = _LABELS[labelled.group(1)]
             current.labelled[label] = (original[labelled.start(2):].strip(), line_no)
             current.last = label
+            continue
+        if answer := ANSWER.match(half):
+            current.answer, current.answer_line = original[answer.start(1):].strip(), line_no
+            current.last = "answer"
             continue
         if current.last == "stem":
             current.stem += original
@@ -261,6 +262,27 @@ def parse_lines(name: str, lines: list[tuple[str, bool]]) -> tuple[list[DocQuest
     for q in questions:
         _settle(name, q, problems)
     return questions, problems
+
+
+INLINE_OPTIONS = re.compile(r"(?<=[\s)。.:，,;？?!])A\s*[.、:]")
+
+
+def _stem_line(q: DocQuestion, original: str, half: str, line_no: int) -> None:
+    """A stem line, which may also carry the options (``……（ ）A.甲 B.乙``) and the answer."""
+    if trailing := TRAILING_ANSWER.search(half):
+        q.answer, q.answer_line = trailing.group(1), line_no
+        original, half = original[:trailing.start()], half[:trailing.start()]
+    inline = INLINE_OPTIONS.search(half)
+    starts = _option_starts(half[inline.start():]) if inline else []
+    if inline and len(starts) >= 2:
+        q.stem = original[:inline.start()].strip()
+        rest = original[inline.start():]
+        for i, (letter, start, content) in enumerate(starts):
+            end = starts[i + 1][1] if i + 1 < len(starts) else len(rest)
+            q.options.append((letter, rest[content:end].strip(), line_no))
+        q.last = "option"
+    else:
+        q.stem = original.strip()
 
 
 def _option_starts(half: str) -> list[tuple[str, int, int]]:

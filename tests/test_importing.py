@@ -197,3 +197,19 @@ def test_cli_imports_a_docx_all_or_nothing_and_validate_lists_it(tmp_path, no_en
         plain = db.exec(select(Question).where(Question.stem == "本支部自编题二？（　　）")).one()
         text = feedback(plain, ["o1", "o2", "o3"], correct=False)
     assert "解析" not in text and text.endswith(f"来源：{SOURCE}") and "正确答案：A" in text
+
+
+def test_options_and_answer_on_the_stem_line_and_answer_explanations(tmp_path):
+    path = docx(tmp_path / "inline.docx", [
+        "1. 遵义会议召开于（ ）。A. 1934年 B. 1935年 C. 1936年 D. 1937年  答案：B",
+        "答案解析：遵义会议于1935年1月召开。",
+        "2、七届二中全会在（　）召开。 A、西柏坡B、延安C、瑞金",
+        "【答案】A",
+        "【解析】1949年3月在河北平山县西柏坡召开。",
+    ])
+    questions, problems = parse_question_file(path, source=SOURCE, category="党史")
+    assert problems == []
+    assert answers(questions) == [("单选", "遵义会议召开于（ ）。", ["o2"]), ("单选", "七届二中全会在（　）召开。", ["o1"])]
+    assert [o["text"] for o in questions[0].options] == ["1934年", "1935年", "1936年", "1937年"]
+    assert questions[0].explanation == "遵义会议于1935年1月召开。"
+    assert questions[1].explanation == "1949年3月在河北平山县西柏坡召开。"

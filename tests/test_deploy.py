@@ -148,3 +148,64 @@ def test_systemd_config_example_loads_with_secrets_from_the_environment():
                                                           "BRANCHBOT__WECHAT__TOKEN": "t0ken", "BRANCHBOT__WECHAT__APP_ID": "wx1234567890abcdef"})
     assert config.simulator.enabled is False and config.wechat.mode == "safe"
     assert config.database.url == "sqlite:////var/lib/branchbot/branchbot.db"  # the unit's only writable path
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason="nginx not installed")
+def test_nginx_site_serves_the_callbacks_over_tls_and_hides_the_rest(tmp_path):
+    """The real site file in front of a real `branchbot serve` (ports moved off 80/443)."""
+    import os
+    import time
+
+    import httpx
+
+    from tests.conftest import TOKEN, sha1_sorted, wait_healthy
+    from tests.test_instances import free_port
+
+    bot_port, http_port, https_port = free_port(), free_port(), free_port()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[server]\nport = {bot_port}\n[database]\nurl = "sqlite:///{tmp_path / "bot.db"}"\n'
+                   f'[wechat]\ntoken = "{TOKEN}"\n[simulator]\nenabled = true\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCHBOT__")} | {"PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "bot.cli", "init", "--config", str(cfg)], env=env, check=True,
+                   capture_output=True, timeout=120)
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    _self_signed(tls)
+    site = (DEPLOY / "nginx" / "branchbot.conf").read_text(encoding="utf-8").replace("/etc/nginx/tls/", f"{tls}/")
+    site = re.sub(r"^\s*listen \[::\]:.*$", "", site, flags=re.M)
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{http_port};").replace("listen 443 ", f"listen 127.0.0.1:{https_port} ")
+    (tmp_path / "site.conf").write_text(site, encoding="utf-8")
+    (tmp_path / "nginx.conf").write_text(
+        f"daemon off;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  client_body_temp_path {tmp_path}/body;\n  proxy_temp_path {tmp_path}/proxy;\n"
+        f"  upstream branchbot {{ server 127.0.0.1:{bot_port}; }}\n  include {tmp_path}/site.conf;\n}}\n", encoding="utf-8")
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--config", str(cfg)], env=env,
+                                  stdout=out, stderr=subprocess.STDOUT)
+    nginx = subprocess.Popen(["nginx", "-c", str(tmp_path / "nginx.conf")], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_healthy(bot_port, server, log=log)
+        assert httpx.get(f"http://127.0.0.1:{bot_port}/").status_code == 200  # the simulator, on loopback only
+        https = httpx.Client(base_url=f"https://127.0.0.1:{https_port}", verify=False, timeout=5)
+        for _ in range(50):
+            try:
+                https.get("/healthz")
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        ts, nonce = str(int(time.time())), "77"
+        query = {"signature": sha1_sorted(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce, "echostr": "hello-wechat"}
+        answer = https.get("/wechat", params=query)
+        assert (answer.status_code, answer.text) == (200, "hello-wechat")
+        assert https.get("/healthz").status_code == 200  # from loopback
+        for private in ("/", "/metrics", "/simulator/api/members"):
+            assert https.get(private).status_code == 404, private
+        assert https.post("/wechat", params=query, content=b"x" * 70_000).status_code == 413  # client_max_body_size
+        plain = httpx.get(f"http://127.0.0.1:{http_port}/wechat", params=query)
+        assert plain.status_code == 301 and plain.headers["location"].startswith("https://")
+    finally:
+        nginx.terminate()
+        server.terminate()
+        nginx.wait(timeout=15)
+        server.wait(timeout=15)

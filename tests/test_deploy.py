@@ -92,6 +92,10 @@ def test_systemd_unit_verifies(tmp_path):
     problems = [line for line in (result.stdout + result.stderr).splitlines()
                 if "branchbot@" in line and "Documentation" not in line]
     assert result.returncode == 0 and not problems, result.stdout + result.stderr
+    # systemd's own exposure score for the sandbox (0 = locked down, 10 = none): at most 2.0.
+    security = subprocess.run(["systemd-analyze", "security", "--offline=true", "--threshold=20",
+                               str(tmp_path / "branchbot@8000.service")], capture_output=True, text=True, timeout=60)
+    assert security.returncode == 0, security.stdout[-2000:]
 
 
 def _self_signed(directory: Path) -> None:

@@ -59,6 +59,29 @@ def festival_day(name: str, year: int) -> date:
 
 
 @dataclass(frozen=True)
+class FestivalDate:
+    """A festival's own date in a year (not its days off): what a secretary plans around."""
+
+    name: str
+    day: date
+    eve: date | None = None  # 除夕, for 春节
+    day_off: bool = True  # False for festivals with no statutory day off (元宵)
+
+    @property
+    def label(self) -> str:
+        """"春节 2027-02-06（除夕 02-05）"."""
+        return f"{self.name} {self.day:%Y-%m-%d}" + (f"（除夕 {self.eve:%m-%d}）" if self.eve else "")
+
+
+def festival_dates(year: int) -> list[FestivalDate]:
+    """The statutory festivals' own dates (春节 with 除夕) and 元宵, in date order, for any year."""
+    found = [FestivalDate(name, festival_day(name, year), new_years_eve(year) if name == "春节" else None)
+             for name in FESTIVALS]
+    found.append(FestivalDate("元宵", _solar(Lunar.fromYmd(year, 1, 15)), day_off=False))
+    return sorted(found, key=lambda f: f.day)
+
+
+@dataclass(frozen=True)
 class YearSchedule:
     """An operator's published schedule for one year: festival → (first, last) day off,
     and the weekend days that are working days (调休上班)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Column, Table
 
 from bot.config import Config
 from bot.store import Store, create_store
@@ -58,3 +59,8 @@ def _print_errors(errors: list, path: Path) -> None:
     if len(errors) > limit:
         err.print(f"……另有 {len(errors) - limit} 处错误未列出")
     err.print(f"[red]{escape(path.name)} 有 {len(errors)} 处错误，未导入任何内容。请修改后重试。[/red]")
+
+
+def make_table(*headers: str, title: str | None = None) -> Table:
+    """A table that fits the terminal (80 columns included): long cells wrap, never cut."""
+    return Table(*(Column(h, overflow="fold") for h in headers), title=title)

@@ -7,11 +7,10 @@ import re
 from pathlib import Path
 
 from rich.markup import escape
-from rich.table import Table as RichTable
 from sqlmodel import Session, select
 
 from bot.audit import cli_actor, record
-from bot.cli.common import CliError, _now, _print_errors, _store, console, err, progress_bar
+from bot.cli.common import CliError, _now, _print_errors, _store, console, err, make_table, progress_bar
 from bot.config import Config
 from bot.store import Branch, Member, Role, Store
 from bot.store.members import active_members, is_active
@@ -61,7 +60,7 @@ def cmd_members_import(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_members_list(args: argparse.Namespace, config: Config) -> int:
     store = _store(config)
-    table = RichTable("支部", "姓名", "手机号", "角色", "状态", "入党日期", "微信", "企业微信", title="支部名册")
+    table = make_table("支部", "姓名", "手机号", "角色", "状态", "入党日期", "微信", "企业微信", title="支部名册")
     with store.session() as db:
         branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
         query = select(Member).order_by(Member.branch_id, Member.id)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table as RichTable
 from sqlmodel import select
 
-from bot.cli.common import CliError, _now, _store, console
+from bot.cli.common import CliError, _now, _store, console, make_table
 from bot.config import Config
 from bot.errcodes import ERRCODE_TEXT
 
@@ -38,7 +37,7 @@ def cmd_outbox_status(args: argparse.Namespace, config: Config) -> int:
         campaigns = [db.get(Campaign, args.campaign)] if args.campaign else db.exec(query.limit(20)).all()
         if args.campaign and campaigns[0] is None:
             raise CliError(f"没有编号为 {args.campaign} 的推送")
-        table = RichTable("编号", "类型", "标题", "创建时间", "待发", "已发", "失败", "跳过", "待阅", "失败原因", title="推送状态")
+        table = make_table("编号", "类型", "标题", "创建时间", "待发", "已发", "失败", "跳过", "待阅", "失败原因", title="推送状态")
         for campaign in campaigns:
             counts = dict(db.exec(select(Delivery.status, func.count(Delivery.id)).where(Delivery.campaign_id == campaign.id)
                                   .group_by(Delivery.status)).all())
@@ -57,7 +56,7 @@ def cmd_jobs_list(args: argparse.Namespace, config: Config) -> int:
     from scheduler.runner import JobRunner
 
     runner = JobRunner(_store(config), config)
-    table = RichTable("任务", "说明", "下次运行", "上次运行", "结果", "错过", title="定时任务")
+    table = make_table("任务", "说明", "下次运行", "上次运行", "结果", "错过", title="定时任务")
     any_missed = False
     for name, spec in runner.specs.items():
         upcoming = runner.next_fire(name)
@@ -105,18 +104,37 @@ def cmd_jobs_run(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_calendar(args: argparse.Namespace, config: Config) -> int:
-    from scheduler.calendar import reminder_plan
+    from scheduler.calendar import festival_dates, reminder_plan, source_of
     from scheduler.jobs import schedules_from
 
-    sources = {"chinese_calendar": "chinese_calendar 数据", "config": "配置 [holidays]", "statutory": "按放假办法推算"}
-    plan = reminder_plan(args.year, config.reminders.days_before, schedules_from(config))
-    table = RichTable("节日", "放假", "天数", "提醒日期", "数据来源", title=f"{args.year} 年廉洁过节提醒计划（节前 {config.reminders.days_before} 个工作日）")
+    sources = {"chinese_calendar": "chinese_calendar 数据包", "config": "配置 [holidays]", "statutory": "按放假办法推算"}
+    schedules = schedules_from(config)
+    plan = reminder_plan(args.year, config.reminders.days_before, schedules)
+    dates = {f.name: f for f in festival_dates(args.year)}
+
+    def own_date(name: str) -> str:
+        f = dates[name]
+        return f"{f.day:%m-%d}" + (f"（除夕 {f.eve:%m-%d}）" if f.eve else "")
+
+    def on(day: date) -> str:
+        return (f"{day:%m-%d}" if day.year == args.year else f"{day:%Y-%m-%d}") + f" 周{'一二三四五六日'[day.weekday()]}"
+
+    table = make_table("节日", "节日日期", "放假", "廉洁过节提醒",
+                       title=f"{args.year} 年节日与廉洁过节提醒（节前 {config.reminders.days_before} 个工作日）")
     for reminder in plan:
         h = reminder.holiday
-        table.add_row(h.title, f"{h.first:%m-%d} 至 {h.last:%m-%d}", str((h.last - h.first).days + 1),
-                      f"{reminder.send_on:%Y-%m-%d} {'一二三四五六日'[reminder.send_on.weekday()]}", sources[h.source])
+        names = h.names
+        table.add_row("\n".join(names), "\n".join(own_date(n) for n in names),
+                      (f"{h.first:%m-%d} 至 {h.last:%m-%d}" if h.last != h.first else f"{h.first:%m-%d}")
+                      + f"，{(h.last - h.first).days + 1} 天", on(reminder.send_on))
     console.print(table)
-    if plan and plan[0].holiday.source == "statutory":
+    others = [f for f in dates.values() if not f.day_off]
+    if others:
+        console.print("不放假的节日：" + "，".join(f"{f.name} {f.day:%m-%d}" for f in others), highlight=False, markup=False)
+    source = source_of(args.year, schedules)
+    if source != "statutory":
+        console.print(f"放假安排来源：{sources[source]}。", highlight=False, markup=False)
+    else:
         console.print(f"{args.year} 年的调休安排尚无数据：按放假办法推算。国务院公布后，可在配置中添加 [holidays.{args.year}]。",
                       style="yellow", markup=False)
     return 0

@@ -6,12 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from rich.table import Table as RichTable
 from rich.text import Text
 from sqlmodel import select
 
 from bot.audit import cli_actor, record
-from bot.cli.common import CliError, _now, _store, console, progress_bar
+from bot.cli.common import CliError, _now, _store, console, make_table, progress_bar
 from bot.config import Config
 from bot.store import Branch, Member
 from bot.store.members import active_members
@@ -30,13 +29,13 @@ def cmd_leaderboard(args: argparse.Namespace, config: Config) -> int:
                 raise CliError(f"没有名为「{args.branch}」的支部")
             branch_id = branch.id
         if args.scope == "branches":
-            table = RichTable("名次", "支部", "人数", "已完成", "参与率", "平均分", title=f"{month} 各支部测试情况")
+            table = make_table("名次", "支部", "人数", "已完成", "参与率", "平均分", title=f"{month} 各支部测试情况")
             for i, b in enumerate(branch_board(db, month), start=1):
                 table.add_row(str(i), b.name, str(b.members), str(b.finished), f"{b.participation:.0%}", f"{b.average:.1f}")
         else:
             rows = month_board(db, month, branch_id) if args.scope == "month" else total_board(db, branch_id)
             title = f"{month} 测试排行榜" if args.scope == "month" else "累计积分排行榜"
-            table = RichTable("名次", "姓名", "支部", "积分", "完成时间" if args.scope == "month" else "达到时间", title=title)
+            table = make_table("名次", "姓名", "支部", "积分", "完成时间" if args.scope == "month" else "达到时间", title=title)
             for i, r in enumerate(rows[: args.top], start=1):
                 when = r.at.astimezone(config.tz).strftime("%Y-%m-%d %H:%M") if r.at else ""
                 table.add_row(str(i), r.name, r.branch, str(r.points), when)
@@ -134,7 +133,7 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     if not entries:
         console.print("审计日志中没有" + (f"「{args.action}」的" if args.action else "") + "记录。", highlight=False)
         return 0
-    table = RichTable("时间", "操作人", "操作", "内容", title="审计日志（最新在前）")
+    table = make_table("时间", "操作人", "操作", "内容", title="审计日志（最新在前）")
     for entry in entries:
         table.add_row(entry.at.astimezone(config.tz).strftime("%Y-%m-%d %H:%M:%S"), Text(entry.actor), Text(entry.action),
                       Text(entry.detail))

@@ -197,6 +197,68 @@ class QuizConfig(_Section):
     categories: list[str] = Field(default_factory=list)
 
 
+MenuType = Literal["click", "view", "scancode_waitmsg", "scancode_push", "pic_sysphoto", "pic_photo_or_album",
+                   "pic_weixin", "location_select", "miniprogram"]
+
+
+class MenuButton(_Section):
+    """One Official Account menu button; a button with sub_button is a group (no type)."""
+
+    name: str
+    type: MenuType = "click"
+    key: str = ""  # for click and scancode_*: the key the bot receives (registered in handlers)
+    url: str = ""  # for view (and miniprogram's fallback)
+    appid: str = ""
+    pagepath: str = ""
+    sub_button: list["MenuButton"] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "MenuButton":
+        if self.sub_button:
+            if len(self.sub_button) > 5:
+                raise ValueError(f"「{self.name}」最多 5 个子菜单")
+            return self
+        if self.type == "view" and not self.url:
+            raise ValueError(f"「{self.name}」是链接菜单（view），需要填写 url")
+        if self.type != "view" and self.type != "miniprogram" and not self.key:
+            raise ValueError(f"「{self.name}」需要填写 key")
+        if len(self.key.encode()) > 128:
+            raise ValueError(f"「{self.name}」的 key 不能超过 128 字节")
+        return self
+
+
+def _default_menu() -> list[MenuButton]:
+    return [
+        MenuButton(name="答题", key="QUIZ"),
+        MenuButton(name="积分·排行", sub_button=[MenuButton(name="我的积分", key="POINTS"),
+                                                 MenuButton(name="排行榜", key="RANK")]),
+        MenuButton(name="更多", sub_button=[MenuButton(name="练习", key="PRACTICE"), MenuButton(name="错题", key="REVIEW"),
+                                           MenuButton(name="扫码签到", type="scancode_waitmsg", key="CHECKIN_SCAN"),
+                                           MenuButton(name="帮助", key="HELP")]),
+    ]
+
+
+class MenuConfig(_Section):
+    """The Official Account menu that ``branchbot menu push`` creates."""
+
+    buttons: list[MenuButton] = Field(default_factory=_default_menu)
+
+    @field_validator("buttons")
+    @classmethod
+    def _size(cls, value: list[MenuButton]) -> list[MenuButton]:
+        if not 1 <= len(value) <= 3:
+            raise ValueError("一级菜单应为 1-3 个")
+        for top in value:
+            if len(top.name.encode()) > 16:
+                raise ValueError(f"一级菜单「{top.name}」过长：最多 4 个汉字或 16 个字母")
+            for sub in top.sub_button:
+                if sub.sub_button:
+                    raise ValueError(f"「{sub.name}」：菜单最多两级")
+                if len(sub.name.encode()) > 60:
+                    raise ValueError(f"子菜单「{sub.name}」过长：最多 20 个汉字")
+        return value
+
+
 class SimulatorConfig(_Section):
     enabled: bool = False
 
@@ -210,6 +272,7 @@ class Config(_Section):
     practice: PracticeConfig = Field(default_factory=PracticeConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+    menu: MenuConfig = Field(default_factory=MenuConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     robots: RobotConfig = Field(default_factory=RobotConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)

@@ -102,6 +102,10 @@ def build_registry() -> Registry:
     bot.menu("POINTS", "积分")
     bot.menu("RANK", "排行榜")
     bot.menu("HELP", "帮助")
+    bot.menu("PRACTICE", "练习")
+    bot.menu("REVIEW", "错题")
+    # scancode_waitmsg: a member scans the meeting's QR code; without a code it asks for one
+    bot.menu("CHECKIN_SCAN", "签到")
 
     bot.unsupported = members.unsupported
     bot.fallback = quiz.stray_answer

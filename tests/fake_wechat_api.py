@@ -64,6 +64,7 @@ class FakeState:
     templates: list[dict[str, str]] = field(default_factory=list)  # template/get_all_private_template
     agents: dict[str, dict[str, Any]] = field(default_factory=dict)  # agent id → agent/get answer
     menu: dict[str, Any] | None = None  # what menu/create stored; menu/get answers 46003 while None
+    menu_raw: bytes = b""  # the last menu/create body as sent
 
 
 class FakeWeChatApi:
@@ -298,7 +299,8 @@ class FakeWeChatApi:
             return JSONResponse({"errcode": 40001, "errmsg": "invalid credential"})
         if (failing := self._failing("menu_create")) is not None:
             return failing
-        body = json.loads((await request.body()).decode("utf-8"))
+        self.state.menu_raw = await request.body()
+        body = json.loads(self.state.menu_raw.decode("utf-8"))
         buttons = body.get("button") or []
         if not 1 <= len(buttons) <= 3 or any(len(b.get("sub_button") or []) > 5 for b in buttons):
             return JSONResponse({"errcode": 40016, "errmsg": "invalid button size"})

@@ -12,6 +12,7 @@ from bot.cli.chat import cmd_chat
 from bot.cli.common import CliError, err
 from bot.cli.doctor import cmd_doctor
 from bot.cli.members import cmd_members_grant, cmd_members_import, cmd_members_list, cmd_members_revoke
+from bot.cli.menu import cmd_menu_push, cmd_menu_show
 from bot.cli.ops import cmd_calendar, cmd_db_backup, cmd_db_upgrade, cmd_jobs_list, cmd_jobs_run, cmd_outbox_run, cmd_outbox_status
 from bot.cli.quiz import cmd_quiz_import, cmd_quiz_validate
 from bot.cli.reports import cmd_audit, cmd_broadcast, cmd_export, cmd_leaderboard
@@ -128,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = db.add_parser("backup", parents=[common], help="SQLite 在线备份（服务无需停止）")
     p.add_argument("path")
     p.set_defaults(func=cmd_db_backup)
+
+    menu = sub.add_parser("menu", parents=[common], help="公众号自定义菜单").add_subparsers(dest="action", required=True)
+    p = menu.add_parser("push", parents=[common], help="按配置 [menu]（或默认菜单）设置公众号菜单")
+    p.add_argument("--dry-run", action="store_true", help="只显示将设置的菜单，不提交")
+    p.set_defaults(func=cmd_menu_push)
+    menu.add_parser("show", parents=[common], help="显示微信上现在的菜单").set_defaults(func=cmd_menu_show)
 
     p = sub.add_parser("doctor", parents=[common], help="检查配置、公众号/企业微信凭证和数据库（不会修改任何东西）")
     p.add_argument("--show-config", action="store_true", help="同时显示生效配置（密钥已隐藏）")

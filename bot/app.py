@@ -295,10 +295,12 @@ def app_from_environment() -> Starlette:
     from bot.store import create_store
 
     from bot.redact import setup_logging
+    from bot.serving import configure
     from bot.store.migrate import check
 
     config = load_config(os.environ["BRANCHBOT_CONFIG"])
     setup_logging(config, logging.INFO)
+    configure(config.server)  # this worker's connections get the configured read deadlines
     store = create_store(config.database.url)
     check(store)  # a respawned worker checks the schema as `serve` did
     return create_app(config, store, background=True)

@@ -52,6 +52,12 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64)  # serving processes (each also runs the outbox and scheduler)
+    # Slow clients: an idle kept-alive connection, a request's headers and its body get
+    # this long before the connection is closed; beyond limit_concurrency, 503.
+    keep_alive_seconds: int = Field(5, ge=1, le=300)
+    header_timeout_seconds: float = Field(10, gt=0, le=300)
+    body_timeout_seconds: float = Field(20, gt=0, le=300)
+    limit_concurrency: int = Field(1000, ge=1)
 
 
 class DatabaseConfig(_Section):

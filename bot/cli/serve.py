@@ -64,8 +64,11 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
                   + (f"，{workers} 个进程" if workers > 1 else ""))
     if config.simulator.enabled:
         console.print(f"[green]聊天模拟器：{base}/[/green]  选择一位名册成员即可开始对话")
+    from bot.serving import raise_file_limit, uvicorn_options
+
+    raise_file_limit()
     # log_config=None: uvicorn's lines go through our root handler, which hides secrets.
-    options = dict(host=config.server.host, port=config.server.port, log_level="info", access_log=False, log_config=None)
+    options = uvicorn_options(config) | {"log_config": None}
     if workers == 1:
         uvicorn.run(create_app(config, store, background=True), **options)
         return 0

@@ -260,6 +260,10 @@ def create_app(config: Config, store: Store, clock: Clock = system_clock, backgr
         Route("/healthz", healthz),
         Route("/metrics", metrics_endpoint),
     ]
+    if config.console.enabled:
+        from bot.console import console_routes
+
+        routes += console_routes(config, store, clock)
     if config.simulator.enabled:
         from bot.simulator import is_loopback, simulator_routes
 

@@ -269,6 +269,22 @@ class SimulatorConfig(_Section):
     enabled: bool = False
 
 
+class ConsoleConfig(_Section):
+    """The web console (管理后台): opened from the bot's 后台 link or WeCom OAuth2."""
+
+    enabled: bool = True
+    base_url: str = ""  # empty: http://{server.host}:{server.port}
+    session_minutes: int = Field(30, ge=5, le=480)  # idle expiry; a session never outlives 8 hours
+    oauth_authorize_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"  # 政务微信 has its own
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("base_url 应以 http:// 或 https:// 开头，如 https://dangjian.example.cn")
+        return value.rstrip("/")
+
+
 class Config(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
@@ -287,6 +303,7 @@ class Config(_Section):
     # [holidays.2027] 春节 = ["2027-02-05", "2027-02-11"]  调休 = ["2027-02-14"]
     holidays: dict[int, dict[str, list[date]]] = Field(default_factory=dict)
     meetings: list[MeetingRule] = Field(default_factory=list)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     timezone: str = "Asia/Shanghai"
 
     @field_validator("timezone")
@@ -316,6 +333,11 @@ class Config(_Section):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def console_base_url(self) -> str:
+        """Where links to the console point: console.base_url, or this server's address."""
+        return self.console.base_url or f"http://{self.server.host}:{self.server.port}"
 
 
 def _decode_env_value(raw: str) -> Any:

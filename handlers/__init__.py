@@ -8,6 +8,7 @@ from __future__ import annotations
 from bot.router import ADMINS, EVERYONE, MEMBERS, SECRETARIES, Registry
 from handlers import (
     broadcast,
+    console_link,
     contest,
     followup,
     help,
@@ -96,6 +97,10 @@ def build_registry() -> Registry:
     for photo in ("pic_sysphoto", "pic_photo_or_album", "pic_weixin"):
         bot.event(photo, members.photo_button)
     bot.event("location_select", members.location_button)
+
+    # The web console (管理后台)
+    bot.command("后台", console_link.link, roles=SECRETARIES, summary="获取管理后台登录链接（10 分钟有效）",
+                aliases=("管理后台",))
 
     # Menu buttons send these keys
     bot.menu("QUIZ", "答题")

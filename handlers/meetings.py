@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.audit import actor_of, record
 from bot.outbox.worker import create_campaign
 from bot.messages import normalise
 from bot.router import Context
+from bot.store import Member
 from bot.store.models import Dialog, Meeting, MeetingReply
-from handlers.scope import members_of, names, own_branch
+from handlers.scope import branch_members, members_of, names, own_branch
 
 DIALOG = "meeting"
 TYPES = ["支部党员大会", "支委会", "党小组会", "党课", "主题党日"]
@@ -150,16 +152,34 @@ def leave(ctx: Context) -> str:
     return f"已登记请假（{reason[:50]}）：{_when(meeting, ctx)} 的{meeting.type}。会后请及时补学会议内容。"
 
 
+@dataclass
+class MeetingRecord:
+    """Who replied what and who checked in: the branch's record of one meeting."""
+
+    members: list[Member]
+    replies: dict[int, MeetingReply]
+    going: list[Member]
+    away: list[Member]
+    silent: list[Member]
+    checked: list[Member]
+
+
+def meeting_record(db: Session, meeting: Meeting) -> MeetingRecord:
+    members = branch_members(db, [meeting.branch_id])
+    replies = {r.member_id: r for r in db.exec(select(MeetingReply).where(MeetingReply.meeting_id == meeting.id)).all()}
+    going = [m for m in members if replies.get(m.id) and replies[m.id].answer == "参加"]  # type: ignore[union-attr,index]
+    away = [m for m in members if replies.get(m.id) and replies[m.id].answer == "请假"]  # type: ignore[union-attr,index]
+    silent = [m for m in members if m not in going and m not in away]
+    checked = [m for m in members if replies.get(m.id) and replies[m.id].checked_in_at]  # type: ignore[union-attr,index]
+    return MeetingRecord(members, replies, going, away, silent, checked)  # type: ignore[arg-type]
+
+
 def report(ctx: Context) -> str:
     meeting = _current(ctx)
     if meeting is None:
         return "本支部还没有安排过会议。发送「会议」安排一次。"
-    members = members_of(ctx, [meeting.branch_id])
-    replies = {r.member_id: r for r in ctx.db.exec(select(MeetingReply).where(MeetingReply.meeting_id == meeting.id)).all()}
-    going = [m for m in members if replies.get(m.id) and replies[m.id].answer == "参加"]  # type: ignore[union-attr]
-    away = [m for m in members if replies.get(m.id) and replies[m.id].answer == "请假"]  # type: ignore[union-attr]
-    silent = [m for m in members if m not in going and m not in away]
-    checked = [m for m in members if replies.get(m.id) and replies[m.id].checked_in_at]  # type: ignore[union-attr]
+    rec = meeting_record(ctx.db, meeting)
+    members, replies, going, away, silent, checked = rec.members, rec.replies, rec.going, rec.away, rec.silent, rec.checked
     lines = [f"{meeting.type}：{_when(meeting, ctx)}，{meeting.place}", f"参加 {len(going)} 人" + (f"：{names(going)}" if going else "")]
     if away:
         lines.append(f"请假 {len(away)} 人：" + "；".join(f"{m.name}（{replies[m.id].reason}）" for m in away))  # type: ignore[index]
@@ -170,13 +190,24 @@ def report(ctx: Context) -> str:
 
 def checkin_code(ctx: Context) -> str:
     meeting = _current(ctx)
-    if meeting is None or abs(meeting.starts_at - ctx.now) > RECENT:
+    if meeting is None or not code_allowed(meeting, ctx.now):
         return "前后 3 小时内没有本支部的会议，无法生成签到码。"
-    meeting.checkin_code = f"{secrets.randbelow(10_000):04d}"
-    meeting.checkin_until = ctx.now + CODE_VALID
-    ctx.db.add(meeting)
+    issue_code(ctx.db, meeting, ctx.now)
+    assert meeting.checkin_until is not None
     until = meeting.checkin_until.astimezone(ctx.config.tz)
     return f"{meeting.type}签到码：{meeting.checkin_code}（{until:%H:%M} 前有效）。请参会同志发送「签到 {meeting.checkin_code}」。"
+
+
+def code_allowed(meeting: Meeting, now: datetime) -> bool:
+    """A check-in code is issued only within 3 hours either side of the meeting."""
+    return abs(meeting.starts_at - now) <= RECENT
+
+
+def issue_code(db: Session, meeting: Meeting, now: datetime) -> None:
+    """A fresh 4-digit code, valid for 30 minutes (chat 签到码 and the console alike)."""
+    meeting.checkin_code = f"{secrets.randbelow(10_000):04d}"
+    meeting.checkin_until = now + CODE_VALID
+    db.add(meeting)
 
 
 def check_in(ctx: Context) -> str:

@@ -6,7 +6,7 @@ the first word. Members marked 已转出 are never recipients.
 
 from __future__ import annotations
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.router import Context
 from bot.store import Branch, Member, Role
@@ -38,7 +38,12 @@ def pick_branches(ctx: Context, text: str, allow_all: bool = True) -> tuple[list
 
 
 def members_of(ctx: Context, branch_ids: list[int]) -> list[Member]:
-    return list(ctx.db.exec(active_members(Member.branch_id.in_(branch_ids))  # type: ignore[attr-defined]
+    return branch_members(ctx.db, branch_ids)
+
+
+def branch_members(db: Session, branch_ids: list[int]) -> list[Member]:
+    """The branches' active members: who a notice, a meeting or a follow-up is for."""
+    return list(db.exec(active_members(Member.branch_id.in_(branch_ids))  # type: ignore[attr-defined]
                             .order_by(Member.id)).all())
 
 

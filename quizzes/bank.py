@@ -240,7 +240,7 @@ def import_questions(db: Session, questions: list[QuestionData], progress: Progr
     for index, data in enumerate(questions, start=1):
         values = dict(kind=data.kind, stem=data.stem, options=data.options, answer=data.answer,
                       explanation=data.explanation, category=data.category, source=data.source,
-                      difficulty=data.difficulty, active=True)
+                      difficulty=data.difficulty)  # a retired question stays retired when re-imported
         current = existing.get(data.key)
         if current is None:
             question = Question(stem_key=data.key, **values)

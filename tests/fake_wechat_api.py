@@ -2,7 +2,7 @@
 
 Endpoints: OA /cgi-bin/stable_token, /cgi-bin/token, /cgi-bin/message/custom/send,
 /cgi-bin/message/template/send; WeCom /cgi-bin/gettoken, /cgi-bin/message/send (with
-its duplicate check); group robot /cgi-bin/webhook/send. What was delivered is counted
+its duplicate check), /cgi-bin/auth/getuserinfo (web login codes in ``oauth_codes``); group robot /cgi-bin/webhook/send. What was delivered is counted
 per recipient, so a test can assert "exactly once".
 
 Besides one-off faults (``inject``), a test can take the whole API down (``outage``:
@@ -65,6 +65,7 @@ class FakeState:
     agents: dict[str, dict[str, Any]] = field(default_factory=dict)  # agent id → agent/get answer
     menu: dict[str, Any] | None = None  # what menu/create stored; menu/get answers 46003 while None
     menu_raw: bytes = b""  # the last menu/create body as sent
+    oauth_codes: dict[str, str] = field(default_factory=dict)  # WeCom web-login code → userid (used once)
 
 
 class FakeWeChatApi:
@@ -84,6 +85,7 @@ class FakeWeChatApi:
             Route("/cgi-bin/agent/get", self._agent_get, methods=["GET"]),
             Route("/cgi-bin/menu/create", self._menu_create, methods=["POST"]),
             Route("/cgi-bin/menu/get", self._menu_get, methods=["GET"]),
+            Route("/cgi-bin/auth/getuserinfo", self._getuserinfo, methods=["GET"]),
             Route("/stats", self._stats, methods=["GET"]),
         ])
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
@@ -316,6 +318,16 @@ class FakeWeChatApi:
         if self.state.menu is None:
             return JSONResponse({"errcode": 46003, "errmsg": "menu no exist"})
         return JSONResponse({"menu": self.state.menu})
+    async def _getuserinfo(self, request: Request) -> Response:
+        """WeCom OAuth2: a one-time code → the member's userid (40029 for an unknown code)."""
+        self.state.calls["getuserinfo"] += 1
+        if not self._token_ok(request):
+            return JSONResponse({"errcode": 42001, "errmsg": "access_token expired"})
+        with self.state.lock:
+            userid = self.state.oauth_codes.pop(request.query_params.get("code", ""), None)
+        if userid is None:
+            return JSONResponse({"errcode": 40029, "errmsg": "invalid code"})
+        return JSONResponse({"errcode": 0, "errmsg": "ok", "userid": userid, "user_ticket": "t"})
 
     async def _stats(self, request: Request) -> Response:
         return JSONResponse({"token_fetches": dict(self.state.token_fetches), "calls": dict(self.state.calls),

@@ -138,3 +138,30 @@ def test_upgrade_from_0002_backfills_the_standings_aggregates_from_the_ledger(da
     with store.session() as db:
         assert [(r.name, r.points) for r in total_board(db)] == [("王五", 30), ("张三", 18), ("李四", 15)]
     store.dispose()
+
+
+def test_upgrade_from_0005_adds_the_console_tables_and_keeps_reports_unhandled(database_url):
+    """0006 (the web console): existing 纠错 reports survive the upgrade, unhandled."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from bot.store.migrate import _alembic
+
+    store = create_store(database_url)
+    cfg = _alembic(store)
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+    with store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO branch (name) VALUES ('第一党支部')"))
+        conn.execute(text("INSERT INTO member (name, phone, branch_id, role, subscribed, is_demo, status) "
+                          "VALUES ('张三', '13900000001', 1, '党员', true, false, '在册')"))
+        conn.execute(text("INSERT INTO question (kind, stem, stem_key, options, answer, explanation, category, source, difficulty, active) "
+                          "VALUES ('判断', '题干', 'k1', '[]', '[]', '解析', '党史', '来源', 2, true)"))
+        conn.execute(text("INSERT INTO questionreport (member_id, question_id, text, at) VALUES (1, 1, '年份有误', CURRENT_TIMESTAMP)"))
+    assert upgrade(store) == ("0005", head(store))
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT text, handled_at, handled_by FROM questionreport")).all() == [("年份有误", None, "")]
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"consolelogintoken", "consolesession", "consoleloginfailure", "consoleupload"} <= tables
+    store.dispose()

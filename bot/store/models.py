@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -331,6 +331,8 @@ class QuestionReport(SQLModel, table=True):
     question_id: int = Field(foreign_key="question.id", index=True)
     text: str = Field(max_length=500)
     at: datetime = _utc_column(index=True)
+    handled_at: datetime | None = _utc_column(nullable=True)  # marked handled in the console
+    handled_by: str = Field(default="", max_length=100)
 
 
 class Contest(SQLModel, table=True):
@@ -412,3 +414,50 @@ class BranchMonth(SQLModel, table=True):
     branch_id: int = Field(foreign_key="branch.id", primary_key=True)
     finished: int = 0
     score_sum: int = 0
+
+
+# ---------------------------------------------------------------- the web console
+
+
+class ConsoleLoginToken(SQLModel, table=True):
+    """A one-time login link from 后台: only the token's SHA-256 is stored."""
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    created_at: datetime = _utc_column()
+    expires_at: datetime = _utc_column()
+    used_at: datetime | None = _utc_column(nullable=True)
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A console session, kept server-side: the cookie holds a random id whose hash is
+    the key. Who the member is comes from here; what they may do is read from Member on
+    every request."""
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    csrf: str = Field(max_length=64)
+    via: str = Field(default="link", max_length=10)  # link / wecom
+    created_at: datetime = _utc_column()
+    last_seen_at: datetime = _utc_column()
+    ended_at: datetime | None = _utc_column(nullable=True)
+
+
+class ConsoleLoginFailure(SQLModel, table=True):
+    """An unknown, used or expired login token presented by a client (attempt limit)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    client: str = Field(max_length=64, index=True)  # a hash of the client address
+    at: datetime = _utc_column(index=True)
+
+
+class ConsoleUpload(SQLModel, table=True):
+    """A file uploaded for preview, kept until it is confirmed (or replaced) so that the
+    import runs on exactly the bytes that were previewed, on whichever process."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_hash: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=10)  # roster / questions
+    filename: str = Field(max_length=200)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = _utc_column()

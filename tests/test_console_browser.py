@@ -1,0 +1,149 @@
+"""The console in a real browser: Playwright driving Debian's chromium against a real
+server on a loopback port. A secretary sends 后台 through the webhook, opens the link,
+sees the dashboard's charts drawn (canvas pixels, not just elements), then works the
+pages. Screenshots go to test-artifacts/console/ (gitignored)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlmodel import select
+
+from bot.app import create_app
+from bot.console.dashboard import previous_months
+from bot.store import Attempt, Member, Paper, create_store
+from quizzes.points import attempt_finished
+from tests.conftest import SHANGHAI, TOKEN, load_bank, load_roster, make_config, sha1_sorted, text_xml
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "console"
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def seed_scores(store, now: datetime) -> None:
+    """Finished monthly attempts for this month and the past few, so the charts have data."""
+    with store.session() as db:
+        members = db.exec(select(Member).order_by(Member.id)).all()
+        for back, month in enumerate(reversed(previous_months(now.astimezone(SHANGHAI).strftime("%Y-%m"), 4))):
+            papers = {}
+            for i, member in enumerate(members):
+                if (i + back) % 3 == 2:
+                    continue
+                if member.branch_id not in papers:
+                    paper = Paper(branch_id=member.branch_id, month=month, question_ids=[], created_at=now)
+                    db.add(paper)
+                    db.flush()
+                    papers[member.branch_id] = paper
+                score = 40 + (i * 10 + back * 20) % 70
+                db.add(Attempt(member_id=member.id, paper_id=papers[member.branch_id].id, branch_id=member.branch_id,
+                               month=month, option_orders={}, score=score, correct=score // 10, started_at=now, finished_at=now))
+                attempt_finished(db, month, member.branch_id, score)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("console-browser")
+    port = free_port()
+    config = make_config(tmp, BRANCHBOT__SERVER__PORT=str(port), BRANCHBOT__SCHEDULER__ENABLED="false")
+    store = create_store(config.database.url)
+    store.create_all()
+    load_roster(store)
+    load_bank(store)
+    seed_scores(store, datetime.now(timezone.utc))
+    app = create_app(config, store)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started:
+        assert time.time() < deadline, "console test server did not start"
+        time.sleep(0.02)
+    yield {"base": f"http://127.0.0.1:{port}", "store": store, "config": config}
+    server.should_exit = True
+    thread.join(timeout=5)
+    store.dispose()
+
+
+def say(server, openid: str, text: str, msg_id: int) -> str:
+    """One message through the real webhook, signed as WeChat signs it."""
+    ts, nonce = str(int(time.time())), str(msg_id)
+    query = {"signature": sha1_sorted(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce, "openid": openid}
+    body = text_xml(openid, text, int(ts), msg_id)
+    response = httpx.post(f"{server['base']}/wechat", params=query, content=body.encode(), timeout=10)
+    assert response.status_code == 200
+    return re.search(r"<Content><!\[CDATA\[(.*?)\]\]></Content>", response.text, re.S).group(1)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield chromium
+        chromium.close()
+
+
+def login_link(server, openid: str, name: str, tail: str, first_id: int) -> str:
+    assert "绑定成功" in say(server, openid, f"绑定 {name} {tail}", first_id)
+    reply = say(server, openid, "后台", first_id + 1)
+    return re.search(r"http://\S+/console/login\?token=\S+", reply).group(0)
+
+
+def assert_charts_drawn(page) -> None:
+    for name in ("bars", "trend", "scores"):
+        page.wait_for_selector(f'[data-chart="{name}"][data-drawn]', timeout=15000)  # ECharts' "finished" event
+        coloured = page.evaluate("""(name) => {
+            const canvas = document.querySelector(`[data-chart="${name}"] canvas`);
+            const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+            let red = 0;
+            for (let i = 0; i < data.length; i += 4) {
+                if (data[i + 3] > 200 && data[i] > 150 && data[i + 1] < 90 && data[i + 2] < 90) red++;
+            }
+            return red;
+        }""", name)
+        assert coloured > 50, f"chart {name} drew no red pixels"
+
+
+def test_secretary_opens_the_console_from_chat_and_sees_charts(server, browser):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    link = login_link(server, "o-wang", "王书记", "0001", 900_001)
+    assert link.startswith(server["base"])
+    desktop = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = desktop.new_page()
+    page.goto(link)
+    assert page.url == f"{server['base']}/console/"
+    assert "第一党支部" in page.text_content("h1")
+    page.screenshot(path=str(SHOTS / "dashboard-1280.png"), full_page=True)
+    assert_charts_drawn(page)
+    assert "第二党支部" not in page.content()  # a secretary sees no other branch's name
+    page.screenshot(path=str(SHOTS / "dashboard-1280.png"), full_page=True)
+    # The same dashboard on a phone (375 px), in the same session.
+    phone = browser.new_context(viewport={"width": 375, "height": 760}, device_scale_factor=2, is_mobile=True,
+                                has_touch=True, locale="zh-CN", storage_state=desktop.storage_state())
+    mobile = phone.new_page()
+    mobile.goto(f"{server['base']}/console/")
+    assert_charts_drawn(mobile)
+    assert mobile.evaluate("document.documentElement.scrollWidth") <= 375  # nothing sticks out sideways
+    mobile.screenshot(path=str(SHOTS / "dashboard-375.png"), full_page=True)
+    # The link was single-use.
+    again = browser.new_page()
+    again.goto(link)
+    assert "已使用" in again.text_content("h1")
+    again.close()
+    phone.close()
+    desktop.close()

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from bot.messages import normalise
 from bot.store import Branch, Member, MemberStatus, Role
-from bot.store.members import is_active
+from bot.store.members import active_members, is_active
 from bot.tabular import RowError, cell_text, invisible, read_table, shown
 
 REQUIRED = ["姓名", "手机号", "支部", "入党日期", "角色"]
@@ -146,10 +146,12 @@ class RosterResult:
 
 
 def import_members(db: Session, members: list[MemberData], file: str, demo: bool = False,
-                   progress: Callable[[int, int], None] | None = None, mark_missing: bool = False) -> RosterResult:
+                   progress: Callable[[int, int], None] | None = None, mark_missing: bool = False,
+                   within: set[int] | None = None) -> RosterResult:
     """Upsert by phone. Conflicts with other members' WeChat ids are reported, not written.
 
-    With ``mark_missing`` (a full roster), members not in the file are marked 已转出.
+    With ``mark_missing`` (a full roster), members not in the file are marked 已转出 —
+    only those in the branches ``within``, when given (a secretary's own branch's roster).
     Demo members are left alone then: a real roster says nothing about them. A demo
     import never marks anyone, so it cannot touch real members."""
     result = RosterResult()
@@ -195,8 +197,48 @@ def import_members(db: Session, members: list[MemberData], file: str, demo: bool
     if mark_missing and not demo:
         listed = {data.phone for data in members}
         for member in by_phone.values():
+            if within is not None and member.branch_id not in within:
+                continue
             if member.phone not in listed and not member.is_demo and is_active(member):
                 member.status = MemberStatus.TRANSFERRED.value
                 db.add(member)
                 result.transferred.append(member)
     return result
+
+
+class RoleChangeError(Exception):
+    """A role change that may not be made; the message says why."""
+
+
+@dataclass
+class RoleChange:
+    who: str  # 「姓名（支部，尾号 1234）」
+    branch: str
+    before: str
+    after: str
+    other_secretaries: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def change_role(db: Session, member: Member, role: str) -> RoleChange:
+    """Grant or revoke 书记 / 管理员 (CLI and console alike). A member marked 已转出 can only
+    be made a plain 党员. The caller writes the audit line."""
+    if role not in ROLES.values():
+        raise RoleChangeError(f"「{role}」不是有效角色，应为 党员、书记 或 管理员")
+    branch = db.get(Branch, member.branch_id)
+    branch_name = branch.name if branch else ""
+    who = f"{member.name}（{branch_name}，尾号 {member.phone[-4:]}）"
+    if not is_active(member) and role != Role.MEMBER.value:
+        raise RoleChangeError(f"{who}已转出，不能授予{role}。如已转回，请先在名册中列入并导入。")
+    before = member.role
+    others: list[str] = []
+    if role == Role.SECRETARY.value and before != role:
+        others = [m.name for m in db.exec(active_members(
+            Member.branch_id == member.branch_id, Member.role == Role.SECRETARY.value, Member.id != member.id)).all()]
+    if before != role:
+        member.role = role
+        db.add(member)
+    return RoleChange(who, branch_name, before, role, others)

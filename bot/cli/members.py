@@ -13,7 +13,7 @@ from bot.audit import cli_actor, record
 from bot.cli.common import CliError, _now, _print_errors, _store, console, err, make_table, progress_bar
 from bot.config import Config
 from bot.store import Branch, Member, Role, Store
-from bot.store.members import active_members, is_active
+from bot.store.members import is_active
 
 
 def _import_roster(store: Store, path: Path, config: Config, demo: bool = False, mark_missing: bool = False) -> int:
@@ -103,28 +103,24 @@ def _find_member(db: Session, name: str, phone_tail: str | None) -> Member:
 
 
 def _change_role(config: Config, name: str, role: str, phone_tail: str | None) -> int:
+    from bot.roster import RoleChangeError, change_role
+
     store = _store(config)
     with store.session() as db:
         member = _find_member(db, name, phone_tail)
-        branch = db.get(Branch, member.branch_id)
-        branch_name = branch.name if branch else ""
-        who = f"{member.name}（{branch_name}，尾号 {member.phone[-4:]}）"
-        if not is_active(member) and role != Role.MEMBER.value:
-            raise CliError(f"{who}已转出，不能授予{role}。如已转回，请先在名册中列入并导入。")
-        if member.role == role:
-            console.print(f"{who}已是{role}，无需变更。", highlight=False, markup=False)
+        try:
+            change = change_role(db, member, role)
+        except RoleChangeError as exc:
+            raise CliError(str(exc)) from exc
+        if not change.changed:
+            console.print(f"{change.who}已是{role}，无需变更。", highlight=False, markup=False)
             return 0
-        others = []
-        if role == Role.SECRETARY.value:
-            others = [m.name for m in db.exec(active_members(
-                Member.branch_id == member.branch_id, Member.role == Role.SECRETARY.value, Member.id != member.id)).all()]
-        before, member.role = member.role, role
-        db.add(member)
-        record(db, _now(config), cli_actor(), "角色变更", f"{who}：{before} → {role}")
-    scope = {Role.SECRETARY.value: f"，可管理{branch_name}", Role.ADMIN.value: "，可查看所有支部"}.get(role, "")
-    console.print(f"已将{who}的角色由{before}改为{role}{scope}。", highlight=False, markup=False, soft_wrap=True)
-    if others:
-        console.print(f"提示：{branch_name}现有书记还有 {'、'.join(others)}。", style="yellow", highlight=False, markup=False)
+        record(db, _now(config), cli_actor(), "角色变更", f"{change.who}：{change.before} → {role}")
+    scope = {Role.SECRETARY.value: f"，可管理{change.branch}", Role.ADMIN.value: "，可查看所有支部"}.get(role, "")
+    console.print(f"已将{change.who}的角色由{change.before}改为{role}{scope}。", highlight=False, markup=False, soft_wrap=True)
+    if change.other_secretaries:
+        console.print(f"提示：{change.branch}现有书记还有 {'、'.join(change.other_secretaries)}。", style="yellow",
+                      highlight=False, markup=False)
     return 0
 
 

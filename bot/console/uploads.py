@@ -1,0 +1,63 @@
+"""Uploaded roster and question files between preview and 确认导入.
+
+The bytes are kept in the store, tied to the session that uploaded them, so the import
+that is confirmed is exactly the file that was previewed, whichever process serves the
+confirmation. The checkers read files by suffix, so a temporary copy is made for them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import delete
+from sqlmodel import select
+
+from bot.console.web import Page, Refused
+from bot.store.models import ConsoleUpload
+
+SUFFIXES = (".csv", ".xlsx")
+KEEP = timedelta(hours=1)
+
+
+def take_file(page: Page, field: str = "file") -> tuple[str, bytes]:
+    if field not in page.files or not page.files[field][1]:
+        raise Refused("请选择要上传的文件（CSV 或 XLSX）。", 400)
+    name, data = page.files[field]
+    if Path(name).suffix.lower() not in SUFFIXES:
+        raise Refused(f"「{name}」不是 CSV 或 XLSX 文件。请另存为 .csv 或 .xlsx 后上传。", 400)
+    return name, data
+
+
+def keep(page: Page, kind: str, name: str, data: bytes) -> ConsoleUpload:
+    """Store the upload for this session, replacing its earlier uploads of the same kind."""
+    owner = page.viewer.session.id_hash
+    page.db.execute(delete(ConsoleUpload).where(ConsoleUpload.session_hash == owner, ConsoleUpload.kind == kind))  # type: ignore[arg-type]
+    page.db.execute(delete(ConsoleUpload).where(ConsoleUpload.created_at < page.now - KEEP))  # type: ignore[arg-type]
+    row = ConsoleUpload(session_hash=owner, kind=kind, filename=name, content=data, created_at=page.now)
+    page.db.add(row)
+    page.db.flush()
+    return row
+
+
+def kept(page: Page, kind: str) -> ConsoleUpload:
+    raw = page.form.get("upload", "")
+    row = None
+    if raw.isdigit():
+        row = page.db.exec(select(ConsoleUpload).where(
+            ConsoleUpload.id == int(raw), ConsoleUpload.kind == kind,
+            ConsoleUpload.session_hash == page.viewer.session.id_hash)).first()
+    if row is None or row.created_at < page.now - KEEP:
+        raise Refused("找不到待导入的文件（可能已导入或超过 1 小时）。请重新上传。", 400)
+    return row
+
+
+@contextmanager
+def as_file(name: str, data: bytes) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="branchbot-upload-") as folder:
+        path = Path(folder) / ("upload" + Path(name).suffix.lower())
+        path.write_bytes(data)
+        yield path

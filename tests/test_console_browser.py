@@ -119,7 +119,7 @@ def assert_charts_drawn(page) -> None:
         assert coloured > 50, f"chart {name} drew no red pixels"
 
 
-def test_secretary_opens_the_console_from_chat_and_sees_charts(server, browser):
+def test_secretary_opens_the_console_from_chat_and_works_it(server, browser, tmp_path):
     SHOTS.mkdir(parents=True, exist_ok=True)
     link = login_link(server, "o-wang", "王书记", "0001", 900_001)
     assert link.startswith(server["base"])
@@ -146,4 +146,48 @@ def test_secretary_opens_the_console_from_chat_and_sees_charts(server, browser):
     assert "已使用" in again.text_content("h1")
     again.close()
     phone.close()
+
+    # 名册: a file with a bad row shows the error table and imports nothing; the corrected file imports.
+    head = "姓名,手机号,支部,入党日期,角色,微信OpenID,企业微信账号\n"
+    rows = ["王书记,13900000001,第一党支部,1999-07-01,书记,,wangshuji", "李明,13900000002,第一党支部,2008-06-18,党员,,liming",
+            "赵敏,13900000003,第一党支部,2012-11-08,党员,,", "钱进,13900000004,第一党支部,2016-02-29,党员,,",
+            "张伟,13900001234,第一党支部,2018-05-04,党员,,", "刘强,13933332222,第一党支部,2013-12-01,党员,,"]
+    bad = tmp_path / "名册-有错.csv"
+    bad.write_text(head + "\n".join(rows + ["新同志,1390000009,第一党支部,2020-07-01,党员,,"]) + "\n", encoding="utf-8")
+    good = tmp_path / "名册.csv"
+    good.write_text(head + "\n".join(rows + ["新同志,13900000099,第一党支部,2020-07-01,党员,,"]) + "\n", encoding="utf-8")
+    page.click("nav >> text=名册")
+    page.wait_for_selector("input[name=file]")
+    page.set_input_files("input[name=file]", str(bad))
+    page.click("button:has-text(\"检查并预览\")")
+    page.wait_for_selector("#problems")
+    assert "未导入任何内容" in page.text_content("main")
+    assert "不是 11 位手机号" in page.text_content("#problems")
+    page.screenshot(path=str(SHOTS / "roster-error-1280.png"), full_page=True)
+    with server["store"].session() as db:
+        assert db.exec(select(Member).where(Member.name == "新同志")).first() is None
+    page.click("text=返回名册")
+    page.wait_for_selector("input[name=file]")
+    page.set_input_files("input[name=file]", str(good))
+    page.click("button:has-text(\"检查并预览\")")
+    page.wait_for_selector("#preview")
+    assert "新增 1 人：新同志" in page.text_content("#preview")
+    page.click("button:has-text(\"确认导入\")")
+    page.wait_for_selector("#done")
+    assert "新增 1 人" in page.text_content("#done")
+    with server["store"].session() as db:
+        assert db.exec(select(Member).where(Member.name == "新同志")).one().status == "在册"
+
+    # 通知: compose, see the recipient count (htmx), confirm, and land on the delivery report.
+    page.click("nav >> text=通知")
+    page.wait_for_selector("textarea[name=text]")
+    page.fill("textarea[name=text]", "本周五下午三点在三楼会议室集中学习。")
+    page.click("button:has-text(\"预览收件人\")")
+    page.wait_for_selector("#notice-preview")
+    assert page.text_content("#recipient-count") == "7"
+    page.click("button:has-text(\"确认发送\")")
+    page.wait_for_selector("#report")
+    assert "共 7 人" in page.text_content("#report")
+    assert "本周五下午三点" in page.text_content("#report")
+    page.screenshot(path=str(SHOTS / "notice-report-1280.png"), full_page=True)
     desktop.close()

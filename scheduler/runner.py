@@ -14,14 +14,15 @@ still take a missed occurrence over and run it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.config import Config
 from bot.store import Store
@@ -93,18 +94,27 @@ class JobRunner:
         now = self.clock().astimezone(self.config.tz)
         return self.specs[name].trigger(self.config).get_next_fire_time(None, now)
 
-    def last_run(self, name: str) -> JobRun | None:
-        """The latest occurrence that ran (or is running), missed ones aside."""
-        with self.store.session() as db:
-            return db.exec(select(JobRun).where(JobRun.job == name, JobRun.status != MISSED)
-                           .order_by(JobRun.scheduled_for.desc())).first()  # type: ignore[attr-defined]
+    def last_run(self, name: str, db: Session | None = None) -> JobRun | None:
+        """The latest occurrence that ran (or is running), missed ones aside. Pass ``db``
+        to read inside a session already open (the console's request)."""
+        with self._session(db) as session:
+            return session.exec(select(JobRun).where(JobRun.job == name, JobRun.status != MISSED)
+                                .order_by(JobRun.scheduled_for.desc())).first()  # type: ignore[attr-defined]
 
-    def misses(self, name: str) -> tuple[int, datetime | None]:
+    def misses(self, name: str, db: Session | None = None) -> tuple[int, datetime | None]:
         """How many occurrences were recorded as missed, and the latest of them."""
-        with self.store.session() as db:
-            count, latest = db.exec(select(func.count(JobRun.id), func.max(JobRun.scheduled_for))  # type: ignore[call-overload]
-                                    .where(JobRun.job == name, JobRun.status == MISSED)).one()
+        with self._session(db) as session:
+            count, latest = session.exec(select(func.count(JobRun.id), func.max(JobRun.scheduled_for))  # type: ignore[call-overload]
+                                         .where(JobRun.job == name, JobRun.status == MISSED)).one()
         return count, latest
+
+    @contextmanager
+    def _session(self, db: Session | None) -> Iterator[Session]:
+        if db is not None:
+            yield db
+        else:
+            with self.store.session() as session:
+                yield session
 
     def run(self, name: str, scheduled_for: datetime) -> RunResult:
         """Run one occurrence, unless it already ran (here or in another process)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import case, func
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.router import Context
 from bot.store import Answer, Member, Question
@@ -19,19 +19,38 @@ def _short(text: str, size: int = 24) -> str:
     return text if len(text) <= size else text[:size] + "…"
 
 
-def hardest(ctx: Context) -> str:
-    rate = func.avg(case((Answer.is_correct == True, 1.0), else_=0.0))  # noqa: E712
-    rows = ctx.db.exec(
-        select(Answer.question_id, func.count(Answer.id), rate, func.avg(Answer.seconds_taken))
-        .group_by(Answer.question_id).having(func.count(Answer.id) >= MIN_ANSWERS).order_by(rate, func.count(Answer.id).desc()).limit(10)
+CORRECT_RATE = func.avg(case((Answer.is_correct == True, 1.0), else_=0.0))  # noqa: E712
+
+
+def hardest_questions(db: Session, limit: int = 10) -> list[tuple[int, int, float, float]]:
+    """(question id, answers, correct rate, average seconds), lowest correct rate first,
+    among questions answered at least MIN_ANSWERS times (题目统计 and the console alike)."""
+    rows = db.exec(
+        select(Answer.question_id, func.count(Answer.id), CORRECT_RATE, func.avg(Answer.seconds_taken))
+        .group_by(Answer.question_id).having(func.count(Answer.id) >= MIN_ANSWERS)
+        .order_by(CORRECT_RATE, func.count(Answer.id).desc()).limit(limit)
     ).all()
+    return [(qid, count, float(rate), float(seconds or 0)) for qid, count, rate, seconds in rows]
+
+
+def answer_stats(db: Session, question_ids: list[int]) -> dict[int, tuple[int, float]]:
+    """question id → (times answered, correct rate), in every mode."""
+    if not question_ids:
+        return {}
+    rows = db.exec(select(Answer.question_id, func.count(Answer.id), CORRECT_RATE)
+                   .where(Answer.question_id.in_(question_ids)).group_by(Answer.question_id)).all()  # type: ignore[attr-defined]
+    return {qid: (count, float(rate)) for qid, count, rate in rows}
+
+
+def hardest(ctx: Context) -> str:
+    rows = hardest_questions(ctx.db)
     if not rows:
         return f"答题数据还不够：每道题至少被回答 {MIN_ANSWERS} 次后才参与统计。"
     lines = ["最难的 10 道题（按正确率从低到高）："]
     for i, (qid, count, correct, seconds) in enumerate(rows, start=1):
         question = ctx.db.get(Question, qid)
-        lines.append(f"{i}. #{qid} {_short(question.stem if question else '')}：正确率 {float(correct):.0%}，"
-                     f"作答 {count} 次，平均用时 {float(seconds or 0):.0f} 秒")
+        lines.append(f"{i}. #{qid} {_short(question.stem if question else '')}：正确率 {correct:.0%}，"
+                     f"作答 {count} 次，平均用时 {seconds:.0f} 秒")
     return "\n".join(lines)
 
 

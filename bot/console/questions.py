@@ -1,0 +1,168 @@
+"""/console/questions 题库 (admins: the bank is shared by every branch): browse, search
+and filter with each question's correct rate and times asked; upload a question file →
+the CLI's checks → preview → 确认导入; retire and restore (a retired question is never
+drawn again, and its history stays); the 纠错 queue; the hardest questions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import or_
+from sqlmodel import select
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bot.audit import record
+from bot.console.uploads import as_file, keep, kept, take_file
+from bot.console.web import Console, Page, Refused, redirect
+from bot.store import Member, Question
+from bot.store.models import QuestionReport
+from bot.tabular import FileProblem
+from handlers.questions import MIN_ANSWERS, answer_stats, hardest_questions
+from quizzes.bank import check_file, import_questions
+
+PER_PAGE = 50
+KINDS = ["单选", "多选", "判断"]
+
+
+@dataclass
+class Problem:
+    row: int | str
+    column: str
+    message: str
+
+
+@dataclass
+class Checked:
+    problems: list[Problem] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    updated: int = 0
+    unchanged: int = 0
+    count: int = 0
+
+
+def _letter(index: int) -> str:
+    return "ABCDEF"[index] if index < 6 else str(index + 1)
+
+
+def view(page: Page) -> Response:
+    query = select(Question)
+    text = page.arg("q")
+    if text.lstrip("#").isdigit() and len(text) < 12:
+        query = query.where(Question.id == int(text.lstrip("#")))
+    elif text:
+        query = query.where(or_(Question.stem.contains(text), Question.source.contains(text)))  # type: ignore[attr-defined]
+    if (category := page.arg("category")):
+        query = query.where(Question.category == category)
+    if (kind := page.arg("kind")) in KINDS:
+        query = query.where(Question.kind == kind)
+    status = page.arg("status")
+    if status == "active":
+        query = query.where(Question.active == True)  # noqa: E712
+    elif status == "retired":
+        query = query.where(Question.active == False)  # noqa: E712
+    number = int(page.arg("page")) if page.arg("page").isdigit() and len(page.arg("page")) < 6 else 1
+    number = max(number, 1)
+    questions = page.db.exec(query.order_by(Question.id).offset((number - 1) * PER_PAGE).limit(PER_PAGE + 1)).all()
+    stats = answer_stats(page.db, [q.id for q in questions if q.id is not None])
+    categories = sorted(set(page.db.exec(select(Question.category)).all()))
+    reports = page.db.exec(select(QuestionReport, Member.name, Question.stem)
+                           .join(Member, Member.id == QuestionReport.member_id)
+                           .join(Question, Question.id == QuestionReport.question_id)
+                           .order_by(QuestionReport.handled_at.is_not(None), QuestionReport.id.desc()).limit(50)).all()  # type: ignore[union-attr]
+    hardest = [(page.db.get(Question, qid), count, rate, seconds) for qid, count, rate, seconds in hardest_questions(page.db)]
+    return page.render("questions.html", title="题库", questions=questions[:PER_PAGE], more=len(questions) > PER_PAGE,
+                       page_no=number, stats=stats, categories=categories, kinds=KINDS, filters=dict(page.query),
+                       reports=reports, hardest=hardest, min_answers=MIN_ANSWERS, letter=_letter, done=page.arg("done"))
+
+
+def _check(page: Page, name: str, data: bytes) -> tuple[Checked, list]:
+    out = Checked()
+    with as_file(name, data) as path:
+        try:
+            checked = check_file(path)
+        except FileProblem as problem:
+            out.problems.append(Problem("", "", str(problem).replace(path.name, name)))
+            return out, []
+    out.problems += [Problem(e.row, f"{e.letter} 列「{e.column}」" if e.letter else e.column, e.message) for e in checked.errors]
+    if not out.problems and not checked.questions:
+        out.problems.append(Problem("", "", f"{name} 没有任何题目行。"))
+    if out.problems:
+        return out, []
+    savepoint = page.db.begin_nested()
+    try:
+        known = set(page.db.exec(select(Question.stem_key)).all())
+        result = import_questions(page.db, checked.questions)
+        out.added = [q.stem[:40] for q in checked.questions if q.key not in known]
+        out.updated, out.unchanged = result.updated, result.unchanged
+    finally:
+        savepoint.rollback()
+    out.count = len(checked.questions)
+    return out, checked.questions
+
+
+def upload(page: Page) -> Response:
+    name, data = take_file(page)
+    checked, _ = _check(page, name, data)
+    if checked.problems:
+        return page.render("questions_upload.html", title="题库导入", status=422, name=name, checked=checked)
+    row = keep(page, "questions", name, data)
+    return page.render("questions_upload.html", title="题库导入", name=name, checked=checked, upload=row.id)
+
+
+def confirm(page: Page) -> Response:
+    row = kept(page, "questions")
+    checked, questions = _check(page, row.filename, row.content)
+    if checked.problems:
+        return page.render("questions_upload.html", title="题库导入", status=422, name=row.filename, checked=checked)
+    result = import_questions(page.db, questions)
+    summary = f"新增 {result.added} 题，更新 {result.updated} 题，无变化 {result.unchanged} 题"
+    record(page.db, page.now, page.viewer.actor, "导入题库", f"{row.filename}：{summary}")
+    page.db.delete(row)
+    return page.render("questions_upload.html", title="题库导入", name=row.filename, checked=checked, summary=summary)
+
+
+def _question(page: Page) -> Question:
+    question = page.db.get(Question, page.int_path("question_id"))
+    if question is None:
+        raise Refused("题库中没有这道题。", 404)
+    return question
+
+
+def _set_active(page: Page, active: bool) -> Response:
+    question = _question(page)
+    if question.active != active:
+        question.active = active
+        page.db.add(question)
+        record(page.db, page.now, page.viewer.actor, "恢复题目" if active else "停用题目", f"#{question.id} {question.stem[:60]}")
+    return redirect("/console/questions", q=f"#{question.id}", done="restored" if active else "retired")
+
+
+def retire(page: Page) -> Response:
+    return _set_active(page, False)
+
+
+def restore(page: Page) -> Response:
+    return _set_active(page, True)
+
+
+def handled(page: Page) -> Response:
+    item = page.db.get(QuestionReport, page.int_path("report_id"))
+    if item is None:
+        raise Refused("没有这条纠错反馈。", 404)
+    if item.handled_at is None:
+        item.handled_at, item.handled_by = page.now, page.viewer.actor[:100]
+        page.db.add(item)
+        record(page.db, page.now, page.viewer.actor, "纠错已处理", f"反馈 #{item.id}（题目 #{item.question_id}）：{item.text[:100]}")
+    return redirect("/console/questions", done="handled")
+
+
+def routes(console: Console) -> list[Route]:
+    return [
+        console.route("/console/questions", view, admin=True),
+        console.route("/console/questions/upload", upload, methods=("POST",), admin=True),
+        console.route("/console/questions/confirm", confirm, methods=("POST",), admin=True),
+        console.route("/console/questions/{question_id}/retire", retire, methods=("POST",), admin=True),
+        console.route("/console/questions/{question_id}/restore", restore, methods=("POST",), admin=True),
+        console.route("/console/questions/reports/{report_id}/handled", handled, methods=("POST",), admin=True),
+    ]

@@ -18,7 +18,7 @@ from bot.store import Store
 
 
 def console_routes(config: Config, store: Store, clock: Callable[[], datetime]) -> list[BaseRoute]:
-    from bot.console import dashboard
+    from bot.console import audit, calendar, dashboard, exports, meetings, members, notices, questions
     from bot.console.login import login_routes
     from bot.console.web import HERE, Console
 
@@ -28,19 +28,6 @@ def console_routes(config: Config, store: Store, clock: Callable[[], datetime]) 
         *login_routes(console),
         console.route("/console/", dashboard.view),
     ]
-    for module in _pages():
-        routes += module.routes(console)
+    for page in (members, questions, notices, meetings, exports, calendar, audit):
+        routes += page.routes(console)
     return routes
-
-
-def _pages() -> list:
-    import importlib
-
-    found = []
-    for name in ("members", "questions", "notices", "meetings", "exports", "calendar", "audit"):
-        try:
-            found.append(importlib.import_module(f"bot.console.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"bot.console.{name}":
-                raise
-    return found

@@ -21,7 +21,7 @@ from bot.tabular import FileProblem
 from handlers.questions import MIN_ANSWERS, answer_stats, hardest_questions
 from quizzes.bank import check_file, import_questions
 
-PER_PAGE = 50
+PER_PAGE = 30
 KINDS = ["单选", "多选", "判断"]
 
 

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from bot.console.auth import MAX_FAILURES, digest
-from bot.store.models import AuditEntry, ConsoleLoginToken, ConsoleSession
+from bot.store.models import AuditEntry, ConsoleLoginFailure, ConsoleLoginToken, ConsoleSession
 from tests.conftest import CORP_ID, build_env
 from tests.console_util import client_for, csrf_of, link_token, member_named, set_member
 from tests.fake_wechat_api import FakeWeChatApi
@@ -181,4 +181,9 @@ def test_wecom_oauth_login_against_the_fake_api(tmp_path, clock):
             refused = other.get(f"/console/oauth/callback?code=code-2&state={state}", follow_redirects=False)
             assert refused.status_code == 403 and "没有权限" in refused.text
             assert other.get("/console/", follow_redirects=False).status_code == 303
+            # A code WeCom never issued is refused and counts against the attempt limit.
+            unknown = other.get(f"/console/oauth/callback?code=forged&state={state}", follow_redirects=False)
+            assert unknown.status_code == 400 and "branchbot_console=" not in unknown.headers.get("set-cookie", "")
+            with env.store.session() as db:
+                assert len(db.exec(select(ConsoleLoginFailure)).all()) == 1
         env.store.dispose()

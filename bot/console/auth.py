@@ -68,7 +68,8 @@ def _failures(db: Session, client: str, now: datetime) -> int:
         ConsoleLoginFailure.client == client, ConsoleLoginFailure.at > now - FAILURE_WINDOW)).one()
 
 
-def _fail(db: Session, client: str, now: datetime) -> None:
+def record_failure(db: Session, client: str, now: datetime) -> None:
+    """Count a failed login (a bad token, or a WeCom code WeChat did not accept)."""
     db.add(ConsoleLoginFailure(client=client, at=now))
     db.execute(delete(ConsoleLoginFailure).where(ConsoleLoginFailure.at < now - timedelta(days=1)))  # type: ignore[arg-type]
 
@@ -87,13 +88,13 @@ def redeem_link(db: Session, raw: str, client: str, now: datetime) -> Member:
     check_attempts(db, client, now)
     token = db.get(ConsoleLoginToken, digest(raw)) if 20 <= len(raw) <= 100 else None
     if token is None:
-        _fail(db, client, now)
+        record_failure(db, client, now)
         raise LoginRefused("登录链接无效", "这个链接不存在或不完整。" + AGAIN)
     if token.used_at is not None:
-        _fail(db, client, now)
+        record_failure(db, client, now)
         raise LoginRefused("登录链接已使用", "每个登录链接只能使用一次。" + AGAIN)
     if token.expires_at <= now:
-        _fail(db, client, now)
+        record_failure(db, client, now)
         raise LoginRefused("登录链接已过期", "登录链接的有效期为 10 分钟。" + AGAIN)
     token.used_at = now
     db.add(token)

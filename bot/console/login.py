@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from bot.audit import actor_of, record
-from bot.console.auth import LoginRefused, check_attempts, client_key, may_use, open_session, redeem_link
+from bot.console.auth import LoginRefused, check_attempts, client_key, may_use, open_session, record_failure, redeem_link
 from bot.console.web import COOKIE, Console, Page, message_page, redirect, secure_cookie, set_session_cookie
 from bot.outbox.senders import PlatformError, TransportError, WecomApp, checked
 from bot.outbox.tokens import TokenStore
@@ -114,7 +114,11 @@ def login_routes(console: Console) -> list[Route]:
             return message_page(request, "登录未完成", "企业微信登录请求已失效，请重新打开管理后台。", 400, login_hint=True)
         try:
             userid = wecom.userid(code)
-        except (PlatformError, TransportError):
+        except PlatformError:  # e.g. 40029, a code WeCom did not issue: counts against the limit
+            with console.store.session() as db:
+                record_failure(db, client, now)
+            return message_page(request, "登录未完成", "企业微信未确认您的身份，请重新打开管理后台。", 400, login_hint=True)
+        except TransportError:
             return message_page(request, "登录未完成", "暂时无法向企业微信确认身份，请稍后重试。" + ASK_AGAIN, 502, login_hint=True)
         with console.store.session() as db:
             member = lookups.member_by(db, "wecom", userid) if userid else None

@@ -9,7 +9,7 @@ import re
 from sqlmodel import select
 
 from bot.outbox.worker import create_campaign
-from bot.store import Attempt, Member, Paper
+from bot.store import Attempt, Paper
 from bot.store.models import Delivery
 from quizzes.points import attempt_finished
 from tests.console_util import client_for, member_named

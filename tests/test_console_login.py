@@ -6,13 +6,12 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlparse
 
-import pytest
 from sqlmodel import select
 
 from bot.console.auth import MAX_FAILURES, digest
 from bot.store.models import AuditEntry, ConsoleLoginFailure, ConsoleLoginToken, ConsoleSession
 from tests.conftest import CORP_ID, build_env
-from tests.console_util import client_for, csrf_of, link_token, member_named, set_member
+from tests.console_util import client_for, csrf_of, link_token, set_member
 from tests.fake_wechat_api import FakeWeChatApi
 
 

@@ -101,7 +101,7 @@ def _check(page: Page, name: str, data: bytes, mark_missing: bool) -> Checked:
             if row.branch != own:
                 out.problems.append(Problem(row.row, "支部", f"「{row.branch}」不是本支部：书记只能导入{own}的名册"))
             elif row.phone in elsewhere:
-                out.problems.append(Problem(row.row, "手机号", f"该手机号属于其他支部的成员，转入本支部请联系管理员"))
+                out.problems.append(Problem(row.row, "手机号", "该手机号属于其他支部的成员，转入本支部请联系管理员"))
             elif row.role == Role.ADMIN.value:
                 out.problems.append(Problem(row.row, "角色", "书记不能在名册中设置管理员，请联系管理员"))
         if out.problems:

@@ -64,6 +64,8 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
                   + (f"，{workers} 个进程" if workers > 1 else ""))
     if config.simulator.enabled:
         console.print(f"[green]聊天模拟器：{base}/[/green]  选择一位名册成员即可开始对话")
+    if config.console.enabled:
+        console.print(f"管理后台：{config.console_base_url}/console/  （书记或管理员向机器人发送「后台」获取登录链接）")
     from bot.serving import raise_file_limit, uvicorn_options
 
     raise_file_limit()

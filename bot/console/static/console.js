@@ -42,7 +42,7 @@
       return {
         color: [RED],
         tooltip: { trigger: "axis" },
-        grid: { left: 8, right: 20, top: 34, bottom: 8, containLabel: true },
+        grid: { left: 8, right: 30, top: 34, bottom: 8, containLabel: true },
         xAxis: { type: "category", data: d.scores, name: "分" },
         yAxis: { type: "value", minInterval: 1, name: "人" },
         series: [{ type: "bar", data: d.counts, label: { show: true, position: "top" } }]

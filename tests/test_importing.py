@@ -213,3 +213,35 @@ def test_options_and_answer_on_the_stem_line_and_answer_explanations(tmp_path):
     assert [o["text"] for o in questions[0].options] == ["1934年", "1935年", "1936年", "1937年"]
     assert questions[0].explanation == "遵义会议于1935年1月召开。"
     assert questions[1].explanation == "1949年3月在河北平山县西柏坡召开。"
+
+
+def test_a_question_imported_without_explanation_shows_no_explanation_line_in_chat(tmp_path, clock, database_url):
+    """Through the webhook: 答题 on a paper of a branch's own Word questions, one with 解析
+    and one without."""
+    from quizzes.bank import import_questions
+    from tests.conftest import build_env, correct_letters
+
+    path = docx(tmp_path / "own.docx", [
+        "1. 本支部自编题：主题党日一般每月开展几次？", "A. 1次 B. 2次 C. 3次", "答案：A", "解析：每月相对固定1天。",
+        "2. 本支部自编题：党小组会一般每月召开几次？", "A. 1次 B. 2次 C. 4次", "答案：A",
+    ])
+    questions, problems = parse_question_file(path, source=SOURCE, category="党纪")
+    assert problems == []
+    env = build_env(tmp_path, clock, bank=None, database_url=database_url)
+    try:
+        with env.store.session() as db:
+            import_questions(db, questions)
+        user = env.wechat("o-li")
+        assert "绑定成功" in user.say("绑定 李明 0002")
+        reply = user.say("答题")
+        feedbacks = {}
+        for _ in range(2):
+            stem = next(line for line in reply.split("\n\n")[-1].splitlines() if line.startswith("本支部自编题"))
+            reply = user.say(correct_letters(env.store, reply))
+            feedbacks[stem] = reply.split("\n\n")[0]
+        with_explanation = feedbacks["本支部自编题：主题党日一般每月开展几次？"]
+        without = feedbacks["本支部自编题：党小组会一般每月召开几次？"]
+        assert "解析：每月相对固定1天。" in with_explanation
+        assert without.startswith("✅ 回答正确！") and "解析" not in without and f"来源：{SOURCE}" in without
+    finally:
+        env.store.dispose()

@@ -204,6 +204,9 @@ def test_nginx_site_serves_the_callbacks_over_tls_and_hides_the_rest(tmp_path):
         answer = https.get("/wechat", params=query)
         assert (answer.status_code, answer.text) == (200, "hello-wechat")
         assert https.get("/healthz").status_code == 200  # from loopback
+        console = https.get("/console/welcome")
+        assert console.status_code == 200 and "管理后台" in console.text
+        assert https.get("/console/static/htmx.min.js").status_code == 200
         for private in ("/", "/metrics", "/simulator/api/members"):
             assert https.get(private).status_code == 404, private
         assert https.post("/wechat", params=query, content=b"x" * 70_000).status_code == 413  # client_max_body_size

@@ -24,6 +24,10 @@ install-test: $(VENV)/.installed-test
 
 run: install
 	$(BIN)/branchbot init --demo --config $(CONFIG)
+	@echo ""
+	@echo "命令行工具 branchbot 在 $(BIN)/ 中：另开一个终端，在本目录运行 $(BIN)/branchbot --help，"
+	@echo "或先运行 source $(BIN)/activate，之后直接用 branchbot …（如 branchbot members list）。"
+	@echo ""
 	$(BIN)/branchbot serve --config $(CONFIG)
 
 test: install-test

@@ -378,14 +378,39 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+_ERROR_TEXT: dict[str, str] = {
+    "extra_forbidden": "未知的配置项",
+    "missing": "缺少此项",
+    "int_parsing": "应为整数", "int_type": "应为整数", "int_from_float": "应为整数",
+    "float_parsing": "应为数字", "float_type": "应为数字",
+    "bool_parsing": "应为 true 或 false", "bool_type": "应为 true 或 false",
+    "string_type": "应为文本（TOML 中加引号）",
+    "dict_type": "应为表，如 [section] 或 {{ key = value }}",
+    "list_type": "应为列表，如 [\"a\", \"b\"]",
+    "date_parsing": "应为日期，如 2027-02-05", "date_from_datetime_parsing": "应为日期，如 2027-02-05", "date_type": "应为日期，如 2027-02-05",
+    "greater_than_equal": "应不小于 {ge}", "greater_than": "应大于 {gt}",
+    "less_than_equal": "应不大于 {le}", "less_than": "应小于 {lt}",
+    "literal_error": "应为以下之一：{expected}",
+}
+
+
+def _error_text(err: Any) -> str:
+    """pydantic's message in Chinese (ours are Chinese already; unknown kinds keep English)."""
+    template = _ERROR_TEXT.get(err["type"])
+    if template is None:
+        return str(err["msg"]).removeprefix("Value error, ")
+    ctx = {k: str(v).replace("' or '", "'、'").replace("', '", "'、'") for k, v in (err.get("ctx") or {}).items()}
+    try:
+        return template.format(**ctx)
+    except (KeyError, IndexError):
+        return str(err["msg"])
+
+
 def _format_errors(exc: ValidationError, origin: str) -> str:
     lines = [f"配置有误（{origin}）："]
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(顶层)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "未知的配置项"
-        lines.append(f"  {key}: {msg}")
+        lines.append(f"  {key}：{_error_text(err)}")
     return "\n".join(lines)
 
 

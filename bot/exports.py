@@ -33,7 +33,7 @@ CHANNELS = {"wecom": "企业微信", "wechat_kf": "公众号客服消息", "wech
             "robot": "群机器人", "inbox": "未读通知", "demo": "演示模拟器"}
 CAMPAIGN_KINDS = {"monthly_quiz": "月度测试", "quiz_reminder": "月底催答", "nudge": "催办", "holiday": "廉洁过节",
                   "birthday": "政治生日", "birthday_digest": "本月政治生日", "meeting": "会议通知", "broadcast": "支部通知",
-                  "reply": "延迟回复"}
+                  "reply": "延迟回复", "integrity": "每月廉政提醒", "contest": "抢答赛", "meeting_reminder": "会议提醒"}
 
 WIDTH_CAP = 50
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"

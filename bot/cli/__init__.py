@@ -14,6 +14,7 @@ from bot.cli.doctor import cmd_doctor
 from bot.cli.members import cmd_members_grant, cmd_members_import, cmd_members_list, cmd_members_revoke
 from bot.cli.menu import cmd_menu_push, cmd_menu_show
 from bot.cli.ops import cmd_calendar, cmd_db_backup, cmd_db_upgrade, cmd_jobs_list, cmd_jobs_run, cmd_outbox_run, cmd_outbox_status
+from bot.cli.parsing import EXPORT_KINDS, SCOPES, ChineseArgumentParser, aliases, positive_int, year
 from bot.cli.quiz import cmd_quiz_import, cmd_quiz_validate
 from bot.cli.reports import cmd_audit, cmd_broadcast, cmd_export, cmd_leaderboard
 from bot.cli.serve import cmd_init, cmd_serve
@@ -28,9 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     # --config may come before or after the subcommand. The subcommands' copy defaults to
     # SUPPRESS so that, when absent there, it does not overwrite the value given before.
     config_help = "配置文件（默认 config.toml 或 $BRANCHBOT_CONFIG）"
-    parser = argparse.ArgumentParser(prog="branchbot", description="党支部学习助手")
+    parser = ChineseArgumentParser(prog="branchbot", description="党支部学习助手")
     parser.add_argument("--config", metavar="PATH", default=None, help=config_help)
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False)  # only a source of the shared option
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="同时导入演示名册")
     p.set_defaults(func=cmd_init)
     p = sub.add_parser("serve", parents=[common], help="启动服务")
-    p.add_argument("--workers", type=int, metavar="N", help="服务进程数（默认 server.workers，即 1）")
+    p.add_argument("--workers", type=positive_int, metavar="N", help="服务进程数（默认 server.workers，即 1）")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("chat", parents=[common], help="在终端里以名册成员身份对话")
     p.add_argument("--as", dest="as_name", required=True, metavar="NAME")
@@ -78,10 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_quiz_validate)
 
     p = sub.add_parser("leaderboard", parents=[common], help="排行榜")
-    p.add_argument("--scope", choices=["month", "total", "branches"], default="month")
+    p.add_argument("--scope", type=aliases("scope", SCOPES, "本月、总、支部"), default="month", metavar="本月|总|支部",
+                   help="本月（默认）、总（累计积分）或 支部（各支部参与率）；也接受 month / total / branches")
     p.add_argument("--month", help="YYYY-MM，默认本月")
     p.add_argument("--branch", help="只看某个支部")
-    p.add_argument("--top", type=int, default=20)
+    p.add_argument("--top", type=positive_int, default=20, help="显示前几名（默认 20）")
     p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("broadcast", parents=[common], help="向一个支部或全部支部发通知（经推送队列）")
@@ -91,16 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="不再询问，直接发送")
     p.set_defaults(func=cmd_broadcast)
 
-    p = sub.add_parser("export", parents=[common], help="导出 Excel：scores 成绩、participation 参与率、attendance 考勤、deliveries 推送")
-    p.add_argument("kind", metavar="KIND", choices=["scores", "participation", "attendance", "deliveries"],
-                   help="scores / participation / attendance / deliveries")
+    p = sub.add_parser("export", parents=[common], help="导出 Excel：成绩、参与率、考勤 或 推送")
+    p.add_argument("kind", metavar="类型", type=aliases("kind", EXPORT_KINDS, "成绩、参与率、考勤、推送"),
+                   help="成绩、参与率、考勤 或 推送（也接受 scores / participation / attendance / deliveries）")
     p.add_argument("--month", help="YYYY-MM，默认本月")
     p.add_argument("-o", "--output", required=True, metavar="FILE.xlsx")
     p.add_argument("--branch", help="只导出某个支部")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("audit", parents=[common], help="审计日志：导入、导出、角色变更、通知等")
-    p.add_argument("--limit", type=int, default=50, help="显示条数（默认 50）")
+    p.add_argument("--limit", type=positive_int, default=50, help="显示条数（默认 50）")
     p.add_argument("--action", help="只看某类操作，如 导出、角色变更、导入名册")
     p.set_defaults(func=cmd_audit)
 
@@ -121,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_jobs_run)
 
     p = sub.add_parser("calendar", parents=[common], help="某年的节日与廉洁过节提醒计划")
-    p.add_argument("year", type=int)
+    p.add_argument("year", type=year, metavar="年份", help="如 2027")
     p.set_defaults(func=cmd_calendar)
 
     db = sub.add_parser("db", parents=[common], help="数据库").add_subparsers(dest="action", required=True)

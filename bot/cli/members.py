@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from rich.markup import escape
+from rich.text import Text
 from sqlmodel import Session, select
 
 from bot.audit import cli_actor, record
@@ -60,7 +61,9 @@ def cmd_members_import(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_members_list(args: argparse.Namespace, config: Config) -> int:
     store = _store(config)
-    table = make_table("支部", "姓名", "手机号", "角色", "状态", "入党日期", "微信", "企业微信", title="支部名册")
+    table = make_table("支部", "姓名", "手机号", "角色", "状态", "入党日期", "绑定", title="支部名册")
+    for column in (2, 5):  # the phone and the date keep one line; names and branches wrap instead
+        table.columns[column].no_wrap = True
     with store.session() as db:
         branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
         query = select(Member).order_by(Member.branch_id, Member.id)
@@ -74,8 +77,9 @@ def cmd_members_list(args: argparse.Namespace, config: Config) -> int:
         transferred += not is_active(m)
         name = m.name + (" [演示]" if m.is_demo else "")
         status = m.status if is_active(m) else f"[yellow]{m.status}[/yellow]"
+        bound = "、".join((["微信"] if m.openid else []) + ([f"企业微信 {m.wecom_userid}"] if m.wecom_userid else []))
         table.add_row(branch, name, m.phone[:3] + "****" + m.phone[-4:], m.role, status, str(m.joined_on or ""),
-                      "已绑定" if m.openid else "未绑定", m.wecom_userid or "", )
+                      Text(bound or "未绑定"))
     console.print(table)
     console.print(f"共 {shown} 人" + (f"（其中已转出 {transferred} 人）" if transferred else ""))
     return 0

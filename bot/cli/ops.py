@@ -11,7 +11,8 @@ from sqlmodel import select
 
 from bot.cli.common import CliError, _now, _store, console, make_table
 from bot.config import Config
-from bot.errcodes import ERRCODE_TEXT
+from bot.errcodes import ERRCODE_TEXT, errcode_reason
+from bot.exports import CAMPAIGN_KINDS
 
 
 def cmd_outbox_run(args: argparse.Namespace, config: Config) -> int:
@@ -26,6 +27,25 @@ def cmd_outbox_run(args: argparse.Namespace, config: Config) -> int:
     return cmd_outbox_status(argparse.Namespace(campaign=None), config)
 
 
+def delivery_counts(counts: dict[str, int]) -> str:
+    """"已发 8，失败 2"; only the statuses that occur."""
+    parts = [("待发", counts.get("pending", 0) + counts.get("sending", 0)), ("已发", counts.get("sent", 0)),
+             ("失败", counts.get("failed", 0)), ("待阅", counts.get("inbox", 0)), ("跳过", counts.get("skipped", 0))]
+    return "，".join(f"{label} {n}" for label, n in parts if n) or "无收件人"
+
+
+def failure_reasons(rows: list[tuple[int | None, str | None, int]]) -> str:
+    """Failed deliveries by reason, most frequent first, in Chinese (never "None")."""
+    merged: dict[str, int] = {}
+    for errcode, errmsg, n in rows:
+        if errcode is not None and errcode in ERRCODE_TEXT:
+            reason = f"{errcode} {ERRCODE_TEXT[errcode]}"
+        else:
+            reason = errcode_reason(errcode, errmsg or "") or "原因未记录"
+        merged[reason] = merged.get(reason, 0) + n
+    return "；".join(f"{reason}（{n} 人）" for reason, n in sorted(merged.items(), key=lambda kv: -kv[1]))
+
+
 def cmd_outbox_status(args: argparse.Namespace, config: Config) -> int:
     from sqlalchemy import func
 
@@ -37,17 +57,19 @@ def cmd_outbox_status(args: argparse.Namespace, config: Config) -> int:
         campaigns = [db.get(Campaign, args.campaign)] if args.campaign else db.exec(query.limit(20)).all()
         if args.campaign and campaigns[0] is None:
             raise CliError(f"没有编号为 {args.campaign} 的推送")
-        table = make_table("编号", "类型", "标题", "创建时间", "待发", "已发", "失败", "跳过", "待阅", "失败原因", title="推送状态")
+        table = make_table("编号", "类型", "标题", "创建时间", "结果", "失败原因", title="推送状态")
         for campaign in campaigns:
             counts = dict(db.exec(select(Delivery.status, func.count(Delivery.id)).where(Delivery.campaign_id == campaign.id)
                                   .group_by(Delivery.status)).all())
-            reasons = db.exec(select(Delivery.errcode, func.count(Delivery.id)).where(
-                Delivery.campaign_id == campaign.id, Delivery.status == "failed").group_by(Delivery.errcode)).all()
-            why = "，".join(f"{ERRCODE_TEXT.get(code, code)}×{n}" for code, n in reasons)
-            table.add_row(str(campaign.id), campaign.kind, campaign.title or campaign.text[:16],
-                          campaign.created_at.astimezone(config.tz).strftime("%m-%d %H:%M"),
-                          str(counts.get("pending", 0) + counts.get("sending", 0)), str(counts.get("sent", 0)),
-                          str(counts.get("failed", 0)), str(counts.get("skipped", 0)), str(counts.get("inbox", 0)), why)
+            reasons = db.exec(select(Delivery.errcode, Delivery.errmsg, func.count(Delivery.id)).where(
+                Delivery.campaign_id == campaign.id, Delivery.status == "failed")
+                .group_by(Delivery.errcode, Delivery.errmsg)).all()
+            table.add_row(str(campaign.id), CAMPAIGN_KINDS.get(campaign.kind, campaign.kind), campaign.title or campaign.text[:16],
+                          campaign.created_at.astimezone(config.tz).strftime("%m-%d %H:%M"), delivery_counts(counts),
+                          failure_reasons(reasons))
+        if not campaigns:
+            console.print("还没有任何推送。")
+            return 0
     console.print(table)
     return 0
 
@@ -57,6 +79,8 @@ def cmd_jobs_list(args: argparse.Namespace, config: Config) -> int:
 
     runner = JobRunner(_store(config), config)
     table = make_table("任务", "说明", "下次运行", "上次运行", "结果", "错过", title="定时任务")
+    for column in (0, 2):  # job names are typed back into `jobs run`: never split them
+        table.columns[column].no_wrap = True
     any_missed = False
     for name, spec in runner.specs.items():
         upcoming = runner.next_fire(name)

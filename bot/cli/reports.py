@@ -29,16 +29,24 @@ def cmd_leaderboard(args: argparse.Namespace, config: Config) -> int:
                 raise CliError(f"没有名为「{args.branch}」的支部")
             branch_id = branch.id
         if args.scope == "branches":
+            boards = branch_board(db, month)
             table = make_table("名次", "支部", "人数", "已完成", "参与率", "平均分", title=f"{month} 各支部测试情况")
-            for i, b in enumerate(branch_board(db, month), start=1):
+            for i, b in enumerate(boards, start=1):
                 table.add_row(str(i), b.name, str(b.members), str(b.finished), f"{b.participation:.0%}", f"{b.average:.1f}")
+            empty = "还没有支部。先导入名册：branchbot members import 名册.xlsx" if not boards else ""
         else:
             rows = month_board(db, month, branch_id) if args.scope == "month" else total_board(db, branch_id)
             title = f"{month} 测试排行榜" if args.scope == "month" else "累计积分排行榜"
+            if args.branch:
+                title += f"（{args.branch}）"
             table = make_table("名次", "姓名", "支部", "积分", "完成时间" if args.scope == "month" else "达到时间", title=title)
             for i, r in enumerate(rows[: args.top], start=1):
                 when = r.at.astimezone(config.tz).strftime("%Y-%m-%d %H:%M") if r.at else ""
                 table.add_row(str(i), r.name, r.branch, str(r.points), when)
+            empty = ("" if rows else f"{month} 还没有人完成测试。" if args.scope == "month" else "还没有人获得积分。")
+    if empty:
+        console.print(empty, highlight=False, markup=False)
+        return 0
     console.print(table)
     return 0
 

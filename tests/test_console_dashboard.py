@@ -60,3 +60,20 @@ def test_admin_sees_every_branch_sorted_and_secretary_only_own_against_average(e
     assert "第二党支部" not in secretary_page and "机关党委" not in secretary_page and "周芳" not in secretary_page
     other = client_for(env, "孙书记").get("/console/").text
     assert "李明" not in other and "本月发送失败（0 条）" in other
+
+
+def test_scripts_are_vendored_and_served_with_their_licences(env):
+    """No CDN: every script and stylesheet comes from the console's own static folder."""
+    from bot.console.web import HERE
+
+    page = client_for(env, "王书记").get("/console/").text
+    sources = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', page)
+    assert sources and all(s.startswith("/console/static/") for s in sources), sources
+    for source in sources:
+        assert env.client.get(source).status_code == 200, source
+    static = HERE / "static"
+    for licence in ("echarts.LICENSE.txt", "echarts.NOTICE.txt", "htmx.LICENSE.txt"):
+        assert (static / licence).stat().st_size > 100
+    assert "Apache License" in (static / "echarts.LICENSE.txt").read_text()
+    templates = HERE / "templates"
+    assert not any("//" in src for t in templates.glob("*.html") for src in re.findall(r'src="([^"]+)"', t.read_text()))

@@ -245,3 +245,36 @@ def test_a_question_imported_without_explanation_shows_no_explanation_line_in_ch
         assert without.startswith("✅ 回答正确！") and "解析" not in without and f"来源：{SOURCE}" in without
     finally:
         env.store.dispose()
+
+
+def test_any_text_in_a_document_gives_questions_or_problems_never_a_crash():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from quizzes.bank import check_table
+    from quizzes.importing import DocTable, normalize_row, parse_lines
+
+    pieces = st.sampled_from(list("1234567890.、()（）ABCDEF答案解析：:【】√×对错正确 ") +
+                             ["一、单选题", "二、多选题", "三、判断题", "（1）", "答案：", "来源：", "分类：", "难度："])
+    line = st.lists(pieces, max_size=12).map("".join)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.tuples(line, st.booleans()), max_size=15))
+    def check(lines):
+        questions, problems = parse_lines("x.docx", lines)
+        table = DocTable("x.docx", questions)
+        table.rows = [(n, normalize_row(row, "来源（2026年）", "党史")) for n, row in table.rows]
+        checked = check_table(table, require_explanation=False)
+        for problem in [*problems, *checked.errors]:
+            assert str(problem).startswith("x.docx 第 ")
+
+    check()
+
+
+def test_a_file_that_is_not_a_word_document_is_refused(tmp_path):
+    path = tmp_path / "fake.docx"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(FileProblem, match="无法作为 Word 文档"):
+        parse_question_file(path, source=SOURCE, category="党史")
+    with pytest.raises(FileProblem, match="只支持 .csv、.xlsx 或 .docx"):
+        parse_question_file(docx(tmp_path / "x.doc", ["1. 题？"]), source=SOURCE, category="党史")

@@ -204,7 +204,7 @@ def test_serving_instance_killed_five_times_mid_campaign_sends_each_member_once(
     Each kill happens while the instance's sends are held on their way to WeChat, after
     every message WeChat already accepted is marked sent; the held ones are then dropped,
     as if they never arrived. (A crash in the few milliseconds between WeChat accepting a
-    message and its mark can still repeat that message: README, "Crashes".)"""
+    message and its mark can still repeat that message: README, 「崩溃」.)"""
     members = 2000
     with FakeWeChatApi(latency=0.02) as api:
         store, campaign = campaign_store(database_url, members, "支部通知：本周五下午集中学习。")

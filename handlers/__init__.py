@@ -109,7 +109,8 @@ def build_registry() -> Registry:
     bot.menu("HELP", "帮助")
     bot.menu("PRACTICE", "练习")
     bot.menu("REVIEW", "错题")
-    # scancode_waitmsg: a member scans the meeting's QR code; without a code it asks for one
+    # The scan itself reaches meetings.scan_button (above); the key is registered too, so that
+    # `branchbot menu push` knows it, and a plain click on it asks for the code.
     bot.menu("CHECKIN_SCAN", "签到")
 
     bot.unsupported = members.unsupported

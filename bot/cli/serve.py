@@ -83,7 +83,6 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-
 def _check_port_free(host: str, port: int) -> None:
     """One Chinese line instead of uvicorn's [Errno 98] traceback when the port is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

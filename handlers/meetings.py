@@ -2,7 +2,10 @@
 
 A secretary arranges a meeting in a short dialog; members answer 参加 or 请假; at the
 meeting the secretary shows a 4-digit code valid for 30 minutes and members check in
-with it. Replies and check-ins are the branch's meeting record.
+with it. Replies and check-ins are the branch's meeting record. A code has 10,000
+values, so each member gets MAX_WRONG_CODES wrong tries per meeting, counted in
+``check_in_with_code`` (every way of checking in goes through it) and shown to the
+secretary in 会议情况.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ TYPES = ["支部党员大会", "支委会", "党小组会", "党课", "主题党
 STEP_WINDOW = timedelta(minutes=30)
 CODE_VALID = timedelta(minutes=30)
 RECENT = timedelta(hours=3)
+MAX_WRONG_CODES = 5
+TOO_MANY_WRONG = (f"签到码错误次数过多（已输错 {MAX_WRONG_CODES} 次），本次会议不能再用签到码签到。"
+                  "如确已到会，请当面请书记登记。")
 WEEKDAYS = "一二三四五六日"
 
 
@@ -180,11 +186,15 @@ def report(ctx: Context) -> str:
         return "本支部还没有安排过会议。发送「会议」安排一次。"
     rec = meeting_record(ctx.db, meeting)
     members, replies, going, away, silent, checked = rec.members, rec.replies, rec.going, rec.away, rec.silent, rec.checked
+    guessing = [(m, replies[m.id].wrong_codes) for m in members if replies.get(m.id) and replies[m.id].wrong_codes]  # type: ignore[union-attr,index]
     lines = [f"{meeting.type}：{_when(meeting, ctx)}，{meeting.place}", f"参加 {len(going)} 人" + (f"：{names(going)}" if going else "")]
     if away:
         lines.append(f"请假 {len(away)} 人：" + "；".join(f"{m.name}（{replies[m.id].reason}）" for m in away))  # type: ignore[index]
     lines.append(f"未回复 {len(silent)} 人" + (f"：{names(silent)}" if silent else ""))
     lines.append(f"已签到 {len(checked)}/{len(members)} 人" + (f"：{names(checked)}" if checked else ""))
+    if guessing:
+        lines.append("签到码输错：" + "、".join(
+            f"{m.name} {n} 次" + ("（已停止签到）" if n >= MAX_WRONG_CODES else "") for m, n in guessing))
     return "\n".join(lines)
 
 
@@ -214,14 +224,33 @@ def check_in(ctx: Context) -> str:
     code = ctx.args.strip()
     if not code.isdigit() or len(code) != 4:
         return "请发送「签到 四位签到码」，签到码请向书记索取。"
+    return check_in_with_code(ctx, code)
+
+
+def check_in_with_code(ctx: Context, code: str) -> str:
+    """Check the member in with a meeting's code: the one place the wrong-code limit is
+    kept. A wrong code counts against each of the branch's meetings whose code is open
+    now; a member who reached the limit for a meeting is refused even the right code."""
     assert ctx.member is not None
+    open_now = ctx.db.exec(select(Meeting).where(Meeting.branch_id == ctx.member.branch_id, Meeting.checkin_code != "",
+                                                 Meeting.checkin_until >= ctx.now)).all()  # type: ignore[operator]
+    rows = {meeting.id: _reply_row(ctx, meeting) for meeting in open_now}
+    if any(row.wrong_codes >= MAX_WRONG_CODES and not row.checked_in_at for row in rows.values()):
+        return TOO_MANY_WRONG
     meeting = ctx.db.exec(select(Meeting).where(Meeting.branch_id == ctx.member.branch_id, Meeting.checkin_code == code)
                           .order_by(Meeting.starts_at.desc())).first()  # type: ignore[attr-defined]
-    if meeting is None:
-        return "签到码不正确，请核对后重试。"
-    if meeting.checkin_until is None or meeting.checkin_until < ctx.now:
-        return "签到码已过期（有效期 30 分钟），请向书记索取新的签到码。"
-    row = _reply_row(ctx, meeting)
+    if meeting is None or meeting.id not in rows:
+        for row in rows.values():
+            row.wrong_codes += 1
+            ctx.db.add(row)
+        if meeting is not None:
+            return "签到码已过期（有效期 30 分钟），请向书记索取新的签到码。"
+        tried = max((row.wrong_codes for row in rows.values()), default=0)
+        if tried >= MAX_WRONG_CODES:
+            return TOO_MANY_WRONG
+        left = f"还可尝试 {MAX_WRONG_CODES - tried} 次。" if tried else ""
+        return f"签到码不正确，请核对后重试。{left}"
+    row = rows[meeting.id]
     if row.checked_in_at:
         return f"您已签到过了（{row.checked_in_at.astimezone(ctx.config.tz):%H:%M}）。"
     row.checked_in_at = ctx.now

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import select
 
+from bot.audit import record
+from bot.outbox.worker import create_campaign
 from bot.router import Context, not_bound
-from bot.store import BindAttempt, Branch, Member
+from bot.store import BindAttempt, Branch, Member, Role
 from bot.store.members import active_members
 
-MAX_FAILED_BINDS = 5
+MAX_FAILED_BINDS = 5  # per sender an hour
+ENTRY_MAX_FAILURES = 10  # per roster entry an hour, from any senders: then the entry locks
 LOCKOUT = timedelta(hours=1)
 BIND_USAGE = "绑定格式：绑定 姓名 手机号后四位，例如「绑定 张三 1234」。"
+# One answer for a name not on the roster, wrong digits and a locked entry: a guesser
+# learns nothing about which names exist or which entry it has locked.
+REFUSED = "姓名或手机号后四位与支部名册不符，请核对后重试；如确认无误仍无法绑定，请联系支部书记协助。"
 
 
 def _branch_name(ctx: Context, member: Member) -> str:
@@ -37,15 +43,15 @@ def bind(ctx: Context) -> str:
     failures = _recent_failures(ctx, openid)
     if failures >= MAX_FAILED_BINDS:
         return "绑定尝试次数过多，请 1 小时后再试，或联系支部书记协助绑定。"
-    candidates = ctx.db.exec(active_members(Member.name == name)).all()
+    candidates = [m for m in ctx.db.exec(active_members(Member.name == name).order_by(Member.id)).all()
+                  if not _locked(m, ctx.now)]
     matching = [m for m in candidates if m.phone.endswith(digits)]
     if not matching:
         ctx.db.add(BindAttempt(openid=openid, ok=False, at=ctx.now))
+        for entry in candidates:  # a guess at this name: it counts against each entry of that name
+            _count_against(ctx, entry, openid)
         left = MAX_FAILED_BINDS - failures - 1
-        tail = f"还可尝试 {left} 次。" if left else "尝试次数已用完，请 1 小时后再试。"
-        if not candidates:
-            return f"支部名册中没有「{name}」。请核对姓名是否与名册一致，或联系支部书记。{tail}"
-        return f"手机号后四位与名册不符，请核对后重试。{tail}"
+        return REFUSED + (f"还可尝试 {left} 次。" if left else "尝试次数已用完，请 1 小时后再试。")
     if len(matching) > 1:
         return f"名册中有多位「{name}」且手机号后四位相同，请联系支部书记协助绑定。"
     member = matching[0]
@@ -60,13 +66,47 @@ def bind(ctx: Context) -> str:
     )
 
 
+def _locked(member: Member, now: datetime) -> bool:
+    return member.bind_locked_until is not None and member.bind_locked_until > now
+
+
 def _recent_failures(ctx: Context, openid: str) -> int:
+    """The sender's failed attempts in the last hour (rows not tied to a roster entry)."""
     since = ctx.now - LOCKOUT
     return ctx.db.exec(
         select(func.count(BindAttempt.id)).where(
-            BindAttempt.openid == openid, BindAttempt.ok == False, BindAttempt.at > since  # noqa: E712
+            BindAttempt.openid == openid, BindAttempt.ok == False, BindAttempt.at > since,  # noqa: E712
+            BindAttempt.member_id.is_(None),  # type: ignore[union-attr]
         )
     ).one()
+
+
+def _count_against(ctx: Context, entry: Member, openid: str) -> None:
+    """Record a failed guess at ``entry``; the tenth within the hour (since any earlier
+    lock ended) locks it for an hour, is audited, and is reported to the branch."""
+    ctx.db.add(BindAttempt(openid=openid, ok=False, at=ctx.now, member_id=entry.id))
+    ctx.db.flush()
+    since = ctx.now - LOCKOUT
+    if entry.bind_locked_until is not None and entry.bind_locked_until > since:
+        since = entry.bind_locked_until
+    count = ctx.db.exec(select(func.count(BindAttempt.id)).where(
+        BindAttempt.member_id == entry.id, BindAttempt.ok == False, BindAttempt.at > since)).one()  # noqa: E712
+    if count < ENTRY_MAX_FAILURES:
+        return
+    entry.bind_locked_until = ctx.now + LOCKOUT
+    ctx.db.add(entry)
+    branch = _branch_name(ctx, entry)
+    until = entry.bind_locked_until.astimezone(ctx.config.tz)
+    who = f"{entry.name}（{branch}，{entry.role}）"
+    record(ctx.db, ctx.now, "系统", "绑定锁定", f"{who}：1 小时内 {count} 次绑定失败（来自多个微信号），锁定至 {until:%Y-%m-%d %H:%M}")
+    recipients = [m.id for m in ctx.db.exec(active_members(Member.branch_id == entry.branch_id,
+                                                           Member.role == Role.SECRETARY.value)).all()]
+    if entry.role in (Role.SECRETARY.value, Role.ADMIN.value):
+        recipients += [m.id for m in ctx.db.exec(active_members(Member.role == Role.ADMIN.value)).all()]
+    text = (f"{who}的身份绑定在 1 小时内失败 {count} 次，已暂停绑定至 {until:%m月%d日 %H:%M}。"
+            "如非本人操作，可能有人在猜测其手机号后四位；本人可在此后重新绑定，如有疑问请核实后协助。")
+    create_campaign(ctx.db, kind="bind_lock", title="绑定异常提醒", text=text,
+                    member_ids=[m for m in recipients if m != entry.id], now=ctx.now, branch_id=entry.branch_id)
 
 
 def welcome(ctx: Context) -> str:

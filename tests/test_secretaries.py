@@ -195,7 +195,7 @@ def test_meeting_dialog_rsvp_and_check_in(env, people):
     code = code_reply.split("签到码：")[1][:4]
     assert "15:25 前有效" in code_reply
     wrong = "0000" if code != "0000" else "1111"
-    assert people["li"].say(f"签到 {wrong}") == "签到码不正确，请核对后重试。"
+    assert people["li"].say(f"签到 {wrong}") == "签到码不正确，请核对后重试。还可尝试 4 次。"
     assert people["li"].say(f"签到 {code}").startswith("签到成功")
     assert "您已签到过了" in people["li"].say(f"签到 {code}")
     env.clock.advance(minutes=31)

@@ -68,7 +68,8 @@ def cmd_members_list(args: argparse.Namespace, config: Config) -> int:
         branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
         query = select(Member).order_by(Member.branch_id, Member.id)
         members = db.exec(query).all()
-    shown = transferred = 0
+    shown = transferred = locked = 0
+    now = _now(config)
     for m in members:
         branch = branches.get(m.branch_id, "")
         if args.branch and args.branch != branch:
@@ -78,10 +79,16 @@ def cmd_members_list(args: argparse.Namespace, config: Config) -> int:
         name = m.name + (" [演示]" if m.is_demo else "")
         status = m.status if is_active(m) else f"[yellow]{m.status}[/yellow]"
         bound = "、".join((["微信"] if m.openid else []) + ([f"企业微信 {m.wecom_userid}"] if m.wecom_userid else []))
+        shown_bound = Text(bound or "未绑定")
+        if m.bind_locked_until is not None and m.bind_locked_until > now:  # too many failed guesses at this entry
+            shown_bound.append(f" 绑定锁定至 {m.bind_locked_until.astimezone(config.tz):%m-%d %H:%M}", style="red")
+            locked += 1
         table.add_row(branch, name, m.phone[:3] + "****" + m.phone[-4:], m.role, status, str(m.joined_on or ""),
-                      Text(bound or "未绑定"))
+                      shown_bound)
     console.print(table)
     console.print(f"共 {shown} 人" + (f"（其中已转出 {transferred} 人）" if transferred else ""))
+    if locked:
+        console.print(f"{locked} 人因 1 小时内绑定失败次数过多被暂停绑定，到时自动解除；审计日志中有记录（绑定锁定）。")
     return 0
 
 

@@ -75,6 +75,8 @@ class Member(SQLModel, table=True):
     is_demo: bool = False
     bound_at: datetime | None = _utc_column(nullable=True)
     status: str = Field(default=MemberStatus.ACTIVE.value, max_length=10)  # MemberStatus: 已转出 keep their history
+    # Too many failed 绑定 guesses at this entry, from any senders: nobody binds it until then.
+    bind_locked_until: datetime | None = _utc_column(nullable=True)
 
 
 class Question(SQLModel, table=True):
@@ -193,10 +195,15 @@ class Dialog(SQLModel, table=True):
 
 
 class BindAttempt(SQLModel, table=True):
+    """A 绑定 attempt. A row without ``member_id`` counts against its sender; a failed
+    guess at a roster entry's name also leaves one row per entry of that name, with its
+    ``member_id``, which counts against the entry."""
+
     id: int | None = Field(default=None, primary_key=True)
     openid: str = Field(index=True, max_length=64)
     ok: bool
     at: datetime = _utc_column(index=True)
+    member_id: int | None = Field(default=None, index=True)
 
 
 class Campaign(SQLModel, table=True):
@@ -235,6 +242,7 @@ class Delivery(SQLModel, table=True):
     claim: str = Field(default="", max_length=40)
     lease_until: datetime | None = _utc_column(nullable=True, index=True)
     next_attempt_at: datetime | None = _utc_column(nullable=True)
+    failing_since: datetime | None = _utc_column(nullable=True)  # first transient failure: retries stop a retry window later
     updated_at: datetime | None = _utc_column(nullable=True)
     read_at: datetime | None = _utc_column(nullable=True)  # for notices waiting in the inbox
 
@@ -288,6 +296,7 @@ class MeetingReply(SQLModel, table=True):
     reason: str = Field(default="", max_length=200)
     answered_at: datetime | None = _utc_column(nullable=True)
     checked_in_at: datetime | None = _utc_column(nullable=True)
+    wrong_codes: int = 0  # wrong check-in codes typed for this meeting (签到 stops at MAX_WRONG_CODES)
 
 
 class AuditEntry(SQLModel, table=True):

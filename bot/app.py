@@ -34,6 +34,7 @@ from bot.messages import Inbound, kind_label, log_safe
 from bot.outbox.worker import OutboxWorker
 from bot.router import Registry
 from bot.store import Store
+from bot.store.db import WriterLockTimeout
 from bot.store.nonces import claim_nonce, nonce_key
 from scheduler.runner import JobRunner
 
@@ -136,6 +137,8 @@ class Webhooks:
                 try:
                     reply = await anyio.to_thread.run_sync(self.engine.handle, inbound, limiter=self.limiter)
                     outcome = "ok"
+                except WriterLockTimeout:  # logged by the lock, with its holder
+                    reply, outcome = APOLOGY, "busy"
                 except Exception:
                     log.exception("handler failed for %s message %s", inbound.channel, log_safe(inbound.key, 120))
                     reply, outcome = APOLOGY, "error"
@@ -225,6 +228,7 @@ def create_app(config: Config, store: Store, clock: Clock = system_clock, backgr
     (``branchbot serve`` does; tests drive those directly)."""
     from handlers import build_registry
 
+    store.set_lock_timeout(config.database.lock_timeout_seconds)
     worker = OutboxWorker(store, config, clock) if background else None
     engine = Engine(store, config, registry or build_registry(), clock, on_push=worker.wake if worker else None)
     metrics = Metrics(store)
@@ -305,6 +309,6 @@ def app_from_environment() -> Starlette:
     config = load_config(os.environ["BRANCHBOT_CONFIG"])
     setup_logging(config, logging.INFO)
     configure(config.server)  # this worker's connections get the configured read deadlines
-    store = create_store(config.database.url)
+    store = create_store(config.database.url, lock_timeout=config.database.lock_timeout_seconds)
     check(store)  # a respawned worker checks the schema as `serve` did
     return create_app(config, store, background=True)

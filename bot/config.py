@@ -62,6 +62,7 @@ class ServerConfig(_Section):
 
 class DatabaseConfig(_Section):
     url: str = "sqlite:///data/branchbot.db"
+    lock_timeout_seconds: float = Field(10.0, gt=0, le=600)  # SQLite: the longest wait for the writer lock
 
     @field_validator("url")
     @classmethod
@@ -118,8 +119,10 @@ class OutboxConfig(_Section):
     wecom_per_second: float = Field(10, gt=0)  # message/send calls (each up to 1000 users)
     robot_per_minute: int = Field(20, ge=1, le=20)  # per group robot, the platform's cap
     lease_seconds: int = Field(60, ge=5)
-    max_attempts: int = Field(5, ge=1, le=20)
+    max_attempts: int = Field(5, ge=1, le=20)  # accepted for old configs; retries now end at retry_window
     retry_base_seconds: float = Field(2.0, ge=0)
+    retry_max_seconds: float = Field(600.0, gt=0)  # the longest wait between two tries of a delivery
+    retry_window: int = Field(21600, ge=0)  # seconds a delivery is retried after its first failure (6 hours)
     poll_seconds: float = Field(1.0, gt=0)
     timeout_seconds: float = Field(10.0, gt=0)
     wecom_batch: int = Field(1000, ge=1, le=1000)  # user ids per message/send call (the platform allows 1000)

@@ -77,11 +77,16 @@ class Engine:
     def push_reply(self, inbound: Inbound, reply: str) -> None:
         """Send a reply that missed WeChat's deadline as a one-member campaign."""
         from bot.outbox.worker import create_campaign
+        from bot.store.db import WriterLockTimeout
 
-        with self.store.session() as db:
-            member = find_member(db, inbound)
-            if member is None or member.id is None:
-                log.warning("late reply to %s dropped: sender is not on the roster", log_safe(inbound.key, 120))
-                return
-            create_campaign(db, kind="reply", text=reply, member_ids=[member.id], now=self.now(), branch_id=member.branch_id)
+        try:
+            with self.store.session() as db:
+                member = find_member(db, inbound)
+                if member is None or member.id is None:
+                    log.warning("late reply to %s dropped: sender is not on the roster", log_safe(inbound.key, 120))
+                    return
+                create_campaign(db, kind="reply", text=reply, member_ids=[member.id], now=self.now(), branch_id=member.branch_id)
+        except WriterLockTimeout:
+            log.warning("late reply to %s dropped: the database stayed busy", log_safe(inbound.key, 120))
+            return
         self.on_push()

@@ -42,7 +42,7 @@ def _store(config: Config, must_exist: bool = True) -> Store:
         path = _sqlite_path(config.database.url)
         if path and not Path(path).exists():  # do not create an empty database as a side effect
             raise CliError(f"数据库文件 {path} 不存在：请先运行 branchbot init（或检查 --config 指向的配置文件）")
-    store = create_store(config.database.url)
+    store = create_store(config.database.url, lock_timeout=config.database.lock_timeout_seconds)
     if must_exist and not store.is_initialised():
         raise CliError("数据库尚未初始化，请先运行：branchbot init")
     return store

@@ -13,6 +13,7 @@ from bot.cli.common import CliError, _now, _store, console, make_table
 from bot.config import Config
 from bot.errcodes import ERRCODE_TEXT, errcode_reason
 from bot.exports import CAMPAIGN_KINDS
+from bot.store import Store
 
 
 def cmd_outbox_run(args: argparse.Namespace, config: Config) -> int:
@@ -71,7 +72,28 @@ def cmd_outbox_status(args: argparse.Namespace, config: Config) -> int:
             console.print("还没有任何推送。")
             return 0
     console.print(table)
+    _print_retry_waiting(store, config)
     return 0
+
+
+def _print_retry_waiting(store: Store, config: Config) -> None:
+    """Deliveries that failed for a reason that may pass, waiting for their next try."""
+    from bot.outbox.waiting import waiting_to_retry
+
+    with store.session() as db:
+        waiting = waiting_to_retry(db, config.outbox.retry_window)
+    if not waiting:
+        return
+    table = make_table("编号", "类型", "标题", "待重试", "最近错误", "下次重试", "最晚重试至", title="等待重试")
+    for w in waiting:
+        reason = errcode_reason(w.errcode, w.errmsg)
+        if w.errmsg and w.errmsg not in reason:
+            reason += f"（{w.errmsg}）"
+        table.add_row(str(w.campaign_id), CAMPAIGN_KINDS.get(w.kind, w.kind), w.title, str(w.deliveries), reason,
+                      w.next_try.astimezone(config.tz).strftime("%m-%d %H:%M:%S"),
+                      w.give_up_at.astimezone(config.tz).strftime("%m-%d %H:%M"))
+    console.print(table)
+    console.print(f"失败原因可能自行消除（接口故障、限流等）的推送会自动重试，最长 {config.outbox.retry_window / 3600:g} 小时（outbox.retry_window）。")
 
 
 def cmd_jobs_list(args: argparse.Namespace, config: Config) -> int:

@@ -2,9 +2,13 @@
 member's unread inbox), WeCom / 政务微信 app messages in batches of up to 1000, and
 group robots. Each has a configurable API base, so tests aim them at a fake server.
 
-Transient failures (timeouts, 5xx, -1 busy, 45009/45011/45033 rate limits) are retried
-with backoff by tenacity; an invalid or expired token (40001/40014/42001) is refreshed
-once through the shared TokenStore before the call is retried.
+Within one call, transient failures (timeouts, 5xx, -1 busy, 45009/45011/45033 rate
+limits) are retried a few times with short backoff by tenacity; an invalid or expired
+token (40001/40014/42001) is refreshed once through the shared TokenStore before the
+call is retried. What still fails comes back as an Outcome: ``failed`` only for the
+permanent errcodes below (the member unfollowed, an invalid recipient, a message WeChat
+will never take); anything else is ``retry``, and the outbox worker tries it again
+later, with capped exponential backoff, for up to ``outbox.retry_window``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from bot.outbox.tokens import TokenStore
 TOKEN_ERRORS = {40001, 40014, 42001}
 TRANSIENT_ERRORS = {-1, 45009, 45011, 45033}
 WINDOW_CLOSED = {45015, 45047}  # outside 48 h, or over the customer-service quota
+# Failures no retry can fix: the recipient (invalid openid, unfollowed, refuses messages,
+# not a WeCom user) or the message itself (too long, empty, bad type).
+PERMANENT_ERRORS = {40003, 43004, 43101, 81013, 45002, 44004, 40008}
 WECOM_ALL_INVALID = 81013
 WECOM_BATCH = 1000
 
@@ -104,7 +111,7 @@ class Api:
     """JSON calls with transient retries and one token refresh."""
 
     def __init__(self, name: str, http: httpx.Client, tokens: TokenStore, fetch_token: Callable[[], tuple[str, int]],
-                 retry_wait: float, attempts: int = 3) -> None:
+                 retry_wait: float, attempts: int = 3, sleep: Callable[[float], None] = time.sleep) -> None:
         self.name = name
         self.http = http
         self.tokens = tokens
@@ -113,6 +120,7 @@ class Api:
             retry=retry_if_exception(_is_transient),
             stop=stop_after_attempt(attempts),
             wait=wait_exponential(multiplier=retry_wait, max=max(retry_wait * 8, 0.01)),
+            sleep=sleep,
             reraise=True,
         )(self._call_once)
 
@@ -155,15 +163,16 @@ def checked(http: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[s
 
 def _outcome_for(exc: Exception) -> Outcome:
     if isinstance(exc, (PlatformError, TransportError)):
-        return Outcome("retry" if exc.transient else "failed", errcode=exc.errcode, errmsg=exc.errmsg[:300])
+        return Outcome("failed" if exc.errcode in PERMANENT_ERRORS else "retry", errcode=exc.errcode, errmsg=exc.errmsg[:300])
     raise exc
 
 
 class OfficialAccount:
-    def __init__(self, cfg: WechatConfig, http: httpx.Client, tokens: TokenStore, limiter: RateLimiter, retry_wait: float) -> None:
+    def __init__(self, cfg: WechatConfig, http: httpx.Client, tokens: TokenStore, limiter: RateLimiter, retry_wait: float,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.cfg = cfg
         self.limiter = limiter
-        self.api = Api(f"wechat:{cfg.app_id}", http, tokens, self._fetch_token, retry_wait)
+        self.api = Api(f"wechat:{cfg.app_id}", http, tokens, self._fetch_token, retry_wait, sleep=sleep)
         self.http = http
 
     @property
@@ -198,17 +207,18 @@ class OfficialAccount:
             self.api.call("/cgi-bin/message/template/send", {"touser": item.openid, "template_id": self.cfg.template_id, "data": data})
             return Outcome("sent", "wechat_template")
         except (PlatformError, TransportError) as exc:
-            if isinstance(exc, PlatformError) and not exc.transient:
-                return Outcome("inbox", "inbox", exc.errcode, exc.errmsg)
+            if isinstance(exc, PlatformError) and not exc.transient and exc.errcode not in TOKEN_ERRORS:
+                return Outcome("inbox", "inbox", exc.errcode, exc.errmsg)  # the template itself is refused
             return _outcome_for(exc)
 
 
 class WecomApp:
-    def __init__(self, cfg: WecomConfig, http: httpx.Client, tokens: TokenStore, limiter: RateLimiter, retry_wait: float) -> None:
+    def __init__(self, cfg: WecomConfig, http: httpx.Client, tokens: TokenStore, limiter: RateLimiter, retry_wait: float,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.cfg = cfg
         self.http = http
         self.limiter = limiter
-        self.api = Api(f"wecom:{cfg.corp_id}:{cfg.agent_id}", http, tokens, self._fetch_token, retry_wait)
+        self.api = Api(f"wecom:{cfg.corp_id}:{cfg.agent_id}", http, tokens, self._fetch_token, retry_wait, sleep=sleep)
 
     @property
     def configured(self) -> bool:

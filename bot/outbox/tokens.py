@@ -35,6 +35,9 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 REFRESH_AHEAD = timedelta(minutes=5)
+# A failed fetch answers every call for this long (seconds): while the API is down, the
+# sending threads and their quick retries do not each ask for a token in turn.
+FAILED_FETCH_HOLD = 1.0
 
 Fetch = Callable[[], tuple[str, int]]  # → (token, expires_in seconds)
 Clock = Callable[[], datetime]
@@ -76,8 +79,8 @@ class TokenStore:
         with mine:
             with self._lock:
                 failed = self._failed.get(app)
-            if failed is not None and failed[1] >= asked:
-                raise failed[0]  # the fetch this call waited for has just failed
+            if failed is not None and (failed[1] >= asked or time.monotonic() - failed[1] < FAILED_FETCH_HOLD):
+                raise failed[0]  # the fetch this call waited for, or one a moment ago, has failed
             cached = self._fresh(app, stale)
             if cached is not None:
                 return cached  # another thread has just fetched it

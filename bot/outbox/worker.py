@@ -6,6 +6,13 @@ once their lease has passed, any worker takes them over (attempts + 1). The one
 unavoidable gap is between WeChat accepting a message and our marking it sent: a crash
 exactly there re-sends that message after the lease. WeCom's duplicate check suppresses
 such a re-send; on the Official Account the member may see it twice (see README).
+
+A delivery that fails for a reason that may pass (the API down or slow, rate limits,
+token trouble) waits and is tried again, with exponential backoff capped at
+``outbox.retry_max_seconds``, until ``outbox.retry_window`` after its first failure;
+only then, or at once for a permanent errcode, does it end ``failed``. When the API is
+down, a pass stops calling it after BREAKER_FAILURES failures in a row and reschedules
+the rest of its claim untried, so an outage costs a few calls a pass, not thousands.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -48,6 +55,7 @@ FINAL = ("sent", "failed", "skipped", "inbox")
 CLAIM_BATCH = 2000
 MARK_GROUP = 50  # outcomes per bulk update, at most
 MARK_DELAY = 0.05  # seconds a finished send may wait to share a bulk update
+BREAKER_FAILURES = 10  # transient failures in a row, on one platform, that pause it for the rest of a pass
 
 
 def create_campaign(db: Session, *, kind: str, text: str, member_ids: Iterable[int], now: datetime, title: str = "",
@@ -69,6 +77,28 @@ def create_campaign(db: Session, *, kind: str, text: str, member_ids: Iterable[i
     return campaign
 
 
+class Breaker:
+    """Per pass and platform: after BREAKER_FAILURES retryable failures in a row (no
+    success between), further sends are not attempted; they are rescheduled as retries."""
+
+    PAUSED = Outcome("retry", errcode=-2, errmsg="接口暂时不可用，本轮暂停发送，稍后重试")
+
+    def __init__(self) -> None:
+        self.failures: dict[str, int] = defaultdict(int)
+        self.lock = threading.Lock()
+
+    def open(self, platform: str) -> bool:
+        return self.failures[platform] >= BREAKER_FAILURES
+
+    def record(self, platform: str, outcomes: Iterable[Outcome]) -> None:
+        with self.lock:
+            for outcome in outcomes:
+                if outcome.status == "retry":
+                    self.failures[platform] += 1
+                elif outcome.status in ("sent", "inbox"):
+                    self.failures[platform] = 0
+
+
 @dataclass
 class Claimed:
     delivery: Delivery
@@ -78,7 +108,10 @@ class Claimed:
 
 
 class OutboxWorker:
-    def __init__(self, store: Store, config: Config, clock=lambda: datetime.now(timezone.utc)) -> None:
+    def __init__(self, store: Store, config: Config, clock=lambda: datetime.now(timezone.utc),
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        """``clock`` and ``sleep`` (the waits between quick retries inside one call) are
+        replaced in tests by a fake clock."""
         self.store = store
         self.config = config
         self.clock = clock
@@ -94,9 +127,9 @@ class OutboxWorker:
         # `serve --workers N` runs N outbox workers: each takes its share of the limits.
         share = config.server.workers
         self.wechat = OfficialAccount(config.wechat, self._clients[0], tokens, RateLimiter(cfg.wechat_per_second / share),
-                                      cfg.retry_base_seconds / 4)
+                                      cfg.retry_base_seconds / 4, sleep)
         self.wecom = WecomApp(config.wecom, self._clients[1], tokens, RateLimiter(cfg.wecom_per_second / share),
-                              cfg.retry_base_seconds / 4)
+                              cfg.retry_base_seconds / 4, sleep)
         self.robot = GroupRobot(config.robots, self._clients[2], max(1, cfg.robot_per_minute // share))
         # The simulator's loopback channel stands in for the platforms while none is configured.
         self.demo = demo.DemoChannel() if demo.demo_active(config) else None
@@ -136,12 +169,13 @@ class OutboxWorker:
                 self._wake.clear()
 
     def drain(self, max_seconds: float = 600) -> None:
-        """Work until nothing is left that could still be sent (for CLI and tests)."""
+        """Work until nothing is left that could still be sent within ``max_seconds``
+        (for CLI and tests): deliveries waiting to retry later stay for the service."""
         deadline = self.clock() + timedelta(seconds=max_seconds)
         while self.clock() < deadline:
             if self.run_once():
                 continue
-            if not self._unfinished():
+            if not self._unfinished(deadline):
                 return
             self._stop.wait(min(self.config.outbox.poll_seconds, 0.2))
 
@@ -156,7 +190,8 @@ class OutboxWorker:
         by_route: dict[str, list[Claimed]] = defaultdict(list)
         for item in claimed:
             by_route[self._route(item)].append(item)
-        attempts = {c.delivery.id: c.delivery.attempts for c in claimed}
+        attempts = {c.delivery.id: (c.delivery.attempts, c.delivery.failing_since) for c in claimed}
+        breaker = Breaker()
         reasons = {"skip:unbound": "未绑定", "skip:unsubscribed": "已取消关注", "skip:transferred": "已转出"}
         skipped = [(c, reason) for route, reason in reasons.items() for c in by_route.pop(route, [])]
         if skipped:
@@ -164,11 +199,11 @@ class OutboxWorker:
         token = claimed[0].delivery.claim
         unmarked = {c.delivery.id for c in claimed} - {c.delivery.id for c, _ in skipped}
         lost: set[int] = set()  # claims another worker took over: not to be sent from here
-        futures = [self.pool.submit(self._send_wechat, item, lost) for item in by_route.pop("wechat", [])]
+        futures = [self.pool.submit(self._send_wechat, item, lost, breaker) for item in by_route.pop("wechat", [])]
         futures += [self.pool.submit(self._send_demo, item, lost) for item in by_route.pop("demo", [])]
         for items in by_route.values():  # "wecom:<campaign id>"
             size = min(self.config.outbox.wecom_batch, WECOM_BATCH)
-            futures += [self.pool.submit(self._send_wecom, items[i:i + size], lost) for i in range(0, len(items), size)]
+            futures += [self.pool.submit(self._send_wecom, items[i:i + size], lost, breaker) for i in range(0, len(items), size)]
         # Sends are marked as they finish, in one bulk update for those that finish close
         # together: a finished send waits at most MARK_DELAY for others to share its mark.
         # A crash so leaves only what is in flight, and what finished in the last
@@ -231,21 +266,32 @@ class OutboxWorker:
         return Outgoing(item.delivery.id, item.member.id, item.member.openid, item.member.wecom_userid,  # type: ignore[arg-type]
                         item.campaign.title, item.campaign.text, when, item.branch)
 
-    def _send_wechat(self, item: Claimed, lost: set[int]) -> dict[int, Outcome]:
+    def _send_wechat(self, item: Claimed, lost: set[int], breaker: Breaker) -> dict[int, Outcome]:
         if item.delivery.id in lost:
             return {}
         if not self.wechat.configured:
             return {item.delivery.id: Outcome("failed", "wechat_kf", None, "未配置公众号 app_id / app_secret")}  # type: ignore[dict-item]
-        return {item.delivery.id: self.wechat.send(self._outgoing(item))}  # type: ignore[dict-item]
+        if breaker.open("wechat"):
+            return {item.delivery.id: Breaker.PAUSED}  # type: ignore[dict-item]
+        outcome = self.wechat.send(self._outgoing(item))
+        breaker.record("wechat", [outcome])
+        return {item.delivery.id: outcome}  # type: ignore[dict-item]
 
     def _send_demo(self, item: Claimed, lost: set[int]) -> dict[int, Outcome]:
         if item.delivery.id in lost or self.demo is None:
             return {}
         return {item.delivery.id: self.demo.send(self._outgoing(item))}  # type: ignore[dict-item]
 
-    def _send_wecom(self, items: list[Claimed], lost: set[int]) -> dict[int, Outcome]:
+    def _send_wecom(self, items: list[Claimed], lost: set[int], breaker: Breaker) -> dict[int, Outcome]:
         items = [i for i in items if i.delivery.id not in lost]
-        return self.wecom.send_batch([self._outgoing(i) for i in items]) if items else {}
+        if not items:
+            return {}
+        if breaker.open("wecom"):
+            return {i.delivery.id: Breaker.PAUSED for i in items}  # type: ignore[misc]
+        outcomes = self.wecom.send_batch([self._outgoing(i) for i in items])
+        sent = any(o.status == "sent" for o in outcomes.values())  # one call, one verdict
+        breaker.record("wecom", [Outcome("sent")] if sent else list(outcomes.values())[:1])
+        return outcomes
 
     def _post_to_robots(self) -> int:
         """Group posts are at most once: claimed by flipping pending → posting first."""
@@ -329,29 +375,38 @@ class OutboxWorker:
             log.warning("outbox: %d claimed deliveries were taken over by another worker; not sending them here", len(lost))
         return lost
 
-    def _mark(self, outcomes: dict[int, Outcome], attempts: dict[int, int]) -> None:
+    def _mark(self, outcomes: dict[int, Outcome], attempts: dict[int, tuple[int, datetime | None]]) -> None:
         now = self.clock()
         cfg = self.config.outbox
+        window = timedelta(seconds=cfg.retry_window)
         rows = []
         for delivery_id, outcome in outcomes.items():
+            tries, failing_since = attempts[delivery_id]
             row = {"id": delivery_id, "via": outcome.via, "errcode": outcome.errcode, "errmsg": outcome.errmsg,
-                   "updated_at": now, "lease_until": None, "claim": "", "next_attempt_at": None}
-            tries = attempts[delivery_id]
-            if outcome.status == "retry" and tries < cfg.max_attempts:
-                row |= {"status": "pending", "next_attempt_at": now + timedelta(seconds=cfg.retry_base_seconds * 2 ** (tries - 1))}
+                   "updated_at": now, "lease_until": None, "claim": "", "next_attempt_at": None, "failing_since": failing_since}
+            if outcome.status == "retry":
+                first = failing_since or now
+                give_up_at = first + window
+                if now < give_up_at:
+                    wait = timedelta(seconds=min(cfg.retry_max_seconds, cfg.retry_base_seconds * 2 ** min(tries - 1, 30)))
+                    row |= {"status": "pending", "next_attempt_at": min(now + wait, give_up_at), "failing_since": first}
+                else:
+                    row |= {"status": "failed", "failing_since": first}
             else:
-                row["status"] = "failed" if outcome.status == "retry" else outcome.status
+                row["status"] = outcome.status
             rows.append(row)
         with self.store.session() as db:
             db.execute(update(Delivery), rows)  # bulk update by primary key
 
-    def _unfinished(self) -> int:
-        """Deliveries that could still be sent now (scheduled broadcasts wait for their time)."""
+    def _unfinished(self, due_by: datetime | None = None) -> int:
+        """Deliveries that could still be sent now, or by ``due_by`` (scheduled broadcasts
+        wait for their time; retries for theirs)."""
         now = self.clock()
         not_yet = select(Campaign.id).where(or_(Campaign.send_after > now, Campaign.cancelled_at.is_not(None)))  # type: ignore[union-attr]
+        due = [] if due_by is None else [or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= due_by)]  # type: ignore[union-attr]
         with self.store.session() as db:
             return db.exec(select(func.count(Delivery.id)).where(
-                Delivery.status.in_(("pending", "sending")), Delivery.campaign_id.not_in(not_yet))).one()  # type: ignore[attr-defined]
+                Delivery.status.in_(("pending", "sending")), Delivery.campaign_id.not_in(not_yet), *due)).one()  # type: ignore[attr-defined]
 
     def _close_finished_campaigns(self) -> None:
         now = self.clock()

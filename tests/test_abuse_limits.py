@@ -137,3 +137,25 @@ def test_wrong_codes_below_the_limit_still_allow_check_in(meeting_env):
         li.say(f"签到 {(int(code) + k) % 10_000:04d}")
     assert "签到成功" in li.say(f"签到 {code}")
     assert "李明 4 次" in env.wechat("o-wang").say("会议情况")
+
+
+def test_scanned_qr_codes_count_against_the_same_limit(meeting_env):
+    """The 扫码签到 button's scan result is routed as a typed 签到: the limit holds there too."""
+    from tests.test_inbound_kinds import scan_xml
+
+    env, code = meeting_env
+    li = env.wechat("o-li")
+
+    def scan(result: str) -> str:
+        env.clock.advance(seconds=1)
+        response = li.post(li.sign(scan_xml("o-li", int(env.clock().timestamp()), result)))
+        assert response.status_code == 200, response.text
+        return li.reply_text(response.text)
+
+    for k in range(1, 4):
+        assert "签到码不正确" in li.say(f"签到 {(int(code) + k) % 10_000:04d}")  # three typed
+    for k in range(4, 6):
+        scan(f"签到 {(int(code) + k) % 10_000:04d}")  # two scanned
+    said = scan(f"签到 {code}")
+    assert "签到成功" not in said and "签到码错误次数过多" in said
+    assert "李明 5 次（已停止签到）" in env.wechat("o-wang").say("会议情况")

@@ -1,7 +1,7 @@
 """attempt limits (binding per roster entry, check-in codes per meeting) and the retry window
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-30 20:40:00
 
 member.bind_locked_until: a roster entry locked after too many failed 绑定 guesses from
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 import bot.store.models
 
 
-revision = '0006'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

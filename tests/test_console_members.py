@@ -130,3 +130,24 @@ def test_admin_grants_and_revokes_roles_and_it_is_audited(env):
     assert wang.post(f"/console/members/{li.id}/role", data={"csrf": csrf_of(wang), "role": "书记"}).status_code == 403
     assert wu.post(f"/console/members/{li.id}/role", data={"role": "书记"}).status_code == 403
     assert roster(env)["李明0002"] == ("党员", "在册")
+
+
+def test_secretary_roster_cannot_demote_transfer_or_rebind_an_admin_of_the_branch(env):
+    from tests.console_util import set_member
+
+    one = member_named(env, "王书记").branch_id
+    set_member(env, "吴管理", branch_id=one)  # an admin who belongs to 第一党支部
+    before = roster(env)
+    wang = client_for(env, "王书记")
+    admin_as_member = HEAD + "\n".join(BRANCH_ONE + ["钱进,13900000004,第一党支部,2016-02-29,党员,,",
+                                                     "吴管理,13900000021,第一党支部,1995-07-01,党员,,wuguanli"]) + "\n"
+    response = upload(wang, admin_as_member)
+    assert response.status_code == 422 and "管理员" in response.text
+    admin_rebound = HEAD + "\n".join(BRANCH_ONE + ["钱进,13900000004,第一党支部,2016-02-29,党员,,",
+                                                   "吴管理,13900000021,第一党支部,1995-07-01,管理员,,wangshuji2"]) + "\n"
+    assert upload(wang, admin_rebound).status_code == 422
+    admin_left_out = HEAD + "\n".join(BRANCH_ONE + ["钱进,13900000004,第一党支部,2016-02-29,党员,,"]) + "\n"
+    response = upload(wang, admin_left_out)
+    assert response.status_code == 422 and "吴管理" in response.text
+    assert roster(env) == before
+    assert client_for(env, "吴管理").get("/console/audit").status_code == 200

@@ -97,13 +97,27 @@ def _check(page: Page, name: str, data: bytes, mark_missing: bool) -> Checked:
     if page.viewer.scope is not None:
         own = page.viewer.branch.name
         elsewhere = {m.phone: m for m in page.db.exec(select(Member).where(Member.branch_id != page.viewer.member.branch_id)).all()}
+        # An admin who belongs to this branch is out of a secretary's reach: not demoted,
+        # not given another WeChat/WeCom account (a console login), not marked 已转出.
+        admins = {m.phone: m for m in page.db.exec(select(Member).where(
+            Member.branch_id == page.viewer.member.branch_id, Member.role == Role.ADMIN.value)).all()}
         for row in checked.members:
+            admin = admins.get(row.phone)
             if row.branch != own:
                 out.problems.append(Problem(row.row, "支部", f"「{row.branch}」不是本支部：书记只能导入{own}的名册"))
             elif row.phone in elsewhere:
                 out.problems.append(Problem(row.row, "手机号", "该手机号属于其他支部的成员，转入本支部请联系管理员"))
-            elif row.role == Role.ADMIN.value:
+            elif admin is None and row.role == Role.ADMIN.value:
                 out.problems.append(Problem(row.row, "角色", "书记不能在名册中设置管理员，请联系管理员"))
+            elif admin is not None and (row.role != Role.ADMIN.value or (row.openid or admin.openid) != admin.openid
+                                        or (row.wecom_userid or admin.wecom_userid) != admin.wecom_userid):
+                out.problems.append(Problem(row.row, "角色", "该成员是管理员：书记不能变更其角色或微信账号，请联系管理员"))
+        if mark_missing:
+            listed = {row.phone for row in checked.members}
+            for admin in admins.values():
+                if admin.phone not in listed and admin.status == MemberStatus.ACTIVE.value and not admin.is_demo:
+                    out.problems.append(Problem("", "", f"管理员{admin.name}不在文件中：书记不能将管理员标记为已转出，"
+                                                        "请在文件中保留该行，或联系管理员"))
         if out.problems:
             return out
     within = None if page.viewer.scope is None else set(page.viewer.scope)

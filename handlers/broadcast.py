@@ -122,6 +122,12 @@ def confirm(ctx: Context, dialog: Dialog) -> str | None:
     if word == "取消":
         return "已取消，通知没有发送。"
     data = dialog.data
+    # The role was checked at 「通知」; read it again from the store now: a secretary
+    # demoted or moved to another branch within the 10 minutes sends nothing.
+    role = ctx.role
+    if role not in (Role.SECRETARY.value, Role.ADMIN.value) or (
+            role != Role.ADMIN.value and list(data["branch_ids"]) != [ctx.member.branch_id]):  # type: ignore[union-attr]
+        return "您的角色或所在支部已变更，这条通知没有发送。"
     when = datetime.fromisoformat(data["when"]) if data["when"] else None
     campaign, _ = send_notice(ctx.db, ctx.now, ctx.member, data["text"], data["branch_ids"], data["target"], when,
                               actor_of(ctx.member))

@@ -98,3 +98,19 @@ def test_transferred_member_can_no_longer_bind_with_their_old_details(tmp_path, 
         with env.store.session() as db:
             assert db.exec(select(Member).where(Member.phone == "13900000003")).one().openid is None
     env.store.dispose()
+
+
+def test_secretary_demoted_while_a_notice_awaits_confirmation_cannot_send_it(tmp_path, clock, database_url):
+    env = build_env(tmp_path, clock, database_url=database_url)
+    with env.client:
+        secretary = env.wechat("o-wang-shuji")
+        assert "绑定成功" in secretary.say("绑定 王书记 0001")
+        assert "确认" in secretary.say("通知 周五下午三点集中学习")
+        with env.store.session() as db:  # an admin revokes the role (console or CLI) meanwhile
+            wang = db.exec(select(Member).where(Member.phone == "13900000001")).one()
+            wang.role = "党员"
+            db.add(wang)
+        reply = secretary.say("确认")
+        assert "已发送" not in reply
+        with env.store.session() as db:
+            assert db.exec(select(Campaign).where(Campaign.kind == "broadcast")).all() == []

@@ -21,7 +21,7 @@ from bot.audit import actor_of, record
 from bot.outbox.worker import create_campaign
 from bot.messages import normalise
 from bot.router import Context
-from bot.store import Member
+from bot.store import Member, Role
 from bot.store.models import Dialog, Meeting, MeetingReply
 from handlers.scope import branch_members, members_of, names, own_branch
 
@@ -82,6 +82,8 @@ def step(ctx: Context, dialog: Dialog) -> str | None:
         if text != "确认":
             return None
         ctx.end_dialog()
+        if ctx.role not in (Role.SECRETARY.value, Role.ADMIN.value):  # demoted since 「会议」: read afresh
+            return "您的角色已变更，会议通知没有发出。"
         return _publish(ctx, data)
     ctx.start_dialog(DIALOG, data, expires_at=ctx.now + STEP_WINDOW)
     return reply

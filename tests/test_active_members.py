@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -114,3 +114,22 @@ def test_secretary_demoted_while_a_notice_awaits_confirmation_cannot_send_it(tmp
         assert "已发送" not in reply
         with env.store.session() as db:
             assert db.exec(select(Campaign).where(Campaign.kind == "broadcast")).all() == []
+
+
+def test_secretary_demoted_while_arranging_a_meeting_cannot_publish_it(tmp_path, clock, database_url):
+    env = build_env(tmp_path, clock, database_url=database_url)
+    with env.client:
+        secretary = env.wechat("o-wang-shuji")
+        assert "绑定成功" in secretary.say("绑定 王书记 0001")
+        secretary.say("会议")
+        secretary.say("1")
+        secretary.say((env.clock() + timedelta(days=3)).astimezone(SHANGHAI).strftime("%Y-%m-%d 15:00"))
+        secretary.say("三楼会议室")
+        assert "确认" in secretary.say("无")
+        with env.store.session() as db:
+            wang = db.exec(select(Member).where(Member.phone == "13900000001")).one()
+            wang.role = "党员"
+            db.add(wang)
+        assert "已向" not in secretary.say("确认")
+        with env.store.session() as db:
+            assert db.exec(select(Campaign).where(Campaign.kind == "meeting")).all() == []

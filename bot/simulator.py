@@ -17,7 +17,7 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import anyio
 import httpx
@@ -134,6 +134,12 @@ def simulator_routes(config: Config, store: Store, clock: Clock) -> list[Route]:
 
     async def send(request: Request) -> Response:
         """Deliver one simulated message through /wechat and answer the reply's text."""
+        # Another site's page in the operator's browser could POST here without a CORS
+        # preflight as text/plain or a form: JSON only, and no foreign Origin.
+        origin = request.headers.get("origin", "")
+        if (request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json"
+                or (origin and not is_loopback(_host_name(urlsplit(origin).netloc)))):
+            return JSONResponse({"error": "只接受本机模拟器页面发出的 JSON 请求"}, status_code=403)
         try:
             data = json.loads(await read_capped(request))
             openid, text = str(data["openid"]), str(data.get("text", ""))

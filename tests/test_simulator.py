@@ -118,6 +118,23 @@ def test_simulator_sends_menu_clicks_and_refuses_bad_input(tmp_path, clock):
         assert client.post(send, json={"openid": "o-1"}).status_code == 400
         assert client.post(send, json={"openid": "o-1", "text": "帮助", "event": "subscribe"}).status_code == 400
         assert client.post(send, json={"openid": "o-1", "event": "VIEW"}).status_code == 400
-        big = client.post(send, content=b'{"openid": "o-1", "text": "' + b"x" * 70_000 + b'"}')
+        big = client.post(send, content=b'{"openid": "o-1", "text": "' + b"x" * 70_000 + b'"}',
+                          headers={"content-type": "application/json"})
         assert big.status_code == 400 and "64 KiB" in big.text
         assert "绑定" in client.post(send, json={"openid": "o-1", "event": "CLICK", "key": "HELP"}).json()["text"]
+
+
+def test_simulator_send_refuses_a_cross_site_simple_post(tmp_path, clock):
+    """A web page elsewhere can make the operator's browser POST text/plain to loopback
+    without a CORS preflight; the simulator takes JSON only, which needs one."""
+    env = build_env(tmp_path, clock, bank=None, BRANCHBOT__SIMULATOR__ENABLED="true")
+    with local_client(env) as client:
+        body = '{"openid": "o-x", "text": "帮助"}'
+        for headers in ({"content-type": "text/plain"}, {"content-type": "application/x-www-form-urlencoded"},
+                        {"content-type": "application/json", "origin": "https://evil.example"}):
+            response = client.post("/simulator/api/send", content=body.encode(), headers=headers)
+            assert response.status_code in (403, 415), (headers, response.status_code)
+        ok = client.post("/simulator/api/send", content=body.encode(),
+                         headers={"content-type": "application/json", "origin": "http://127.0.0.1:8000"})
+        assert ok.status_code == 200
+    assert env.count(ProcessedMessage) == 1

@@ -186,3 +186,20 @@ def test_posts_without_csrf_change_nothing(env, world):
         assert snapshot(env) == before, route
     with env.store.session() as db:
         assert len(db.exec(select(AuditEntry)).all()) == audit_before
+
+
+def test_a_chunked_form_body_without_length_is_capped_before_it_is_parsed(env):
+    """No Content-Length (chunked): the 5 MB cap must hold while reading, not after the
+    whole body has been parsed into memory, for logged-out clients as for any other."""
+    from tests.console_util import client_for as _client_for
+
+    def chunks():
+        yield b"text="
+        for _ in range(7):
+            yield b"x" * (1024 * 1024)
+
+    for who in (None, "王书记"):
+        client = _client_for(env, who)
+        response = client.post("/console/notices/preview", content=chunks(),
+                               headers={"content-type": "application/x-www-form-urlencoded"})
+        assert response.status_code == 413 and "过大" in response.text, (who, response.status_code)

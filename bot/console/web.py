@@ -153,6 +153,15 @@ async def read_form(request: Request) -> tuple[dict[str, str], dict[str, tuple[s
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_UPLOAD + 64 * 1024:
         raise Refused("上传的文件过大（最多 5 MB）。", 413)
+    # A chunked body declares no length: count while reading, before anything parses it
+    # (Starlette's form parsers then read the kept bytes).
+    body, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_UPLOAD + 64 * 1024:
+            raise Refused("上传的文件过大（最多 5 MB）。", 413)
+        body.append(chunk)
+    request._body = b"".join(body)
     form = await request.form(max_files=2, max_fields=50)
     fields: dict[str, str] = {}
     files: dict[str, tuple[str, bytes]] = {}

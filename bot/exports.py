@@ -67,7 +67,7 @@ class Export:
 def parse_month(text: str) -> str:
     """'2026-11' (also '2026-1', '2026/11', '2026年11月') → '2026-11'; anything else is refused."""
     match = re.fullmatch(r"\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?\s*", text or "")
-    if not match or not 1 <= int(match.group(2)) <= 12:
+    if not match or not 1 <= int(match.group(2)) <= 12 or not 1900 <= int(match.group(1)) <= 9998:  # datetime's range
         raise ExportError(f"--month「{text}」不是有效月份，格式应为 YYYY-MM，如 2026-11")
     return f"{int(match.group(1)):04d}-{int(match.group(2)):02d}"
 

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.audit import record
-from bot.console.web import Console, Page, Refused
+from bot.console.web import Console, Page, Refused, small_int
 from bot.exports import KINDS, ExportError, build, parse_month, write_xlsx
 from bot.store import Branch
 
@@ -40,7 +40,8 @@ def download(page: Page) -> Response:
         if page.arg("branch") and page.arg("branch") != str(page.viewer.member.branch_id):
             raise Refused("只能导出本支部的数据。")
     elif page.arg("branch").isdigit():
-        branch = page.db.get(Branch, int(page.arg("branch")))
+        number = small_int(page.arg("branch"))
+        branch = page.db.get(Branch, number) if number is not None else None
         if branch is None:
             raise Refused("没有这个支部。", 404)
         branch_name = branch.name

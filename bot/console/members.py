@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from bot.audit import record
 from bot.console.uploads import as_file, keep, kept, take_file
-from bot.console.web import Console, Page, Refused, redirect
+from bot.console.web import Console, Page, Refused, redirect, small_int
 from bot.roster import RoleChangeError, change_role, check_file, import_members
 from bot.store import Branch, Member, MemberStatus, Role
 from bot.tabular import FileProblem
@@ -62,8 +62,9 @@ def view(page: Page) -> Response:
         query = query.where(Member.branch_id.in_(page.viewer.scope))  # type: ignore[attr-defined]
     wanted_branch = page.arg("branch")
     if wanted_branch.isdigit():
-        page.viewer.require_branch(int(wanted_branch))
-        query = query.where(Member.branch_id == int(wanted_branch))
+        wanted = small_int(wanted_branch)
+        page.viewer.require_branch(wanted)
+        query = query.where(Member.branch_id == (wanted if wanted is not None else -1))
     if (text := page.arg("q")):
         query = query.where(or_(Member.name.contains(text), Member.phone.endswith(text)))  # type: ignore[attr-defined]
     if (role := page.arg("role")) in ROLES:

@@ -11,7 +11,7 @@ from sqlmodel import select
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.console.web import Console, Page, Refused, redirect
+from bot.console.web import Console, Page, Refused, redirect, small_int
 from bot.store import Branch
 from bot.store.models import Campaign, Delivery
 from handlers.broadcast import (
@@ -36,7 +36,8 @@ def _target(page: Page) -> tuple[list[int], str, str]:
     if choice == "all":
         ids = [b for b in page.db.exec(select(Branch.id).order_by(Branch.id)).all()]
         return ids, "全部支部", "all"  # type: ignore[return-value]
-    branch = page.db.get(Branch, int(choice)) if choice.isdigit() and len(choice) < 12 else None
+    number = small_int(choice)
+    branch = page.db.get(Branch, number) if number is not None else None
     if branch is None or branch.id is None:
         raise Refused("请选择发送对象。", 400)
     return [branch.id], branch.name, str(branch.id)

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from bot.audit import record
 from bot.console.uploads import as_file, keep, kept, take_file
-from bot.console.web import Console, Page, Refused, redirect
+from bot.console.web import Console, Page, Refused, redirect, small_int
 from bot.store import Member, Question
 from bot.store.models import QuestionReport
 from bot.tabular import FileProblem
@@ -48,7 +48,7 @@ def _letter(index: int) -> str:
 def view(page: Page) -> Response:
     query = select(Question)
     text = page.arg("q")
-    if text.lstrip("#").isdigit() and len(text) < 12:
+    if small_int(text.lstrip("#")) is not None:
         query = query.where(Question.id == int(text.lstrip("#")))
     elif text:
         query = query.where(or_(Question.stem.contains(text), Question.source.contains(text)))  # type: ignore[attr-defined]

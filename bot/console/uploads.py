@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import delete
 from sqlmodel import select
 
-from bot.console.web import Page, Refused
+from bot.console.web import Page, Refused, small_int
 from bot.store.models import ConsoleUpload
 
 SUFFIXES = (".csv", ".xlsx")
@@ -44,11 +44,11 @@ def keep(page: Page, kind: str, name: str, data: bytes) -> ConsoleUpload:
 
 
 def kept(page: Page, kind: str) -> ConsoleUpload:
-    raw = page.form.get("upload", "")
+    number = small_int(page.form.get("upload", ""))
     row = None
-    if raw.isdigit():
+    if number is not None:
         row = page.db.exec(select(ConsoleUpload).where(
-            ConsoleUpload.id == int(raw), ConsoleUpload.kind == kind,
+            ConsoleUpload.id == number, ConsoleUpload.kind == kind,
             ConsoleUpload.session_hash == page.viewer.session.id_hash)).first()
     if row is None or row.created_at < page.now - KEEP:
         raise Refused("找不到待导入的文件（可能已导入或超过 1 小时）。请重新上传。", 400)

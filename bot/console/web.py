@@ -55,6 +55,14 @@ NAV = [  # (path, label, admins only)
 ]
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit INTEGER columns: PostgreSQL refuses a larger parameter
+
+
+def small_int(text: str) -> int | None:
+    """A row id from a URL or form field; None when it is not one (too large included)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= MAX_ID else None
+
+
 class Refused(Exception):
     """A page refuses the request (nothing it did is kept)."""
 
@@ -107,13 +115,13 @@ class Page:
         return self.request.query_params
 
     def arg(self, name: str, default: str = "") -> str:
-        return str(self.request.query_params.get(name, default)).strip()[:200]
+        return str(self.request.query_params.get(name, default)).replace("\x00", "").strip()[:200]  # PostgreSQL refuses NUL
 
     def int_path(self, name: str) -> int:
-        value = str(self.request.path_params.get(name, ""))
-        if not value.isdigit() or len(value) > 12:
+        value = small_int(str(self.request.path_params.get(name, "")))
+        if value is None:
             raise Refused("页面不存在。", 404)
-        return int(value)
+        return value
 
     def render(self, template: str, status: int = 200, **context: Any) -> Response:
         return render(self.request, template, status, viewer=self.viewer, csrf=self.viewer.session.csrf,
@@ -172,7 +180,7 @@ async def read_form(request: Request) -> tuple[dict[str, str], dict[str, tuple[s
                 raise Refused("上传的文件过大（最多 5 MB）。", 413)
             files[key] = (Path(value.filename or "upload").name[:200], data)
         else:
-            fields[key] = str(value)[:10_000]
+            fields[key] = str(value).replace("\x00", "")[:10_000]  # PostgreSQL text refuses NUL
     await form.close()
     return fields, files
 

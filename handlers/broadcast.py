@@ -153,6 +153,8 @@ def _visible_campaign(ctx: Context, number: int | None) -> Campaign | None:
 
 def visible_campaign(db: Session, viewer: Member, number: int | None) -> Campaign | None:
     """A broadcast this secretary (own branch) or admin (any) may see; the latest without a number."""
+    if number is not None and not 0 <= number < 2**31:  # a 32-bit id column: PostgreSQL refuses larger
+        return None
     query = select(Campaign).where(Campaign.kind == "broadcast")
     if viewer.role != Role.ADMIN.value:
         query = query.where(Campaign.branch_id == viewer.branch_id)

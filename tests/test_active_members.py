@@ -133,3 +133,12 @@ def test_secretary_demoted_while_arranging_a_meeting_cannot_publish_it(tmp_path,
         assert "已向" not in secretary.say("确认")
         with env.store.session() as db:
             assert db.exec(select(Campaign).where(Campaign.kind == "meeting")).all() == []
+
+
+def test_notice_numbers_past_32_bits_get_a_clear_answer(tmp_path, clock, database_url):
+    env = build_env(tmp_path, clock, database_url=database_url)
+    with env.client:
+        secretary = env.wechat("o-wang-shuji")
+        assert "绑定成功" in secretary.say("绑定 王书记 0001")
+        assert "没有找到通知 #99999999999" in secretary.say("通知状态 99999999999")
+        assert "没有找到定时通知" in secretary.say("取消定时 99999999999")

@@ -20,7 +20,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import Config
-from bot.messages import Inbound, log_safe
+from bot.messages import Inbound, conceal, log_safe, reveal
 from bot.router import Context, Registry, find_member, route
 from bot.store import ProcessedMessage, Store
 
@@ -71,11 +71,19 @@ class Engine:
                           member=find_member(db, inbound), registry=self.registry)
             reply = route(ctx)
             db.flush()
-            db.execute(RECORD_KEY, {"key": inbound.key, "channel": inbound.channel, "reply": reply, "created_at": now})
-            return reply
+            # A one-time secret in the reply (a console link) is shown now and never stored.
+            db.execute(RECORD_KEY, {"key": inbound.key, "channel": inbound.channel, "reply": conceal(reply),
+                                    "created_at": now})
+            return reveal(reply)
 
     def push_reply(self, inbound: Inbound, reply: str) -> None:
-        """Send a reply that missed WeChat's deadline as a one-member campaign."""
+        """Send a reply that missed WeChat's deadline as a one-member campaign.
+
+        What is pushed is the recorded reply, so a one-time secret in it (a console link)
+        never reaches the outbox's tables; the member is told to ask again instead."""
+        recorded = self.recorded_reply(inbound.key)
+        if recorded is not None:
+            reply = recorded
         from bot.outbox.worker import create_campaign
         from bot.store.db import WriterLockTimeout
 

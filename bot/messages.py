@@ -7,6 +7,7 @@ handlers never see XML.
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,3 +67,25 @@ def message_key(channel: str, msg_id: str | None, sender: str, created: str, eve
         return f"{channel}:m:{msg_id}"
     key = f"{channel}:e:{sender}:{created}:{event}:{event_key}"
     return key if len(key) <= 200 else f"{channel}:h:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+# A reply may carry a one-time secret (a console login link). The member sees it once,
+# in the answer to their message; what the store keeps (the recorded reply that answers
+# WeChat's retries, a late reply pushed through the outbox) has it replaced by a hint.
+_SECRET = re.compile("\x02(.*?)\x03", re.S)
+CONCEALED = "（链接只显示一次；如未收到，请重新发送「后台」获取新链接）"
+
+
+def secret(text: str) -> str:
+    """Mark ``text`` as shown once and never stored."""
+    return f"\x02{text}\x03"
+
+
+def reveal(reply: str) -> str:
+    """The reply as the member sees it now."""
+    return _SECRET.sub(lambda m: m.group(1), reply)
+
+
+def conceal(reply: str) -> str:
+    """The reply as it may be stored."""
+    return _SECRET.sub(CONCEALED, reply)

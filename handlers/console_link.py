@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.audit import actor_of, record
 from bot.console.auth import issue_link_token, may_use
+from bot.messages import secret
 from bot.router import Context
 
 
@@ -16,5 +17,5 @@ def link(ctx: Context) -> str:
         return "管理后台仅限在册的支部书记和管理员使用。"
     token = issue_link_token(ctx.db, ctx.member, ctx.now)
     record(ctx.db, ctx.now, actor_of(ctx.member), "后台链接", "签发一次性登录链接")
-    url = f"{ctx.config.console_base_url}/console/login?token={token}"
+    url = secret(f"{ctx.config.console_base_url}/console/login?token={token}")
     return f"管理后台登录链接（10 分钟内有效，只能使用一次，请勿转发）：\n{url}"

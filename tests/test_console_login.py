@@ -186,3 +186,66 @@ def test_wecom_oauth_login_against_the_fake_api(tmp_path, clock):
             with env.store.session() as db:
                 assert len(db.exec(select(ConsoleLoginFailure)).all()) == 1
         env.store.dispose()
+
+
+def test_the_link_is_shown_once_and_never_stored_in_clear(env):
+    """The token is stored only as a hash: not in the recorded reply that answers WeChat's
+    retries either. A retry of the 后台 message gets a hint to ask again, not the link."""
+    from bot.store.models import ProcessedMessage
+
+    bind(env, "o-wang", "王书记", "0001")
+    wang = env.wechat("o-wang")
+    signed = wang.text_request("后台")
+    first = wang.reply_text(wang.post(signed).text)
+    token = re.search(r"/console/login\?token=(\S+)", first).group(1)
+    retry = wang.reply_text(wang.post(signed).text)  # WeChat resends the very same request
+    assert token not in retry and "请重新发送「后台」" in retry and "\x02" not in first + retry
+    with env.store.session() as db:
+        recorded = [m.reply for m in db.exec(select(ProcessedMessage)).all()]
+    assert recorded and not any(token in r for r in recorded)
+    # The retry did not issue a second link, and the first still opens the console once.
+    with env.store.session() as db:
+        assert len(db.exec(select(ConsoleLoginToken)).all()) == 1
+    opened = client_for(env, None).get(f"/console/login?token={token}", follow_redirects=False)
+    assert opened.status_code == 303
+
+
+def test_a_late_link_reply_pushes_the_hint_not_the_link(tmp_path, clock):
+    """A 后台 reply that overruns WeChat's deadline follows through the outbox; the
+    campaign (kept in the store) carries the hint to ask again, never the token."""
+    import threading
+    import time as time_module
+
+    from starlette.testclient import TestClient
+
+    from bot.app import create_app
+    from bot.store.models import Campaign, Member
+    from handlers import build_registry
+
+    registry = build_registry()
+    slow = next(c for c in registry.commands if c.word == "后台")
+    release = threading.Event()
+
+    def held(ctx, original=slow.handler):
+        release.wait(10)
+        return original(ctx)
+
+    registry.commands[registry.commands.index(slow)] = type(slow)(slow.word, held, slow.roles, slow.summary, slow.usage, slow.aliases)
+    env = build_env(tmp_path, clock, BRANCHBOT__WECHAT__REPLY_BUDGET_MS="200")
+    with env.store.session() as db:
+        wang = db.exec(select(Member).where(Member.name == "王书记")).one()
+        wang.openid = "o-wang"
+        db.add(wang)
+    env.client = TestClient(create_app(env.config, env.store, env.clock, registry=registry))
+    with env.client:
+        user = env.wechat("o-wang")
+        assert user.post(user.text_request("后台")).text == "success"  # answered before the handler ran
+        release.set()
+        deadline = time_module.time() + 10
+        late: list[Campaign] = []
+        while not late and time_module.time() < deadline:
+            time_module.sleep(0.05)
+            with env.store.session() as db:
+                late = list(db.exec(select(Campaign).where(Campaign.kind == "reply")).all())
+    [campaign] = late
+    assert "请重新发送「后台」" in campaign.text and "token=" not in campaign.text

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import webhook as wb  # noqa: E402
+import webhook as wb
 
 
 def rss_mb(pid: int) -> float:
@@ -39,8 +39,9 @@ def rss_mb(pid: int) -> float:
     return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
 
 
-def drive(server: wb.Server, roster: wb.Roster, args: argparse.Namespace, messages: int, aes_key: str,
-          echo: bool) -> list[tuple[int, float]]:
+def drive(
+    server: wb.Server, roster: wb.Roster, args: argparse.Namespace, messages: int, aes_key: str, echo: bool
+) -> list[tuple[int, float]]:
     """Closed-loop slices until ``messages`` real replies; (messages so far, RSS MB) after each."""
     run_args = wb.parse_args(["--concurrency", str(args.concurrency)])
     wb.run_phase("closed", server, roster, run_args, "warmup", 3.0)
@@ -54,8 +55,11 @@ def drive(server: wb.Server, roster: wb.Roster, args: argparse.Namespace, messag
             raise SystemExit(f"{server.name}: {bad} bad replies: {dict(stats.failures)}")
         done += sum(kinds.values())
         samples.append((done, rss_mb(server.proc.pid)))
-        print(f"  {server.name}: {done:>7} messages, RSS {samples[-1][1]:6.1f} MB "
-              f"({sum(kinds.values()) / stats.elapsed:.0f} msg/s)", flush=True)
+        print(
+            f"  {server.name}: {done:>7} messages, RSS {samples[-1][1]:6.1f} MB "
+            f"({sum(kinds.values()) / stats.elapsed:.0f} msg/s)",
+            flush=True,
+        )
         if server.proc.poll() is not None:
             raise SystemExit(f"{server.name} died; log:\n{wb.tail(server.log)}")
     return samples
@@ -103,17 +107,25 @@ def main() -> int:
         procs.stop_all()
 
     print()
-    print(f"{'server':<14} {'messages':>9} {'RSS after warm-up':>18} {'RSS at end':>11} {'peak':>7} {'growth, 2nd half':>22}")
+    print(
+        f"{'server':<14} {'messages':>9} {'RSS after warm-up':>18} {'RSS at end':>11} {'peak':>7} {'growth, 2nd half':>22}"
+    )
     for name, samples in results.items():
         peak = max(r for _, r in samples)
-        print(f"{name:<14} {samples[-1][0]:>9} {samples[0][1]:>15.1f} MB {samples[-1][1]:>8.1f} MB {peak:>5.1f} MB"
-              f" {growth_per_10k(samples):>+12.2f} MB/10k msgs")
+        print(
+            f"{name:<14} {samples[-1][0]:>9} {samples[0][1]:>15.1f} MB {samples[-1][1]:>8.1f} MB {peak:>5.1f} MB"
+            f" {growth_per_10k(samples):>+12.2f} MB/10k msgs"
+        )
     bb_samples = results.get("BranchBot")
     if bb_samples:
         end, slope = bb_samples[-1][1], growth_per_10k(bb_samples)
-        print(f"{'PASS' if end < 150 else 'FAIL'}  RSS {end:.1f} MB after {bb_samples[-1][0]} messages (target < 150 MB)")
-        print(f"{'PASS' if slope < 0.5 else 'FAIL'}  growth {slope:+.2f} MB per 10,000 messages over the second half "
-              "(target: not growing; < 0.5 MB/10k)")
+        print(
+            f"{'PASS' if end < 150 else 'FAIL'}  RSS {end:.1f} MB after {bb_samples[-1][0]} messages (target < 150 MB)"
+        )
+        print(
+            f"{'PASS' if slope < 0.5 else 'FAIL'}  growth {slope:+.2f} MB per 10,000 messages over the second half "
+            "(target: not growing; < 0.5 MB/10k)"
+        )
     return 0
 
 

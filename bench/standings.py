@@ -27,16 +27,16 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from alembic import command  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
-from alembic import command  # noqa: E402
 from sqlalchemy import insert, inspect, text  # noqa: E402
 
 from bot.config import load_config  # noqa: E402
@@ -51,19 +51,54 @@ CHUNK = 20_000
 
 
 def populate(store, members: int, answers: int, console: Console) -> None:
-    now = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
     rng = random.Random(7)
     months = ["2025-12"] + [f"2026-{m:02d}" for m in range(1, 12)]  # a year of monthly quizzes
     with store.session() as db:
         db.execute(insert(Branch), [{"name": f"第{i}党支部"} for i in range(1, BRANCHES + 1)])
-        db.execute(insert(Question), [{"kind": "单选", "stem": f"题{i}", "stem_key": f"k{i}", "options": [{"id": "o1", "text": "甲"}, {"id": "o2", "text": "乙"}],
-                                       "answer": ["o1"], "explanation": "解析", "category": "党史", "source": "来源", "difficulty": 2, "active": True}
-                                      for i in range(1, 201)])
+        db.execute(
+            insert(Question),
+            [
+                {
+                    "kind": "单选",
+                    "stem": f"题{i}",
+                    "stem_key": f"k{i}",
+                    "options": [{"id": "o1", "text": "甲"}, {"id": "o2", "text": "乙"}],
+                    "answer": ["o1"],
+                    "explanation": "解析",
+                    "category": "党史",
+                    "source": "来源",
+                    "difficulty": 2,
+                    "active": True,
+                }
+                for i in range(1, 201)
+            ],
+        )
     with store.session() as db:
-        db.execute(insert(Member), [{"name": f"成员{i}", "phone": f"1{i:010d}", "branch_id": i % BRANCHES + 1, "role": "管理员" if i == 1 else "党员",
-                                     "openid": f"o{i}", "subscribed": True, "is_demo": False, "status": "在册"} for i in range(1, members + 1)])
-        db.execute(insert(Paper), [{"branch_id": b, "month": m, "question_ids": list(range(1, 11)), "created_at": now}
-                                   for b in range(1, BRANCHES + 1) for m in months])
+        db.execute(
+            insert(Member),
+            [
+                {
+                    "name": f"成员{i}",
+                    "phone": f"1{i:010d}",
+                    "branch_id": i % BRANCHES + 1,
+                    "role": "管理员" if i == 1 else "党员",
+                    "openid": f"o{i}",
+                    "subscribed": True,
+                    "is_demo": False,
+                    "status": "在册",
+                }
+                for i in range(1, members + 1)
+            ],
+        )
+        db.execute(
+            insert(Paper),
+            [
+                {"branch_id": b, "month": m, "question_ids": list(range(1, 11)), "created_at": now}
+                for b in range(1, BRANCHES + 1)
+                for m in months
+            ],
+        )
     paper_id = {(b, m): (b - 1) * len(months) + i + 1 for b in range(1, BRANCHES + 1) for i, m in enumerate(months)}
     per_attempt = 10
     attempts = min(answers // per_attempt, members * len(months))  # at most one attempt a member a month
@@ -79,14 +114,45 @@ def populate(store, members: int, answers: int, console: Console) -> None:
                 branch = member % BRANCHES + 1
                 correct = rng.randint(3, 10)
                 finished = now - timedelta(minutes=rng.randint(0, 40_000))
-                rows_a.append({"id": attempt_id, "member_id": member, "paper_id": paper_id[(branch, month)], "branch_id": branch, "month": month,
-                               "option_orders": {}, "position": 10, "correct": correct, "score": correct * 10,
-                               "started_at": finished, "finished_at": finished})
+                rows_a.append(
+                    {
+                        "id": attempt_id,
+                        "member_id": member,
+                        "paper_id": paper_id[(branch, month)],
+                        "branch_id": branch,
+                        "month": month,
+                        "option_orders": {},
+                        "position": 10,
+                        "correct": correct,
+                        "score": correct * 10,
+                        "started_at": finished,
+                        "finished_at": finished,
+                    }
+                )
                 for q in range(1, per_attempt + 1):
-                    rows_ans.append({"attempt_id": attempt_id, "mode": "monthly", "member_id": member, "question_id": q, "chosen": ["o1"],
-                                     "is_correct": q <= correct, "seconds_taken": 8.0, "answered_at": finished})
-                rows_p.append({"member_id": member, "branch_id": branch, "amount": correct * 10, "kind": "earn",
-                               "reason": f"monthly:{month}", "month": month, "created_at": finished})
+                    rows_ans.append(
+                        {
+                            "attempt_id": attempt_id,
+                            "mode": "monthly",
+                            "member_id": member,
+                            "question_id": q,
+                            "chosen": ["o1"],
+                            "is_correct": q <= correct,
+                            "seconds_taken": 8.0,
+                            "answered_at": finished,
+                        }
+                    )
+                rows_p.append(
+                    {
+                        "member_id": member,
+                        "branch_id": branch,
+                        "amount": correct * 10,
+                        "kind": "earn",
+                        "reason": f"monthly:{month}",
+                        "month": month,
+                        "created_at": finished,
+                    }
+                )
             with store.session() as db:
                 db.execute(insert(Attempt), rows_a)
                 db.execute(insert(Answer), rows_ans)
@@ -102,13 +168,19 @@ def check_aggregates(store, console: Console) -> None:
     with the ledger and the attempts they summarise."""
     tables = set(inspect(store.engine).get_table_names())
     checks = {
-        "membertotal": ("SELECT COUNT(*), SUM(points) FROM membertotal",
-                        "SELECT COUNT(DISTINCT member_id), SUM(amount) FROM pointsentry"),
-        "branchmembertotal": ("SELECT COUNT(*), SUM(points) FROM branchmembertotal",
-                              "SELECT COUNT(*), SUM(points) FROM (SELECT branch_id, member_id, SUM(amount) AS points "
-                              "FROM pointsentry GROUP BY branch_id, member_id) AS t"),
-        "branchmonth": ("SELECT SUM(finished), SUM(score_sum) FROM branchmonth",
-                        "SELECT COUNT(*), SUM(score) FROM attempt WHERE finished_at IS NOT NULL"),
+        "membertotal": (
+            "SELECT COUNT(*), SUM(points) FROM membertotal",
+            "SELECT COUNT(DISTINCT member_id), SUM(amount) FROM pointsentry",
+        ),
+        "branchmembertotal": (
+            "SELECT COUNT(*), SUM(points) FROM branchmembertotal",
+            "SELECT COUNT(*), SUM(points) FROM (SELECT branch_id, member_id, SUM(amount) AS points "
+            "FROM pointsentry GROUP BY branch_id, member_id) AS t",
+        ),
+        "branchmonth": (
+            "SELECT SUM(finished), SUM(score_sum) FROM branchmonth",
+            "SELECT COUNT(*), SUM(score) FROM attempt WHERE finished_at IS NOT NULL",
+        ),
     }
     with store.engine.connect() as conn:
         for table, (aggregate, source) in checks.items():
@@ -122,7 +194,14 @@ def check_aggregates(store, console: Console) -> None:
 def timed(engine: Engine, openid: str, words: str, runs: int) -> list[float]:
     samples = []
     for _ in range(runs):
-        inbound = Inbound(channel="wechat", sender=openid, kind="text", key=str(uuid.uuid4()), created_at=datetime.now(timezone.utc), text=words)
+        inbound = Inbound(
+            channel="wechat",
+            sender=openid,
+            kind="text",
+            key=str(uuid.uuid4()),
+            created_at=datetime.now(UTC),
+            text=words,
+        )
         started = time.perf_counter()
         engine.handle(inbound)
         samples.append((time.perf_counter() - started) * 1000)
@@ -135,9 +214,12 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=50_000)
     parser.add_argument("--answers", type=int, default=6_000_000)
     parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--existing", action="store_true",
-                        help="time the database a previous run populated (give its --url, and the same --members): "
-                             "upgrade it to this code's head and time, without re-creating it. For A/B runs on the same data")
+    parser.add_argument(
+        "--existing",
+        action="store_true",
+        help="time the database a previous run populated (give its --url, and the same --members): "
+        "upgrade it to this code's head and time, without re-creating it. For A/B runs on the same data",
+    )
     args = parser.parse_args()
     if args.existing and not args.url:
         parser.error("--existing needs the --url of the populated database")
@@ -159,8 +241,10 @@ def main() -> None:
             command.upgrade(cfg, "0002")
         started = time.perf_counter()
         populate(store, args.members, args.answers, console)
-        console.print(f"populated {args.members} members, {args.answers} answers in {time.perf_counter() - started:.0f} s "
-                      f"({store.engine.dialect.name}: {url})")
+        console.print(
+            f"populated {args.members} members, {args.answers} answers in {time.perf_counter() - started:.0f} s "
+            f"({store.engine.dialect.name}: {url})"
+        )
     started = time.perf_counter()
     before, _ = upgrade(store)
     if not store.is_sqlite:
@@ -168,13 +252,24 @@ def main() -> None:
             conn.execute(text("ANALYZE"))
     console.print(f"upgraded {before} -> {head(store)} in {time.perf_counter() - started:.1f} s")
     check_aggregates(store, console)
-    engine = Engine(store, config, build_registry(), clock=lambda: datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc))
+    engine = Engine(store, config, build_registry(), clock=lambda: datetime(2026, 11, 20, 2, 0, tzinfo=UTC))
     member = f"o{args.members // 2}"
-    cases = [("baseline: member lookup by primary key", None, None), ("积分 (member)", member, "积分"),
-             ("排行榜 (member, branch top 10)", member, "排行榜"), ("排行榜 总 (member)", member, "排行榜 总"),
-             ("排行榜 (admin, all members)", "o1", "排行榜"), ("排行榜 总 (admin, all members)", "o1", "排行榜 总"),
-             ("排行榜 支部 (admin, 300 branches)", "o1", "排行榜 支部")]
-    table = Table("what", "p50 ms", "p99 ms", "max ms", title=f"standings on {args.members} members / {args.answers} answers ({store.engine.dialect.name})")
+    cases = [
+        ("baseline: member lookup by primary key", None, None),
+        ("积分 (member)", member, "积分"),
+        ("排行榜 (member, branch top 10)", member, "排行榜"),
+        ("排行榜 总 (member)", member, "排行榜 总"),
+        ("排行榜 (admin, all members)", "o1", "排行榜"),
+        ("排行榜 总 (admin, all members)", "o1", "排行榜 总"),
+        ("排行榜 支部 (admin, 300 branches)", "o1", "排行榜 支部"),
+    ]
+    table = Table(
+        "what",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        title=f"standings on {args.members} members / {args.answers} answers ({store.engine.dialect.name})",
+    )
     for name, openid, words in cases:
         if words is None:
             samples = []
@@ -187,7 +282,12 @@ def main() -> None:
             timed(engine, openid, words, 3)  # warm caches
             samples = timed(engine, openid, words, args.runs)
         samples.sort()
-        table.add_row(name, f"{statistics.median(samples):.1f}", f"{samples[int(len(samples) * 0.99) - 1]:.1f}", f"{samples[-1]:.1f}")
+        table.add_row(
+            name,
+            f"{statistics.median(samples):.1f}",
+            f"{samples[int(len(samples) * 0.99) - 1]:.1f}",
+            f"{samples[-1]:.1f}",
+        )
     console.print(table)
 
 

@@ -70,7 +70,21 @@ TO_USER = "gh_x"
 REQUEST_TIMEOUT = 10.0
 MODE = "safe"  # or "plain" (--mode): how WeChat posts, and how both servers are configured
 ROSTER_HEADER = ["姓名", "手机号", "支部", "入党日期", "角色", "微信OpenID", "企业微信账号"]
-BANK_HEADER = ["题型", "题干", "选项A", "选项B", "选项C", "选项D", "选项E", "选项F", "答案", "解析", "分类", "来源", "难度"]
+BANK_HEADER = [
+    "题型",
+    "题干",
+    "选项A",
+    "选项B",
+    "选项C",
+    "选项D",
+    "选项E",
+    "选项F",
+    "答案",
+    "解析",
+    "分类",
+    "来源",
+    "难度",
+]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红建国志"
 BRANCHES = 10  # members are spread over this many branches, each with its own paper
@@ -109,10 +123,17 @@ class Procs:
         self.running: list[subprocess.Popen] = []
 
     def start(self, argv: list[str], log: Path, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
-        out = open(log, "wb")
+        out = open(log, "wb")  # noqa: SIM115 - closed when the process is stopped
         try:
-            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         finally:
             out.close()
         self.running.append(proc)
@@ -144,8 +165,9 @@ class Procs:
 
 
 def run_cli(argv: list[str], cwd: Path, what: str, timeout: float = 300) -> str:
-    done = subprocess.run(argv, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        argv, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{what} failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done.stdout
@@ -193,9 +215,15 @@ def make_people(count: int) -> list[Person]:
         raise SystemExit("--members must be between 2 and 10000 (phones are 1390000NNNN)")
     people = []
     for i in range(count):
-        name = SURNAMES[i % len(SURNAMES)] + GIVEN[(i // len(SURNAMES)) % len(GIVEN)] + GIVEN[(i // (len(SURNAMES) * len(GIVEN))) % len(GIVEN)]
+        name = (
+            SURNAMES[i % len(SURNAMES)]
+            + GIVEN[(i // len(SURNAMES)) % len(GIVEN)]
+            + GIVEN[(i // (len(SURNAMES) * len(GIVEN))) % len(GIVEN)]
+        )
         prebound = i % 2 == 0  # interleaved, so every slice of the roster is half bound
-        people.append(Person(i, name, f"1390000{i:04d}", f"oBench{'B' if prebound else 'U'}{i:06d}{'x' * 14}", prebound))
+        people.append(
+            Person(i, name, f"1390000{i:04d}", f"oBench{'B' if prebound else 'U'}{i:06d}{'x' * 14}", prebound)
+        )
     return people
 
 
@@ -246,30 +274,39 @@ class RequestFactory:
         ts = str(int(time.time()))
         nonce = str(self.rng.randrange(10**9, 10**10))
         msgid = next(self.msgids)
-        plain = (f"<xml><ToUserName><![CDATA[{TO_USER}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-                 f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{text}]]></Content>"
-                 f"<MsgId>{msgid}</MsgId></xml>")
+        plain = (
+            f"<xml><ToUserName><![CDATA[{TO_USER}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{text}]]></Content>"
+            f"<MsgId>{msgid}</MsgId></xml>"
+        )
         if MODE == "plain":  # the message as it is, signed with `signature` only
-            query = urllib.parse.urlencode({"signature": sha1_sorted(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce,
-                                            "openid": openid})
+            query = urllib.parse.urlencode(
+                {"signature": sha1_sorted(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce, "openid": openid}
+            )
             body = plain.encode()
-            head = (f"POST /wechat?{query} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: Mozilla/4.0\r\n"
-                    f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+            head = (
+                f"POST /wechat?{query} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: Mozilla/4.0\r\n"
+                f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode()
             return Req(head + body, text)
         envelope = self.crypto.encrypt_message(plain, nonce, ts)
         encrypt = ENCRYPT_RE.search(envelope).group(1)  # type: ignore[union-attr]
-        query = urllib.parse.urlencode({
-            "signature": sha1_sorted(TOKEN, ts, nonce),
-            "timestamp": ts,
-            "nonce": nonce,
-            "openid": openid,
-            "encrypt_type": "aes",
-            "msg_signature": sha1_sorted(TOKEN, ts, nonce, encrypt),
-        })
+        query = urllib.parse.urlencode(
+            {
+                "signature": sha1_sorted(TOKEN, ts, nonce),
+                "timestamp": ts,
+                "nonce": nonce,
+                "openid": openid,
+                "encrypt_type": "aes",
+                "msg_signature": sha1_sorted(TOKEN, ts, nonce, encrypt),
+            }
+        )
         # The body WeChat really posts in safe mode: ToUserName + Encrypt.
         body = f"<xml><ToUserName><![CDATA[{TO_USER}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode()
-        head = (f"POST /wechat?{query} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: Mozilla/4.0\r\n"
-                f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST /wechat?{query} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: Mozilla/4.0\r\n"
+            f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
         return Req(head + body, text)
 
 
@@ -323,7 +360,7 @@ class Roster:
 class Conn:
     """One keep-alive HTTP/1.1 connection; reconnects when the server closes it."""
 
-    def __init__(self, port: int, stats: "PhaseStats") -> None:
+    def __init__(self, port: int, stats: PhaseStats) -> None:
         self.port = port
         self.stats = stats
         self.reader: asyncio.StreamReader | None = None
@@ -448,8 +485,9 @@ def next_script(scripts: collections.deque[Script], busy: set[str]) -> Script | 
     return None
 
 
-async def closed_loop(port: int, scripts: collections.deque[Script], concurrency: int, duration: float,
-                      stats: PhaseStats) -> None:
+async def closed_loop(
+    port: int, scripts: collections.deque[Script], concurrency: int, duration: float, stats: PhaseStats
+) -> None:
     """``concurrency`` members at a time, each sending its messages back to back."""
     start = time.perf_counter()
     deadline = start + duration
@@ -484,8 +522,15 @@ async def closed_loop(port: int, scripts: collections.deque[Script], concurrency
     stats.elapsed = time.perf_counter() - start
 
 
-async def open_loop(port: int, scripts: collections.deque[Script], rate: float, duration: float, members: int,
-                    drain: float, stats: PhaseStats) -> None:
+async def open_loop(
+    port: int,
+    scripts: collections.deque[Script],
+    rate: float,
+    duration: float,
+    members: int,
+    drain: float,
+    stats: PhaseStats,
+) -> None:
     """Message k is due at start + k/rate and goes to member slot k % members. Latency is
     measured from the due time, so a server that falls behind is charged for the queue.
     Nothing new is sent after start + duration + drain: a message still unsent then is
@@ -561,8 +606,9 @@ def machine_cpu() -> tuple[float, float]:
     return busy, getattr(t, "steal", 0.0)
 
 
-def run_phase(kind: str, server: "Server", roster: Roster, args: argparse.Namespace, phase: str,
-              duration: float) -> PhaseStats:
+def run_phase(
+    kind: str, server: Server, roster: Roster, args: argparse.Namespace, phase: str, duration: float
+) -> PhaseStats:
     stats = PhaseStats(server.name, phase)
     factory = server.factory
     t0 = time.perf_counter()
@@ -595,7 +641,9 @@ def run_phase(kind: str, server: "Server", roster: Roster, args: argparse.Namesp
 
 REPLY_FIELDS = re.compile(
     r"<Encrypt><!\[CDATA\[(?P<enc>.*?)\]\]></Encrypt>.*?<MsgSignature><!\[CDATA\[(?P<sig>.*?)\]\]></MsgSignature>"
-    r".*?<TimeStamp>(?P<ts>\d+)</TimeStamp>.*?<Nonce><!\[CDATA\[(?P<nonce>.*?)\]\]></Nonce>", re.S)
+    r".*?<TimeStamp>(?P<ts>\d+)</TimeStamp>.*?<Nonce><!\[CDATA\[(?P<nonce>.*?)\]\]></Nonce>",
+    re.S,
+)
 CONTENT_RE = re.compile(r"<Content><!\[CDATA\[(.*?)\]\]></Content>", re.S)
 CATEGORIES = [  # BranchBot reply kinds, for the "real paths" breakdown
     ("bind_ok", "绑定成功"),
@@ -695,12 +743,44 @@ def ensure_bank(tmp: Path, cfg: Path, db_path: Path, needed: int) -> int:
         for i in range(60):
             cat = ["党史", "党纪", "党章"][i % 3]
             if i % 6 == 5:
-                w.writerow(["判断", f"基准判断题第{i}题：党的基本路线是一个中心两个基本点，这一说法编号{i}正确吗", "", "", "", "", "", "",
-                            "对", f"基准解析{i}", cat, f"基准来源{i}", 2])
+                w.writerow(
+                    [
+                        "判断",
+                        f"基准判断题第{i}题：党的基本路线是一个中心两个基本点，这一说法编号{i}正确吗",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "对",
+                        f"基准解析{i}",
+                        cat,
+                        f"基准来源{i}",
+                        2,
+                    ]
+                )
             else:
-                w.writerow(["单选", f"基准单选题第{i}题：以下哪一项是编号{i}的正确选项", "甲", "乙", "丙", "丁", "", "",
-                            "ABCD"[i % 4], f"基准解析{i}", cat, f"基准来源{i}", 2])
-    run_cli([str(VENV_BIN / "branchbot"), "quiz", "import", str(bank), "--config", str(cfg)], tmp, "branchbot quiz import")
+                w.writerow(
+                    [
+                        "单选",
+                        f"基准单选题第{i}题：以下哪一项是编号{i}的正确选项",
+                        "甲",
+                        "乙",
+                        "丙",
+                        "丁",
+                        "",
+                        "",
+                        "ABCD"[i % 4],
+                        f"基准解析{i}",
+                        cat,
+                        f"基准来源{i}",
+                        2,
+                    ]
+                )
+    run_cli(
+        [str(VENV_BIN / "branchbot"), "quiz", "import", str(bank), "--config", str(cfg)], tmp, "branchbot quiz import"
+    )
     with contextlib.closing(sqlite3.connect(db_path)) as db:
         return db.execute("SELECT count(*) FROM question WHERE active").fetchone()[0]
 
@@ -727,11 +807,13 @@ def extra_config(with_scheduler: bool) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def setup_branchbot(tmp: Path, aes_key: str, people: list[Person], questions: int,
-                    with_scheduler: bool) -> tuple[Path, int, int, dict[int, PaperShape]]:
+def setup_branchbot(
+    tmp: Path, aes_key: str, people: list[Person], questions: int, with_scheduler: bool
+) -> tuple[Path, int, int, dict[int, PaperShape]]:
     port = free_port()
     cfg = tmp / "config.toml"
-    cfg.write_text(textwrap.dedent(f"""\
+    cfg.write_text(
+        textwrap.dedent(f"""\
         [database]
         url = "sqlite:///bench.db"
         [server]
@@ -746,15 +828,27 @@ def setup_branchbot(tmp: Path, aes_key: str, people: list[Person], questions: in
         api_base = "http://127.0.0.1:9"
         [quiz]
         questions_per_paper = {questions}
-        """) + extra_config(with_scheduler), encoding="utf-8")
+        """)
+        + extra_config(with_scheduler),
+        encoding="utf-8",
+    )
     roster = tmp / "roster.csv"
     with open(roster, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(ROSTER_HEADER)
         for p in people:
             joined = f"{2000 + p.index % 24}-{1 + p.index % 12:02d}-01"
-            w.writerow([p.name, p.phone, f"基准第{1 + p.index % BRANCHES}党支部", joined, "党员",
-                        p.openid if p.prebound else "", ""])
+            w.writerow(
+                [
+                    p.name,
+                    p.phone,
+                    f"基准第{1 + p.index % BRANCHES}党支部",
+                    joined,
+                    "党员",
+                    p.openid if p.prebound else "",
+                    "",
+                ]
+            )
     bb = str(VENV_BIN / "branchbot")
     run_cli([bb, "init", "--config", str(cfg)], tmp, "branchbot init")
     bank_size = ensure_bank(tmp, cfg, tmp / "bench.db", questions)
@@ -810,8 +904,9 @@ def db_counts(path: Path) -> dict[str, int]:
     return counts
 
 
-def start_branchbot(procs: Procs, tmp: Path, cfg: Path, port: int, aes_key: str, msgid_start: int, workers: int,
-                    serve_cmd: str | None) -> Server:
+def start_branchbot(
+    procs: Procs, tmp: Path, cfg: Path, port: int, aes_key: str, msgid_start: int, workers: int, serve_cmd: str | None
+) -> Server:
     log = tmp / "branchbot.log"
     if serve_cmd:  # an A/B variant, e.g. a patched server
         argv = shlex.split(serve_cmd.format(config=cfg, venv=VENV_BIN, bench=Path(__file__).resolve().parent))
@@ -845,17 +940,35 @@ app = robot.wsgi
 def start_echo(procs: Procs, tmp: Path, aes_key: str, args: argparse.Namespace, msgid_start: int) -> Server:
     port = free_port()
     (tmp / "echo_bot.py").write_text(ECHO_BOT, encoding="utf-8")
-    env = clean_env() | {"BENCH_TOKEN": TOKEN, "BENCH_AES_KEY": aes_key if MODE == "safe" else "", "BENCH_APP_ID": APP_ID}
-    argv = [str(VENV_BIN / "gunicorn"), "--workers", str(args.workers), "--worker-class", args.echo_worker_class,
-            "--bind", f"127.0.0.1:{port}", "--chdir", str(tmp), "--log-level", "warning", "--keep-alive", "5"]
+    env = clean_env() | {
+        "BENCH_TOKEN": TOKEN,
+        "BENCH_AES_KEY": aes_key if MODE == "safe" else "",
+        "BENCH_APP_ID": APP_ID,
+    }
+    argv = [
+        str(VENV_BIN / "gunicorn"),
+        "--workers",
+        str(args.workers),
+        "--worker-class",
+        args.echo_worker_class,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--chdir",
+        str(tmp),
+        "--log-level",
+        "warning",
+        "--keep-alive",
+        "5",
+    ]
     if args.echo_worker_class == "gthread":
         argv += ["--threads", str(args.echo_threads)]
     argv.append("echo_bot:app")
     log = tmp / "echo.log"
     proc = procs.start(argv, log, tmp, env)
     ts, nonce = str(int(time.time())), "12345"
-    query = urllib.parse.urlencode({"signature": sha1_sorted(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce,
-                                    "echostr": "ready"})
+    query = urllib.parse.urlencode(
+        {"signature": sha1_sorted(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce, "echostr": "ready"}
+    )
     wait_http(f"http://127.0.0.1:{port}/wechat?{query}", proc, log, expect="ready")
     return Server("WeRoBot echo", proc, port, RequestFactory(aes_key, port, msgid_start), log)
 
@@ -870,8 +983,21 @@ def profile_branchbot(server: Server, roster: Roster, args: argparse.Namespace, 
         print("py-spy not installed in the venv (pip install py-spy); skipping the profile")
         return None
     seconds = max(5, int(args.duration))
-    cmd = [str(spy), "record", "--pid", str(server.proc.pid), "--duration", str(seconds), "--rate", "200",
-           "--format", "raw", "--output", str(out), "--nonblocking"] + (["--gil"] if args.py_spy_gil else [])
+    cmd = [
+        str(spy),
+        "record",
+        "--pid",
+        str(server.proc.pid),
+        "--duration",
+        str(seconds),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+        "--nonblocking",
+    ] + (["--gil"] if args.py_spy_gil else [])
     spy_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         time.sleep(0.5)
@@ -923,8 +1049,11 @@ def summarise_profile(path: Path, top: int = 18) -> None:
         print("py-spy recorded no busy samples")
         return
     console = Console(width=max(140, shutil.get_terminal_size((140, 40)).columns))
-    for title, counter in (("py-spy: self time (busy samples)", own), ("py-spy: inclusive time", incl),
-                           ("py-spy: innermost BranchBot function (time below it, incl. SQLAlchemy/SQLite)", ours)):
+    for title, counter in (
+        ("py-spy: self time (busy samples)", own),
+        ("py-spy: inclusive time", incl),
+        ("py-spy: innermost BranchBot function (time below it, incl. SQLAlchemy/SQLite)", ours),
+    ):
         t = Table(title=title)
         t.add_column("%", justify="right")
         t.add_column("function (file:line)")
@@ -981,19 +1110,44 @@ def print_report(rows: list[dict[str, Any]], verdict: dict[str, Any]) -> None:
     console = Console(width=max(140, shutil.get_terminal_size((140, 40)).columns))
     mode = "safe mode (AES + msg_signature)" if MODE == "safe" else "plain mode (signature)"
     table = Table(title=f"/wechat webhook, {mode}")
-    for col, justify in (("server", "left"), ("phase", "left"), ("msgs ok", "right"), ("throughput msg/s", "right"),
-                         ("p50 ms", "right"), ("p99 ms", "right"), ("max ms", "right"), ("errors", "right"),
-                         ("server CPU", "right"), ("gen CPU", "right"), ("other CPU", "right"), ("steal", "right")):
+    for col, justify in (
+        ("server", "left"),
+        ("phase", "left"),
+        ("msgs ok", "right"),
+        ("throughput msg/s", "right"),
+        ("p50 ms", "right"),
+        ("p99 ms", "right"),
+        ("max ms", "right"),
+        ("errors", "right"),
+        ("server CPU", "right"),
+        ("gen CPU", "right"),
+        ("other CPU", "right"),
+        ("steal", "right"),
+    ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in rows:
         phase = r["phase"] + (f" @{r['target_rate_msg_s']:.0f}/s" if "target_rate_msg_s" in r else "")
-        table.add_row(r["server"], phase, str(r["ok"]), f"{r['throughput_msg_s']:.1f}", _ms(r["p50_ms"]), _ms(r["p99_ms"]),
-                      _ms(r["max_ms"]), str(r["errors"]), f"{r['server_cpu_pct']}%", f"{r['generator_cpu_pct']}%",
-                      f"{r['other_cpu_pct']}%", f"{r['steal_pct']}%")
+        table.add_row(
+            r["server"],
+            phase,
+            str(r["ok"]),
+            f"{r['throughput_msg_s']:.1f}",
+            _ms(r["p50_ms"]),
+            _ms(r["p99_ms"]),
+            _ms(r["max_ms"]),
+            str(r["errors"]),
+            f"{r['server_cpu_pct']}%",
+            f"{r['generator_cpu_pct']}%",
+            f"{r['other_cpu_pct']}%",
+            f"{r['steal_pct']}%",
+        )
     console.print(table)
-    console.print(f"CPU columns are % of ONE core (the machine has {os.cpu_count()}); 'other' is everything else on the "
-                  "machine (kernel I/O threads, other users, py-spy). Closed-loop latency is per request; open-loop latency "
-                  "is from each message's scheduled send time.", highlight=False)
+    console.print(
+        f"CPU columns are % of ONE core (the machine has {os.cpu_count()}); 'other' is everything else on the "
+        "machine (kernel I/O threads, other users, py-spy). Closed-loop latency is per request; open-loop latency "
+        "is from each message's scheduled send time.",
+        highlight=False,
+    )
     for r in rows:
         extra = []
         if r["failures"]:
@@ -1003,11 +1157,17 @@ def print_report(rows: list[dict[str, Any]], verdict: dict[str, Any]) -> None:
         if r["recycled_members"]:
             extra.append(f"{r['recycled_members']} members re-used (raise --members for fresh ones)")
         if r["ran_out_of_prebuilt"]:
-            extra.append(f"[yellow]ran out of pre-built requests ({r['ran_out_of_prebuilt']} workers): raise --max-rate-guess[/yellow]")
-        extra.append(f"connections {r['connects']}, resends {r['resends']}, pre-built {r['prebuilt_requests']} "
-                     f"({r['prebuild_us_per_request']} µs each)")
-        console.print(f"[bold]{r['server']} / {r['phase']}[/bold]: replies {r['reply_kinds']}; " + "; ".join(extra),
-                      highlight=False)
+            extra.append(
+                f"[yellow]ran out of pre-built requests ({r['ran_out_of_prebuilt']} workers): raise --max-rate-guess[/yellow]"
+            )
+        extra.append(
+            f"connections {r['connects']}, resends {r['resends']}, pre-built {r['prebuilt_requests']} "
+            f"({r['prebuild_us_per_request']} µs each)"
+        )
+        console.print(
+            f"[bold]{r['server']} / {r['phase']}[/bold]: replies {r['reply_kinds']}; " + "; ".join(extra),
+            highlight=False,
+        )
     console.print()
     if verdict.get("ratio") is not None:
         console.print(f"Throughput ratio BranchBot / WeRoBot echo (closed loop): [bold]{verdict['ratio']:.2f}×[/bold]")
@@ -1024,22 +1184,30 @@ def judge(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any
     def row(server: str, phase: str) -> dict[str, Any] | None:
         return next((r for r in rows if r["server"] == server and r["phase"] == phase), None)
 
-    bb_closed, echo_closed, bb_open = row("BranchBot", "closed"), row("WeRoBot echo", "closed"), row("BranchBot", "open")
+    bb_closed, echo_closed, bb_open = (
+        row("BranchBot", "closed"),
+        row("WeRoBot echo", "closed"),
+        row("BranchBot", "open"),
+    )
     lines: list[str] = []
     ratio = None
     if bb_closed and echo_closed and echo_closed["throughput_msg_s"]:
         ratio = bb_closed["throughput_msg_s"] / echo_closed["throughput_msg_s"]
         ok = ratio >= args.target_ratio and bb_closed["errors"] == 0
-        lines.append(f"{'PASS' if ok else 'FAIL'}  throughput: BranchBot {bb_closed['throughput_msg_s']:.1f} msg/s = "
-                     f"{ratio:.2f}× echo {echo_closed['throughput_msg_s']:.1f} msg/s (target ≥ {args.target_ratio}×"
-                     f"{', errors must be 0' if bb_closed['errors'] else ''})")
+        lines.append(
+            f"{'PASS' if ok else 'FAIL'}  throughput: BranchBot {bb_closed['throughput_msg_s']:.1f} msg/s = "
+            f"{ratio:.2f}× echo {echo_closed['throughput_msg_s']:.1f} msg/s (target ≥ {args.target_ratio}×"
+            f"{', errors must be 0' if bb_closed['errors'] else ''})"
+        )
     else:
         lines.append("SKIP  throughput ratio (needs both servers' closed-loop phase)")
     if bb_open and bb_open["p99_ms"] is not None:
         achieved_ok = bb_open["errors"] == 0
         ok = bb_open["p99_ms"] < args.target_p99_ms and achieved_ok
-        lines.append(f"{'PASS' if ok else 'FAIL'}  latency: BranchBot p99 {bb_open['p99_ms']:.1f} ms at a fixed "
-                     f"{args.rate:.0f} msg/s (target < {args.target_p99_ms:.0f} ms, errors {bb_open['errors']})")
+        lines.append(
+            f"{'PASS' if ok else 'FAIL'}  latency: BranchBot p99 {bb_open['p99_ms']:.1f} ms at a fixed "
+            f"{args.rate:.0f} msg/s (target < {args.target_p99_ms:.0f} ms, errors {bb_open['errors']})"
+        )
     else:
         lines.append("SKIP  p99 at fixed rate (needs BranchBot's open-loop phase)")
     return {"ratio": ratio, "lines": lines}
@@ -1049,44 +1217,80 @@ def judge(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--duration", type=float, default=15.0, help="closed-loop (max throughput) seconds per server")
     p.add_argument("--concurrency", type=int, default=32, help="closed loop: members in flight at once")
     p.add_argument("--rate", type=float, default=300.0, help="open loop: messages per second")
     p.add_argument("--open-duration", type=float, default=20.0, help="open-loop seconds per server")
-    p.add_argument("--open-members", type=int, default=100,
-                   help="open loop: members taking turns (each sends every open-members/rate s)")
-    p.add_argument("--drain", type=float, default=10.0,
-                   help="open loop: seconds after the schedule ends to keep sending late messages; "
-                        "what is still unsent then counts as errors")
+    p.add_argument(
+        "--open-members",
+        type=int,
+        default=100,
+        help="open loop: members taking turns (each sends every open-members/rate s)",
+    )
+    p.add_argument(
+        "--drain",
+        type=float,
+        default=10.0,
+        help="open loop: seconds after the schedule ends to keep sending late messages; "
+        "what is still unsent then counts as errors",
+    )
     p.add_argument("--warmup", type=float, default=2.0, help="closed-loop warm-up seconds per server (discarded)")
     p.add_argument("--members", type=int, default=2000, help="roster size (half pre-bound, half bind during the run)")
     p.add_argument("--questions", type=int, default=10, help="questions per paper ([quiz] questions_per_paper)")
-    p.add_argument("--max-rate-guess", type=float, default=2500.0,
-                   help="closed loop pre-builds duration × this many requests")
-    p.add_argument("--mode", choices=["safe", "plain"], default="safe",
-                   help="safe: AES + msg_signature (default); plain: the XML as it is, with signature")
-    p.add_argument("--workers", type=int, default=1,
-                   help="serving processes for BOTH servers (branchbot serve --workers, gunicorn --workers)")
+    p.add_argument(
+        "--max-rate-guess", type=float, default=2500.0, help="closed loop pre-builds duration × this many requests"
+    )
+    p.add_argument(
+        "--mode",
+        choices=["safe", "plain"],
+        default="safe",
+        help="safe: AES + msg_signature (default); plain: the XML as it is, with signature",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="serving processes for BOTH servers (branchbot serve --workers, gunicorn --workers)",
+    )
     p.add_argument("--only", choices=["both", "branchbot", "echo"], default="both")
-    p.add_argument("--echo-worker-class", choices=["gthread", "sync"], default="gthread",
-                   help="gunicorn worker class for the echo bot (sync has no keep-alive)")
-    p.add_argument("--echo-threads", type=int, default=8,
-                   help="gthread threads (BranchBot runs handlers on an 8-thread limiter)")
+    p.add_argument(
+        "--echo-worker-class",
+        choices=["gthread", "sync"],
+        default="gthread",
+        help="gunicorn worker class for the echo bot (sync has no keep-alive)",
+    )
+    p.add_argument(
+        "--echo-threads", type=int, default=8, help="gthread threads (BranchBot runs handlers on an 8-thread limiter)"
+    )
     p.add_argument("--target-ratio", type=float, default=1.5)
     p.add_argument("--target-p99-ms", type=float, default=50.0)
     p.add_argument("--json", type=Path, help="also write the results here")
-    p.add_argument("--py-spy", type=Path, metavar="PATH",
-                   help="after the measured phases, profile BranchBot under closed-loop load and write collapsed stacks here")
-    p.add_argument("--py-spy-gil", action="store_true",
-                   help="sample only the thread holding the GIL (where Python CPU goes; SQLite's own C time is then hidden)")
-    p.add_argument("--branchbot-serve", metavar="CMD",
-                   help="serve BranchBot with this command instead of `branchbot serve --config CFG` (A/B a patched "
-                        "server; {config}, {venv} and {bench} (this folder) are substituted; it runs in the temp dir and must "
-                        "listen on the config's port)")
-    p.add_argument("--with-scheduler", action="store_true",
-                   help="leave BranchBot's background scheduler on (off by default: its jobs are not webhook work)")
+    p.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="PATH",
+        help="after the measured phases, profile BranchBot under closed-loop load and write collapsed stacks here",
+    )
+    p.add_argument(
+        "--py-spy-gil",
+        action="store_true",
+        help="sample only the thread holding the GIL (where Python CPU goes; SQLite's own C time is then hidden)",
+    )
+    p.add_argument(
+        "--branchbot-serve",
+        metavar="CMD",
+        help="serve BranchBot with this command instead of `branchbot serve --config CFG` (A/B a patched "
+        "server; {config}, {venv} and {bench} (this folder) are substituted; it runs in the temp dir and must "
+        "listen on the config's port)",
+    )
+    p.add_argument(
+        "--with-scheduler",
+        action="store_true",
+        help="leave BranchBot's background scheduler on (off by default: its jobs are not webhook work)",
+    )
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (DB, logs) for inspection")
     args = p.parse_args(argv)
     if max(args.duration, args.open_duration) + 30 > 300:
@@ -1104,8 +1308,11 @@ def measure(servers: list[tuple[Server, Roster, bool]], args: argparse.Namespace
     plan += [("closed", "closed", args.duration), ("open", "open", args.open_duration)]
     for kind, phase, duration in plan:
         for server, roster, echo in servers:
-            label = {"warmup": "warm-up (discarded)", "closed": f"closed loop, {args.concurrency} members",
-                     "open": f"open loop, {args.rate:.0f} msg/s"}[phase]
+            label = {
+                "warmup": "warm-up (discarded)",
+                "closed": f"closed loop, {args.concurrency} members",
+                "open": f"open loop, {args.rate:.0f} msg/s",
+            }[phase]
             print(f"• {server.name}: {label}, {duration:.0f} s", flush=True)
             stats = run_phase(kind, server, roster, args, phase, duration)
             kinds = check_replies(stats, aes_key, echo)
@@ -1152,17 +1359,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in ("both", "branchbot"):
             t0 = time.monotonic()
             cfg, port, bank, papers = setup_branchbot(tmp, aes_key, people, args.questions, args.with_scheduler)
-            print(f"• BranchBot set up in {time.monotonic() - t0:.1f} s: {len(people)} members "
-                  f"({sum(p.prebound for p in people)} pre-bound), {bank} active questions")
+            print(
+                f"• BranchBot set up in {time.monotonic() - t0:.1f} s: {len(people)} members "
+                f"({sum(p.prebound for p in people)} pre-bound), {bank} active questions"
+            )
         if args.only in ("both", "echo"):
             echo = start_echo(procs, tmp, aes_key, args, msgid_base + 5 * 10**16)
-            print(f"• WeRoBot echo on gunicorn ({args.echo_worker_class}, {args.workers} worker{'s' if args.workers > 1 else ''}"
-                  f"{f', {args.echo_threads} threads' if args.echo_worker_class == 'gthread' else ''}), port {echo.port}")
+            print(
+                f"• WeRoBot echo on gunicorn ({args.echo_worker_class}, {args.workers} worker{'s' if args.workers > 1 else ''}"
+                f"{f', {args.echo_threads} threads' if args.echo_worker_class == 'gthread' else ''}), port {echo.port}"
+            )
             servers.append((echo, Roster(people, papers), True))
         if args.only in ("both", "branchbot"):
             bb = start_branchbot(procs, tmp, cfg, port, aes_key, msgid_base, args.workers, args.branchbot_serve)
-            print(f"• BranchBot ({'custom command' if args.branchbot_serve else f'branchbot serve --workers {args.workers}'}) "
-                  f"on port {port}")
+            print(
+                f"• BranchBot ({'custom command' if args.branchbot_serve else f'branchbot serve --workers {args.workers}'}) "
+                f"on port {port}"
+            )
             servers.append((bb, Roster(people, papers), False))
         rows += measure(servers, args, aes_key)
         if bb is not None:
@@ -1197,8 +1410,19 @@ def main(argv: list[str] | None = None) -> int:
         payload = {
             "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            "versions": {n: version(n) for n in ("branchbot", "uvicorn", "starlette", "werobot", "gunicorn", "wechatpy",
-                                                 "sqlalchemy", "cryptography")},
+            "versions": {
+                n: version(n)
+                for n in (
+                    "branchbot",
+                    "uvicorn",
+                    "starlette",
+                    "werobot",
+                    "gunicorn",
+                    "wechatpy",
+                    "sqlalchemy",
+                    "cryptography",
+                )
+            },
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "results": rows,
             "ratio": verdict["ratio"],

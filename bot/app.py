@@ -61,16 +61,24 @@ class StoreCollector:
 
         from bot.store.models import Delivery, JobRun
 
-        deliveries = GaugeMetricFamily("branchbot_deliveries", "Deliveries by status and WeChat errcode", labels=["status", "errcode"])
-        jobs = GaugeMetricFamily("branchbot_job_runs", "Scheduled job runs recorded in the store", labels=["job", "status"])
+        deliveries = GaugeMetricFamily(
+            "branchbot_deliveries", "Deliveries by status and WeChat errcode", labels=["status", "errcode"]
+        )
+        jobs = GaugeMetricFamily(
+            "branchbot_job_runs", "Scheduled job runs recorded in the store", labels=["job", "status"]
+        )
         try:
             with self.store.session() as db:
-                for status, errcode, count in db.exec(select(Delivery.status, Delivery.errcode, func.count(Delivery.id))
-                                                       .group_by(Delivery.status, Delivery.errcode)).all():
+                for status, errcode, count in db.exec(
+                    select(Delivery.status, Delivery.errcode, func.count(Delivery.id)).group_by(
+                        Delivery.status, Delivery.errcode
+                    )
+                ).all():
                     deliveries.add_metric([status, "" if errcode is None else str(errcode)], count)
                 seen: dict[str, set[str]] = {}
-                for job, status, count in db.exec(select(JobRun.job, JobRun.status, func.count(JobRun.id))
-                                                  .group_by(JobRun.job, JobRun.status)).all():
+                for job, status, count in db.exec(
+                    select(JobRun.job, JobRun.status, func.count(JobRun.id)).group_by(JobRun.job, JobRun.status)
+                ).all():
                     jobs.add_metric([job, status], count)
                     seen.setdefault(job, set()).add(status)
                 for job, statuses in sorted(seen.items()):
@@ -87,10 +95,19 @@ class Metrics:
         self.registry = CollectorRegistry()
         if store is not None:
             self.registry.register(StoreCollector(store))
-        self.messages = Counter("branchbot_messages", "Inbound messages by channel, kind and outcome",
-                                ["channel", "kind", "outcome"], registry=self.registry)
-        self.latency = Histogram("branchbot_handler_seconds", "Time to build a reply", ["channel"],
-                                 registry=self.registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.messages = Counter(
+            "branchbot_messages",
+            "Inbound messages by channel, kind and outcome",
+            ["channel", "kind", "outcome"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "branchbot_handler_seconds",
+            "Time to build a reply",
+            ["channel"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
 
 
 @dataclass
@@ -101,6 +118,8 @@ class Webhooks:
     limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(8))
     inflight: dict[str, asyncio.Future[str]] = field(default_factory=dict)
     senders: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict)
+    # Late pushes run as tasks; the loop keeps only weak references, so we hold them until done.
+    late: set[asyncio.Future[None]] = field(default_factory=set)
 
     async def reply_for(self, inbound: Inbound) -> tuple[str, str]:
         """(reply text, outcome) for one delivery, coalescing concurrent retries.
@@ -119,7 +138,7 @@ class Webhooks:
         work = asyncio.ensure_future(self._handle(inbound, started))
         try:
             reply, outcome = await asyncio.wait_for(asyncio.shield(work), self.budget)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             work.add_done_callback(lambda done: self._deliver_late(inbound, done))
             reply, outcome = "", "deferred"
         self.inflight.pop(inbound.key, None)
@@ -151,12 +170,19 @@ class Webhooks:
         self.metrics.latency.labels(inbound.channel).observe(time.perf_counter() - started)
         return reply, outcome
 
-    def _deliver_late(self, inbound: Inbound, done: "asyncio.Future[tuple[str, str]]") -> None:
+    def _deliver_late(self, inbound: Inbound, done: asyncio.Future[tuple[str, str]]) -> None:
         if done.cancelled() or done.exception() is not None:
             return
         reply, _ = done.result()
         if reply:
-            asyncio.ensure_future(anyio.to_thread.run_sync(self.engine.push_reply, inbound, reply))
+            task = asyncio.ensure_future(anyio.to_thread.run_sync(self.engine.push_reply, inbound, reply))
+            self.late.add(task)
+            task.add_done_callback(self._late_done)
+
+    def _late_done(self, task: asyncio.Future[None]) -> None:
+        self.late.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("late reply push failed", exc_info=task.exception())
 
     async def serve(self, channel: WechatChannel | WecomChannel, request: Request) -> Response:
         if not channel.cfg.token:
@@ -187,8 +213,13 @@ class Webhooks:
         else:
             reply, outcome = await self.reply_for(inbound)
         self.metrics.messages.labels(channel.name, kind_label(inbound.kind), outcome).inc()
-        log.info("message channel=%s sender=%s kind=%s outcome=%s", channel.name,
-                 hashlib.sha256(inbound.sender.encode()).hexdigest()[:12], log_safe(inbound.kind, 24), outcome)
+        log.info(
+            "message channel=%s sender=%s kind=%s outcome=%s",
+            channel.name,
+            hashlib.sha256(inbound.sender.encode()).hexdigest()[:12],
+            log_safe(inbound.kind, 24),
+            outcome,
+        )
         return Response(channel.seal(opened, reply), media_type="application/xml")
 
     async def _nonce_fresh(self, channel: str, params: dict[str, str], body: bytes, now: datetime) -> bool | None:
@@ -222,8 +253,13 @@ async def read_capped(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(config: Config, store: Store, clock: Clock = system_clock, background: bool = False,
-               registry: Registry | None = None) -> Starlette:
+def create_app(
+    config: Config,
+    store: Store,
+    clock: Clock = system_clock,
+    background: bool = False,
+    registry: Registry | None = None,
+) -> Starlette:
     """The app. With ``background`` it also runs the outbox worker and the scheduler
     (``branchbot serve`` does; tests drive those directly)."""
     from handlers import build_registry
@@ -275,6 +311,7 @@ def create_app(config: Config, store: Store, clock: Clock = system_clock, backgr
             routes += simulator_routes(config, store, clock)
         else:  # it speaks for any member: never on an address others can reach
             log.warning("simulator not mounted: server.host %s is not a loopback address", log_safe(config.server.host))
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         runner = None
@@ -300,10 +337,9 @@ def create_app(config: Config, store: Store, clock: Clock = system_clock, backgr
 def app_from_environment() -> Starlette:
     """The app of one ``serve --workers N`` process: config from ``BRANCHBOT_CONFIG``."""
     from bot.config import load_config
-    from bot.store import create_store
-
     from bot.redact import setup_logging
     from bot.serving import configure
+    from bot.store import create_store
     from bot.store.migrate import check
 
     config = load_config(os.environ["BRANCHBOT_CONFIG"])

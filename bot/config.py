@@ -72,7 +72,9 @@ class DatabaseConfig(_Section):
         userinfo = value.partition("://")[2].rpartition("@")[0]
         if "@" in userinfo or "/" in userinfo or userinfo.count(":") > 1:
             # The value is not quoted back: it holds the password.
-            raise ValueError("数据库地址中的密码含有 @、: 或 / 等字符，需按 URL 编码书写（@ 写成 %40，: 写成 %3A，/ 写成 %2F）")
+            raise ValueError(
+                "数据库地址中的密码含有 @、: 或 / 等字符，需按 URL 编码书写（@ 写成 %40，: 写成 %3A，/ 写成 %2F）"
+            )
         return value
 
 
@@ -91,7 +93,7 @@ class WechatConfig(_Section):
     template_fields: dict[str, Literal["title", "text", "date", "branch"]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _aes_needed(self) -> "WechatConfig":
+    def _aes_needed(self) -> WechatConfig:
         if self.mode != "plain" and not self.encoding_aes_key:
             raise ValueError(f"mode = {self.mode} 需要填写 encoding_aes_key")
         if self.mode != "plain" and not self.app_id:
@@ -206,8 +208,17 @@ class QuizConfig(_Section):
     categories: list[str] = Field(default_factory=list)
 
 
-MenuType = Literal["click", "view", "scancode_waitmsg", "scancode_push", "pic_sysphoto", "pic_photo_or_album",
-                   "pic_weixin", "location_select", "miniprogram"]
+MenuType = Literal[
+    "click",
+    "view",
+    "scancode_waitmsg",
+    "scancode_push",
+    "pic_sysphoto",
+    "pic_photo_or_album",
+    "pic_weixin",
+    "location_select",
+    "miniprogram",
+]
 
 
 class MenuButton(_Section):
@@ -219,10 +230,10 @@ class MenuButton(_Section):
     url: str = ""  # for view (and miniprogram's fallback)
     appid: str = ""
     pagepath: str = ""
-    sub_button: list["MenuButton"] = Field(default_factory=list)
+    sub_button: list[MenuButton] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _complete(self) -> "MenuButton":
+    def _complete(self) -> MenuButton:
         if self.sub_button:
             if len(self.sub_button) > 5:
                 raise ValueError(f"「{self.name}」最多 5 个子菜单")
@@ -239,11 +250,19 @@ class MenuButton(_Section):
 def _default_menu() -> list[MenuButton]:
     return [
         MenuButton(name="答题", key="QUIZ"),
-        MenuButton(name="积分·排行", sub_button=[MenuButton(name="我的积分", key="POINTS"),
-                                                 MenuButton(name="排行榜", key="RANK")]),
-        MenuButton(name="更多", sub_button=[MenuButton(name="练习", key="PRACTICE"), MenuButton(name="错题", key="REVIEW"),
-                                           MenuButton(name="扫码签到", type="scancode_waitmsg", key="CHECKIN_SCAN"),
-                                           MenuButton(name="帮助", key="HELP")]),
+        MenuButton(
+            name="积分·排行",
+            sub_button=[MenuButton(name="我的积分", key="POINTS"), MenuButton(name="排行榜", key="RANK")],
+        ),
+        MenuButton(
+            name="更多",
+            sub_button=[
+                MenuButton(name="练习", key="PRACTICE"),
+                MenuButton(name="错题", key="REVIEW"),
+                MenuButton(name="扫码签到", type="scancode_waitmsg", key="CHECKIN_SCAN"),
+                MenuButton(name="帮助", key="HELP"),
+            ],
+        ),
     ]
 
 
@@ -328,7 +347,9 @@ class Config(_Section):
                 if name == "调休":
                     continue
                 if name not in FESTIVALS:
-                    raise ValueError(f"[holidays.{year}] 中的「{name}」不是节日名（应为 {'、'.join(FESTIVALS)} 或 调休）")
+                    raise ValueError(
+                        f"[holidays.{year}] 中的「{name}」不是节日名（应为 {'、'.join(FESTIVALS)} 或 调休）"
+                    )
                 if len(days) != 2 or days[0] > days[1] or days[0].year != year:
                     raise ValueError(f"[holidays.{year}] {name} 应写成 [首日, 末日]，且在 {year} 年内")
         return value
@@ -359,7 +380,7 @@ def env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
-        path = [part.lower() for part in name[len(ENV_PREFIX):].split("__") if part]
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
         if not path:
             continue
         node = tree
@@ -384,15 +405,23 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 _ERROR_TEXT: dict[str, str] = {
     "extra_forbidden": "未知的配置项",
     "missing": "缺少此项",
-    "int_parsing": "应为整数", "int_type": "应为整数", "int_from_float": "应为整数",
-    "float_parsing": "应为数字", "float_type": "应为数字",
-    "bool_parsing": "应为 true 或 false", "bool_type": "应为 true 或 false",
+    "int_parsing": "应为整数",
+    "int_type": "应为整数",
+    "int_from_float": "应为整数",
+    "float_parsing": "应为数字",
+    "float_type": "应为数字",
+    "bool_parsing": "应为 true 或 false",
+    "bool_type": "应为 true 或 false",
     "string_type": "应为文本（TOML 中加引号）",
     "dict_type": "应为表，如 [section] 或 {{ key = value }}",
     "list_type": "应为列表，如 [\"a\", \"b\"]",
-    "date_parsing": "应为日期，如 2027-02-05", "date_from_datetime_parsing": "应为日期，如 2027-02-05", "date_type": "应为日期，如 2027-02-05",
-    "greater_than_equal": "应不小于 {ge}", "greater_than": "应大于 {gt}",
-    "less_than_equal": "应不大于 {le}", "less_than": "应小于 {lt}",
+    "date_parsing": "应为日期，如 2027-02-05",
+    "date_from_datetime_parsing": "应为日期，如 2027-02-05",
+    "date_type": "应为日期，如 2027-02-05",
+    "greater_than_equal": "应不小于 {ge}",
+    "greater_than": "应大于 {gt}",
+    "less_than_equal": "应不大于 {le}",
+    "less_than": "应小于 {lt}",
     "literal_error": "应为以下之一：{expected}",
 }
 
@@ -446,5 +475,5 @@ def _anchor_sqlite(url: str, base: Path) -> str:
     """Relative SQLite paths are relative to the config file, not to the cwd."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        return prefix + str(base / url[len(prefix):])
+        return prefix + str(base / url[len(prefix) :])
     return url

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
@@ -31,12 +31,18 @@ RECORD_KEY = insert(ProcessedMessage.__table__)  # built once (see bot.store.loo
 
 
 def system_clock() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Engine:
-    def __init__(self, store: Store, config: Config, registry: Registry, clock: Clock = system_clock,
-                 on_push: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        registry: Registry,
+        clock: Clock = system_clock,
+        on_push: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
         self.config = config
         self.registry = registry
@@ -67,13 +73,20 @@ class Engine:
         # retry's writes roll back), which keeps the common path one statement shorter.
         now = self.now()
         with self.store.session() as db:
-            ctx = Context(db=db, config=self.config, now=now, inbound=inbound,
-                          member=find_member(db, inbound), registry=self.registry)
+            ctx = Context(
+                db=db,
+                config=self.config,
+                now=now,
+                inbound=inbound,
+                member=find_member(db, inbound),
+                registry=self.registry,
+            )
             reply = route(ctx)
             db.flush()
             # A one-time secret in the reply (a console link) is shown now and never stored.
-            db.execute(RECORD_KEY, {"key": inbound.key, "channel": inbound.channel, "reply": conceal(reply),
-                                    "created_at": now})
+            db.execute(
+                RECORD_KEY, {"key": inbound.key, "channel": inbound.channel, "reply": conceal(reply), "created_at": now}
+            )
             return reveal(reply)
 
     def push_reply(self, inbound: Inbound, reply: str) -> None:
@@ -93,7 +106,9 @@ class Engine:
                 if member is None or member.id is None:
                     log.warning("late reply to %s dropped: sender is not on the roster", log_safe(inbound.key, 120))
                     return
-                create_campaign(db, kind="reply", text=reply, member_ids=[member.id], now=self.now(), branch_id=member.branch_id)
+                create_campaign(
+                    db, kind="reply", text=reply, member_ids=[member.id], now=self.now(), branch_id=member.branch_id
+                )
         except WriterLockTimeout:
             log.warning("late reply to %s dropped: the database stayed busy", log_safe(inbound.key, 120))
             return

@@ -20,7 +20,7 @@ ERRCODE_TEXT: dict[int, str] = {
 
 
 def errcode_reason(errcode: int | None, errmsg: str = "") -> str:
-    """"45015 超过 48 小时未互动"; an unknown code keeps WeChat's own errmsg so nothing is lost."""
+    """ "45015 超过 48 小时未互动"; an unknown code keeps WeChat's own errmsg so nothing is lost."""
     if errcode is None:
         return errmsg
     text = ERRCODE_TEXT.get(errcode) or errmsg

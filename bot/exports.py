@@ -27,13 +27,36 @@ from bot.store.models import Campaign, Delivery, Meeting, MeetingReply
 
 KINDS = {"scores": "测试成绩", "participation": "参与情况", "attendance": "会议考勤", "deliveries": "推送记录"}
 
-DELIVERY_STATUS = {"pending": "待发送", "sending": "待发送", "sent": "已发送", "failed": "失败", "skipped": "跳过",
-                   "inbox": "待阅读"}
-CHANNELS = {"wecom": "企业微信", "wechat_kf": "公众号客服消息", "wechat_template": "公众号模板消息",
-            "robot": "群机器人", "inbox": "未读通知", "demo": "演示模拟器"}
-CAMPAIGN_KINDS = {"monthly_quiz": "月度测试", "quiz_reminder": "月底催答", "nudge": "催办", "holiday": "廉洁过节",
-                  "birthday": "政治生日", "birthday_digest": "本月政治生日", "meeting": "会议通知", "broadcast": "支部通知",
-                  "reply": "延迟回复", "integrity": "每月廉政提醒", "contest": "抢答赛", "meeting_reminder": "会议提醒"}
+DELIVERY_STATUS = {
+    "pending": "待发送",
+    "sending": "待发送",
+    "sent": "已发送",
+    "failed": "失败",
+    "skipped": "跳过",
+    "inbox": "待阅读",
+}
+CHANNELS = {
+    "wecom": "企业微信",
+    "wechat_kf": "公众号客服消息",
+    "wechat_template": "公众号模板消息",
+    "robot": "群机器人",
+    "inbox": "未读通知",
+    "demo": "演示模拟器",
+}
+CAMPAIGN_KINDS = {
+    "monthly_quiz": "月度测试",
+    "quiz_reminder": "月底催答",
+    "nudge": "催办",
+    "holiday": "廉洁过节",
+    "birthday": "政治生日",
+    "birthday_digest": "本月政治生日",
+    "meeting": "会议通知",
+    "broadcast": "支部通知",
+    "reply": "延迟回复",
+    "integrity": "每月廉政提醒",
+    "contest": "抢答赛",
+    "meeting_reminder": "会议提醒",
+}
 
 WIDTH_CAP = 50
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
@@ -98,15 +121,35 @@ def scores(db: Session, month: str, tz: tzinfo, branch_id: int | None = None) ->
     """Every member on the roster plus anyone who took this month's quiz (a member
     transferred out later still has a score for the month). 累计积分 counts up to the end
     of the month, so exporting a past month gives the same numbers later on."""
-    columns = [Column("支部"), Column("姓名"), Column("角色"), Column("状态"), Column("是否完成"), Column("得分", "int"),
-               Column("答对题数", "int"), Column("完成时间", "datetime"), Column("本月积分", "int"), Column("累计积分", "int")]
+    columns = [
+        Column("支部"),
+        Column("姓名"),
+        Column("角色"),
+        Column("状态"),
+        Column("是否完成"),
+        Column("得分", "int"),
+        Column("答对题数", "int"),
+        Column("完成时间", "datetime"),
+        Column("本月积分", "int"),
+        Column("累计积分", "int"),
+    ]
     branches = _branch_names(db)
     attempts = {a.member_id: a for a in db.exec(select(Attempt).where(Attempt.month == month)).all()}
     members = [m for m in db.exec(select(Member).order_by(Member.id)).all() if is_active(m) or m.id in attempts]
-    this_month = dict(db.exec(select(PointsEntry.member_id, func.sum(PointsEntry.amount))
-                              .where(PointsEntry.month == month).group_by(PointsEntry.member_id)).all())
-    total = dict(db.exec(select(PointsEntry.member_id, func.sum(PointsEntry.amount))
-                         .where(PointsEntry.month <= month).group_by(PointsEntry.member_id)).all())
+    this_month = dict(
+        db.exec(
+            select(PointsEntry.member_id, func.sum(PointsEntry.amount))
+            .where(PointsEntry.month == month)
+            .group_by(PointsEntry.member_id)
+        ).all()
+    )
+    total = dict(
+        db.exec(
+            select(PointsEntry.member_id, func.sum(PointsEntry.amount))
+            .where(PointsEntry.month <= month)
+            .group_by(PointsEntry.member_id)
+        ).all()
+    )
     keyed: list[tuple[tuple[Any, ...], list[Any]]] = []
     for m in members:
         attempt = attempts.get(m.id)
@@ -115,10 +158,18 @@ def scores(db: Session, month: str, tz: tzinfo, branch_id: int | None = None) ->
             continue
         finished = attempt is not None and attempt.finished_at is not None
         done = "是" if finished else ("未答完" if attempt else "否")
-        row = [branches.get(row_branch, ""), m.name, m.role, m.status, done,
-               attempt.score if finished else None, attempt.correct if finished else None,
-               local(attempt.finished_at, tz) if finished else None,
-               int(this_month.get(m.id) or 0), int(total.get(m.id) or 0)]
+        row = [
+            branches.get(row_branch, ""),
+            m.name,
+            m.role,
+            m.status,
+            done,
+            attempt.score if finished else None,
+            attempt.correct if finished else None,
+            local(attempt.finished_at, tz) if finished else None,
+            int(this_month.get(m.id) or 0),
+            int(total.get(m.id) or 0),
+        ]
         # Branches in roster order, then the month's ranking (score, earlier completion), then the rest in roster order.
         if finished:
             rank = (0, -attempt.score, attempt.finished_at.replace(tzinfo=None))  # type: ignore[union-attr]
@@ -133,8 +184,14 @@ def participation(db: Session, month: str, tz: tzinfo, branch_id: int | None = N
     """Per branch. 党员人数 is the roster (在册) plus anyone who finished that month in
     the branch, so a later transfer does not push a past month over 100%. 未绑定 means
     neither a bound WeChat nor a 企业微信账号: such a member cannot get any push."""
-    columns = [Column("支部"), Column("党员人数", "int"), Column("已完成", "int"), Column("参与率", "percent"),
-               Column("平均分", "number"), Column("未绑定人数", "int")]
+    columns = [
+        Column("支部"),
+        Column("党员人数", "int"),
+        Column("已完成", "int"),
+        Column("参与率", "percent"),
+        Column("平均分", "number"),
+        Column("未绑定人数", "int"),
+    ]
     branches = _branch_names(db)
     members: dict[int, set[int]] = defaultdict(set)
     unbound: dict[int, int] = defaultdict(int)
@@ -158,8 +215,9 @@ def participation(db: Session, month: str, tz: tzinfo, branch_id: int | None = N
         totals = [totals[0] + count, totals[1] + done, totals[2] + unbound[bid]]
         all_scores += scores_by_branch[bid]
     if len(rows) > 1:
-        rows.append(["合计", totals[0], totals[1], totals[1] / totals[0] if totals[0] else 0.0, _average(all_scores),
-                     totals[2]])
+        rows.append(
+            ["合计", totals[0], totals[1], totals[1] / totals[0] if totals[0] else 0.0, _average(all_scores), totals[2]]
+        )
     return Export("participation", month, columns, rows)
 
 
@@ -170,8 +228,17 @@ def _average(values: list[int]) -> float | None:
 def attendance(db: Session, month: str, tz: tzinfo, branch_id: int | None = None) -> Export:
     """One row per meeting per person: the branch's members on the roster today, whether
     they replied or not, and anyone else who replied (moved or transferred since)."""
-    columns = [Column("支部"), Column("会议类型"), Column("时间", "datetime"), Column("地点"), Column("主题"), Column("姓名"),
-               Column("回复"), Column("请假理由"), Column("签到时间", "datetime")]
+    columns = [
+        Column("支部"),
+        Column("会议类型"),
+        Column("时间", "datetime"),
+        Column("地点"),
+        Column("主题"),
+        Column("姓名"),
+        Column("回复"),
+        Column("请假理由"),
+        Column("签到时间", "datetime"),
+    ]
     start, end = month_bounds(month, tz)
     query = select(Meeting).where(Meeting.starts_at >= start, Meeting.starts_at < end)
     if branch_id is not None:
@@ -195,26 +262,52 @@ def attendance(db: Session, month: str, tz: tzinfo, branch_id: int | None = None
         member_ids = roster[meeting.branch_id] + sorted(set(answered) - set(roster[meeting.branch_id]))
         for member_id in member_ids:
             reply = answered.get(member_id)
-            rows.append([branches.get(meeting.branch_id, ""), meeting.type, local(meeting.starts_at, tz), meeting.place,
-                         meeting.topic, people[member_id].name, (reply.answer if reply else "") or "未回复",
-                         reply.reason if reply else "", local(reply.checked_in_at, tz) if reply else None])
+            rows.append(
+                [
+                    branches.get(meeting.branch_id, ""),
+                    meeting.type,
+                    local(meeting.starts_at, tz),
+                    meeting.place,
+                    meeting.topic,
+                    people[member_id].name,
+                    (reply.answer if reply else "") or "未回复",
+                    reply.reason if reply else "",
+                    local(reply.checked_in_at, tz) if reply else None,
+                ]
+            )
     return Export("attendance", month, columns, rows)
 
 
 def deliveries(db: Session, month: str, tz: tzinfo, branch_id: int | None = None) -> Export:
     """Every delivery of the campaigns created in the month, plus a row for each group-robot
     post, so a secretary can see who never got a notice and why."""
-    columns = [Column("推送编号", "int"), Column("类型"), Column("标题"), Column("内容"), Column("创建时间", "datetime"),
-               Column("支部"), Column("姓名"), Column("状态"), Column("渠道"), Column("失败原因"), Column("更新时间", "datetime")]
+    columns = [
+        Column("推送编号", "int"),
+        Column("类型"),
+        Column("标题"),
+        Column("内容"),
+        Column("创建时间", "datetime"),
+        Column("支部"),
+        Column("姓名"),
+        Column("状态"),
+        Column("渠道"),
+        Column("失败原因"),
+        Column("更新时间", "datetime"),
+    ]
     start, end = month_bounds(month, tz)
-    campaigns = db.exec(select(Campaign).where(Campaign.created_at >= start, Campaign.created_at < end)
-                        .order_by(Campaign.id)).all()  # type: ignore[arg-type]
+    campaigns = db.exec(
+        select(Campaign).where(Campaign.created_at >= start, Campaign.created_at < end).order_by(Campaign.id)
+    ).all()  # type: ignore[arg-type]
     if not campaigns:
         return Export("deliveries", month, columns)
     branches = _branch_names(db)
     by_campaign: dict[int, list[tuple[Delivery, Member]]] = defaultdict(list)
-    query = (select(Delivery, Member).join(Member, Member.id == Delivery.member_id)
-             .where(Delivery.campaign_id.in_([c.id for c in campaigns])).order_by(Delivery.id))  # type: ignore[union-attr]
+    query = (
+        select(Delivery, Member)
+        .join(Member, Member.id == Delivery.member_id)
+        .where(Delivery.campaign_id.in_([c.id for c in campaigns]))
+        .order_by(Delivery.id)
+    )  # type: ignore[union-attr]
     if branch_id is not None:
         query = query.where(Member.branch_id == branch_id)
     for delivery, member in db.exec(query).all():
@@ -226,19 +319,41 @@ def deliveries(db: Session, month: str, tz: tzinfo, branch_id: int | None = None
             status = DELIVERY_STATUS.get(delivery.status, delivery.status)
             if delivery.status == "inbox" and delivery.read_at is not None:
                 status = "已阅读"
-            rows.append([*head, branches.get(member.branch_id, ""), member.name, status, CHANNELS.get(delivery.via, delivery.via),
-                         errcode_reason(delivery.errcode, delivery.errmsg), local(delivery.updated_at, tz)])
+            rows.append(
+                [
+                    *head,
+                    branches.get(member.branch_id, ""),
+                    member.name,
+                    status,
+                    CHANNELS.get(delivery.via, delivery.via),
+                    errcode_reason(delivery.errcode, delivery.errmsg),
+                    local(delivery.updated_at, tz),
+                ]
+            )
         if c.robot_status and c.branch_id is not None and branch_id in (None, c.branch_id):
             state, _, code = c.robot_status.partition(" ")
             status = {"sent": "已发送", "failed": "失败"}.get(state, "待发送")
             reason = errcode_reason(int(code)) if code.lstrip("-").isdigit() else code
-            rows.append([*head, branches.get(c.branch_id, ""), "（群机器人）", status, CHANNELS["robot"], reason,
-                         local(c.finished_at, tz)])
+            rows.append(
+                [
+                    *head,
+                    branches.get(c.branch_id, ""),
+                    "（群机器人）",
+                    status,
+                    CHANNELS["robot"],
+                    reason,
+                    local(c.finished_at, tz),
+                ]
+            )
     return Export("deliveries", month, columns, rows)
 
 
 BUILDERS: dict[str, Callable[[Session, str, tzinfo, int | None], Export]] = {
-    "scores": scores, "participation": participation, "attendance": attendance, "deliveries": deliveries}
+    "scores": scores,
+    "participation": participation,
+    "attendance": attendance,
+    "deliveries": deliveries,
+}
 
 
 def build(db: Session, kind: str, month: str, tz: tzinfo, branch: str | None = None) -> Export:
@@ -325,4 +440,3 @@ def write_xlsx(export: Export, path: str | Path, progress: Callable[[int, int], 
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-

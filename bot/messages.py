@@ -60,7 +60,9 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def message_key(channel: str, msg_id: str | None, sender: str, created: str, event: str = "", event_key: str = "") -> str:
+def message_key(
+    channel: str, msg_id: str | None, sender: str, created: str, event: str = "", event_key: str = ""
+) -> str:
     """MsgId when WeChat gives one, otherwise sender + CreateTime + event (+ key); a key
     too long for the store's column (a long EventKey) is hashed."""
     if msg_id:

@@ -44,8 +44,10 @@ def oa_token_problem(exc: PlatformError) -> str:
         where = f"本服务器的出口 IP {ip}" if ip else "本服务器的出口公网 IP"
         return f"40164 调用接口的 IP 不在白名单中：请在{_WHITELIST_OA}中加入{where}，几分钟后生效"
     if code in (40125, 40001, 41004):
-        return (f"{code} AppSecret 不正确：请在公众号后台「设置与开发 → 基本配置」重置开发者密码（AppSecret），"
-                f"通过 {env_name('wechat.app_secret')} 设置（注意不要带空格）")
+        return (
+            f"{code} AppSecret 不正确：请在公众号后台「设置与开发 → 基本配置」重置开发者密码（AppSecret），"
+            f"通过 {env_name('wechat.app_secret')} 设置（注意不要带空格）"
+        )
     if code in (40013, 41002):
         return f"{code} AppID 不正确：请核对公众号后台「设置与开发 → 基本配置」中的开发者 ID（AppID），通过 {env_name('wechat.app_id')} 设置"
     if code == 40243:
@@ -78,8 +80,12 @@ def check_wechat(config: Config, timeout: float = 10.0) -> list[Finding]:
     base = w.api_base
     with httpx.Client(base_url=base, timeout=timeout) as http:
         try:
-            data = checked(http, "POST", "/cgi-bin/stable_token",
-                           json={"grant_type": "client_credential", "appid": w.app_id, "secret": w.app_secret})
+            data = checked(
+                http,
+                "POST",
+                "/cgi-bin/stable_token",
+                json={"grant_type": "client_credential", "appid": w.app_id, "secret": w.app_secret},
+            )
         except PlatformError as exc:
             return [Finding("error", oa_token_problem(exc))]
         except TransportError as exc:
@@ -87,15 +93,27 @@ def check_wechat(config: Config, timeout: float = 10.0) -> list[Finding]:
         token = data.get("access_token", "")
         found = [Finding("ok", f"公众号 access_token 获取成功（{base}）")]
         if not w.template_id:
-            found.append(Finding("warning", "未设置 wechat.template_id：超过 48 小时未互动的成员收不到推送，只能在「通知」中查看"
-                                 "（模板消息仅限已认证的服务号）"))
+            found.append(
+                Finding(
+                    "warning",
+                    "未设置 wechat.template_id：超过 48 小时未互动的成员收不到推送，只能在「通知」中查看"
+                    "（模板消息仅限已认证的服务号）",
+                )
+            )
             return found
         try:
-            templates = checked(http, "GET", "/cgi-bin/template/get_all_private_template", params={"access_token": token})
+            templates = checked(
+                http, "GET", "/cgi-bin/template/get_all_private_template", params={"access_token": token}
+            )
         except PlatformError as exc:
             if exc.errcode == 48001:
-                found.append(Finding("error", "48001 本公众号没有模板消息权限：模板消息仅限已认证的服务号，"
-                                     "请在公众号后台开通「模板消息」，或清空 wechat.template_id"))
+                found.append(
+                    Finding(
+                        "error",
+                        "48001 本公众号没有模板消息权限：模板消息仅限已认证的服务号，"
+                        "请在公众号后台开通「模板消息」，或清空 wechat.template_id",
+                    )
+                )
             else:
                 found.append(Finding("error", f"{exc.errcode} {exc.errmsg}：无法读取模板列表"))
             return found
@@ -105,8 +123,13 @@ def check_wechat(config: Config, timeout: float = 10.0) -> list[Finding]:
         if w.template_id in titles:
             found.append(Finding("ok", f"模板消息 {w.template_id}「{titles[w.template_id]}」存在"))
         else:
-            found.append(Finding("error", f"模板 {w.template_id} 不在本公众号的模板列表中：请在公众号后台「广告与服务 → 模板消息 → 我的模板」"
-                                 "核对模板 ID，通过 BRANCHBOT__WECHAT__TEMPLATE_ID 设置"))
+            found.append(
+                Finding(
+                    "error",
+                    f"模板 {w.template_id} 不在本公众号的模板列表中：请在公众号后台「广告与服务 → 模板消息 → 我的模板」"
+                    "核对模板 ID，通过 BRANCHBOT__WECHAT__TEMPLATE_ID 设置",
+                )
+            )
         return found
 
 
@@ -138,10 +161,16 @@ def check_wecom(config: Config, timeout: float = 10.0) -> list[Finding]:
         if agent.get("close"):
             found.append(Finding("error", f"企业微信应用「{name}」已停用：请在管理后台「应用管理」中启用"))
             return found
-        visible = any((agent.get(k) or {}).get(item) for k, item in
-                      (("allow_userinfos", "user"), ("allow_partys", "partyid"), ("allow_tags", "tagid")))
+        visible = any(
+            (agent.get(k) or {}).get(item)
+            for k, item in (("allow_userinfos", "user"), ("allow_partys", "partyid"), ("allow_tags", "tagid"))
+        )
         if visible:
             found.append(Finding("ok", f"企业微信应用「{name}」可以发送消息"))
         else:
-            found.append(Finding("error", f"企业微信应用「{name}」的可见范围为空：消息发不到任何人，请在管理后台设置应用的可见范围"))
+            found.append(
+                Finding(
+                    "error", f"企业微信应用「{name}」的可见范围为空：消息发不到任何人，请在管理后台设置应用的可见范围"
+                )
+            )
         return found

@@ -34,15 +34,22 @@ def mask_url(url: str) -> str:
     at = rest.rfind("@")
     if not sep or at < 0 or ":" not in rest[:at]:
         return url
-    return f"{scheme}://{rest[:at].partition(':')[0]}:{MASK}@{rest[at + 1:]}"
+    return f"{scheme}://{rest[:at].partition(':')[0]}:{MASK}@{rest[at + 1 :]}"
 
 
 def secret_values(config: Config) -> list[str]:
     """Every secret the configuration holds, longest first (so no secret is half-replaced).
 
     A password is also listed decoded and in the pieces a driver's error might quote."""
-    values = [config.wechat.token, config.wechat.encoding_aes_key, config.wechat.app_secret,
-              config.wecom.token, config.wecom.encoding_aes_key, config.wecom.secret, *config.robots.keys.values()]
+    values = [
+        config.wechat.token,
+        config.wechat.encoding_aes_key,
+        config.wechat.app_secret,
+        config.wecom.token,
+        config.wecom.encoding_aes_key,
+        config.wecom.secret,
+        *config.robots.keys.values(),
+    ]
     password = _password(config.database.url)
     if password:
         values += [password, unquote(password)]

@@ -28,7 +28,11 @@ FOUNDED = date(1921, 7, 1)  # the Party's founding day; Excel's zero date (1899-
 FULL_WIDTH = str.maketrans("０１２３４５６７８９－", "0123456789-")  # what a Chinese IME types
 OPENID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 WECOM_USERID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # WeCom's rule for a member's account
-ROLES = {r.value: r.value for r in Role} | {"": Role.MEMBER.value, "支部书记": Role.SECRETARY.value, "预备党员": Role.MEMBER.value}
+ROLES = {r.value: r.value for r in Role} | {
+    "": Role.MEMBER.value,
+    "支部书记": Role.SECRETARY.value,
+    "预备党员": Role.MEMBER.value,
+}
 
 
 @dataclass
@@ -55,13 +59,14 @@ def check_file(path: str | Path, today: date) -> CheckedRoster:
     result = CheckedRoster()
     seen: dict[str, dict[str, int]] = {"手机号": {}, "微信OpenID": {}, "企业微信账号": {}}
     for number, row in table.rows:
+
         def text(header: str) -> str:
-            return cell_text(row.get(header))
+            return cell_text(row.get(header))  # noqa: B023 - called within this iteration only
 
         errors = len(result.errors)
 
         def fail(header: str, message: str) -> None:
-            result.errors.append(table.error(number, header, message))
+            result.errors.append(table.error(number, header, message))  # noqa: B023 - called within this iteration only
 
         # Stored as chat input is read (NFKC, one space): a name with full-width letters or
         # Kangxi radicals must match what the member types in 「绑定 姓名 ……」.
@@ -91,8 +96,11 @@ def check_file(path: str | Path, today: date) -> CheckedRoster:
         if ids["微信OpenID"] and not OPENID.fullmatch(ids["微信OpenID"]):
             fail("微信OpenID", f"「{shown(ids['微信OpenID'])}」不是有效的微信 OpenID（字母、数字、- 或 _，最多 64 个）")
         if ids["企业微信账号"] and not WECOM_USERID.fullmatch(ids["企业微信账号"]):
-            fail("企业微信账号", f"「{shown(ids['企业微信账号'])}」不是有效的企业微信账号"
-                               "（字母或数字开头，只含字母、数字和 _ - @ .，最多 64 个）")
+            fail(
+                "企业微信账号",
+                f"「{shown(ids['企业微信账号'])}」不是有效的企业微信账号"
+                "（字母或数字开头，只含字母、数字和 _ - @ .，最多 64 个）",
+            )
         for header, value in [("手机号", phone), *ids.items()]:
             if value and value in seen[header]:
                 fail(header, f"与第 {seen[header][value]} 行重复")
@@ -100,9 +108,19 @@ def check_file(path: str | Path, today: date) -> CheckedRoster:
                 seen[header][value] = number
         if len(result.errors) == errors:
             assert joined is not None and role is not None
-            result.members.append(MemberData(number, name, phone, branch, joined, role,
-                                             ids["微信OpenID"], ids["企业微信账号"],
-                                             {h: table.letter(h) for h in OPTIONAL}))
+            result.members.append(
+                MemberData(
+                    number,
+                    name,
+                    phone,
+                    branch,
+                    joined,
+                    role,
+                    ids["微信OpenID"],
+                    ids["企业微信账号"],
+                    {h: table.letter(h) for h in OPTIONAL},
+                )
+            )
     return result
 
 
@@ -145,9 +163,15 @@ class RosterResult:
         return text + (f"，标记已转出 {len(self.transferred)} 人" if marked else "")
 
 
-def import_members(db: Session, members: list[MemberData], file: str, demo: bool = False,
-                   progress: Callable[[int, int], None] | None = None, mark_missing: bool = False,
-                   within: set[int] | None = None) -> RosterResult:
+def import_members(
+    db: Session,
+    members: list[MemberData],
+    file: str,
+    demo: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    mark_missing: bool = False,
+    within: set[int] | None = None,
+) -> RosterResult:
     """Upsert by phone. Conflicts with other members' WeChat ids are reported, not written.
 
     With ``mark_missing`` (a full roster), members not in the file are marked 已转出 —
@@ -160,7 +184,10 @@ def import_members(db: Session, members: list[MemberData], file: str, demo: bool
     by_openid = {m.openid: m for m in by_phone.values() if m.openid}
     by_wecom = {m.wecom_userid: m for m in by_phone.values() if m.wecom_userid}
     for data in members:
-        for value, index, header in ((data.openid, by_openid, "微信OpenID"), (data.wecom_userid, by_wecom, "企业微信账号")):
+        for value, index, header in (
+            (data.openid, by_openid, "微信OpenID"),
+            (data.wecom_userid, by_wecom, "企业微信账号"),
+        ):
             other = index.get(value) if value else None
             if other is not None and other.phone != data.phone:
                 owner = f"已属于名册中的 {shown(other.name)}（{other.phone[-4:]}）"
@@ -174,7 +201,13 @@ def import_members(db: Session, members: list[MemberData], file: str, demo: bool
             db.add(branch)
             db.flush()
             branches[data.branch] = branch
-        values = dict(name=data.name, branch_id=branch.id, joined_on=data.joined_on, role=data.role, status=MemberStatus.ACTIVE.value)
+        values = dict(
+            name=data.name,
+            branch_id=branch.id,
+            joined_on=data.joined_on,
+            role=data.role,
+            status=MemberStatus.ACTIVE.value,
+        )
         if data.openid:
             values["openid"] = data.openid
         if data.wecom_userid:
@@ -236,8 +269,14 @@ def change_role(db: Session, member: Member, role: str) -> RoleChange:
     before = member.role
     others: list[str] = []
     if role == Role.SECRETARY.value and before != role:
-        others = [m.name for m in db.exec(active_members(
-            Member.branch_id == member.branch_id, Member.role == Role.SECRETARY.value, Member.id != member.id)).all()]
+        others = [
+            m.name
+            for m in db.exec(
+                active_members(
+                    Member.branch_id == member.branch_id, Member.role == Role.SECRETARY.value, Member.id != member.id
+                )
+            ).all()
+        ]
     if before != role:
         member.role = role
         db.add(member)

@@ -38,7 +38,7 @@ class Context:
     now: datetime  # aware, in the configured timezone
     inbound: Inbound
     member: Member | None
-    registry: "Registry"
+    registry: Registry
     args: str = ""
 
     @property
@@ -101,11 +101,21 @@ class Registry:
     # stands for (e.g. a meeting QR code's "签到 1234"), or None; then events[...] answers.
     scan_command: Callable[[str], str | None] | None = None
 
-    def command(self, word: str, handler: Handler, *, roles: frozenset[str], summary: str, usage: str = "", aliases: tuple[str, ...] = ()) -> None:
+    def command(
+        self,
+        word: str,
+        handler: Handler,
+        *,
+        roles: frozenset[str],
+        summary: str,
+        usage: str = "",
+        aliases: tuple[str, ...] = (),
+    ) -> None:
         self.commands.append(Command(word, handler, roles, summary, usage or word, aliases))
 
-    def dialog(self, kind: str, *, on_reply: DialogHandler, hint: DialogHandler,
-               on_expired: DialogHandler | None = None) -> None:
+    def dialog(
+        self, kind: str, *, on_reply: DialogHandler, hint: DialogHandler, on_expired: DialogHandler | None = None
+    ) -> None:
         self.dialogs[kind] = DialogSpec(kind, on_reply, hint, on_expired)
 
     def event(self, name: str, handler: Handler) -> None:
@@ -125,7 +135,7 @@ class Registry:
         for command in self.commands:
             for word in command.words:
                 if folded.startswith(word.lower()) and len(word) > best_len:
-                    best, best_len = (command, text[len(word):].strip()), len(word)
+                    best, best_len = (command, text[len(word) :].strip()), len(word)
         return best
 
     def suggestions(self, text: str, role: str, offer_bind: bool = True) -> list[str]:

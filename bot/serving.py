@@ -83,9 +83,15 @@ def uvicorn_options(config: Config) -> dict[str, Any]:
     """uvicorn.run keyword arguments from [server]."""
     server = config.server
     configure(server)
-    return dict(host=server.host, port=server.port, log_level="info", access_log=False,
-                http=GuardedHttpToolsProtocol, timeout_keep_alive=server.keep_alive_seconds,
-                limit_concurrency=server.limit_concurrency)
+    return dict(
+        host=server.host,
+        port=server.port,
+        log_level="info",
+        access_log=False,
+        http=GuardedHttpToolsProtocol,
+        timeout_keep_alive=server.keep_alive_seconds,
+        limit_concurrency=server.limit_concurrency,
+    )
 
 
 def raise_file_limit(wanted: int = WANTED_FILES) -> tuple[int, int]:

@@ -40,8 +40,9 @@ def simulated_openid(member: Member) -> str:
     return member.openid or f"sim-{member.id}"
 
 
-def build_request(config: Config, openid: str, now: int, text: str = "", event: str = "", key: str = "",
-                  msg_id: int | None = None) -> tuple[str, str]:
+def build_request(
+    config: Config, openid: str, now: int, text: str = "", event: str = "", key: str = "", msg_id: int | None = None
+) -> tuple[str, str]:
     """(query string, body) exactly as WeChat would send them in the configured mode."""
     cfg = config.wechat
     if event:
@@ -50,12 +51,21 @@ def build_request(config: Config, openid: str, now: int, text: str = "", event: 
             inner += f"<EventKey><![CDATA[{key}]]></EventKey>"
     else:
         safe_text = text.replace("]]>", "]]]]><![CDATA[>")
-        inner = (f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{safe_text}]]></Content>"
-                 f"<MsgId>{msg_id or secrets.randbits(62)}</MsgId>")
-    xml = (f"<xml><ToUserName><![CDATA[{SIMULATED_ACCOUNT}]]></ToUserName>"
-           f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{now}</CreateTime>{inner}</xml>")
+        inner = (
+            f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{safe_text}]]></Content>"
+            f"<MsgId>{msg_id or secrets.randbits(62)}</MsgId>"
+        )
+    xml = (
+        f"<xml><ToUserName><![CDATA[{SIMULATED_ACCOUNT}]]></ToUserName>"
+        f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{now}</CreateTime>{inner}</xml>"
+    )
     timestamp, nonce = str(now), str(secrets.randbelow(10**9))
-    params = {"signature": signature(cfg.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce, "openid": openid}
+    params = {
+        "signature": signature(cfg.token, timestamp, nonce),
+        "timestamp": timestamp,
+        "nonce": nonce,
+        "openid": openid,
+    }
     if cfg.mode == "plain":
         return urlencode(params), xml
     crypto = WeChatCrypto(cfg.token, cfg.encoding_aes_key, cfg.app_id)
@@ -122,10 +132,17 @@ def simulator_routes(config: Config, store: Store, clock: Clock) -> list[Route]:
             branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
             rows = db.exec(select(Member).order_by(Member.branch_id, Member.id)).all()
             return [
-                {"id": m.id, "name": m.name, "branch": branches.get(m.branch_id, ""), "role": m.role,
-                 "openid": simulated_openid(m), "bound": bool(m.openid), "demo": m.is_demo,
-                 # The phone tail is a real member's binding secret: shown for demo members only.
-                 "phone_tail": m.phone[-4:] if m.is_demo else None}
+                {
+                    "id": m.id,
+                    "name": m.name,
+                    "branch": branches.get(m.branch_id, ""),
+                    "role": m.role,
+                    "openid": simulated_openid(m),
+                    "bound": bool(m.openid),
+                    "demo": m.is_demo,
+                    # The phone tail is a real member's binding secret: shown for demo members only.
+                    "phone_tail": m.phone[-4:] if m.is_demo else None,
+                }
                 for m in rows
             ]
 
@@ -137,8 +154,9 @@ def simulator_routes(config: Config, store: Store, clock: Clock) -> list[Route]:
         # Another site's page in the operator's browser could POST here without a CORS
         # preflight as text/plain or a form: JSON only, and no foreign Origin.
         origin = request.headers.get("origin", "")
-        if (request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json"
-                or (origin and not is_loopback(_host_name(urlsplit(origin).netloc)))):
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json" or (
+            origin and not is_loopback(_host_name(urlsplit(origin).netloc))
+        ):
             return JSONResponse({"error": "只接受本机模拟器页面发出的 JSON 请求"}, status_code=403)
         try:
             data = json.loads(await read_capped(request))
@@ -154,12 +172,18 @@ def simulator_routes(config: Config, store: Store, clock: Clock) -> list[Route]:
             return JSONResponse({"error": "text 和 event 须且只能提供一个"}, status_code=400)
         if event not in ("", "subscribe", "unsubscribe", "CLICK"):
             return JSONResponse({"error": "只支持 subscribe、unsubscribe、CLICK 事件"}, status_code=400)
-        query, body = build_request(config, openid, int(clock().timestamp()), text=text[:2000], event=event, key=key[:64])
+        query, body = build_request(
+            config, openid, int(clock().timestamp()), text=text[:2000], event=event, key=key[:64]
+        )
         transport = httpx.ASGITransport(app=request.app, client=("127.0.0.1", 0))
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-            response = await client.post(f"/wechat?{query}", content=body.encode(), headers={"Content-Type": "text/xml"})
+            response = await client.post(
+                f"/wechat?{query}", content=body.encode(), headers={"Content-Type": "text/xml"}
+            )
         if response.status_code != 200:
-            return JSONResponse({"error": f"/wechat 返回 HTTP {response.status_code}：{response.text[:200]}"}, status_code=502)
+            return JSONResponse(
+                {"error": f"/wechat 返回 HTTP {response.status_code}：{response.text[:200]}"}, status_code=502
+            )
         # Only the reply /wechat just produced for this request is opened here.
         return JSONResponse({"text": open_reply(config, response.text)})
 

@@ -36,12 +36,23 @@ def build_registry() -> Registry:
     bot.event("unsubscribe", members.unsubscribe)
 
     # The monthly quiz
-    bot.command("答题", quiz.start, roles=MEMBERS, summary="参加本月党史党纪知识测试（可中途继续）",
-                aliases=("测试", "开始答题", "继续答题"))
+    bot.command(
+        "答题",
+        quiz.start,
+        roles=MEMBERS,
+        summary="参加本月党史党纪知识测试（可中途继续）",
+        aliases=("测试", "开始答题", "继续答题"),
+    )
     bot.dialog(quiz.DIALOG, on_reply=quiz.answer, hint=quiz.hint)
 
     # Study between tests: practice, challenge, the wrong-answer book
-    bot.command("练习", practice.start_practice, roles=MEMBERS, summary="随时练习，可指定分类", usage="练习 [党史|党章|党纪|廉洁]")
+    bot.command(
+        "练习",
+        practice.start_practice,
+        roles=MEMBERS,
+        summary="随时练习，可指定分类",
+        usage="练习 [党史|党章|党纪|廉洁]",
+    )
     bot.dialog(practice.PRACTICE, on_reply=practice.practice_reply, hint=practice.practice_hint)
     bot.command("挑战", practice.start_challenge, roles=MEMBERS, summary="连续答题，答错即止")
     bot.dialog(practice.CHALLENGE, on_reply=practice.challenge_reply, hint=practice.challenge_hint)
@@ -61,19 +72,38 @@ def build_registry() -> Registry:
 
     # Points and standings
     bot.command("积分", points.show, roles=MEMBERS, summary="查看本月和累计积分、支部排名", aliases=("我的积分",))
-    bot.command("排行榜", leaderboard.show, roles=MEMBERS, summary="本月、累计或各支部排行",
-                usage="排行榜 [本月|总|支部]", aliases=("排名", "榜单"))
+    bot.command(
+        "排行榜",
+        leaderboard.show,
+        roles=MEMBERS,
+        summary="本月、累计或各支部排行",
+        usage="排行榜 [本月|总|支部]",
+        aliases=("排名", "榜单"),
+    )
 
     # Political birthdays
     bot.command("誓词", oath.show, roles=EVERYONE, summary="重温入党誓词", aliases=("入党誓词",))
 
     # Notices: members read their unread inbox; secretaries and admins broadcast
-    bot.command("通知", broadcast.notice, roles=MEMBERS, summary="查看未读通知；书记：通知 内容 → 预览后确认发送",
-                usage="通知 [内容]", aliases=("未读通知",))
+    bot.command(
+        "通知",
+        broadcast.notice,
+        roles=MEMBERS,
+        summary="查看未读通知；书记：通知 内容 → 预览后确认发送",
+        usage="通知 [内容]",
+        aliases=("未读通知",),
+    )
     bot.dialog(broadcast.DIALOG, on_reply=broadcast.confirm, hint=broadcast.confirm_hint, on_expired=broadcast.expired)
-    bot.command("定时通知", broadcast.scheduled_notice, roles=SECRETARIES, summary="定时发送通知",
-                usage="定时通知 YYYY-MM-DD HH:MM 内容")
-    bot.command("取消定时", broadcast.cancel_scheduled, roles=SECRETARIES, summary="撤回定时通知", usage="取消定时 编号")
+    bot.command(
+        "定时通知",
+        broadcast.scheduled_notice,
+        roles=SECRETARIES,
+        summary="定时发送通知",
+        usage="定时通知 YYYY-MM-DD HH:MM 内容",
+    )
+    bot.command(
+        "取消定时", broadcast.cancel_scheduled, roles=SECRETARIES, summary="撤回定时通知", usage="取消定时 编号"
+    )
     bot.command("通知状态", broadcast.status, roles=SECRETARIES, summary="通知送达情况", usage="通知状态 [编号]")
     bot.banner = notices.unread_banner
 
@@ -99,8 +129,13 @@ def build_registry() -> Registry:
     bot.event("location_select", members.location_button)
 
     # The web console (管理后台)
-    bot.command("后台", console_link.link, roles=SECRETARIES, summary="获取管理后台登录链接（10 分钟有效）",
-                aliases=("管理后台",))
+    bot.command(
+        "后台",
+        console_link.link,
+        roles=SECRETARIES,
+        summary="获取管理后台登录链接（10 分钟有效）",
+        aliases=("管理后台",),
+    )
 
     # Menu buttons send these keys
     bot.menu("QUIZ", "答题")

@@ -16,11 +16,12 @@ from quizzes.bank import LETTERS
 from quizzes.paper import option_order
 from quizzes.review import review
 
-
 # Built once (see bot.store.lookups), on the table so that executing it skips the
 # ORM bulk-insert path; the answer is written at once, not at flush.
 ANSWER = insert(Answer.__table__)  # type: ignore[attr-defined]
-CARD = select(ReviewCard).where(ReviewCard.member_id == bindparam("member_id"), ReviewCard.question_id == bindparam("question_id"))
+CARD = select(ReviewCard).where(
+    ReviewCard.member_id == bindparam("member_id"), ReviewCard.question_id == bindparam("question_id")
+)
 
 
 def order_for(question: Question, seed: str) -> list[str]:
@@ -82,13 +83,31 @@ def answer_in_dialog(ctx: Context, dialog: Dialog, question_id: int) -> tuple[st
     return feedback(question, dialog.data["order"], correct), correct
 
 
-def record(ctx: Context, question: Question, chosen: list[str], correct: bool, mode: str, asked_at: datetime | None,
-           attempt_id: int | None = None) -> None:
+def record(
+    ctx: Context,
+    question: Question,
+    chosen: list[str],
+    correct: bool,
+    mode: str,
+    asked_at: datetime | None,
+    attempt_id: int | None = None,
+) -> None:
     """Keep the answer, and move the question in or through the wrong-answer book."""
     assert ctx.member is not None and ctx.member.id is not None and question.id is not None
     seconds = max((ctx.now - asked_at).total_seconds(), 0.0) if asked_at else 0.0
-    ctx.db.execute(ANSWER, {"attempt_id": attempt_id, "mode": mode, "member_id": ctx.member.id, "question_id": question.id,
-                            "chosen": chosen, "is_correct": correct, "seconds_taken": seconds, "answered_at": ctx.now})
+    ctx.db.execute(
+        ANSWER,
+        {
+            "attempt_id": attempt_id,
+            "mode": mode,
+            "member_id": ctx.member.id,
+            "question_id": question.id,
+            "chosen": chosen,
+            "is_correct": correct,
+            "seconds_taken": seconds,
+            "answered_at": ctx.now,
+        },
+    )
     card = ctx.db.exec(CARD, params={"member_id": ctx.member.id, "question_id": question.id}).first()  # type: ignore[call-overload]
     if card is None and correct:
         return

@@ -69,7 +69,9 @@ def text_problem(content: str) -> str | None:
     """Why a notice's text cannot be sent: WeChat's size limit."""
     size = len(content.encode())
     if size > MAX_BYTES:
-        return f"通知内容过长：微信单条消息最多 {MAX_BYTES} 字节（约 680 个汉字），当前 {size} 字节。请精简或分几次发送。"
+        return (
+            f"通知内容过长：微信单条消息最多 {MAX_BYTES} 字节（约 680 个汉字），当前 {size} 字节。请精简或分几次发送。"
+        )
     return None
 
 
@@ -79,33 +81,64 @@ def recipients_of(db: Session, branch_ids: list[int]) -> tuple[list[Member], int
     return recipients, sum(1 for m in recipients if reachable(m))
 
 
-def send_notice(db: Session, now: datetime, sender: Member | None, text: str, branch_ids: list[int], target: str,
-                when: datetime | None, actor: str) -> tuple[Campaign, int]:
+def send_notice(
+    db: Session,
+    now: datetime,
+    sender: Member | None,
+    text: str,
+    branch_ids: list[int],
+    target: str,
+    when: datetime | None,
+    actor: str,
+) -> tuple[Campaign, int]:
     """Create the broadcast (now, or scheduled for ``when``) and audit it: (campaign, recipients)."""
     recipients = branch_members(db, branch_ids)
     branch_id = branch_ids[0] if len(branch_ids) == 1 else None
-    campaign = create_campaign(db, kind="broadcast", title="支部通知", text=text, member_ids=[m.id for m in recipients],  # type: ignore[misc]
-                               now=now, branch_id=branch_id, created_by=sender.id if sender else None)
+    campaign = create_campaign(
+        db,
+        kind="broadcast",
+        title="支部通知",
+        text=text,
+        member_ids=[m.id for m in recipients],  # type: ignore[misc]
+        now=now,
+        branch_id=branch_id,
+        created_by=sender.id if sender else None,
+    )
     if when:
         campaign.send_after = when
         db.add(campaign)
     db.flush()
-    record(db, now, actor, "定时通知" if when else "发布通知",
-           f"#{campaign.id} → {target}（{len(recipients)} 人）：{text[:200]}")
+    record(
+        db,
+        now,
+        actor,
+        "定时通知" if when else "发布通知",
+        f"#{campaign.id} → {target}（{len(recipients)} 人）：{text[:200]}",
+    )
     return campaign, len(recipients)
 
 
 def _preview(ctx: Context, text: str, when: datetime | None) -> str:
     branches, content = pick_branches(ctx, text.strip())
     if not content:
-        return "请在「通知」后写上通知内容。" + ("管理员可写「通知 支部名 内容」或「通知 全部 内容」。" if is_admin(ctx) else "")
+        return "请在「通知」后写上通知内容。" + (
+            "管理员可写「通知 支部名 内容」或「通知 全部 内容」。" if is_admin(ctx) else ""
+        )
     problem = text_problem(content)
     if problem:
         return problem
     recipients, bound = recipients_of(ctx.db, [b.id for b in branches if b.id is not None])
     target = "全部支部" if len(branches) > 1 else branches[0].name
-    ctx.start_dialog(DIALOG, {"text": content, "branch_ids": [b.id for b in branches], "target": target,
-                              "when": when.isoformat() if when else ""}, expires_at=ctx.now + CONFIRM_WINDOW)
+    ctx.start_dialog(
+        DIALOG,
+        {
+            "text": content,
+            "branch_ids": [b.id for b in branches],
+            "target": target,
+            "when": when.isoformat() if when else "",
+        },
+        expires_at=ctx.now + CONFIRM_WINDOW,
+    )
     timing = f"将于 {when:%Y-%m-%d %H:%M} 发送给" if when else "即将发送给"
     return (
         f"{timing}{target}：\n——\n{content}\n——\n"
@@ -126,11 +159,13 @@ def confirm(ctx: Context, dialog: Dialog) -> str | None:
     # demoted or moved to another branch within the 10 minutes sends nothing.
     role = ctx.role
     if role not in (Role.SECRETARY.value, Role.ADMIN.value) or (
-            role != Role.ADMIN.value and list(data["branch_ids"]) != [ctx.member.branch_id]):  # type: ignore[union-attr]
+        role != Role.ADMIN.value and list(data["branch_ids"]) != [ctx.member.branch_id]
+    ):  # type: ignore[union-attr]
         return "您的角色或所在支部已变更，这条通知没有发送。"
     when = datetime.fromisoformat(data["when"]) if data["when"] else None
-    campaign, _ = send_notice(ctx.db, ctx.now, ctx.member, data["text"], data["branch_ids"], data["target"], when,
-                              actor_of(ctx.member))
+    campaign, _ = send_notice(
+        ctx.db, ctx.now, ctx.member, data["text"], data["branch_ids"], data["target"], when, actor_of(ctx.member)
+    )
     if data["when"]:
         return f"已安排定时通知 #{campaign.id}，将于 {data['when'][:16].replace('T', ' ')} 发送。如需撤回，发送「取消定时 {campaign.id}」。"
     return f"已发送，通知编号 #{campaign.id}。稍后发送「通知状态 {campaign.id}」查看送达情况。"
@@ -165,8 +200,12 @@ def visible_campaign(db: Session, viewer: Member, number: int | None) -> Campaig
 
 def delivery_groups(db: Session, campaign: Campaign) -> tuple[int, dict[str, list[tuple[Delivery, Member]]]]:
     """(recipients, deliveries by outcome): sent, failed, inbox, unbound, skipped, pending/sending."""
-    rows = db.exec(select(Delivery, Member).join(Member, Member.id == Delivery.member_id)
-                   .where(Delivery.campaign_id == campaign.id).order_by(Member.id)).all()
+    rows = db.exec(
+        select(Delivery, Member)
+        .join(Member, Member.id == Delivery.member_id)
+        .where(Delivery.campaign_id == campaign.id)
+        .order_by(Member.id)
+    ).all()
     by: dict[str, list[tuple[Delivery, Member]]] = {}
     for delivery, member in rows:
         key = delivery.status
@@ -186,8 +225,10 @@ def status(ctx: Context) -> str:
     total, by = delivery_groups(ctx.db, campaign)
     when = (campaign.send_after or campaign.created_at).astimezone(ctx.config.tz)
     branch = ctx.db.get(Branch, campaign.branch_id) if campaign.branch_id else None
-    lines = [f"通知 #{campaign.id}（{when:%m月%d日 %H:%M}，{branch.name if branch else '全部支部'}）共 {total} 人：",
-             f"已送达 {len(by.get('sent', []))} 人"]
+    lines = [
+        f"通知 #{campaign.id}（{when:%m月%d日 %H:%M}，{branch.name if branch else '全部支部'}）共 {total} 人：",
+        f"已送达 {len(by.get('sent', []))} 人",
+    ]
     if campaign.cancelled_at:
         lines.insert(1, "该定时通知已撤回。")
     elif campaign.send_after and campaign.send_after > ctx.now:
@@ -195,11 +236,15 @@ def status(ctx: Context) -> str:
     if failed := by.get("failed"):
         lines.append(f"发送失败 {len(failed)} 人：" + "；".join(f"{m.name}（{reason(d)}）" for d, m in failed[:20]))
     if inbox := by.get("inbox"):
-        lines.append(f"存入未读通知 {len(inbox)} 人（超过 48 小时未与公众号互动，下次发消息时会看到）：{names([m for _, m in inbox])}")
+        lines.append(
+            f"存入未读通知 {len(inbox)} 人（超过 48 小时未与公众号互动，下次发消息时会看到）：{names([m for _, m in inbox])}"
+        )
     if unbound := by.get("unbound"):
         lines.append(f"未绑定、收不到 {len(unbound)} 人：{names([m for _, m in unbound])}")
     if other := by.get("skipped"):
-        lines.append(f"跳过 {len(other)} 人：" + "；".join(f"{m.name}（{d.errmsg or '已取消关注'}）" for d, m in other[:20]))
+        lines.append(
+            f"跳过 {len(other)} 人：" + "；".join(f"{m.name}（{d.errmsg or '已取消关注'}）" for d, m in other[:20])
+        )
     waiting = by.get("pending", []) + by.get("sending", [])
     if waiting:
         lines.append(f"等待发送 {len(waiting)} 人")
@@ -230,7 +275,10 @@ def withdraw(db: Session, now: datetime, campaign: Campaign, actor: str) -> str 
         return f"定时通知 #{number} 已到发送时间，无法撤回。发送「通知状态 {number}」查看送达情况。"
     campaign.cancelled_at = campaign.finished_at = now
     db.add(campaign)
-    db.exec(update(Delivery).where(Delivery.campaign_id == campaign.id, Delivery.status == "pending")  # type: ignore[call-overload]
-            .values(status="skipped", errmsg="已撤回", updated_at=now))
+    db.exec(
+        update(Delivery)
+        .where(Delivery.campaign_id == campaign.id, Delivery.status == "pending")  # type: ignore[call-overload]
+        .values(status="skipped", errmsg="已撤回", updated_at=now)
+    )
     record(db, now, actor, "撤回定时通知", f"#{campaign.id}")
     return None

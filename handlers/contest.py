@@ -27,30 +27,45 @@ DIALOG = "contest"
 
 def _open_contest(ctx: Context) -> Contest | None:
     assert ctx.member is not None
-    return ctx.db.exec(select(Contest).where(Contest.branch_id == ctx.member.branch_id, Contest.state.in_(("joining", "running")))  # type: ignore[attr-defined]
-                       .order_by(Contest.id.desc())).first()
+    return ctx.db.exec(
+        select(Contest)
+        .where(Contest.branch_id == ctx.member.branch_id, Contest.state.in_(("joining", "running")))  # type: ignore[attr-defined]
+        .order_by(Contest.id.desc())
+    ).first()
 
 
 def start(ctx: Context) -> str:
     assert ctx.member is not None
     arg = ctx.args.strip()
     size = int(arg) if arg.isdigit() else DEFAULT_SIZE
-    if arg and not arg.isdigit() or not 1 <= size <= MAX_SIZE:
+    if (arg and not arg.isdigit()) or not 1 <= size <= MAX_SIZE:
         return f"用法：抢答赛 [题数]，题数 1-{MAX_SIZE}，默认 {DEFAULT_SIZE} 题。"
     if _open_contest(ctx):
         return "本支部已有一场抢答赛正在进行，请等它结束后再发起。"
-    pool = list(ctx.db.exec(select(Question.id).where(Question.active == True)).all())  # noqa: E712
+    pool = list(ctx.db.exec(select(Question.id).where(Question.active == True)).all())
     if len(pool) < size:
         return "题库题目不足，无法发起抢答赛。"
-    contest = Contest(branch_id=ctx.member.branch_id, created_by=ctx.member.id, question_ids=random.sample(pool, size),
-                      join_until=ctx.now + JOIN_WINDOW, created_at=ctx.now)
+    contest = Contest(
+        branch_id=ctx.member.branch_id,
+        created_by=ctx.member.id,
+        question_ids=random.sample(pool, size),
+        join_until=ctx.now + JOIN_WINDOW,
+        created_at=ctx.now,
+    )
     ctx.db.add(contest)
     ctx.db.flush()
     start_at = contest.join_until.astimezone(ctx.config.tz)
     members = members_of(ctx, [ctx.member.branch_id])
-    create_campaign(ctx.db, kind="contest", title="党史知识抢答赛",
-                    text=f"党史知识抢答赛（{size} 题）将于 {start_at:%H:%M} 开始！2 分钟内回复「参赛」报名。每题 60 秒，前三位答对得 10/8/6 分。",
-                    member_ids=[m.id for m in members], now=ctx.now, branch_id=ctx.member.branch_id, created_by=ctx.member.id)  # type: ignore[misc]
+    create_campaign(
+        ctx.db,
+        kind="contest",
+        title="党史知识抢答赛",
+        text=f"党史知识抢答赛（{size} 题）将于 {start_at:%H:%M} 开始！2 分钟内回复「参赛」报名。每题 60 秒，前三位答对得 10/8/6 分。",
+        member_ids=[m.id for m in members],
+        now=ctx.now,
+        branch_id=ctx.member.branch_id,
+        created_by=ctx.member.id,
+    )  # type: ignore[misc]
     record(ctx.db, ctx.now, actor_of(ctx.member), "抢答赛", f"#{contest.id} {size} 题")
     return f"已发起抢答赛 #{contest.id}（{size} 题），已通知全支部 {len(members)} 人，{start_at:%H:%M} 开始。您也可以回复「参赛」一起答题。"
 
@@ -62,7 +77,9 @@ def join(ctx: Context) -> str:
         return "现在没有正在报名的抢答赛。"
     if contest.state != "joining" or ctx.now >= contest.join_until:
         return "抢答赛报名已截止，下次早点来哦。"
-    if ctx.db.exec(select(ContestPlayer).where(ContestPlayer.contest_id == contest.id, ContestPlayer.member_id == ctx.member.id)).first():
+    if ctx.db.exec(
+        select(ContestPlayer).where(ContestPlayer.contest_id == contest.id, ContestPlayer.member_id == ctx.member.id)
+    ).first():
         return "您已报名，请等待开赛。"
     ctx.db.add(ContestPlayer(contest_id=contest.id, member_id=ctx.member.id, joined_at=ctx.now))  # type: ignore[arg-type]
     end = contest.join_until + ANSWER_WINDOW * (len(contest.question_ids) + 2)
@@ -91,24 +108,44 @@ def answer(ctx: Context, dialog: Dialog) -> str | None:
     problem, _, correct = asking.grade(ctx, question, order)
     if problem:
         return problem
-    already = ctx.db.exec(select(ContestAnswer).where(ContestAnswer.contest_id == contest.id, ContestAnswer.index == contest.index,
-                                                      ContestAnswer.member_id == ctx.member.id)).first()
+    already = ctx.db.exec(
+        select(ContestAnswer).where(
+            ContestAnswer.contest_id == contest.id,
+            ContestAnswer.index == contest.index,
+            ContestAnswer.member_id == ctx.member.id,
+        )
+    ).first()
     if already:
         return "每题只能作答一次，请等待下一题。"
     if not correct:
-        ctx.db.add(ContestAnswer(contest_id=contest.id, index=contest.index, member_id=ctx.member.id, correct=False, at=ctx.now))  # type: ignore[arg-type]
+        ctx.db.add(
+            ContestAnswer(
+                contest_id=contest.id, index=contest.index, member_id=ctx.member.id, correct=False, at=ctx.now
+            )
+        )  # type: ignore[arg-type]
         return "❌ 回答错误，本题不得分。本题结束后公布答案和排名。"
     for place in (1, 2, 3, None):
         try:
             with ctx.db.begin_nested():  # the unique (contest, question, place) decides who was first
-                ctx.db.add(ContestAnswer(contest_id=contest.id, index=contest.index, member_id=ctx.member.id, correct=True,  # type: ignore[arg-type]
-                                         place=place, points=PLACE_POINTS.get(place or 0, 0), at=ctx.now))
+                ctx.db.add(
+                    ContestAnswer(
+                        contest_id=contest.id,
+                        index=contest.index,
+                        member_id=ctx.member.id,
+                        correct=True,  # type: ignore[arg-type]
+                        place=place,
+                        points=PLACE_POINTS.get(place or 0, 0),
+                        at=ctx.now,
+                    )
+                )
             break
         except IntegrityError:
             continue
     if place is None:
         return "✅ 回答正确！不过前三名已经产生，本题不得分。"
-    player = ctx.db.exec(select(ContestPlayer).where(ContestPlayer.contest_id == contest.id, ContestPlayer.member_id == ctx.member.id)).one()
+    player = ctx.db.exec(
+        select(ContestPlayer).where(ContestPlayer.contest_id == contest.id, ContestPlayer.member_id == ctx.member.id)
+    ).one()
     player.score += PLACE_POINTS[place]
     ctx.db.add(player)
     return f"✅ 回答正确！您是第 {place} 位答对的，得 {PLACE_POINTS[place]} 分。"

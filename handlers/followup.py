@@ -17,8 +17,13 @@ from scheduler.dates import anniversary_years
 
 def _unfinished(ctx: Context, branch_id: int):
     members = members_of(ctx, [branch_id])
-    done = set(ctx.db.exec(select(Attempt.member_id).where(Attempt.month == ctx.month, Attempt.branch_id == branch_id,
-                                                           Attempt.finished_at.is_not(None))).all())  # type: ignore[union-attr]
+    done = set(
+        ctx.db.exec(
+            select(Attempt.member_id).where(
+                Attempt.month == ctx.month, Attempt.branch_id == branch_id, Attempt.finished_at.is_not(None)
+            )
+        ).all()
+    )  # type: ignore[union-attr]
     waiting = [m for m in members if m.id not in done]
     return members, [m for m in waiting if reachable(m)], [m for m in waiting if not reachable(m)]
 
@@ -33,7 +38,9 @@ def unfinished(ctx: Context) -> str:
     if bound:
         lines.append(f"未完成 {len(bound)} 人：{names(bound, 40)}")
     if unbound:
-        lines.append(f"未绑定 {len(unbound)} 人（收不到提醒，请提醒其发送「绑定 姓名 手机号后四位」）：{names(unbound, 40)}")
+        lines.append(
+            f"未绑定 {len(unbound)} 人（收不到提醒，请提醒其发送「绑定 姓名 手机号后四位」）：{names(unbound, 40)}"
+        )
     if bound:
         lines.append("发送「催办」向未完成的同志推送提醒（每个支部每天一次）。")
     return "\n".join(lines)
@@ -43,8 +50,11 @@ def nudge(ctx: Context) -> str:
     branches, _ = pick_branches(ctx, ctx.args.strip(), allow_all=False)
     branch = branches[0]
     start_of_day = ctx.now.replace(hour=0, minute=0, second=0, microsecond=0)
-    already = ctx.db.exec(select(Campaign).where(Campaign.kind == "nudge", Campaign.branch_id == branch.id,
-                                                 Campaign.created_at >= start_of_day)).first()
+    already = ctx.db.exec(
+        select(Campaign).where(
+            Campaign.kind == "nudge", Campaign.branch_id == branch.id, Campaign.created_at >= start_of_day
+        )
+    ).first()
     if already:
         return f"{branch.name}今天已经催办过了（{already.created_at.astimezone(ctx.config.tz):%H:%M}），请明天再催。"
     _, bound, unbound = _unfinished(ctx, branch.id)  # type: ignore[arg-type]
@@ -52,8 +62,16 @@ def nudge(ctx: Context) -> str:
         return "本月测试没有需要催办的同志。" + (f"另有 {len(unbound)} 人未绑定，收不到提醒。" if unbound else "")
     last_day = calendar.monthrange(ctx.now.year, ctx.now.month)[1]
     text = f"本月党史党纪知识测试还有 {last_day - ctx.now.day} 天截止，您还没有完成。回复“答题”继续，几分钟就能答完。"
-    campaign = create_campaign(ctx.db, kind="nudge", title="测试提醒", text=text, member_ids=[m.id for m in bound],  # type: ignore[misc]
-                               now=ctx.now, branch_id=branch.id, created_by=ctx.member.id if ctx.member else None)
+    campaign = create_campaign(
+        ctx.db,
+        kind="nudge",
+        title="测试提醒",
+        text=text,
+        member_ids=[m.id for m in bound],  # type: ignore[misc]
+        now=ctx.now,
+        branch_id=branch.id,
+        created_by=ctx.member.id if ctx.member else None,
+    )
     ctx.db.flush()
     record(ctx.db, ctx.now, actor_of(ctx.member), "催办", f"#{campaign.id} {branch.name}：{len(bound)} 人")
     tail = f"另有 {len(unbound)} 人未绑定，收不到提醒。" if unbound else ""

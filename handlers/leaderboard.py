@@ -7,7 +7,16 @@ from bot.store import Branch, Role
 from quizzes.standings import Standing, branch_board, month_rank, month_top, total_board, total_rank
 
 TOP = 10
-SCOPES = {"": "本月", "本月": "本月", "月": "本月", "总": "总", "总榜": "总", "累计": "总", "全部": "总", "支部": "支部"}
+SCOPES = {
+    "": "本月",
+    "本月": "本月",
+    "月": "本月",
+    "总": "总",
+    "总榜": "总",
+    "累计": "总",
+    "全部": "总",
+    "支部": "支部",
+}
 
 
 def show(ctx: Context) -> str:
@@ -61,5 +70,7 @@ def _branches(ctx: Context) -> str:
         )
     lines = [f"📊 {ctx.now.year}年{ctx.now.month}月各支部测试情况（按参与率、平均分排序）"]
     for i, row in enumerate(rows, start=1):
-        lines.append(f"{i}. {row.name}：参与率 {row.participation:.0%}（{row.finished}/{row.members}），平均 {row.average:.1f} 分")
+        lines.append(
+            f"{i}. {row.name}：参与率 {row.participation:.0%}（{row.finished}/{row.members}），平均 {row.average:.1f} 分"
+        )
     return "\n".join(lines)

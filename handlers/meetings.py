@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, select
 
 from bot.audit import actor_of, record
-from bot.outbox.worker import create_campaign
 from bot.messages import normalise
+from bot.outbox.worker import create_campaign
 from bot.router import Context
 from bot.store import Member, Role
 from bot.store.models import Dialog, Meeting, MeetingReply
@@ -31,8 +31,9 @@ STEP_WINDOW = timedelta(minutes=30)
 CODE_VALID = timedelta(minutes=30)
 RECENT = timedelta(hours=3)
 MAX_WRONG_CODES = 5
-TOO_MANY_WRONG = (f"签到码错误次数过多（已输错 {MAX_WRONG_CODES} 次），本次会议不能再用签到码签到。"
-                  "如确已到会，请当面请书记登记。")
+TOO_MANY_WRONG = (
+    f"签到码错误次数过多（已输错 {MAX_WRONG_CODES} 次），本次会议不能再用签到码签到。如确已到会，请当面请书记登记。"
+)
 WEEKDAYS = "一二三四五六日"
 
 
@@ -55,7 +56,9 @@ def step(ctx: Context, dialog: Dialog) -> str | None:
         return "已取消会议安排。"
     current = data["step"]
     if current == "type":
-        chosen = TYPES[int(text) - 1] if text.isdigit() and 1 <= int(text) <= len(TYPES) else text if text in TYPES else None
+        chosen = (
+            TYPES[int(text) - 1] if text.isdigit() and 1 <= int(text) <= len(TYPES) else text if text in TYPES else None
+        )
         if chosen is None:
             return None
         data |= {"type": chosen, "step": "time"}
@@ -76,8 +79,10 @@ def step(ctx: Context, dialog: Dialog) -> str | None:
         data |= {"topic": "" if text == "无" else text[:200], "step": "confirm"}
         topic = f"\n主题：{data['topic']}" if data["topic"] else ""
         when = datetime.fromisoformat(data["when"])
-        reply = (f"请确认会议通知：\n{data['type']}\n时间：{when:%Y-%m-%d %H:%M}\n地点：{data['place']}{topic}\n"
-                 "回复「确认」发给全支部，回复「取消」放弃。")
+        reply = (
+            f"请确认会议通知：\n{data['type']}\n时间：{when:%Y-%m-%d %H:%M}\n地点：{data['place']}{topic}\n"
+            "回复「确认」发给全支部，回复「取消」放弃。"
+        )
     else:  # confirm
         if text != "确认":
             return None
@@ -92,25 +97,52 @@ def step(ctx: Context, dialog: Dialog) -> str | None:
 def _publish(ctx: Context, data: dict) -> str:
     branch = own_branch(ctx)
     when = datetime.fromisoformat(data["when"])
-    meeting = Meeting(branch_id=branch.id, type=data["type"], starts_at=when, place=data["place"], topic=data["topic"],  # type: ignore[arg-type]
-                      created_by=ctx.member.id if ctx.member else None, created_at=ctx.now)
+    meeting = Meeting(
+        branch_id=branch.id,
+        type=data["type"],
+        starts_at=when,
+        place=data["place"],
+        topic=data["topic"],  # type: ignore[arg-type]
+        created_by=ctx.member.id if ctx.member else None,
+        created_at=ctx.now,
+    )
     ctx.db.add(meeting)
     ctx.db.flush()
     topic = f"，主题：{meeting.topic}" if meeting.topic else ""
-    text = (f"{_when(meeting, ctx)} 在{meeting.place}召开{meeting.type}{topic}。"
-            "请回复「参加」，不能参加请回复「请假 理由」。")
+    text = (
+        f"{_when(meeting, ctx)} 在{meeting.place}召开{meeting.type}{topic}。"
+        "请回复「参加」，不能参加请回复「请假 理由」。"
+    )
     members = members_of(ctx, [branch.id])  # type: ignore[list-item]
-    campaign = create_campaign(ctx.db, kind="meeting", title=f"{meeting.type}通知", text=text, member_ids=[m.id for m in members],  # type: ignore[misc]
-                               now=ctx.now, branch_id=branch.id, created_by=meeting.created_by, robot=True)
+    campaign = create_campaign(
+        ctx.db,
+        kind="meeting",
+        title=f"{meeting.type}通知",
+        text=text,
+        member_ids=[m.id for m in members],  # type: ignore[misc]
+        now=ctx.now,
+        branch_id=branch.id,
+        created_by=meeting.created_by,
+        robot=True,
+    )
     meeting.campaign_id = campaign.id
     ctx.db.add(meeting)
-    record(ctx.db, ctx.now, actor_of(ctx.member), "会议通知", f"{branch.name} {meeting.type} {when:%Y-%m-%d %H:%M} {meeting.place}")
+    record(
+        ctx.db,
+        ctx.now,
+        actor_of(ctx.member),
+        "会议通知",
+        f"{branch.name} {meeting.type} {when:%Y-%m-%d %H:%M} {meeting.place}",
+    )
     return f"已向{branch.name} {len(members)} 人发出{meeting.type}通知。发送「会议情况」查看回复。"
 
 
 def hint(ctx: Context, dialog: Dialog) -> str:
-    prompts = {"type": "请回复会议类型的数字（1-5）", "time": "请按「2026-12-04 15:00」的格式回复会议时间",
-               "confirm": "请回复「确认」发出通知"}
+    prompts = {
+        "type": "请回复会议类型的数字（1-5）",
+        "time": "请按「2026-12-04 15:00」的格式回复会议时间",
+        "confirm": "请回复「确认」发出通知",
+    }
     return prompts.get(dialog.data.get("step", ""), "请继续填写") + "，或回复「取消」放弃。"
 
 
@@ -123,17 +155,23 @@ def expired(ctx: Context, dialog: Dialog) -> str | None:
 def _current(ctx: Context) -> Meeting | None:
     """The branch's next meeting, or the one that has just begun."""
     assert ctx.member is not None
-    upcoming = ctx.db.exec(select(Meeting).where(Meeting.branch_id == ctx.member.branch_id, Meeting.starts_at >= ctx.now - RECENT)
-                           .order_by(Meeting.starts_at)).first()
+    upcoming = ctx.db.exec(
+        select(Meeting)
+        .where(Meeting.branch_id == ctx.member.branch_id, Meeting.starts_at >= ctx.now - RECENT)
+        .order_by(Meeting.starts_at)
+    ).first()
     if upcoming is not None:
         return upcoming
-    return ctx.db.exec(select(Meeting).where(Meeting.branch_id == ctx.member.branch_id)
-                       .order_by(Meeting.starts_at.desc())).first()  # type: ignore[attr-defined]
+    return ctx.db.exec(
+        select(Meeting).where(Meeting.branch_id == ctx.member.branch_id).order_by(Meeting.starts_at.desc())
+    ).first()  # type: ignore[attr-defined]
 
 
 def _reply_row(ctx: Context, meeting: Meeting) -> MeetingReply:
     assert ctx.member is not None
-    row = ctx.db.exec(select(MeetingReply).where(MeetingReply.meeting_id == meeting.id, MeetingReply.member_id == ctx.member.id)).first()
+    row = ctx.db.exec(
+        select(MeetingReply).where(MeetingReply.meeting_id == meeting.id, MeetingReply.member_id == ctx.member.id)
+    ).first()
     return row or MeetingReply(meeting_id=meeting.id, member_id=ctx.member.id)  # type: ignore[arg-type]
 
 
@@ -187,16 +225,28 @@ def report(ctx: Context) -> str:
     if meeting is None:
         return "本支部还没有安排过会议。发送「会议」安排一次。"
     rec = meeting_record(ctx.db, meeting)
-    members, replies, going, away, silent, checked = rec.members, rec.replies, rec.going, rec.away, rec.silent, rec.checked
+    members, replies, going, away, silent, checked = (
+        rec.members,
+        rec.replies,
+        rec.going,
+        rec.away,
+        rec.silent,
+        rec.checked,
+    )
     guessing = [(m, replies[m.id].wrong_codes) for m in members if replies.get(m.id) and replies[m.id].wrong_codes]  # type: ignore[union-attr,index]
-    lines = [f"{meeting.type}：{_when(meeting, ctx)}，{meeting.place}", f"参加 {len(going)} 人" + (f"：{names(going)}" if going else "")]
+    lines = [
+        f"{meeting.type}：{_when(meeting, ctx)}，{meeting.place}",
+        f"参加 {len(going)} 人" + (f"：{names(going)}" if going else ""),
+    ]
     if away:
         lines.append(f"请假 {len(away)} 人：" + "；".join(f"{m.name}（{replies[m.id].reason}）" for m in away))  # type: ignore[index]
     lines.append(f"未回复 {len(silent)} 人" + (f"：{names(silent)}" if silent else ""))
     lines.append(f"已签到 {len(checked)}/{len(members)} 人" + (f"：{names(checked)}" if checked else ""))
     if guessing:
-        lines.append("签到码输错：" + "、".join(
-            f"{m.name} {n} 次" + ("（已停止签到）" if n >= MAX_WRONG_CODES else "") for m, n in guessing))
+        lines.append(
+            "签到码输错："
+            + "、".join(f"{m.name} {n} 次" + ("（已停止签到）" if n >= MAX_WRONG_CODES else "") for m, n in guessing)
+        )
     return "\n".join(lines)
 
 
@@ -234,13 +284,19 @@ def check_in_with_code(ctx: Context, code: str) -> str:
     kept. A wrong code counts against each of the branch's meetings whose code is open
     now; a member who reached the limit for a meeting is refused even the right code."""
     assert ctx.member is not None
-    open_now = ctx.db.exec(select(Meeting).where(Meeting.branch_id == ctx.member.branch_id, Meeting.checkin_code != "",
-                                                 Meeting.checkin_until >= ctx.now)).all()  # type: ignore[operator]
+    open_now = ctx.db.exec(
+        select(Meeting).where(
+            Meeting.branch_id == ctx.member.branch_id, Meeting.checkin_code != "", Meeting.checkin_until >= ctx.now
+        )
+    ).all()  # type: ignore[operator]
     rows = {meeting.id: _reply_row(ctx, meeting) for meeting in open_now}
     if any(row.wrong_codes >= MAX_WRONG_CODES and not row.checked_in_at for row in rows.values()):
         return TOO_MANY_WRONG
-    meeting = ctx.db.exec(select(Meeting).where(Meeting.branch_id == ctx.member.branch_id, Meeting.checkin_code == code)
-                          .order_by(Meeting.starts_at.desc())).first()  # type: ignore[attr-defined]
+    meeting = ctx.db.exec(
+        select(Meeting)
+        .where(Meeting.branch_id == ctx.member.branch_id, Meeting.checkin_code == code)
+        .order_by(Meeting.starts_at.desc())
+    ).first()  # type: ignore[attr-defined]
     if meeting is None or meeting.id not in rows:
         for row in rows.values():
             row.wrong_codes += 1

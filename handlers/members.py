@@ -43,8 +43,9 @@ def bind(ctx: Context) -> str:
     failures = _recent_failures(ctx, openid)
     if failures >= MAX_FAILED_BINDS:
         return "绑定尝试次数过多，请 1 小时后再试，或联系支部书记协助绑定。"
-    candidates = [m for m in ctx.db.exec(active_members(Member.name == name).order_by(Member.id)).all()
-                  if not _locked(m, ctx.now)]
+    candidates = [
+        m for m in ctx.db.exec(active_members(Member.name == name).order_by(Member.id)).all() if not _locked(m, ctx.now)
+    ]
     matching = [m for m in candidates if m.phone.endswith(digits)]
     if not matching:
         ctx.db.add(BindAttempt(openid=openid, ok=False, at=ctx.now))
@@ -75,7 +76,9 @@ def _recent_failures(ctx: Context, openid: str) -> int:
     since = ctx.now - LOCKOUT
     return ctx.db.exec(
         select(func.count(BindAttempt.id)).where(
-            BindAttempt.openid == openid, BindAttempt.ok == False, BindAttempt.at > since,  # noqa: E712
+            BindAttempt.openid == openid,
+            BindAttempt.ok == False,
+            BindAttempt.at > since,
             BindAttempt.member_id.is_(None),  # type: ignore[union-attr]
         )
     ).one()
@@ -89,8 +92,11 @@ def _count_against(ctx: Context, entry: Member, openid: str) -> None:
     since = ctx.now - LOCKOUT
     if entry.bind_locked_until is not None and entry.bind_locked_until > since:
         since = entry.bind_locked_until
-    count = ctx.db.exec(select(func.count(BindAttempt.id)).where(
-        BindAttempt.member_id == entry.id, BindAttempt.ok == False, BindAttempt.at > since)).one()  # noqa: E712
+    count = ctx.db.exec(
+        select(func.count(BindAttempt.id)).where(
+            BindAttempt.member_id == entry.id, BindAttempt.ok == False, BindAttempt.at > since
+        )
+    ).one()
     if count < ENTRY_MAX_FAILURES:
         return
     entry.bind_locked_until = ctx.now + LOCKOUT
@@ -98,15 +104,34 @@ def _count_against(ctx: Context, entry: Member, openid: str) -> None:
     branch = _branch_name(ctx, entry)
     until = entry.bind_locked_until.astimezone(ctx.config.tz)
     who = f"{entry.name}（{branch}，{entry.role}）"
-    record(ctx.db, ctx.now, "系统", "绑定锁定", f"{who}：1 小时内 {count} 次绑定失败（来自多个微信号），锁定至 {until:%Y-%m-%d %H:%M}")
-    recipients = [m.id for m in ctx.db.exec(active_members(Member.branch_id == entry.branch_id,
-                                                           Member.role == Role.SECRETARY.value)).all()]
+    record(
+        ctx.db,
+        ctx.now,
+        "系统",
+        "绑定锁定",
+        f"{who}：1 小时内 {count} 次绑定失败（来自多个微信号），锁定至 {until:%Y-%m-%d %H:%M}",
+    )
+    recipients = [
+        m.id
+        for m in ctx.db.exec(
+            active_members(Member.branch_id == entry.branch_id, Member.role == Role.SECRETARY.value)
+        ).all()
+    ]
     if entry.role in (Role.SECRETARY.value, Role.ADMIN.value):
         recipients += [m.id for m in ctx.db.exec(active_members(Member.role == Role.ADMIN.value)).all()]
-    text = (f"{who}的身份绑定在 1 小时内失败 {count} 次，已暂停绑定至 {until:%m月%d日 %H:%M}。"
-            "如非本人操作，可能有人在猜测其手机号后四位；本人可在此后重新绑定，如有疑问请核实后协助。")
-    create_campaign(ctx.db, kind="bind_lock", title="绑定异常提醒", text=text,
-                    member_ids=[m for m in recipients if m != entry.id], now=ctx.now, branch_id=entry.branch_id)
+    text = (
+        f"{who}的身份绑定在 1 小时内失败 {count} 次，已暂停绑定至 {until:%m月%d日 %H:%M}。"
+        "如非本人操作，可能有人在猜测其手机号后四位；本人可在此后重新绑定，如有疑问请核实后协助。"
+    )
+    create_campaign(
+        ctx.db,
+        kind="bind_lock",
+        title="绑定异常提醒",
+        text=text,
+        member_ids=[m for m in recipients if m != entry.id],
+        now=ctx.now,
+        branch_id=entry.branch_id,
+    )
 
 
 def welcome(ctx: Context) -> str:

@@ -28,11 +28,16 @@ def unread_banner(ctx: Context) -> str:
 
 def show_inbox(ctx: Context) -> str:
     rows = ctx.db.exec(
-        select(Delivery, Campaign).join(Campaign, Campaign.id == Delivery.campaign_id).where(*_unread(ctx)).order_by(Delivery.id)
+        select(Delivery, Campaign)
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .where(*_unread(ctx))
+        .order_by(Delivery.id)
     ).all()
     if not rows:
         return "暂无未读通知。"
-    lines = [f"未读通知 {len(rows)} 条：" if len(rows) <= SHOWN else f"未读通知 {len(rows)} 条，先显示最早的 {SHOWN} 条："]
+    lines = [
+        f"未读通知 {len(rows)} 条：" if len(rows) <= SHOWN else f"未读通知 {len(rows)} 条，先显示最早的 {SHOWN} 条："
+    ]
     for delivery, campaign in rows[:SHOWN]:
         when = campaign.created_at.astimezone(ctx.config.tz).strftime("%m月%d日")
         head = f"【{campaign.title}】" if campaign.title else ""

@@ -17,5 +17,7 @@ def show(ctx: Context) -> str:
         lines.append(f"本月测试：已完成，支部第 {month_place} 名")
     else:
         lines.append("本月测试：尚未完成，发送「答题」参加")
-    lines.append(f"累计积分：{total} 分" + (f"，支部第 {total_place} 名（共 {ranked} 人有积分）" if total_place else ""))
+    lines.append(
+        f"累计积分：{total} 分" + (f"，支部第 {total_place} 名（共 {ranked} 人有积分）" if total_place else "")
+    )
     return "\n".join(lines)

@@ -28,27 +28,36 @@ RECENT = timedelta(days=7)
 def _pick(ctx: Context, category: str = "") -> Question | None:
     """A random active question, avoiding what this member answered in the last week."""
     assert ctx.member is not None
-    rows = ctx.db.exec(select(Question.id, Question.category).where(Question.active == True)).all()  # noqa: E712
+    rows = ctx.db.exec(select(Question.id, Question.category).where(Question.active == True)).all()
     pool = [qid for qid, cat in rows if not category or in_categories(cat, [category])]
     if not pool:
         return None
-    recent = set(ctx.db.exec(select(Answer.question_id).where(Answer.member_id == ctx.member.id,
-                                                               Answer.answered_at >= ctx.now - RECENT)).all())
+    recent = set(
+        ctx.db.exec(
+            select(Answer.question_id).where(Answer.member_id == ctx.member.id, Answer.answered_at >= ctx.now - RECENT)
+        ).all()
+    )
     fresh = [qid for qid in pool if qid not in recent] or pool
     return ctx.db.get(Question, random.choice(fresh))
 
 
 def _ask(ctx: Context, kind: str, question: Question, header: str, extra: dict) -> str:
     order = asking.order_for(question, f"{ctx.inbound.key}:{question.id}")
-    ctx.start_dialog(kind, {"qid": question.id, "order": order, "asked_at": ctx.now.isoformat(), **extra},
-                     expires_at=ctx.now + timedelta(hours=12))
+    ctx.start_dialog(
+        kind,
+        {"qid": question.id, "order": order, "asked_at": ctx.now.isoformat(), **extra},
+        expires_at=ctx.now + timedelta(hours=12),
+    )
     return asking.render(question, order, header)
 
 
 def _earned_today(ctx: Context, prefix: str) -> int:
     assert ctx.member is not None
-    return ctx.db.exec(select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(
-        PointsEntry.member_id == ctx.member.id, PointsEntry.reason == f"{prefix}:{ctx.now:%Y-%m-%d}")).one()
+    return ctx.db.exec(
+        select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(
+            PointsEntry.member_id == ctx.member.id, PointsEntry.reason == f"{prefix}:{ctx.now:%Y-%m-%d}"
+        )
+    ).one()
 
 
 def _award(ctx: Context, prefix: str, cap: int) -> str:
@@ -67,7 +76,11 @@ def start_practice(ctx: Context) -> str:
     category = ctx.args.strip()
     question = _pick(ctx, category)
     if question is None:
-        return f"题库中没有「{category}」类的题目。可以试试：练习 党史、练习 党章、练习 党纪、练习 廉洁。" if category else "题库中暂时没有题目。"
+        return (
+            f"题库中没有「{category}」类的题目。可以试试：练习 党史、练习 党章、练习 党纪、练习 廉洁。"
+            if category
+            else "题库中暂时没有题目。"
+        )
     intro = f"开始练习{('（' + category + '）') if category else ''}，答完一题自动出下一题，回复「结束」停止。\n\n"
     return intro + _ask(ctx, PRACTICE, question, "练习", {"category": category})
 
@@ -98,7 +111,9 @@ def practice_hint(ctx: Context, dialog: Dialog) -> str:
 
 def _best(ctx: Context) -> int:
     assert ctx.member is not None
-    return ctx.db.exec(select(func.coalesce(func.max(ChallengeRun.streak), 0)).where(ChallengeRun.member_id == ctx.member.id)).one()
+    return ctx.db.exec(
+        select(func.coalesce(func.max(ChallengeRun.streak), 0)).where(ChallengeRun.member_id == ctx.member.id)
+    ).one()
 
 
 def start_challenge(ctx: Context) -> str:
@@ -134,8 +149,11 @@ def challenge_reply(ctx: Context, dialog: Dialog) -> str | None:
         ctx.db.add(run)
     following = _pick(ctx)
     assert following is not None
-    return text + f"\n已连续答对 {streak} 题。\n\n" + _ask(ctx, CHALLENGE, following, f"挑战第 {streak + 1} 题",
-                                                         {"run": dialog.data["run"], "streak": streak})
+    return (
+        text
+        + f"\n已连续答对 {streak} 题。\n\n"
+        + _ask(ctx, CHALLENGE, following, f"挑战第 {streak + 1} 题", {"run": dialog.data["run"], "streak": streak})
+    )
 
 
 def _end_run(ctx: Context, run_id: int, streak: int, head: str) -> str:

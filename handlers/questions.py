@@ -19,7 +19,7 @@ def _short(text: str, size: int = 24) -> str:
     return text if len(text) <= size else text[:size] + "…"
 
 
-CORRECT_RATE = func.avg(case((Answer.is_correct == True, 1.0), else_=0.0))  # noqa: E712
+CORRECT_RATE = func.avg(case((Answer.is_correct == True, 1.0), else_=0.0))
 
 
 def hardest_questions(db: Session, limit: int = 10) -> list[tuple[int, int, float, float]]:
@@ -27,8 +27,10 @@ def hardest_questions(db: Session, limit: int = 10) -> list[tuple[int, int, floa
     among questions answered at least MIN_ANSWERS times (题目统计 and the console alike)."""
     rows = db.exec(
         select(Answer.question_id, func.count(Answer.id), CORRECT_RATE, func.avg(Answer.seconds_taken))
-        .group_by(Answer.question_id).having(func.count(Answer.id) >= MIN_ANSWERS)
-        .order_by(CORRECT_RATE, func.count(Answer.id).desc()).limit(limit)
+        .group_by(Answer.question_id)
+        .having(func.count(Answer.id) >= MIN_ANSWERS)
+        .order_by(CORRECT_RATE, func.count(Answer.id).desc())
+        .limit(limit)
     ).all()
     return [(qid, count, float(rate), float(seconds or 0)) for qid, count, rate, seconds in rows]
 
@@ -37,8 +39,11 @@ def answer_stats(db: Session, question_ids: list[int]) -> dict[int, tuple[int, f
     """question id → (times answered, correct rate), in every mode."""
     if not question_ids:
         return {}
-    rows = db.exec(select(Answer.question_id, func.count(Answer.id), CORRECT_RATE)
-                   .where(Answer.question_id.in_(question_ids)).group_by(Answer.question_id)).all()  # type: ignore[attr-defined]
+    rows = db.exec(
+        select(Answer.question_id, func.count(Answer.id), CORRECT_RATE)
+        .where(Answer.question_id.in_(question_ids))
+        .group_by(Answer.question_id)
+    ).all()  # type: ignore[attr-defined]
     return {qid: (count, float(rate)) for qid, count, rate in rows}
 
 
@@ -49,8 +54,10 @@ def hardest(ctx: Context) -> str:
     lines = ["最难的 10 道题（按正确率从低到高）："]
     for i, (qid, count, correct, seconds) in enumerate(rows, start=1):
         question = ctx.db.get(Question, qid)
-        lines.append(f"{i}. #{qid} {_short(question.stem if question else '')}：正确率 {correct:.0%}，"
-                     f"作答 {count} 次，平均用时 {seconds:.0f} 秒")
+        lines.append(
+            f"{i}. #{qid} {_short(question.stem if question else '')}：正确率 {correct:.0%}，"
+            f"作答 {count} 次，平均用时 {seconds:.0f} 秒"
+        )
     return "\n".join(lines)
 
 
@@ -68,11 +75,18 @@ def report(ctx: Context) -> str:
 
 
 def reports(ctx: Context) -> str:
-    rows = ctx.db.exec(select(QuestionReport, Member.name, Question.stem).join(Member, Member.id == QuestionReport.member_id)
-                       .join(Question, Question.id == QuestionReport.question_id).order_by(QuestionReport.id.desc()).limit(10)).all()
+    rows = ctx.db.exec(
+        select(QuestionReport, Member.name, Question.stem)
+        .join(Member, Member.id == QuestionReport.member_id)
+        .join(Question, Question.id == QuestionReport.question_id)
+        .order_by(QuestionReport.id.desc())
+        .limit(10)
+    ).all()
     if not rows:
         return "暂无纠错反馈。"
     lines = ["最近的纠错反馈："]
     for item, name, stem in rows:
-        lines.append(f"· #{item.question_id} {_short(stem)}\n  {name}（{item.at.astimezone(ctx.config.tz):%m-%d %H:%M}）：{item.text}")
+        lines.append(
+            f"· #{item.question_id} {_short(stem)}\n  {name}（{item.at.astimezone(ctx.config.tz):%m-%d %H:%M}）：{item.text}"
+        )
     return "\n".join(lines)

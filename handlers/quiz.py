@@ -22,8 +22,12 @@ DIALOG = "quiz"
 # The answer path's reads, built once (see bot.store.lookups).
 # The attempt row is locked (PostgreSQL; SQLite has one writer anyway), so two answers
 # from one member handled by two instances at once are graded one after the other.
-ATTEMPT_AND_PAPER = (select(Attempt, Paper).join(Paper, Paper.id == Attempt.paper_id)
-                     .where(Attempt.id == bindparam("attempt_id")).with_for_update(of=Attempt))
+ATTEMPT_AND_PAPER = (
+    select(Attempt, Paper)
+    .join(Paper, Paper.id == Attempt.paper_id)
+    .where(Attempt.id == bindparam("attempt_id"))
+    .with_for_update(of=Attempt)
+)
 QUESTIONS = select(Question).where(Question.id.in_(bindparam("ids", expanding=True)))  # type: ignore[union-attr]
 
 
@@ -60,8 +64,14 @@ def _new_attempt(ctx: Context, member: Member, paper: Paper) -> Attempt:
     questions = ctx.db.exec(select(Question).where(Question.id.in_(paper.question_ids))).all()  # type: ignore[union-attr]
     # Loading them now puts them in the session: rendering them later costs no query.
     orders = {str(q.id): asking.order_for(q, f"{member.id}:{paper.id}:{q.id}") for q in questions}
-    attempt = Attempt(member_id=member.id, paper_id=paper.id, branch_id=member.branch_id, month=paper.month,
-                      option_orders=orders, started_at=ctx.now)
+    attempt = Attempt(
+        member_id=member.id,
+        paper_id=paper.id,
+        branch_id=member.branch_id,
+        month=paper.month,
+        option_orders=orders,
+        started_at=ctx.now,
+    )
     ctx.db.add(attempt)
     ctx.db.flush()
     return attempt
@@ -71,7 +81,9 @@ def _render(db: Session, attempt: Attempt, paper: Paper) -> str:
     qid = paper.question_ids[attempt.position]
     question = lookups.get(db, Question, qid)
     assert question is not None
-    return asking.render(question, attempt.option_orders[str(qid)], f"第 {attempt.position + 1}/{len(paper.question_ids)} 题")
+    return asking.render(
+        question, attempt.option_orders[str(qid)], f"第 {attempt.position + 1}/{len(paper.question_ids)} 题"
+    )
 
 
 def answer(ctx: Context, dialog: Dialog) -> str | None:
@@ -90,20 +102,24 @@ def answer(ctx: Context, dialog: Dialog) -> str | None:
     qid = paper.question_ids[attempt.position]
     # This question and the next in one query: the next one is shown with the feedback.
     # Holding the list keeps both in the session (its identity map holds rows weakly).
-    loaded = ctx.db.exec(QUESTIONS, params={"ids": paper.question_ids[attempt.position:attempt.position + 2]}).all()  # type: ignore[call-overload]  # noqa: F841
+    loaded = ctx.db.exec(QUESTIONS, params={"ids": paper.question_ids[attempt.position : attempt.position + 2]}).all()  # type: ignore[call-overload]  # noqa: F841
     question = lookups.get(ctx.db, Question, qid)
     assert question is not None
     order = attempt.option_orders[str(qid)]
     problem, chosen, correct = asking.grade(ctx, question, order)
     if problem:
         return problem
-    asking.record(ctx, question, chosen, correct, "monthly", attempt.asked_at or attempt.started_at, attempt_id=attempt.id)
+    asking.record(
+        ctx, question, chosen, correct, "monthly", attempt.asked_at or attempt.started_at, attempt_id=attempt.id
+    )
     points = ctx.config.quiz.points_per_correct
     if correct:
         attempt.correct += 1
         attempt.score += points
         if points:
-            award(ctx.db, attempt.member_id, attempt.branch_id, points, f"monthly:{attempt.month}", attempt.month, ctx.now)
+            award(
+                ctx.db, attempt.member_id, attempt.branch_id, points, f"monthly:{attempt.month}", attempt.month, ctx.now
+            )
     feedback = asking.feedback(question, order, correct)
     attempt.position += 1
     if attempt.position >= len(paper.question_ids):
@@ -149,4 +165,6 @@ def hint(ctx: Context, dialog: Dialog) -> str:
         return "发送「答题」开始本月测试，发送「帮助」查看全部功能。"
     paper = ctx.db.get(Paper, attempt.paper_id)
     assert paper is not None
-    return "您正在答题中，请直接回复选项字母作答（其他功能如「积分」「帮助」也可随时使用）。\n\n" + _render(ctx.db, attempt, paper)
+    return "您正在答题中，请直接回复选项字母作答（其他功能如「积分」「帮助」也可随时使用）。\n\n" + _render(
+        ctx.db, attempt, paper
+    )

@@ -7,7 +7,7 @@ that are due, up to ``review.daily_limit`` a day.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import select
@@ -22,7 +22,7 @@ DIALOG = "review"
 
 def _end_of_today(ctx: Context) -> datetime:
     local = ctx.now.astimezone(ctx.config.tz)
-    return (local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)).astimezone(timezone.utc)
+    return (local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)).astimezone(UTC)
 
 
 def _start_of_today(ctx: Context) -> datetime:
@@ -36,15 +36,20 @@ def _book(ctx: Context):
 
 def _reviewed_today(ctx: Context) -> int:
     assert ctx.member is not None
-    return ctx.db.exec(select(func.count(Answer.id)).where(Answer.member_id == ctx.member.id, Answer.mode == DIALOG,
-                                                           Answer.answered_at >= _start_of_today(ctx))).one()
+    return ctx.db.exec(
+        select(func.count(Answer.id)).where(
+            Answer.member_id == ctx.member.id, Answer.mode == DIALOG, Answer.answered_at >= _start_of_today(ctx)
+        )
+    ).one()
 
 
 def _due(ctx: Context) -> list[ReviewCard]:
     left = ctx.config.review.daily_limit - _reviewed_today(ctx)
     if left <= 0:
         return []
-    return list(ctx.db.exec(_book(ctx).where(ReviewCard.due <= _end_of_today(ctx)).order_by(ReviewCard.due).limit(left)).all())
+    return list(
+        ctx.db.exec(_book(ctx).where(ReviewCard.due <= _end_of_today(ctx)).order_by(ReviewCard.due).limit(left)).all()
+    )
 
 
 def book(ctx: Context) -> str:
@@ -74,8 +79,11 @@ def _ask(ctx: Context, queue: list[int], number: int, total: int) -> str:
     question = ctx.db.get(Question, queue[0])
     assert question is not None
     order = asking.order_for(question, f"{ctx.inbound.key}:{question.id}")
-    ctx.start_dialog(DIALOG, {"queue": queue, "order": order, "asked_at": ctx.now.isoformat(), "number": number, "total": total},
-                     expires_at=_end_of_today(ctx))
+    ctx.start_dialog(
+        DIALOG,
+        {"queue": queue, "order": order, "asked_at": ctx.now.isoformat(), "number": number, "total": total},
+        expires_at=_end_of_today(ctx),
+    )
     return asking.render(question, order, f"复习 {number}/{total}")
 
 

@@ -43,8 +43,11 @@ def members_of(ctx: Context, branch_ids: list[int]) -> list[Member]:
 
 def branch_members(db: Session, branch_ids: list[int]) -> list[Member]:
     """The branches' active members: who a notice, a meeting or a follow-up is for."""
-    return list(db.exec(active_members(Member.branch_id.in_(branch_ids))  # type: ignore[attr-defined]
-                            .order_by(Member.id)).all())
+    return list(
+        db.exec(
+            active_members(Member.branch_id.in_(branch_ids)).order_by(Member.id)  # type: ignore[attr-defined]
+        ).all()
+    )
 
 
 def reachable(member: Member) -> bool:

@@ -18,18 +18,39 @@ from typing import Any
 from sqlmodel import Session, select
 
 from bot.store import Question
-from bot.tabular import RowError, Table, cell_text, read_table
+from bot.tabular import cell_text, read_table
 from quizzes.lint import CODES, ignored_codes, lint_questions, unknown_codes
 
 LETTERS = "ABCDEF"
 OPTION_HEADERS = [f"选项{letter}" for letter in LETTERS]
 REQUIRED = ["题型", "题干", "答案", "解析", "分类", "来源"]
-KINDS = {"单选": "单选", "单选题": "单选", "单项选择": "单选", "单项选择题": "单选",
-         "多选": "多选", "多选题": "多选", "多项选择": "多选", "多项选择题": "多选",
-         "判断": "判断", "判断题": "判断", "是非题": "判断"}
+KINDS = {
+    "单选": "单选",
+    "单选题": "单选",
+    "单项选择": "单选",
+    "单项选择题": "单选",
+    "多选": "多选",
+    "多选题": "多选",
+    "多项选择": "多选",
+    "多项选择题": "多选",
+    "判断": "判断",
+    "判断题": "判断",
+    "是非题": "判断",
+}
 TRUE_WORDS = {"对", "正确", "√", "✓", "✔", "T", "TRUE", "是", "Y", "YES"}
 FALSE_WORDS = {"错", "错误", "×", "✗", "✘", "X", "F", "FALSE", "否", "N", "NO"}
-DIFFICULTY_WORDS = {"易": 1, "容易": 1, "简单": 1, "较易": 1, "中": 2, "中等": 2, "一般": 2, "难": 3, "较难": 3, "困难": 3}
+DIFFICULTY_WORDS = {
+    "易": 1,
+    "容易": 1,
+    "简单": 1,
+    "较易": 1,
+    "中": 2,
+    "中等": 2,
+    "一般": 2,
+    "难": 3,
+    "较难": 3,
+    "困难": 3,
+}
 TRUE_FALSE_OPTIONS = [{"id": "t", "text": "对"}, {"id": "f", "text": "错"}]
 BUNDLED_DIR = Path(__file__).parent / "bank"
 
@@ -113,7 +134,9 @@ def check_table(table: Any, require_explanation: bool = True) -> Checked:
         seen[question.key] = number
         result.questions.append(question)
     for later, earlier, score in near_duplicates(result.questions):
-        result.errors.append(table.error(later.row, "题干", f"与第 {earlier.row} 行的题干几乎相同（相似度 {score:.0f}%），请合并或改写"))
+        result.errors.append(
+            table.error(later.row, "题干", f"与第 {earlier.row} 行的题干几乎相同（相似度 {score:.0f}%），请合并或改写")
+        )
     return result
 
 
@@ -124,7 +147,9 @@ def _folded(stem: str) -> str:
     return re.sub(r"[\s\W_]+", "", unicodedata.normalize("NFKC", stem).lower())
 
 
-def near_duplicates(questions: list[QuestionData], threshold: float = NEAR_DUPLICATE) -> list[tuple[QuestionData, QuestionData, float]]:
+def near_duplicates(
+    questions: list[QuestionData], threshold: float = NEAR_DUPLICATE
+) -> list[tuple[QuestionData, QuestionData, float]]:
     """Pairs (later, earlier, similarity) whose stems differ only in a word or two: a
     member who has seen one has in effect seen the other."""
     from rapidfuzz import fuzz, process
@@ -140,7 +165,9 @@ def near_duplicates(questions: list[QuestionData], threshold: float = NEAR_DUPLI
     return found
 
 
-def _check_row(table: Any, number: int, row: dict, errors: list[Any], require_explanation: bool = True) -> QuestionData | None:
+def _check_row(
+    table: Any, number: int, row: dict, errors: list[Any], require_explanation: bool = True
+) -> QuestionData | None:
     def text(header: str) -> str:
         return cell_text(row.get(header))
 
@@ -214,8 +241,18 @@ def _check_row(table: Any, number: int, row: dict, errors: list[Any], require_ex
         fail("备注", f"未知的检查项「{'、'.join(unknown)}」，可用：{'、'.join(CODES)}")
     if kind is None:
         return None
-    return QuestionData(number, kind, stem, options, answer, text("解析"), text("分类"), text("来源"), difficulty,
-                        ignored_codes(text("备注")))
+    return QuestionData(
+        number,
+        kind,
+        stem,
+        options,
+        answer,
+        text("解析"),
+        text("分类"),
+        text("来源"),
+        difficulty,
+        ignored_codes(text("备注")),
+    )
 
 
 def check_file(path: str | Path) -> Checked:
@@ -238,9 +275,16 @@ def import_questions(db: Session, questions: list[QuestionData], progress: Progr
     result = ImportResult()
     existing = {q.stem_key: q for q in db.exec(select(Question)).all()}
     for index, data in enumerate(questions, start=1):
-        values = dict(kind=data.kind, stem=data.stem, options=data.options, answer=data.answer,
-                      explanation=data.explanation, category=data.category, source=data.source,
-                      difficulty=data.difficulty)  # a retired question stays retired when re-imported
+        values = dict(
+            kind=data.kind,
+            stem=data.stem,
+            options=data.options,
+            answer=data.answer,
+            explanation=data.explanation,
+            category=data.category,
+            source=data.source,
+            difficulty=data.difficulty,
+        )  # a retired question stays retired when re-imported
         current = existing.get(data.key)
         if current is None:
             question = Question(stem_key=data.key, **values)
@@ -277,7 +321,7 @@ def retired_keys() -> set[str]:
 
 def retire_questions(db: Session, keys: set[str]) -> int:
     retired = 0
-    for question in db.exec(select(Question).where(Question.active == True)).all():  # noqa: E712
+    for question in db.exec(select(Question).where(Question.active == True)).all():
         if question.stem_key in keys:
             question.active = False
             db.add(question)

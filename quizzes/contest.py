@@ -17,8 +17,12 @@ DEFAULT_SIZE, MAX_SIZE = 5, 20
 
 def standings(db: Session, contest: Contest) -> list[tuple[str, int]]:
     """(name, score), best first; ties in joining order."""
-    rows = db.exec(select(Member.name, ContestPlayer.score).join(Member, Member.id == ContestPlayer.member_id)
-                   .where(ContestPlayer.contest_id == contest.id).order_by(ContestPlayer.score.desc(), ContestPlayer.id)).all()  # type: ignore[attr-defined]
+    rows = db.exec(
+        select(Member.name, ContestPlayer.score)
+        .join(Member, Member.id == ContestPlayer.member_id)
+        .where(ContestPlayer.contest_id == contest.id)
+        .order_by(ContestPlayer.score.desc(), ContestPlayer.id)
+    ).all()  # type: ignore[attr-defined]
     return [(name, score) for name, score in rows]
 
 

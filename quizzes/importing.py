@@ -62,7 +62,9 @@ def canonical_table(table: Table, name: str) -> Table:
     missing = [h for h in ("题干", "答案") if h not in headers]
     if missing:
         present = "、".join(visible(h) for h in table.headers if h)[:200]
-        raise FileProblem(f"{name} 第 1 行：缺少表头「{'」「'.join(missing)}」（也认 题目/试题内容、正确答案/参考答案；现有表头：{present or '无'}）")
+        raise FileProblem(
+            f"{name} 第 1 行：缺少表头「{'」「'.join(missing)}」（也认 题目/试题内容、正确答案/参考答案；现有表头：{present or '无'}）"
+        )
     rows = [(number, {renamed.get(k, k): v for k, v in row.items()}) for number, row in table.rows]
     return Table(table.file, headers, rows)
 
@@ -77,8 +79,12 @@ def normalize_row(row: dict[str, Any], source: str = "", category: str = "") -> 
     answer = re_answer(text.get("答案", ""))
     options = [text.get(h, "") for h in OPTION_HEADERS]
     filled = [o for o in options if o]
-    if len(filled) == 2 and {filled[0].upper(), filled[1].upper()} <= TRUE_WORDS | FALSE_WORDS and re.fullmatch("[AB]", answer) \
-            and (not kind_word or KINDS.get(kind_word) == "判断"):
+    if (
+        len(filled) == 2
+        and {filled[0].upper(), filled[1].upper()} <= TRUE_WORDS | FALSE_WORDS
+        and re.fullmatch("[AB]", answer)
+        and (not kind_word or KINDS.get(kind_word) == "判断")
+    ):
         row["答案"] = filled[LETTERS.index(answer)]
         for h in OPTION_HEADERS:
             row[h] = None
@@ -112,13 +118,24 @@ def _half(text: str) -> str:
 
 
 _KIND_WORDS = r"单项选择题|单项选择|单选题|多项选择题|多项选择|多选题|不定项选择题|不定项选择|判断题|是非题"
-SECTION = re.compile(rf"^\s*(?:[一二三四五六七八九十]+\s*[、.]\s*|第[一二三四五六七八九十]+部分\s*)?({_KIND_WORDS})\s*(?:\(.*\)|:.*)?$")
+SECTION = re.compile(
+    rf"^\s*(?:[一二三四五六七八九十]+\s*[、.]\s*|第[一二三四五六七八九十]+部分\s*)?({_KIND_WORDS})\s*(?:\(.*\)|:.*)?$"
+)
 STEM = re.compile(r"^\s*(?:(\d{1,4})\s*[.、)](?!\d)|\((\d{1,4})\))\s*(.*)$")
 OPTION = re.compile(r"(?<![A-Za-z0-9])([A-F])\s*[.、:)]")  # B, C … must follow in order (see _option_starts)
 ANSWER = re.compile(r"^\s*[【\[]?\s*(?:正确答案|参考答案|标准答案|答案)\s*[】\]]?\s*:?\s*(.*)$")
 TRAILING_ANSWER = re.compile(r"\s+[【\[]?\s*(?:正确答案|参考答案|标准答案|答案)\s*[】\]]?\s*:?\s*([A-F]{1,6})\s*$")
 LABELLED = re.compile(r"^\s*[【\[]?\s*(答案解析|试题解析|解析|来源|出处|分类|知识点|难度)\s*[】\]]?\s*:?\s*(.*)$")
-_LABELS = {"答案解析": "解析", "试题解析": "解析", "解析": "解析", "来源": "来源", "出处": "来源", "分类": "分类", "知识点": "分类", "难度": "难度"}
+_LABELS = {
+    "答案解析": "解析",
+    "试题解析": "解析",
+    "解析": "解析",
+    "来源": "来源",
+    "出处": "来源",
+    "分类": "分类",
+    "知识点": "分类",
+    "难度": "难度",
+}
 BRACKET_ANSWER = re.compile(r"\(\s*([A-F]{1,6}|√|×|✓|✔|✗|✘|对|错|正确|错误)\s*\)")
 BLANK = "（　　）"
 
@@ -210,7 +227,7 @@ def parse_lines(name: str, lines: list[tuple[str, bool]]) -> tuple[list[DocQuest
         if not original:
             continue
         offset = len(raw) - len(raw.lstrip())
-        half = _half(raw)[offset:offset + len(original)]
+        half = _half(raw)[offset : offset + len(original)]
         if section := SECTION.match(half):
             kind = KINDS.get(section.group(1), "") or "不定项"
             current = None
@@ -234,19 +251,19 @@ def parse_lines(name: str, lines: list[tuple[str, bool]]) -> tuple[list[DocQuest
             text, trailing = original, TRAILING_ANSWER.search(half)
             if trailing:
                 current.answer, current.answer_line = trailing.group(1), line_no
-                text = original[:trailing.start()]
-            for i, (letter, start, content) in enumerate(option_starts):
+                text = original[: trailing.start()]
+            for i, (letter, _start, content) in enumerate(option_starts):
                 end = option_starts[i + 1][1] if i + 1 < len(option_starts) else len(text)
                 current.options.append((letter, text[content:end].strip(), line_no))
             current.last = "option"
             continue
         if labelled := LABELLED.match(half):  # before ANSWER: 答案解析 is a 解析
             label = _LABELS[labelled.group(1)]
-            current.labelled[label] = (original[labelled.start(2):].strip(), line_no)
+            current.labelled[label] = (original[labelled.start(2) :].strip(), line_no)
             current.last = label
             continue
         if answer := ANSWER.match(half):
-            current.answer, current.answer_line = original[answer.start(1):].strip(), line_no
+            current.answer, current.answer_line = original[answer.start(1) :].strip(), line_no
             current.last = "answer"
             continue
         if current.last == "stem":
@@ -258,7 +275,14 @@ def parse_lines(name: str, lines: list[tuple[str, bool]]) -> tuple[list[DocQuest
             text, first_line = current.labelled[current.last]
             current.labelled[current.last] = (text + original, first_line)
         else:
-            problems.append(DocProblem(name, current.number, line_no, f"无法识别这一行：「{original[:30]}」（应为选项、答案：、解析： 或下一题）"))
+            problems.append(
+                DocProblem(
+                    name,
+                    current.number,
+                    line_no,
+                    f"无法识别这一行：「{original[:30]}」（应为选项、答案：、解析： 或下一题）",
+                )
+            )
     for q in questions:
         _settle(name, q, problems)
     return questions, problems
@@ -271,13 +295,13 @@ def _stem_line(q: DocQuestion, original: str, half: str, line_no: int) -> None:
     """A stem line, which may also carry the options (``……（ ）A.甲 B.乙``) and the answer."""
     if trailing := TRAILING_ANSWER.search(half):
         q.answer, q.answer_line = trailing.group(1), line_no
-        original, half = original[:trailing.start()], half[:trailing.start()]
+        original, half = original[: trailing.start()], half[: trailing.start()]
     inline = INLINE_OPTIONS.search(half)
-    starts = _option_starts(half[inline.start():]) if inline else []
+    starts = _option_starts(half[inline.start() :]) if inline else []
     if inline and len(starts) >= 2:
-        q.stem = original[:inline.start()].strip()
-        rest = original[inline.start():]
-        for i, (letter, start, content) in enumerate(starts):
+        q.stem = original[: inline.start()].strip()
+        rest = original[inline.start() :]
+        for i, (letter, _start, content) in enumerate(starts):
             end = starts[i + 1][1] if i + 1 < len(starts) else len(rest)
             q.options.append((letter, rest[content:end].strip(), line_no))
         q.last = "option"
@@ -308,9 +332,13 @@ def _settle(name: str, q: DocQuestion, problems: list[DocProblem]) -> None:
         if not q.answer:
             q.answer, q.answer_line = last.group(1), q.line
         if re_answer(last.group(1)) == re_answer(q.answer) or last.group(1).upper() in TRUE_WORDS | FALSE_WORDS:
-            q.stem = (q.stem[:last.start()] + BLANK + q.stem[last.end():]).strip()
+            q.stem = (q.stem[: last.start()] + BLANK + q.stem[last.end() :]).strip()
     if not q.answer:
-        problems.append(DocProblem(name, q.number, q.line, "没有找到答案（应写「答案：B」一行，或写在题干括号里，如「（ B ）」「（√）」）"))
+        problems.append(
+            DocProblem(
+                name, q.number, q.line, "没有找到答案（应写「答案：B」一行，或写在题干括号里，如「（ B ）」「（√）」）"
+            )
+        )
     if q.kind in ("", "不定项"):
         letters = re.sub(r"[^A-F]", "", re_answer(q.answer))
         if q.options:
@@ -354,7 +382,9 @@ def check_question_file(path: str | Path, source: str = "", category: str = "") 
             raise FileProblem(f"{path.name}：没有找到题目（题目应以 1. 或 1、 或 （1） 开头）")
         for label, given, option in (("来源", source, "--source"), ("分类", category, "--category")):
             if not given and not any(label in q.labelled for q in questions):
-                raise FileProblem(f"{path.name}：文档中没有「{label}：」行；整个文件用同一{label}时，请在命令行用 {option} 指定")
+                raise FileProblem(
+                    f"{path.name}：文档中没有「{label}：」行；整个文件用同一{label}时，请在命令行用 {option} 指定"
+                )
         table = DocTable(path.name, questions)
         # A question whose shape is already reported is not validated again.
         refused = {q.line for q in questions for p in problems if p.question == q.number and p.line >= q.line}
@@ -370,7 +400,9 @@ def check_question_file(path: str | Path, source: str = "", category: str = "") 
     for header in ("来源", "分类"):
         if header not in table.headers and not (source if header == "来源" else category):
             option = "--source" if header == "来源" else "--category"
-            raise FileProblem(f"{path.name} 第 1 行：缺少表头「{header}」；整个文件用同一{header}时，可在命令行用 {option} 指定")
+            raise FileProblem(
+                f"{path.name} 第 1 行：缺少表头「{header}」；整个文件用同一{header}时，可在命令行用 {option} 指定"
+            )
     return check_table(table, require_explanation=False)
 
 

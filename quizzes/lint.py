@@ -44,11 +44,27 @@ _PRECISE = re.compile(rf"第{_NUM}(?:条|章|部分|编|节|卷|项|款|册)|总
 # document's name (in brackets, as 来源 does) must be the current one; older years name a
 # superseded text as if it were in force.
 _VERSIONED = [
-    (re.compile(r"纪律处分条例》?\s*[（(]\s*([0-9]{4})\s*年"), 2023, "《中国共产党纪律处分条例》现行版本为 2023 年修订版"),
-    (re.compile(r"(?:中国共产党章程|党章)》?\s*[（(]\s*([0-9]{4})\s*年"), 2022, "《中国共产党章程》现行版本为 2022 年 10 月党的二十大修改的版本"),
+    (
+        re.compile(r"纪律处分条例》?\s*[（(]\s*([0-9]{4})\s*年"),
+        2023,
+        "《中国共产党纪律处分条例》现行版本为 2023 年修订版",
+    ),
+    (
+        re.compile(r"(?:中国共产党章程|党章)》?\s*[（(]\s*([0-9]{4})\s*年"),
+        2022,
+        "《中国共产党章程》现行版本为 2022 年 10 月党的二十大修改的版本",
+    ),
     (re.compile(r"问责条例》?\s*[（(]\s*([0-9]{4})\s*年"), 2019, "《中国共产党问责条例》现行版本为 2019 年修订版"),
-    (re.compile(r"巡视工作条例》?\s*[（(]\s*([0-9]{4})\s*年"), 2024, "《中国共产党巡视工作条例》现行版本为 2024 年修订版"),
-    (re.compile(r"党政领导干部选拔任用工作条例》?\s*[（(]\s*([0-9]{4})\s*年"), 2019, "《党政领导干部选拔任用工作条例》现行版本为 2019 年修订版"),
+    (
+        re.compile(r"巡视工作条例》?\s*[（(]\s*([0-9]{4})\s*年"),
+        2024,
+        "《中国共产党巡视工作条例》现行版本为 2024 年修订版",
+    ),
+    (
+        re.compile(r"党政领导干部选拔任用工作条例》?\s*[（(]\s*([0-9]{4})\s*年"),
+        2019,
+        "《党政领导干部选拔任用工作条例》现行版本为 2019 年修订版",
+    ),
 ]
 _BEFORE = [  # "2018年修订的《中国共产党纪律处分条例》"
     (re.compile(r"([0-9]{4})\s*年(?:修订|修正|修改)的《中国共产党纪律处分条例》"), 2023, _VERSIONED[0][2]),
@@ -108,7 +124,11 @@ def _answer_in_stem(q: QuestionData) -> list[Finding]:
     for option in correct:
         folded = fold(option["text"])
         if len(folded) >= 2 and folded in stem:
-            return [Finding(q.row, "题干", "answer-in-stem", f"正确选项「{option['text']}」的文字出现在题干中，答案可以直接猜出")]
+            return [
+                Finding(
+                    q.row, "题干", "answer-in-stem", f"正确选项「{option['text']}」的文字出现在题干中，答案可以直接猜出"
+                )
+            ]
     return []
 
 
@@ -120,8 +140,14 @@ def _option_length(q: QuestionData) -> list[Finding]:
     others = [w for w, _, _ in widths[1:]]
     # A long distractor gives nothing away (a guesser who picks the longest loses).
     if correct and longest >= LONG_RATIO * statistics.mean(others) and longest - others[0] >= LONG_MARGIN:
-        return [Finding(q.row, "题干", "option-length",
-                        f"选项「{text[:20]}」（{longest} 字）比其他选项（平均 {statistics.mean(others):.0f} 字）长得多，容易被猜中；请调整选项长度")]
+        return [
+            Finding(
+                q.row,
+                "题干",
+                "option-length",
+                f"选项「{text[:20]}」（{longest} 字）比其他选项（平均 {statistics.mean(others):.0f} 字）长得多，容易被猜中；请调整选项长度",
+            )
+        ]
     return []
 
 
@@ -135,10 +161,16 @@ def _negated_distractor(q: QuestionData) -> list[Finding]:
         for word in NEGATIONS:
             start = text.find(word)
             while start != -1:
-                plain = fold(text[:start] + text[start + len(word):])
+                plain = fold(text[:start] + text[start + len(word) :])
                 if len(plain) >= 4 and (plain in positives or plain in stem):
-                    return [Finding(q.row, "题干", "negated-distractor",
-                                    f"干扰项「{option['text']}」只是把题干或正确选项加了否定词，请换成同类的、似是而非的说法")]
+                    return [
+                        Finding(
+                            q.row,
+                            "题干",
+                            "negated-distractor",
+                            f"干扰项「{option['text']}」只是把题干或正确选项加了否定词，请换成同类的、似是而非的说法",
+                        )
+                    ]
                 start = text.find(word, start + 1)
     return []
 
@@ -146,8 +178,14 @@ def _negated_distractor(q: QuestionData) -> list[Finding]:
 def _source(q: QuestionData) -> list[Finding]:
     found = []
     if q.source and not _PRECISE.search(unicodedata.normalize("NFKC", q.source)):
-        found.append(Finding(q.row, "来源", "source-precision",
-                             f"来源「{q.source}」没有写明条款、章节或年份（如 第五条、第三部分、2022年、大事记 1935年条）"))
+        found.append(
+            Finding(
+                q.row,
+                "来源",
+                "source-precision",
+                f"来源「{q.source}」没有写明条款、章节或年份（如 第五条、第三部分、2022年、大事记 1935年条）",
+            )
+        )
     for column, text in (("题干", q.stem), ("来源", q.source)):
         text = unicodedata.normalize("NFKC", text)
         for pattern, current, why in (*_VERSIONED, *_BEFORE):
@@ -157,8 +195,12 @@ def _source(q: QuestionData) -> list[Finding]:
     return found
 
 
-def near_duplicate_findings(questions: Sequence[QuestionData], reference: Sequence[QuestionData] = (),
-                            threshold: float = NEAR_DUPLICATE, label: str = "内置题库") -> list[Finding]:
+def near_duplicate_findings(
+    questions: Sequence[QuestionData],
+    reference: Sequence[QuestionData] = (),
+    threshold: float = NEAR_DUPLICATE,
+    label: str = "内置题库",
+) -> list[Finding]:
     """Questions whose stem equals or nearly equals one in ``reference`` (another file)."""
     from rapidfuzz import fuzz, process
 
@@ -173,8 +215,14 @@ def near_duplicate_findings(questions: Sequence[QuestionData], reference: Sequen
         if match is not None:
             _, score, index = match
             other = reference[index]
-            found.append(Finding(q.row, "题干", "near-duplicate",
-                                 f"与{label}中的题目「{other.stem[:30]}」{'相同' if score >= 100 else f'几乎相同（相似度 {score:.0f}%）'}"))
+            found.append(
+                Finding(
+                    q.row,
+                    "题干",
+                    "near-duplicate",
+                    f"与{label}中的题目「{other.stem[:30]}」{'相同' if score >= 100 else f'几乎相同（相似度 {score:.0f}%）'}",
+                )
+            )
     return found
 
 

@@ -14,14 +14,18 @@ from quizzes.paper import Candidate, assemble, effective_difficulty
 RECENT_PAPERS = 12
 
 
-def ensure_paper(db: Session, branch_id: int, month: str, size: int, categories: list[str], now: datetime) -> Paper | None:
+def ensure_paper(
+    db: Session, branch_id: int, month: str, size: int, categories: list[str], now: datetime
+) -> Paper | None:
     paper = db.exec(select(Paper).where(Paper.branch_id == branch_id, Paper.month == month)).first()
     if paper is not None:
         return paper
     candidates = candidates_with_difficulty(db)
     recent_papers = db.exec(
-        select(Paper.question_ids).where(Paper.branch_id == branch_id, Paper.month < month)
-        .order_by(Paper.month.desc()).limit(RECENT_PAPERS)  # type: ignore[attr-defined]
+        select(Paper.question_ids)
+        .where(Paper.branch_id == branch_id, Paper.month < month)
+        .order_by(Paper.month.desc())
+        .limit(RECENT_PAPERS)  # type: ignore[attr-defined]
     ).all()
     recent = {qid for ids in recent_papers for qid in ids}
     question_ids = assemble(candidates, size, categories, recent, seed=f"{branch_id}:{month}")
@@ -39,12 +43,18 @@ def ensure_paper(db: Session, branch_id: int, month: str, size: int, categories:
 def answer_stats(db: Session) -> dict[int, tuple[int, int]]:
     """Question id → (answers, correct answers), review answers aside: the 错题本 asks a
     member again exactly what they got wrong, which would make every question look hard."""
-    rows = db.exec(select(Answer.question_id, func.count(), func.sum(func.cast(Answer.is_correct, Integer)))  # type: ignore[call-overload]
-                   .where(Answer.mode != "review").group_by(Answer.question_id)).all()
+    rows = db.exec(
+        select(Answer.question_id, func.count(), func.sum(func.cast(Answer.is_correct, Integer)))  # type: ignore[call-overload]
+        .where(Answer.mode != "review")
+        .group_by(Answer.question_id)
+    ).all()
     return {qid: (int(total), int(right or 0)) for qid, total, right in rows}
 
 
 def candidates_with_difficulty(db: Session) -> list[Candidate]:
     stats = answer_stats(db)
-    rows = db.exec(select(Question.id, Question.category, Question.difficulty).where(Question.active == True)).all()  # noqa: E712
-    return [Candidate(qid, category, effective_difficulty(difficulty, *stats.get(qid, (0, 0)))) for qid, category, difficulty in rows]
+    rows = db.exec(select(Question.id, Question.category, Question.difficulty).where(Question.active == True)).all()
+    return [
+        Candidate(qid, category, effective_difficulty(difficulty, *stats.get(qid, (0, 0))))
+        for qid, category, difficulty in rows
+    ]

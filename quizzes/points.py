@@ -22,7 +22,9 @@ from bot.store import BranchMemberTotal, BranchMonth, MemberTotal, PointsEntry
 
 
 @cache
-def _upsert_statement(dialect: str, model: Any, keys: tuple[str, ...], adds: tuple[str, ...], with_reached_at: bool) -> Any:
+def _upsert_statement(
+    dialect: str, model: Any, keys: tuple[str, ...], adds: tuple[str, ...], with_reached_at: bool
+) -> Any:
     """Built once per shape (values come as parameters): SQLAlchemy then reuses the
     compiled statement instead of building and keying a new one for every award."""
     make = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -30,12 +32,15 @@ def _upsert_statement(dialect: str, model: Any, keys: tuple[str, ...], adds: tup
     table = model.__table__
     changes: dict[str, Any] = {name: table.c[name] + stmt.excluded[name] for name in adds}
     if with_reached_at:
-        changes["reached_at"] = case((stmt.excluded.reached_at > table.c.reached_at, stmt.excluded.reached_at),
-                                     else_=table.c.reached_at)
+        changes["reached_at"] = case(
+            (stmt.excluded.reached_at > table.c.reached_at, stmt.excluded.reached_at), else_=table.c.reached_at
+        )
     return stmt.on_conflict_do_update(index_elements=list(keys), set_=changes)
 
 
-def _upsert(db: Session, model: Any, keys: dict[str, Any], values: dict[str, int], reached_at: datetime | None = None) -> None:
+def _upsert(
+    db: Session, model: Any, keys: dict[str, Any], values: dict[str, int], reached_at: datetime | None = None
+) -> None:
     """Insert the row, or add ``values`` to the existing one (and keep the later
     ``reached_at``), in one statement."""
     row = {**keys, **values} if reached_at is None else {**keys, **values, "reached_at": reached_at}
@@ -46,12 +51,23 @@ def _upsert(db: Session, model: Any, keys: dict[str, Any], values: dict[str, int
 LEDGER_ENTRY = insert(PointsEntry.__table__)  # type: ignore[attr-defined]
 
 
-def award(db: Session, member_id: int, branch_id: int, amount: int, reason: str, month: str, at: datetime,
-          kind: str = "earn") -> None:
+def award(
+    db: Session, member_id: int, branch_id: int, amount: int, reason: str, month: str, at: datetime, kind: str = "earn"
+) -> None:
     """Add a ledger entry (``amount`` may be negative for a correction or penalty) and
     the member's all-time and per-branch totals with it."""
-    db.execute(LEDGER_ENTRY, {"member_id": member_id, "branch_id": branch_id, "amount": amount, "kind": kind,
-                              "reason": reason, "month": month, "created_at": at})
+    db.execute(
+        LEDGER_ENTRY,
+        {
+            "member_id": member_id,
+            "branch_id": branch_id,
+            "amount": amount,
+            "kind": kind,
+            "reason": reason,
+            "month": month,
+            "created_at": at,
+        },
+    )
     _upsert(db, MemberTotal, {"member_id": member_id}, {"points": amount}, at)
     _upsert(db, BranchMemberTotal, {"branch_id": branch_id, "member_id": member_id}, {"points": amount}, at)
 

@@ -99,17 +99,23 @@ def month_finished(db: Session, month: str, branch_id: int | None = None) -> int
 def month_rank(db: Session, month: str, member_id: int, branch_id: int | None = None) -> tuple[int | None, int, int]:
     """(the member's place this month, or None if not finished; how many finished; the
     member's score). Ties go to whoever finished earlier, as on the board."""
-    mine = db.exec(select(Attempt.score, Attempt.finished_at).where(Attempt.member_id == member_id, *_finished(month, branch_id))).first()
+    mine = db.exec(
+        select(Attempt.score, Attempt.finished_at).where(Attempt.member_id == member_id, *_finished(month, branch_id))
+    ).first()
     total = month_finished(db, month, branch_id)
     if mine is None:
         return None, total, 0
     score, finished_at = mine
-    ahead = db.exec(select(func.count()).select_from(Attempt).where(
-        *_finished(month, branch_id),
-        (Attempt.score > score)
-        | ((Attempt.score == score) & (Attempt.finished_at < finished_at))  # type: ignore[operator]
-        | ((Attempt.score == score) & (Attempt.finished_at == finished_at) & (Attempt.member_id < member_id)),
-    )).one()
+    ahead = db.exec(
+        select(func.count())
+        .select_from(Attempt)
+        .where(
+            *_finished(month, branch_id),
+            (Attempt.score > score)
+            | ((Attempt.score == score) & (Attempt.finished_at < finished_at))  # type: ignore[operator]
+            | ((Attempt.score == score) & (Attempt.finished_at == finished_at) & (Attempt.member_id < member_id)),
+        )
+    ).one()
     return ahead + 1, total, score
 
 
@@ -145,19 +151,22 @@ def total_rank(db: Session, member_id: int, branch_id: int | None = None) -> tup
     if mine is None or mine[0] <= 0:
         return None, count, mine[0] if mine else 0
     points, reached_at = mine
-    ahead = db.exec(select(func.count()).select_from(model).where(
-        *scope,
-        (model.points > points)
-        | ((model.points == points) & (model.reached_at < reached_at))
-        | ((model.points == points) & (model.reached_at == reached_at) & (model.member_id < member_id)),
-    )).one()
+    ahead = db.exec(
+        select(func.count())
+        .select_from(model)
+        .where(
+            *scope,
+            (model.points > points)
+            | ((model.points == points) & (model.reached_at < reached_at))
+            | ((model.points == points) & (model.reached_at == reached_at) & (model.member_id < member_id)),
+        )
+    ).one()
     return ahead + 1, count, points
 
 
 def branch_board(db: Session, month: str) -> list[BranchStanding]:
     """Branches by participation rate, then average score of those who finished."""
-    members = dict(db.exec(select(Member.branch_id, func.count()).where(IS_ACTIVE)
-                           .group_by(Member.branch_id)).all())
+    members = dict(db.exec(select(Member.branch_id, func.count()).where(IS_ACTIVE).group_by(Member.branch_id)).all())
     finished = {
         branch_id: (count, score_sum / count if count else 0.0)
         for branch_id, count, score_sum in db.exec(

@@ -20,7 +20,15 @@ from lunar_python import Lunar
 FESTIVALS = ("元旦", "春节", "清明", "劳动节", "端午", "中秋", "国庆")
 
 # Offsets (from the festival day) of the statutory days off when no schedule is known.
-_STATUTORY_2025 = {"元旦": (0,), "春节": (-1, 0, 1, 2), "清明": (0,), "劳动节": (0, 1), "端午": (0,), "中秋": (0,), "国庆": (0, 1, 2)}
+_STATUTORY_2025 = {
+    "元旦": (0,),
+    "春节": (-1, 0, 1, 2),
+    "清明": (0,),
+    "劳动节": (0, 1),
+    "端午": (0,),
+    "中秋": (0,),
+    "国庆": (0, 1, 2),
+}
 _STATUTORY_2008 = {**_STATUTORY_2025, "春节": (0, 1, 2), "劳动节": (0,)}
 
 
@@ -69,14 +77,16 @@ class FestivalDate:
 
     @property
     def label(self) -> str:
-        """"春节 2027-02-06（除夕 02-05）"."""
+        """ "春节 2027-02-06（除夕 02-05）"."""
         return f"{self.name} {self.day:%Y-%m-%d}" + (f"（除夕 {self.eve:%m-%d}）" if self.eve else "")
 
 
 def festival_dates(year: int) -> list[FestivalDate]:
     """The statutory festivals' own dates (春节 with 除夕) and 元宵, in date order, for any year."""
-    found = [FestivalDate(name, festival_day(name, year), new_years_eve(year) if name == "春节" else None)
-             for name in FESTIVALS]
+    found = [
+        FestivalDate(name, festival_day(name, year), new_years_eve(year) if name == "春节" else None)
+        for name in FESTIVALS
+    ]
     found.append(FestivalDate("元宵", _solar(Lunar.fromYmd(year, 1, 15)), day_off=False))
     return sorted(found, key=lambda f: f.day)
 
@@ -177,7 +187,9 @@ def holidays(year: int, schedules: Schedules | None = None) -> list[Holiday]:
         else:
             spans[(first, last)] = [name]
     source = source_of(year, schedules)
-    return sorted((Holiday(tuple(names), first, last, source) for (first, last), names in spans.items()), key=lambda h: h.first)
+    return sorted(
+        (Holiday(tuple(names), first, last, source) for (first, last), names in spans.items()), key=lambda h: h.first
+    )
 
 
 def working_days_before(day: date, count: int, schedules: Schedules | None = None) -> date:

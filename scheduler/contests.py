@@ -26,15 +26,20 @@ def _advance(db: Session, contest: Contest, state: str, index: int, now: datetim
     values = {"state": state, "index": index, "question_started_at": now}
     if state == "done":
         values["finished_at"] = now
-    changed = db.exec(update(Contest).where(Contest.id == contest.id, Contest.state == contest.state, Contest.index == contest.index)  # type: ignore[call-overload]
-                      .values(**values)).rowcount
+    changed = db.exec(
+        update(Contest)
+        .where(Contest.id == contest.id, Contest.state == contest.state, Contest.index == contest.index)  # type: ignore[call-overload]
+        .values(**values)
+    ).rowcount
     return bool(changed)
 
 
 def _question_text(db: Session, contest: Contest, index: int) -> str:
     question = db.get(Question, contest.question_ids[index])
     assert question is not None
-    return asking.render(question, [o["id"] for o in question.options], f"抢答赛第 {index + 1}/{len(contest.question_ids)} 题（60 秒）")
+    return asking.render(
+        question, [o["id"] for o in question.options], f"抢答赛第 {index + 1}/{len(contest.question_ids)} 题（60 秒）"
+    )
 
 
 def _answer_text(db: Session, contest: Contest, index: int) -> str:
@@ -50,9 +55,14 @@ def tick(store: Store, config: Config, now: datetime) -> int:
     with store.session() as db:
         due = db.exec(select(Contest).where(Contest.state.in_(("joining", "running")))).all()  # type: ignore[attr-defined]
         for contest in due:
-            players = [p.member_id for p in db.exec(select(ContestPlayer).where(ContestPlayer.contest_id == contest.id)).all()]
-            push: Callable[[str, str], None] = lambda text, title: create_campaign(  # noqa: E731
-                db, kind="contest", title=title, text=text, member_ids=players, now=now, branch_id=contest.branch_id)
+            players = [
+                p.member_id for p in db.exec(select(ContestPlayer).where(ContestPlayer.contest_id == contest.id)).all()
+            ]
+            push: Callable[[str, str], None] = lambda text, title, players=players, branch=contest.branch_id: (  # noqa: E731
+                create_campaign(
+                    db, kind="contest", title=title, text=text, member_ids=players, now=now, branch_id=branch
+                )
+            )
             if contest.state == "joining" and now >= contest.join_until:
                 if not players:
                     _advance(db, contest, "done", contest.index, now)
@@ -61,7 +71,11 @@ def tick(store: Store, config: Config, now: datetime) -> int:
                 if _advance(db, contest, "running", 0, now):
                     push(_question_text(db, contest, 0), "")
                     steps += 1
-            elif contest.state == "running" and contest.question_started_at and now >= contest.question_started_at + ANSWER_WINDOW:
+            elif (
+                contest.state == "running"
+                and contest.question_started_at
+                and now >= contest.question_started_at + ANSWER_WINDOW
+            ):
                 index = contest.index  # read before the update, which also refreshes the object
                 result = _answer_text(db, contest, index)
                 if index + 1 >= len(contest.question_ids):

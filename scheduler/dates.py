@@ -21,7 +21,9 @@ def anniversary_years(joined: date | None, today: date) -> int | None:
 
 def nth_weekday(year: int, month: int, weekday: int, nth: int) -> date | None:
     """The nth (1-based; -1 = last) weekday (1 = Monday) of a month, if it exists."""
-    days = [d for d in range(1, calendar.monthrange(year, month)[1] + 1) if date(year, month, d).isoweekday() == weekday]
+    days = [
+        d for d in range(1, calendar.monthrange(year, month)[1] + 1) if date(year, month, d).isoweekday() == weekday
+    ]
     index = nth - 1 if nth > 0 else nth
     return date(year, month, days[index]) if -len(days) <= index < len(days) else None
 

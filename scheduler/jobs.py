@@ -26,7 +26,6 @@ from scheduler.calendar import YearSchedule, reminder_plan
 from scheduler.dates import anniversary_years, nth_weekday, weekday_name
 from scheduler.templates import holiday_extra, render
 
-
 log = logging.getLogger("branchbot.scheduler")
 
 
@@ -41,12 +40,28 @@ class JobContext:
     def today(self) -> date:
         return self.when.date()
 
-    def push(self, kind: str, text: str, member_ids: list[int], title: str = "", branch_id: int | None = None,
-             robot: bool = False) -> int:
+    def push(
+        self,
+        kind: str,
+        text: str,
+        member_ids: list[int],
+        title: str = "",
+        branch_id: int | None = None,
+        robot: bool = False,
+    ) -> int:
         if not member_ids:
             return 0
-        create_campaign(self.db, kind=kind, text=text, title=title, member_ids=member_ids, now=self.when,
-                        branch_id=branch_id, job_run_id=self.run_id, robot=robot)
+        create_campaign(
+            self.db,
+            kind=kind,
+            text=text,
+            title=title,
+            member_ids=member_ids,
+            now=self.when,
+            branch_id=branch_id,
+            job_run_id=self.run_id,
+            robot=robot,
+        )
         return len(set(member_ids))
 
 
@@ -88,7 +103,9 @@ def monthly_quiz(ctx: JobContext) -> str:
         if paper is None:
             return "题库为空，未发布"
         text = render(ctx.config, "monthly_quiz", count=len(paper.question_ids), points=cfg.points_per_correct)
-        reached += ctx.push("monthly_quiz", text, [m.id for m in members], title="本月党史学习测试", branch_id=branch_id, robot=True)  # type: ignore[misc]
+        reached += ctx.push(
+            "monthly_quiz", text, [m.id for m in members], title="本月党史学习测试", branch_id=branch_id, robot=True
+        )  # type: ignore[misc]
         branches += 1
     return f"{branches} 个支部的 {month} 试卷已发布，通知 {reached} 人"
 
@@ -99,7 +116,9 @@ def quiz_reminder(ctx: JobContext) -> str:
     if days_left != ctx.config.scheduler.quiz_reminder_days_before_end:
         return "今天不是提醒日"
     month = ctx.when.strftime("%Y-%m")
-    finished = set(ctx.db.exec(select(Attempt.member_id).where(Attempt.month == month, Attempt.finished_at.is_not(None))).all())  # type: ignore[union-attr]
+    finished = set(
+        ctx.db.exec(select(Attempt.member_id).where(Attempt.month == month, Attempt.finished_at.is_not(None))).all()
+    )  # type: ignore[union-attr]
     reached = 0
     text = render(ctx.config, "quiz_reminder", days_left=days_left)
     for branch_id, members in _members_by_branch(ctx.db).items():
@@ -115,11 +134,22 @@ def holiday_reminder(ctx: JobContext) -> str:
             if reminder.send_on != ctx.today:
                 continue
             holiday = reminder.holiday
-            text = render(ctx.config, "holiday", title=holiday.title, first=f"{holiday.first.month}月{holiday.first.day}日",
-                          extra=holiday_extra(ctx.config, holiday.names))
+            text = render(
+                ctx.config,
+                "holiday",
+                title=holiday.title,
+                first=f"{holiday.first.month}月{holiday.first.day}日",
+                extra=holiday_extra(ctx.config, holiday.names),
+            )
             for branch_id, members in _members_by_branch(ctx.db).items():
-                ctx.push("holiday", text, [m.id for m in members], title=f"{holiday.title}廉洁过节提醒",  # type: ignore[misc]
-                         branch_id=branch_id, robot=True)
+                ctx.push(
+                    "holiday",
+                    text,
+                    [m.id for m in members],
+                    title=f"{holiday.title}廉洁过节提醒",  # type: ignore[misc]
+                    branch_id=branch_id,
+                    robot=True,
+                )
             sent.append(holiday.title)
     return f"已发送：{'、'.join(sent)}" if sent else "今天没有节前提醒"
 
@@ -129,8 +159,11 @@ def integrity_reminder(ctx: JobContext) -> str:
     from scheduler.integrity import ReminderFileProblem, load_reminders, near_holiday_reminder, reminder_for
 
     schedules = schedules_from(ctx.config)
-    sends = [r.send_on for year in (ctx.today.year - 1, ctx.today.year, ctx.today.year + 1)
-             for r in reminder_plan(year, ctx.config.reminders.days_before, schedules)]
+    sends = [
+        r.send_on
+        for year in (ctx.today.year - 1, ctx.today.year, ctx.today.year + 1)
+        for r in reminder_plan(year, ctx.config.reminders.days_before, schedules)
+    ]
     if (near := near_holiday_reminder(ctx.today, sends)) is not None:
         return f"本月跳过：{near.month}月{near.day}日有廉洁过节提醒"
     note = ""
@@ -143,7 +176,9 @@ def integrity_reminder(ctx: JobContext) -> str:
     text = render(ctx.config, "integrity", text=chosen.text, source=chosen.source)
     reached = 0
     for branch_id, members in _members_by_branch(ctx.db).items():
-        reached += ctx.push("integrity", text, [m.id for m in members], title="每月廉政提醒", branch_id=branch_id, robot=True)  # type: ignore[misc]
+        reached += ctx.push(
+            "integrity", text, [m.id for m in members], title="每月廉政提醒", branch_id=branch_id, robot=True
+        )  # type: ignore[misc]
     return f"发送给 {reached} 人：{chosen.source}{note}"
 
 
@@ -170,8 +205,13 @@ def birthday_digest(ctx: JobContext) -> str:
                     lines.append((day, f"{ctx.today.month}月{day}日 {member.name}（入党 {years} 周年）"))
         secretaries = [m.id for m in members if m.role == Role.SECRETARY.value]
         if lines and secretaries:
-            text = render(ctx.config, "birthday_digest", branch=branches.get(branch_id, ""), count=len(lines),
-                          lines="\n".join(line for _, line in sorted(lines)))
+            text = render(
+                ctx.config,
+                "birthday_digest",
+                branch=branches.get(branch_id, ""),
+                count=len(lines),
+                lines="\n".join(line for _, line in sorted(lines)),
+            )
             sent += ctx.push("birthday_digest", text, secretaries, title="本月政治生日", branch_id=branch_id)  # type: ignore[arg-type]
     return f"发送给 {sent} 位书记"
 
@@ -182,14 +222,38 @@ def meeting_reminder(ctx: JobContext) -> str:
     branches = {b.name: b.id for b in ctx.db.exec(select(Branch)).all()}
     sent = []
     for rule in ctx.config.meetings:
-        if tomorrow.month not in rule.months or nth_weekday(tomorrow.year, tomorrow.month, rule.weekday, rule.nth) != tomorrow:
+        if (
+            tomorrow.month not in rule.months
+            or nth_weekday(tomorrow.year, tomorrow.month, rule.weekday, rule.nth) != tomorrow
+        ):
             continue
-        targets = list(branches.values()) if rule.branch == "*" else [branches[rule.branch]] if rule.branch in branches else []
+        targets = (
+            list(branches.values())
+            if rule.branch == "*"
+            else [branches[rule.branch]]
+            if rule.branch in branches
+            else []
+        )
         topic = f"主题：{rule.topic}。" if rule.topic else ""
-        text = render(ctx.config, "meeting", date=f"{tomorrow.month}月{tomorrow.day}日", weekday=weekday_name(tomorrow),
-                      time=rule.time, type=rule.type, place=rule.place, topic=topic)
+        text = render(
+            ctx.config,
+            "meeting",
+            date=f"{tomorrow.month}月{tomorrow.day}日",
+            weekday=weekday_name(tomorrow),
+            time=rule.time,
+            type=rule.type,
+            place=rule.place,
+            topic=topic,
+        )
         for branch_id in targets:
-            ctx.push("meeting", text, [m.id for m in by_branch.get(branch_id, [])], title=f"{rule.type}提醒", branch_id=branch_id, robot=True)  # type: ignore[misc]
+            ctx.push(
+                "meeting",
+                text,
+                [m.id for m in by_branch.get(branch_id, [])],
+                title=f"{rule.type}提醒",
+                branch_id=branch_id,
+                robot=True,
+            )  # type: ignore[misc]
         sent.append(f"{rule.type}（{len(targets)} 个支部）")
     return f"已提醒：{'、'.join(sent)}" if sent else "明天没有例行会议"
 
@@ -233,10 +297,17 @@ def schedules_from(config: Config) -> dict[int, YearSchedule]:
 def job_specs(config: Config) -> list[JobSpec]:
     s = config.scheduler
     return [
-        JobSpec("monthly_quiz", "发布月度测试", {"day": str(s.monthly_quiz_day), **_at(s.monthly_quiz_time)}, monthly_quiz),
+        JobSpec(
+            "monthly_quiz", "发布月度测试", {"day": str(s.monthly_quiz_day), **_at(s.monthly_quiz_time)}, monthly_quiz
+        ),
         JobSpec("quiz_reminder", "月底催答", _at(s.quiz_reminder_time), quiz_reminder),
         JobSpec("holiday_reminder", "廉洁过节提醒", _at(s.holiday_time), holiday_reminder),
-        JobSpec("integrity_reminder", "每月廉政提醒", {"day": str(s.integrity_day), **_at(s.integrity_time)}, integrity_reminder),
+        JobSpec(
+            "integrity_reminder",
+            "每月廉政提醒",
+            {"day": str(s.integrity_day), **_at(s.integrity_time)},
+            integrity_reminder,
+        ),
         JobSpec("birthday_greetings", "政治生日问候", _at(s.birthday_time), birthday_greetings),
         JobSpec("birthday_digest", "本月政治生日（发书记）", {"day": "1", **_at(s.birthday_time)}, birthday_digest),
         JobSpec("meeting_reminder", "三会一课提醒", _at(s.meeting_reminder_time), meeting_reminder),

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, update
@@ -61,8 +61,13 @@ class RunResult:
 
 
 class JobRunner:
-    def __init__(self, store: Store, config: Config, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 on_push: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_push: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
@@ -98,14 +103,18 @@ class JobRunner:
         """The latest occurrence that ran (or is running), missed ones aside. Pass ``db``
         to read inside a session already open (the console's request)."""
         with self._session(db) as session:
-            return session.exec(select(JobRun).where(JobRun.job == name, JobRun.status != MISSED)
-                                .order_by(JobRun.scheduled_for.desc())).first()  # type: ignore[attr-defined]
+            return session.exec(
+                select(JobRun).where(JobRun.job == name, JobRun.status != MISSED).order_by(JobRun.scheduled_for.desc())
+            ).first()  # type: ignore[attr-defined]
 
     def misses(self, name: str, db: Session | None = None) -> tuple[int, datetime | None]:
         """How many occurrences were recorded as missed, and the latest of them."""
         with self._session(db) as session:
-            count, latest = session.exec(select(func.count(JobRun.id), func.max(JobRun.scheduled_for))  # type: ignore[call-overload]
-                                         .where(JobRun.job == name, JobRun.status == MISSED)).one()
+            count, latest = session.exec(
+                select(func.count(JobRun.id), func.max(JobRun.scheduled_for)).where(  # type: ignore[call-overload]
+                    JobRun.job == name, JobRun.status == MISSED
+                )
+            ).one()
         return count, latest
 
     @contextmanager
@@ -119,18 +128,23 @@ class JobRunner:
     def run(self, name: str, scheduled_for: datetime) -> RunResult:
         """Run one occurrence, unless it already ran (here or in another process)."""
         spec: JobSpec = self.specs[name]
-        scheduled_for = scheduled_for.astimezone(timezone.utc).replace(second=0, microsecond=0)
+        scheduled_for = scheduled_for.astimezone(UTC).replace(second=0, microsecond=0)
         try:
             with self.store.session() as db:
-                record = db.exec(select(JobRun).where(JobRun.job == name, JobRun.scheduled_for == scheduled_for)).first()
+                record = db.exec(
+                    select(JobRun).where(JobRun.job == name, JobRun.scheduled_for == scheduled_for)
+                ).first()
                 if record is None:
                     record = JobRun(job=name, scheduled_for=scheduled_for, started_at=self.clock())
                     db.add(record)
                     db.flush()
                 elif record.status != MISSED:
                     return RunResult(name, scheduled_for, False, "已运行过")
-                elif not db.exec(update(JobRun).where(JobRun.id == record.id, JobRun.status == MISSED)  # type: ignore[call-overload]
-                                 .values(status="running", started_at=self.clock(), detail="")).rowcount:
+                elif not db.exec(
+                    update(JobRun)
+                    .where(JobRun.id == record.id, JobRun.status == MISSED)  # type: ignore[call-overload]
+                    .values(status="running", started_at=self.clock(), detail="")
+                ).rowcount:
                     return RunResult(name, scheduled_for, False, "已由其他实例运行")  # another took the missed one over
                 context = JobContext(db, self.config, scheduled_for.astimezone(self.config.tz), record.id)  # type: ignore[arg-type]
                 detail = spec.run(context)
@@ -193,19 +207,34 @@ class JobRunner:
         recorded = []
         grace = self.grace(name)
         for fire in fires:
-            scheduled_for = fire.astimezone(timezone.utc).replace(second=0, microsecond=0)
+            scheduled_for = fire.astimezone(UTC).replace(second=0, microsecond=0)
             try:
                 with self.store.session() as db:
-                    db.add(JobRun(job=name, scheduled_for=scheduled_for, started_at=now, finished_at=now, status=MISSED,
-                                  detail=f"错过：到点时服务未运行，已超出补发时限（{grace} 秒）"))
+                    db.add(
+                        JobRun(
+                            job=name,
+                            scheduled_for=scheduled_for,
+                            started_at=now,
+                            finished_at=now,
+                            status=MISSED,
+                            detail=f"错过：到点时服务未运行，已超出补发时限（{grace} 秒）",
+                        )
+                    )
             except IntegrityError:
                 continue  # ran, or already recorded as missed, by another instance
             recorded.append(scheduled_for)
         if recorded:
             latest = recorded[-1].astimezone(self.config.tz).strftime("%Y-%m-%d %H:%M")
-            log.warning("job %s missed %d scheduled run(s), the latest at %s: not run at the time and past the grace "
-                        "of %d s. To run one now: branchbot jobs run %s --at \"%s\"", name, len(recorded), latest, grace,
-                        name, latest)
+            log.warning(
+                "job %s missed %d scheduled run(s), the latest at %s: not run at the time and past the grace "
+                "of %d s. To run one now: branchbot jobs run %s --at \"%s\"",
+                name,
+                len(recorded),
+                latest,
+                grace,
+                name,
+                latest,
+            )
         return recorded
 
     def _fire(self, name: str) -> None:
@@ -219,11 +248,26 @@ class JobRunner:
     def start(self) -> None:
         scheduler = BackgroundScheduler(timezone=self.config.tz)
         for name, spec in self.specs.items():
-            scheduler.add_job(self._fire, spec.trigger(self.config), args=[name], id=name, name=spec.title,
-                              misfire_grace_time=self.grace(name) or None, coalesce=True, max_instances=1)
+            scheduler.add_job(
+                self._fire,
+                spec.trigger(self.config),
+                args=[name],
+                id=name,
+                name=spec.title,
+                misfire_grace_time=self.grace(name) or None,
+                coalesce=True,
+                max_instances=1,
+            )
         # Live contests move on every few seconds; each step is claimed in the store.
-        scheduler.add_job(self._tick_contests, "interval", seconds=5, id="contest_tick", name="抢答赛计时",
-                          coalesce=True, max_instances=1)
+        scheduler.add_job(
+            self._tick_contests,
+            "interval",
+            seconds=5,
+            id="contest_tick",
+            name="抢答赛计时",
+            coalesce=True,
+            max_instances=1,
+        )
         scheduler.start()
         self._scheduler = scheduler
         try:

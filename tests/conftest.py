@@ -14,7 +14,7 @@ import re
 import string
 import subprocess
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -27,9 +27,11 @@ from wechatpy.crypto import WeChatCrypto
 
 from bot.app import create_app
 from bot.config import Config, load_config
-from bot.roster import check_file as check_roster, import_members
+from bot.roster import check_file as check_roster
+from bot.roster import import_members
 from bot.store import Question, Store, create_store
-from quizzes.bank import LETTERS, bundled_files, check_file as check_questions, import_questions
+from quizzes.bank import LETTERS, bundled_files, import_questions
+from quizzes.bank import check_file as check_questions
 
 DATA = Path(__file__).parent / "data"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -55,7 +57,7 @@ class FakeClock:
         self.now += timedelta(**kwargs)
 
     def set_local(self, *args: int) -> None:
-        self.now = datetime(*args, tzinfo=SHANGHAI).astimezone(timezone.utc)
+        self.now = datetime(*args, tzinfo=SHANGHAI).astimezone(UTC)
 
 
 PG_URL = os.environ.get("BRANCHBOT_TEST_PG_URL", "")
@@ -69,7 +71,9 @@ def database_url(request, tmp_path: Path):
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
     if not PG_URL:
-        pytest.skip("PostgreSQL run skipped: set BRANCHBOT_TEST_PG_URL, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test")
+        pytest.skip(
+            "PostgreSQL run skipped: set BRANCHBOT_TEST_PG_URL, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        )
     from uuid import uuid4
 
     from sqlalchemy import create_engine, text
@@ -85,8 +89,11 @@ def database_url(request, tmp_path: Path):
 
 
 def make_config(tmp_path: Path, database_url: str | None = None, **env: str) -> Config:
-    environ = {"BRANCHBOT__DATABASE__URL": database_url or f"sqlite:///{tmp_path / 'test.db'}",
-               "BRANCHBOT__WECHAT__TOKEN": TOKEN, "BRANCHBOT__WECHAT__APP_ID": APP_ID}
+    environ = {
+        "BRANCHBOT__DATABASE__URL": database_url or f"sqlite:///{tmp_path / 'test.db'}",
+        "BRANCHBOT__WECHAT__TOKEN": TOKEN,
+        "BRANCHBOT__WECHAT__APP_ID": APP_ID,
+    }
     environ.update(env)
     empty = tmp_path / "empty-config.toml"  # never the repository's own config.toml
     empty.write_text("", encoding="utf-8")
@@ -119,7 +126,7 @@ class Env:
     aes_key: str = ""
     msg_ids: Any = field(default_factory=lambda: itertools.count(10_000_000_001))
 
-    def wechat(self, openid: str, mode: str | None = None) -> "WechatUser":
+    def wechat(self, openid: str, mode: str | None = None) -> WechatUser:
         return WechatUser(self, openid, mode or self.config.wechat.mode)
 
     def count(self, model: Any) -> int:
@@ -137,12 +144,17 @@ def no_env_overrides(monkeypatch) -> None:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    c = FakeClock(datetime(2026, 11, 10, 9, 0, tzinfo=SHANGHAI).astimezone(timezone.utc))
+    c = FakeClock(datetime(2026, 11, 10, 9, 0, tzinfo=SHANGHAI).astimezone(UTC))
     return c
 
 
-def build_env(tmp_path: Path, clock: FakeClock, bank: Path | None = DATA / "questions.csv",
-              database_url: str | None = None, **env: str) -> Env:
+def build_env(
+    tmp_path: Path,
+    clock: FakeClock,
+    bank: Path | None = DATA / "questions.csv",
+    database_url: str | None = None,
+    **env: str,
+) -> Env:
     config = make_config(tmp_path, database_url, **env)
     store = create_store(config.database.url)
     store.create_all()
@@ -163,7 +175,13 @@ def env(tmp_path: Path, clock: FakeClock, database_url: str):
 
 @pytest.fixture
 def safe_env(tmp_path: Path, clock: FakeClock, database_url: str):
-    e = build_env(tmp_path, clock, database_url=database_url, BRANCHBOT__WECHAT__MODE="safe", BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key())
+    e = build_env(
+        tmp_path,
+        clock,
+        database_url=database_url,
+        BRANCHBOT__WECHAT__MODE="safe",
+        BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key(),
+    )
     with e.client:
         yield e
     e.store.dispose()
@@ -174,16 +192,20 @@ def sha1_sorted(*parts: str) -> str:
 
 
 def text_xml(openid: str, content: str, created: int, msg_id: int) -> str:
-    return (f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-            f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-            f"<Content><![CDATA[{content.replace(']]>', ']]]]><![CDATA[>')}]]></Content><MsgId>{msg_id}</MsgId></xml>")
+    return (
+        f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content><![CDATA[{content.replace(']]>', ']]]]><![CDATA[>')}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+    )
 
 
 def event_xml(openid: str, event: str, created: int, key: str = "") -> str:
     extra = f"<EventKey><![CDATA[{key}]]></EventKey>" if key else ""
-    return (f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-            f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-            f"<Event><![CDATA[{event}]]></Event>{extra}</xml>")
+    return (
+        f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[{event}]]></Event>{extra}</xml>"
+    )
 
 
 @dataclass
@@ -272,8 +294,9 @@ def wrong_letters(store: Store, reply: str) -> str:
     return "".join(sorted(right[0] + other)) if len(right) > 1 else other  # a multiple choice needs two letters
 
 
-def wait_healthy(port: int, process: "subprocess.Popen | None" = None, seconds: float = 60,
-                 log: Path | None = None) -> None:
+def wait_healthy(
+    port: int, process: subprocess.Popen | None = None, seconds: float = 60, log: Path | None = None
+) -> None:
     """Wait for a `branchbot serve` subprocess to answer /healthz (failing early if it exits)."""
     import time
 

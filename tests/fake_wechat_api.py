@@ -73,28 +73,31 @@ class FakeWeChatApi:
         self.state = FakeState(latency=latency)
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        app = Starlette(routes=[
-            Route("/cgi-bin/stable_token", self._stable_token, methods=["POST"]),
-            Route("/cgi-bin/token", self._token, methods=["GET"]),
-            Route("/cgi-bin/gettoken", self._gettoken, methods=["GET"]),
-            Route("/cgi-bin/message/custom/send", self._custom_send, methods=["POST"]),
-            Route("/cgi-bin/message/template/send", self._template_send, methods=["POST"]),
-            Route("/cgi-bin/message/send", self._wecom_send, methods=["POST"]),
-            Route("/cgi-bin/webhook/send", self._robot_send, methods=["POST"]),
-            Route("/cgi-bin/template/get_all_private_template", self._templates, methods=["GET"]),
-            Route("/cgi-bin/agent/get", self._agent_get, methods=["GET"]),
-            Route("/cgi-bin/menu/create", self._menu_create, methods=["POST"]),
-            Route("/cgi-bin/menu/get", self._menu_get, methods=["GET"]),
-            Route("/cgi-bin/auth/getuserinfo", self._getuserinfo, methods=["GET"]),
-            Route("/stats", self._stats, methods=["GET"]),
-        ])
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False, lifespan="off"))
+        app = Starlette(
+            routes=[
+                Route("/cgi-bin/stable_token", self._stable_token, methods=["POST"]),
+                Route("/cgi-bin/token", self._token, methods=["GET"]),
+                Route("/cgi-bin/gettoken", self._gettoken, methods=["GET"]),
+                Route("/cgi-bin/message/custom/send", self._custom_send, methods=["POST"]),
+                Route("/cgi-bin/message/template/send", self._template_send, methods=["POST"]),
+                Route("/cgi-bin/message/send", self._wecom_send, methods=["POST"]),
+                Route("/cgi-bin/webhook/send", self._robot_send, methods=["POST"]),
+                Route("/cgi-bin/template/get_all_private_template", self._templates, methods=["GET"]),
+                Route("/cgi-bin/agent/get", self._agent_get, methods=["GET"]),
+                Route("/cgi-bin/menu/create", self._menu_create, methods=["POST"]),
+                Route("/cgi-bin/menu/get", self._menu_get, methods=["GET"]),
+                Route("/cgi-bin/auth/getuserinfo", self._getuserinfo, methods=["GET"]),
+                Route("/stats", self._stats, methods=["GET"]),
+            ]
+        )
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="off")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     # ------------------------------------------------------------------ control
 
-    def __enter__(self) -> "FakeWeChatApi":
+    def __enter__(self) -> FakeWeChatApi:
         self.thread.start()
         deadline = time.time() + 10
         while not self.server.started:
@@ -264,7 +267,11 @@ class FakeWeChatApi:
                     continue
                 key = (user, content)
                 recent = self.state.wecom_recent.get(key)
-                if body.get("enable_duplicate_check") and recent is not None and now - recent < body.get("duplicate_check_interval", 1800):
+                if (
+                    body.get("enable_duplicate_check")
+                    and recent is not None
+                    and now - recent < body.get("duplicate_check_interval", 1800)
+                ):
                     continue  # WeCom drops an identical message within the interval
                 self.state.wecom_recent[key] = now
                 self.state.delivered[("wecom", user, content)] += 1
@@ -318,6 +325,7 @@ class FakeWeChatApi:
         if self.state.menu is None:
             return JSONResponse({"errcode": 46003, "errmsg": "menu no exist"})
         return JSONResponse({"menu": self.state.menu})
+
     async def _getuserinfo(self, request: Request) -> Response:
         """WeCom OAuth2: a one-time code → the member's userid (40029 for an unknown code)."""
         self.state.calls["getuserinfo"] += 1
@@ -330,8 +338,13 @@ class FakeWeChatApi:
         return JSONResponse({"errcode": 0, "errmsg": "ok", "userid": userid, "user_ticket": "t"})
 
     async def _stats(self, request: Request) -> Response:
-        return JSONResponse({"token_fetches": dict(self.state.token_fetches), "calls": dict(self.state.calls),
-                             "delivered": [[c, u, n] for (c, u, _), n in self.state.delivered.items()]})
+        return JSONResponse(
+            {
+                "token_fetches": dict(self.state.token_fetches),
+                "calls": dict(self.state.calls),
+                "delivered": [[c, u, n] for (c, u, _), n in self.state.delivered.items()],
+            }
+        )
 
 
 def _free_port() -> int:

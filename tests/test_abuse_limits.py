@@ -3,7 +3,7 @@ a roster entry's phone tail (绑定) and a meeting's check-in code (签到)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -24,8 +24,12 @@ def lock_notices(env) -> list[tuple[str, list[str]]]:
     with env.store.session() as db:
         found = []
         for campaign in db.exec(select(Campaign).where(Campaign.kind == "bind_lock").order_by(Campaign.id)).all():
-            names = db.exec(select(Member.name).join(Delivery, Delivery.member_id == Member.id)
-                            .where(Delivery.campaign_id == campaign.id).order_by(Member.id)).all()
+            names = db.exec(
+                select(Member.name)
+                .join(Delivery, Delivery.member_id == Member.id)
+                .where(Delivery.campaign_id == campaign.id)
+                .order_by(Member.id)
+            ).all()
             found.append((campaign.text, list(names)))
         return found
 
@@ -40,7 +44,7 @@ def without_count(reply: str) -> str:
 
 
 def test_guesses_from_many_accounts_lock_the_roster_entry_for_an_hour(env, tmp_path, capsys, no_env_overrides):
-    env.clock.now = datetime.now(timezone.utc).replace(microsecond=0)  # `members list` reads the real clock
+    env.clock.now = datetime.now(UTC).replace(microsecond=0)  # `members list` reads the real clock
     refusals = guess(env, "李明", range(ENTRY_LIMIT))
     stranger = env.wechat("o-stranger").say("绑定 名册外的人 1234")
     # "Not on the roster" and "wrong digits" read the same: the name is not confirmed.
@@ -107,8 +111,16 @@ def meeting_env(env):
     for openid, text in (("o-wang", "绑定 王书记 0001"), ("o-li", "绑定 李明 0002"), ("o-zhao", "绑定 赵敏 0003")):
         assert "绑定成功" in env.wechat(openid).say(text)
     with env.store.session() as db:
-        db.add(Meeting(branch_id=member(env, "王书记").branch_id, type="支部党员大会", starts_at=env.clock() + timedelta(minutes=10),
-                       place="三楼会议室", topic="学习党章", created_at=env.clock()))
+        db.add(
+            Meeting(
+                branch_id=member(env, "王书记").branch_id,
+                type="支部党员大会",
+                starts_at=env.clock() + timedelta(minutes=10),
+                place="三楼会议室",
+                topic="学习党章",
+                created_at=env.clock(),
+            )
+        )
     said = env.wechat("o-wang").say("签到码")
     code = said.split("签到码：")[1][:4]
     assert code.isdigit()

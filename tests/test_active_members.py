@@ -43,9 +43,14 @@ def member_id(env, phone: str) -> int:
 
 def deliveries_to(env, member: int) -> list[tuple[str, str, str]]:
     with env.store.session() as db:
-        return [(c.kind, d.status, d.errmsg) for d, c in db.exec(
-            select(Delivery, Campaign).join(Campaign, Campaign.id == Delivery.campaign_id)
-            .where(Delivery.member_id == member)).all()]
+        return [
+            (c.kind, d.status, d.errmsg)
+            for d, c in db.exec(
+                select(Delivery, Campaign)
+                .join(Campaign, Campaign.id == Delivery.campaign_id)
+                .where(Delivery.member_id == member)
+            ).all()
+        ]
 
 
 def test_transferred_secretary_loses_every_power_and_receives_nothing(tmp_path, clock, database_url, api):
@@ -68,7 +73,10 @@ def test_transferred_secretary_loses_every_power_and_receives_nothing(tmp_path, 
         for command in ("未完成", "催办", "通知 再发一条", "会议情况", "积分"):
             assert "请先绑定" in secretary.say(command), command
         with env.store.session() as db:
-            assert db.exec(select(Campaign).where(Campaign.kind.in_(["broadcast", "nudge"]), Campaign.id != before)).all() == []
+            assert (
+                db.exec(select(Campaign).where(Campaign.kind.in_(["broadcast", "nudge"]), Campaign.id != before)).all()
+                == []
+            )
 
         # Scheduled jobs and any new campaign leave the member out.
         runner = JobRunner(env.store, env.config, env.clock)

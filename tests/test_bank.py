@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC
 
 from quizzes.bank import bundled_files, check_file, stem_key
 from quizzes.paper import Candidate, assemble
@@ -40,10 +41,12 @@ def test_near_duplicate_stems_are_refused(tmp_path):
         "题型,题干,选项A,选项B,选项C,选项D,选项E,选项F,答案,解析,分类,来源,难度\n"
         "单选,中国共产党第一次全国代表大会是在哪一年召开的？,1919年,1921年,1927年,1949年,,,B,解析,党史,来源,1\n"
         "单选,中国共产党第一次全国代表大会在哪一年召开？,1919年,1921年,1927年,1949年,,,B,解析,党史,来源,1\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     checked = check_file(path)
     assert [str(e) for e in checked.errors] == [
-        "dup.csv 第 3 行 B 列「题干」：与第 2 行的题干几乎相同（相似度 95%），请合并或改写"]
+        "dup.csv 第 3 行 B 列「题干」：与第 2 行的题干几乎相同（相似度 95%），请合并或改写"
+    ]
 
 
 def test_answer_keys_refer_to_existing_options():
@@ -89,20 +92,33 @@ def test_paper_is_reproducible_from_its_seed():
 
 
 def test_a_parent_category_selects_its_subcategories():
-    candidates = [Candidate(1, "党史·新民主主义革命时期"), Candidate(2, "党史·新时代"), Candidate(3, "党纪"), Candidate(4, "党史学")]
+    candidates = [
+        Candidate(1, "党史·新民主主义革命时期"),
+        Candidate(2, "党史·新时代"),
+        Candidate(3, "党纪"),
+        Candidate(4, "党史学"),
+    ]
     assert sorted(assemble(candidates, 4, ["党史"], set(), "s")) == [1, 2]
 
 
 # ------------------------------------------------------------------ quality lint
 
 
-def question(stem="题干？", options=("甲", "乙", "丙", "丁"), answer="A", kind="单选", source="《中国共产党章程》第一章第二条",
-             note=""):
+def question(
+    stem="题干？",
+    options=("甲", "乙", "丙", "丁"),
+    answer="A",
+    kind="单选",
+    source="《中国共产党章程》第一章第二条",
+    note="",
+):
     from quizzes.bank import LETTERS, QuestionData, option_id
     from quizzes.lint import ignored_codes
 
     opts = [{"id": option_id(LETTERS[i]), "text": t} for i, t in enumerate(options)]
-    return QuestionData(2, kind, stem, opts, [option_id(ch) for ch in answer], "解析", "党章", source, 2, ignored_codes(note))
+    return QuestionData(
+        2, kind, stem, opts, [option_id(ch) for ch in answer], "解析", "党章", source, 2, ignored_codes(note)
+    )
 
 
 def codes(q, reference=()):
@@ -113,7 +129,9 @@ def codes(q, reference=()):
 
 def test_lint_flags_the_answer_written_in_the_stem():
     assert codes(question("港珠澳大桥连接香港、珠海和哪里？", ("澳门", "深圳", "广州", "中山"))) == []
-    assert codes(question("“人造天河”红旗渠是哪里修建的渠？", ("红旗渠", "人民胜利渠", "都江堰", "灵渠"))) == ["answer-in-stem"]
+    assert codes(question("“人造天河”红旗渠是哪里修建的渠？", ("红旗渠", "人民胜利渠", "都江堰", "灵渠"))) == [
+        "answer-in-stem"
+    ]
     # a distractor in the stem too: nothing given away
     assert codes(question("红旗渠和都江堰中，修建于20世纪60年代的是？", ("红旗渠", "都江堰", "灵渠", "郑国渠"))) == []
 
@@ -126,13 +144,23 @@ def test_lint_flags_a_correct_option_much_longer_than_the_rest():
 
 
 def test_lint_flags_a_distractor_that_only_negates():
-    assert codes(question("党员对党的决议有不同意见时应当？", ("在坚决执行的前提下声明保留", "不在坚决执行的前提下声明保留", "暂不执行", "公开反对"))) == ["negated-distractor"]
+    assert codes(
+        question(
+            "党员对党的决议有不同意见时应当？",
+            ("在坚决执行的前提下声明保留", "不在坚决执行的前提下声明保留", "暂不执行", "公开反对"),
+        )
+    ) == ["negated-distractor"]
 
 
 def test_lint_wants_an_article_or_a_year_in_the_source():
     assert codes(question(source="《中国共产党简史》")) == ["source-precision"]
-    for good in ("《中国共产党简史》（2021年）", "《中国共产党章程》总纲", "《中国共产党纪律处分条例》（2023年修订）第五条",
-                 "《中国共产党一百年大事记（1921年7月—2021年6月）》1935年条", "党的二十大报告第三部分"):
+    for good in (
+        "《中国共产党简史》（2021年）",
+        "《中国共产党章程》总纲",
+        "《中国共产党纪律处分条例》（2023年修订）第五条",
+        "《中国共产党一百年大事记（1921年7月—2021年6月）》1935年条",
+        "党的二十大报告第三部分",
+    ):
         assert codes(question(source=good)) == [], good
 
 
@@ -151,11 +179,15 @@ def test_lint_finds_near_duplicates_against_the_bank():
 
 def test_unknown_lint_codes_in_the_note_are_errors(tmp_path):
     path = tmp_path / "note.csv"
-    path.write_text("题型,题干,选项A,选项B,选项C,选项D,答案,解析,分类,来源,备注\n"
-                    "单选,题干？,甲,乙,丙,丁,A,解析,党章,《中国共产党章程》总纲,lint:ignore=option-lenght\n", encoding="utf-8")
+    path.write_text(
+        "题型,题干,选项A,选项B,选项C,选项D,答案,解析,分类,来源,备注\n"
+        "单选,题干？,甲,乙,丙,丁,A,解析,党章,《中国共产党章程》总纲,lint:ignore=option-lenght\n",
+        encoding="utf-8",
+    )
     assert [str(e) for e in check_file(path).errors] == [
         "note.csv 第 2 行 K 列「备注」：未知的检查项「option-lenght」，可用：answer-in-stem、option-length、negated-distractor、"
-        "near-duplicate、source-precision、superseded"]
+        "near-duplicate、source-precision、superseded"
+    ]
 
 
 def test_bundled_bank_passes_the_lint_and_the_bank_rules():
@@ -172,7 +204,9 @@ def test_bank_rule_refuses_more_than_a_quarter_true_false():
     from quizzes.lint import bank_problems
 
     assert bank_problems([question()] * 3 + [question(kind="判断", options=())]) == []
-    assert bank_problems([question()] * 2 + [question(kind="判断", options=())]) == ["判断题 1 道，占 33%，超过全库的四分之一"]
+    assert bank_problems([question()] * 2 + [question(kind="判断", options=())]) == [
+        "判断题 1 道，占 33%，超过全库的四分之一"
+    ]
 
 
 # ------------------------------------------------------------------ difficulty
@@ -209,7 +243,7 @@ def test_paper_uses_what_difficulties_there_are():
 
 
 def test_answers_in_the_store_set_the_papers_difficulties(env):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlmodel import select
 
@@ -219,12 +253,29 @@ def test_answers_in_the_store_set_the_papers_difficulties(env):
     with env.store.session() as db:
         member = db.exec(select(Member)).first()
         easy, hard, few = db.exec(select(Question).where(Question.difficulty == 1)).all()[:3]
-        at = datetime(2026, 11, 1, tzinfo=timezone.utc)
+        at = datetime(2026, 11, 1, tzinfo=UTC)
         for n in range(30):  # an "easy" question most members get wrong
-            db.add(Answer(mode="practice", member_id=member.id, question_id=easy.id, chosen=[], is_correct=n < 10, answered_at=at))
-            db.add(Answer(mode="review", member_id=member.id, question_id=hard.id, chosen=[], is_correct=False, answered_at=at))
-        for n in range(29):
-            db.add(Answer(mode="monthly", member_id=member.id, question_id=few.id, chosen=[], is_correct=False, answered_at=at))
+            db.add(
+                Answer(
+                    mode="practice",
+                    member_id=member.id,
+                    question_id=easy.id,
+                    chosen=[],
+                    is_correct=n < 10,
+                    answered_at=at,
+                )
+            )
+            db.add(
+                Answer(
+                    mode="review", member_id=member.id, question_id=hard.id, chosen=[], is_correct=False, answered_at=at
+                )
+            )
+        for _ in range(29):
+            db.add(
+                Answer(
+                    mode="monthly", member_id=member.id, question_id=few.id, chosen=[], is_correct=False, answered_at=at
+                )
+            )
     with env.store.session() as db:
         level = {c.id: c.difficulty for c in candidates_with_difficulty(db)}
     assert level[easy.id] == 3  # 33 % right over 30 answers

@@ -27,8 +27,13 @@ def test_calendar_shows_festival_dates_beside_days_off_in_80_columns(tmp_path):
     cfg = tmp_path / "config.toml"
     cfg.write_text("", encoding="utf-8")
     env = {**os.environ, "COLUMNS": "80"}
-    result = subprocess.run([sys.executable, "-m", "bot.cli", "calendar", "2027", "--config", str(cfg)],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "calendar", "2027", "--config", str(cfg)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert all(len(line) + sum(1 for ch in line if ord(ch) > 0x2E80) <= 80 for line in lines), result.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 
 import pytest
@@ -64,15 +64,18 @@ def test_commands_before_init_say_what_to_run(cfg, capsys):
 def test_bad_question_file_reports_row_and_column_and_imports_nothing(cfg, tmp_path, capsys):
     run(capsys, "init", "--config", str(cfg))
     before = questions_in(cfg)
-    bad = write_csv(tmp_path / "bad.csv", [
-        ["单选", "一道正确的新题目？", "甲", "乙", "丙", "丁", "", "", "B", "解析", "党史", "来源", "1"],
-        ["单选", "答案越界的题？", "甲", "乙", "丙", "丁", "", "", "E", "解析", "党史", "来源", "1"],
-        ["多选", "多选只有一个答案？", "甲", "乙", "丙", "", "", "", "A", "解析", "党史", "来源", "2"],
-        ["判断", "判断题答案不对？", "", "", "", "", "", "", "是的", "解析", "党史", "来源", "1"],
-        ["问答", "未知题型？", "", "", "", "", "", "", "A", "解析", "党史", "来源", "1"],
-        ["单选", "缺来源的题？", "甲", "乙", "", "", "", "", "A", "解析", "党史", "", "5"],
-        ["单选", "一道正确的新题目？", "甲", "乙", "丙", "丁", "", "", "B", "解析", "党史", "来源", "1"],
-    ])
+    bad = write_csv(
+        tmp_path / "bad.csv",
+        [
+            ["单选", "一道正确的新题目？", "甲", "乙", "丙", "丁", "", "", "B", "解析", "党史", "来源", "1"],
+            ["单选", "答案越界的题？", "甲", "乙", "丙", "丁", "", "", "E", "解析", "党史", "来源", "1"],
+            ["多选", "多选只有一个答案？", "甲", "乙", "丙", "", "", "", "A", "解析", "党史", "来源", "2"],
+            ["判断", "判断题答案不对？", "", "", "", "", "", "", "是的", "解析", "党史", "来源", "1"],
+            ["问答", "未知题型？", "", "", "", "", "", "", "A", "解析", "党史", "来源", "1"],
+            ["单选", "缺来源的题？", "甲", "乙", "", "", "", "", "A", "解析", "党史", "", "5"],
+            ["单选", "一道正确的新题目？", "甲", "乙", "丙", "丁", "", "", "B", "解析", "党史", "来源", "1"],
+        ],
+    )
     code, _, err = run(capsys, "quiz", "import", str(bad), "--config", str(cfg))
     assert code == 1
     assert "bad.csv 第 3 行 I 列「答案」：答案中的 E 没有对应的选项" in err
@@ -102,8 +105,40 @@ def test_xlsx_question_import_and_validate(cfg, tmp_path, capsys):
     book = Workbook()
     sheet = book.active
     sheet.append(HEADER)
-    sheet.append(["单选", "XLSX 导入的单选题？", "甲", "乙", "丙", None, None, None, "C", "解析", "党章", "《中国共产党章程》第一章第二条", 2])
-    sheet.append(["判断", "XLSX 导入的判断题。", None, None, None, None, None, None, "错", "解析", "党纪", "本支部学习资料（2026年）", 1])
+    sheet.append(
+        [
+            "单选",
+            "XLSX 导入的单选题？",
+            "甲",
+            "乙",
+            "丙",
+            None,
+            None,
+            None,
+            "C",
+            "解析",
+            "党章",
+            "《中国共产党章程》第一章第二条",
+            2,
+        ]
+    )
+    sheet.append(
+        [
+            "判断",
+            "XLSX 导入的判断题。",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "错",
+            "解析",
+            "党纪",
+            "本支部学习资料（2026年）",
+            1,
+        ]
+    )
     path = tmp_path / "bank.xlsx"
     book.save(path)
     code, out, _ = run(capsys, "quiz", "validate", str(path), "--config", str(cfg))
@@ -143,7 +178,11 @@ def test_roster_reimport_updates_by_phone(cfg, tmp_path, capsys):
     run(capsys, "init", "--config", str(cfg))
     assert run(capsys, "members", "import", str(DATA / "roster.csv"), "--config", str(cfg))[0] == 0
     changed = tmp_path / "roster2.csv"
-    text = (DATA / "roster.csv").read_text(encoding="utf-8").replace("李明,13900000002,第一党支部", "李明,13900000002,第二党支部")
+    text = (
+        (DATA / "roster.csv")
+        .read_text(encoding="utf-8")
+        .replace("李明,13900000002,第一党支部", "李明,13900000002,第二党支部")
+    )
     changed.write_text(text + "新同志,13700000000,第二党支部,2024-07-01,党员,,\n", encoding="utf-8")
     code, out, _ = run(capsys, "members", "import", str(changed), "--config", str(cfg))
     assert code == 0 and "新增 1 人，更新 1 人，无变化 10 人" in out
@@ -218,8 +257,12 @@ def test_no_secret_is_printed_by_doctor_or_logged(cfg, capsys, monkeypatch):
         try:
             raise RuntimeError(f"POST https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={ROBOT_KEY} failed")
         except RuntimeError:
-            log.error("request with %s and %s", SECRETS["BRANCHBOT__WECHAT__APP_SECRET"], SECRETS["BRANCHBOT__WECOM__SECRET"],
-                      exc_info=True)
+            log.error(
+                "request with %s and %s",
+                SECRETS["BRANCHBOT__WECHAT__APP_SECRET"],
+                SECRETS["BRANCHBOT__WECOM__SECRET"],
+                exc_info=True,
+            )
     finally:
         log.removeHandler(handler)
     logged = stream.getvalue()
@@ -243,13 +286,18 @@ def test_no_secret_in_serve_banner_or_logs(cfg, capsys, monkeypatch, tmp_path):
     log = tmp_path / "serve.log"
     env = {**os.environ, "BRANCHBOT__SERVER__PORT": str(port), "BRANCHBOT__OUTBOX__POLL_SECONDS": "0.2"}
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--config", str(cfg)], env=env,
-                                   stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--config", str(cfg)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_healthy(port, process, log=log)
             # A broadcast makes the outbox ask the (unreachable) API for tokens and log the failures.
             assert main(["broadcast", "测试推送", "--yes", "--config", str(cfg)]) == 0
             import time
+
             time.sleep(3)
         finally:
             process.send_signal(signal.SIGINT)
@@ -279,7 +327,9 @@ def test_unknown_config_key_is_refused(cfg, capsys):
 def test_env_lists_are_json(tmp_path):
     from bot.config import load_config
 
-    config = load_config(None, {"BRANCHBOT__QUIZ__CATEGORIES": '["党纪", "廉洁"]', "BRANCHBOT__QUIZ__QUESTIONS_PER_PAPER": "5"})
+    config = load_config(
+        None, {"BRANCHBOT__QUIZ__CATEGORIES": '["党纪", "廉洁"]', "BRANCHBOT__QUIZ__QUESTIONS_PER_PAPER": "5"}
+    )
     assert config.quiz.categories == ["党纪", "廉洁"] and config.quiz.questions_per_paper == 5
 
 
@@ -301,7 +351,12 @@ def test_grant_and_revoke_roles_with_namesakes_and_audit(cfg, capsys):
 
     # Namesakes are refused with their phone tails until --phone picks one.
     code, _, err = run(capsys, "members", "grant", "张伟", "管理员", "--config", str(cfg))
-    assert code == 2 and "名册中有 2 位「张伟」" in err and "尾号 1234（第一党支部）" in err and "尾号 5678（第二党支部）" in err
+    assert (
+        code == 2
+        and "名册中有 2 位「张伟」" in err
+        and "尾号 1234（第一党支部）" in err
+        and "尾号 5678（第二党支部）" in err
+    )
     assert "--phone" in err
     code, _, err = run(capsys, "members", "grant", "张伟", "管理员", "--phone", "9999", "--config", str(cfg))
     assert code == 2 and "没有手机尾号为 9999 的" in err
@@ -339,14 +394,20 @@ def test_audit_limit_and_empty(cfg, capsys):
 
 
 def test_audit_shows_local_time(cfg, capsys):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from bot.audit import record
 
     run(capsys, "init", "--config", str(cfg))
     store = create_store(f"sqlite:///{cfg.parent / 'cli.db'}")
     with store.session() as db:
-        record(db, datetime(2026, 11, 30, 17, 5, tzinfo=timezone.utc), "王书记（书记，#1）", "通知", "[第一党支部] 周五学习")
+        record(
+            db,
+            datetime(2026, 11, 30, 17, 5, tzinfo=UTC),
+            "王书记（书记，#1）",
+            "通知",
+            "[第一党支部] 周五学习",
+        )
     store.dispose()
     code, out, _ = run(capsys, "audit", "--action", "通知", "--config", str(cfg))
     assert code == 0 and "2026-12-01 01:05:00" in out and "[第一党支部] 周五学习" in out
@@ -364,7 +425,11 @@ def test_broadcast_from_the_cli(cfg, capsys):
     with store.session() as db:
         assert len(db.exec(select(Delivery).where(Delivery.campaign_id == 1)).all()) == 5
         assert db.get(Campaign, 1).title == "支部通知"
-        assert db.exec(select(AuditEntry).where(AuditEntry.action == "发布通知")).one().detail.startswith("#1 → 演示第一党支部")
+        assert (
+            db.exec(select(AuditEntry).where(AuditEntry.action == "发布通知"))
+            .one()
+            .detail.startswith("#1 → 演示第一党支部")
+        )
     code, _, err = run(capsys, "broadcast", "x", "--branch", "不存在", "--yes", "--config", str(cfg))
     assert code == 2 and "没有名为「不存在」的支部" in err
 
@@ -394,12 +459,41 @@ def test_validate_without_a_file_checks_the_bundled_bank_with_the_lint(cfg, caps
 
 
 def test_validate_reports_lint_findings_and_no_lint_turns_them_off(cfg, tmp_path, capsys):
-    path = write_csv(tmp_path / "weak.csv", [
-        ["单选", "习近平总书记在纪念五四运动100周年大会上指出，哪一事件是旧民主主义革命走向新民主主义革命的转折点？",
-         "五四运动", "辛亥革命", "中国共产党成立", "北伐战争", "", "", "A",
-         "解析", "党史", "习近平《在纪念五四运动100周年大会上的讲话》（2019年4月30日）", "1"],
-        ["单选", "党章规定党员必须履行的义务有几项？", "八项", "七项", "九项", "十项", "", "", "A", "解析", "党章", "《中国共产党章程》", "1"],
-    ])
+    path = write_csv(
+        tmp_path / "weak.csv",
+        [
+            [
+                "单选",
+                "习近平总书记在纪念五四运动100周年大会上指出，哪一事件是旧民主主义革命走向新民主主义革命的转折点？",
+                "五四运动",
+                "辛亥革命",
+                "中国共产党成立",
+                "北伐战争",
+                "",
+                "",
+                "A",
+                "解析",
+                "党史",
+                "习近平《在纪念五四运动100周年大会上的讲话》（2019年4月30日）",
+                "1",
+            ],
+            [
+                "单选",
+                "党章规定党员必须履行的义务有几项？",
+                "八项",
+                "七项",
+                "九项",
+                "十项",
+                "",
+                "",
+                "A",
+                "解析",
+                "党章",
+                "《中国共产党章程》",
+                "1",
+            ],
+        ],
+    )
     code, out, err = run(capsys, "quiz", "validate", str(path), "--config", str(cfg))
     assert code == 1
     assert "weak.csv 第 2 行 B 列「题干」：[answer-in-stem]" in err
@@ -417,8 +511,18 @@ def test_init_retires_bundled_questions_that_were_rewritten(cfg, tmp_path, capsy
     assert stem_key(old) in retired_keys()
     store = create_store(f"sqlite:///{cfg.parent / 'cli.db'}")
     with store.session() as db:  # as if an older release had imported it
-        db.add(Question(kind="判断", stem=old, stem_key=stem_key(old), options=[], answer=["f"], explanation="旧",
-                        category="党史", source="旧"))
+        db.add(
+            Question(
+                kind="判断",
+                stem=old,
+                stem_key=stem_key(old),
+                options=[],
+                answer=["f"],
+                explanation="旧",
+                category="党史",
+                source="旧",
+            )
+        )
     code, out, _ = run(capsys, "init", "--config", str(cfg))
     assert code == 0 and "停用已改写或撤下的内置旧题 1 道" in out
     with store.session() as db:

@@ -99,8 +99,13 @@ def test_outbox_status_in_chinese_without_none(cfg, capsys, monkeypatch):
 def _cli(cfg: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCHBOT__")}
     env["COLUMNS"] = "80"
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args, "--config", str(cfg)], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args, "--config", str(cfg)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_tables_fit_80_columns_and_wrap_instead_of_cutting(cfg):
@@ -135,7 +140,9 @@ def test_timer_jobs_do_not_log_at_info(env, caplog):
 
 
 def test_make_run_says_how_to_use_the_cli_before_serving():
-    result = subprocess.run(["make", "-n", "run", "VENV=.venv-none"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        ["make", "-n", "run", "VENV=.venv-none"], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
     lines = result.stdout.splitlines()
     hint = next(i for i, line in enumerate(lines) if "source .venv-none/bin/activate" in line)
     serve = next(i for i, line in enumerate(lines) if "branchbot serve" in line)

@@ -18,10 +18,13 @@ from bot.store import Member, Question
 from bot.store.models import AuditEntry, Campaign, ConsoleUpload, Meeting, QuestionReport
 from tests.console_util import client_for, csrf_of, member_named
 
-ROSTER_ONE = ("姓名,手机号,支部,入党日期,角色,微信OpenID,企业微信账号\n"
-              "王书记,13900000001,第一党支部,1999-07-01,书记,,wangshuji\n")
-QUESTIONS = ("题型,题干,选项A,选项B,选项C,选项D,选项E,选项F,答案,解析,分类,来源,难度\n"
-             "判断,党的最高理想和最终目标是实现共产主义。,,,,,,,对,党章总纲明确规定。,党章,《中国共产党章程》总纲,1\n")
+ROSTER_ONE = (
+    "姓名,手机号,支部,入党日期,角色,微信OpenID,企业微信账号\n王书记,13900000001,第一党支部,1999-07-01,书记,,wangshuji\n"
+)
+QUESTIONS = (
+    "题型,题干,选项A,选项B,选项C,选项D,选项E,选项F,答案,解析,分类,来源,难度\n"
+    "判断,党的最高理想和最终目标是实现共产主义。,,,,,,,对,党章总纲明确规定。,党章,《中国共产党章程》总纲,1\n"
+)
 PUBLIC = {"/console/welcome", "/console/login", "/console/oauth/start", "/console/oauth/callback"}
 
 
@@ -32,20 +35,43 @@ def world(env):
     wang, li = member_named(env, "王书记"), member_named(env, "李明")
     now = env.clock()
     with env.store.session() as db:
-        campaign = create_campaign(db, kind="broadcast", title="支部通知", text="第一支部的定时通知", member_ids=[li.id],
-                                   now=now, branch_id=wang.branch_id, created_by=wang.id)
+        campaign = create_campaign(
+            db,
+            kind="broadcast",
+            title="支部通知",
+            text="第一支部的定时通知",
+            member_ids=[li.id],
+            now=now,
+            branch_id=wang.branch_id,
+            created_by=wang.id,
+        )
         campaign.send_after = now + timedelta(days=1)
-        meeting = Meeting(branch_id=wang.branch_id, type="主题党日", starts_at=now + timedelta(hours=1), place="第一支部活动室",
-                          topic="", created_at=now)
+        meeting = Meeting(
+            branch_id=wang.branch_id,
+            type="主题党日",
+            starts_at=now + timedelta(hours=1),
+            place="第一支部活动室",
+            topic="",
+            created_at=now,
+        )
         question = db.exec(select(Question)).first()
         report = QuestionReport(member_id=li.id, question_id=question.id, text="有误", at=now)
         db.add_all([campaign, meeting, report])
         db.flush()
-        ids = {"campaign": campaign.id, "meeting": meeting.id, "question": question.id, "report": report.id,
-               "member": li.id, "branch": wang.branch_id}
+        ids = {
+            "campaign": campaign.id,
+            "meeting": meeting.id,
+            "question": question.id,
+            "report": report.id,
+            "member": li.id,
+            "branch": wang.branch_id,
+        }
     owner = client_for(env, "王书记")
-    preview = owner.post("/console/members/upload", data={"csrf": csrf_of(owner, "/console/members")},
-                         files={"file": ("名册.csv", ROSTER_ONE.encode(), "text/csv")})
+    preview = owner.post(
+        "/console/members/upload",
+        data={"csrf": csrf_of(owner, "/console/members")},
+        files={"file": ("名册.csv", ROSTER_ONE.encode(), "text/csv")},
+    )
     ids["upload"] = int(re.search(r'name="upload" value="(\d+)"', preview.text).group(1))
     return ids
 
@@ -57,18 +83,39 @@ def requests(ids: dict) -> dict[tuple[str, str], dict]:
         ("POST", "/console/logout"): {"path": "/console/logout"},
         ("GET", "/console/"): {"path": "/console/"},
         ("GET", "/console/members"): {"path": f"/console/members?branch={b}"},
-        ("POST", "/console/members/upload"): {"path": "/console/members/upload", "file": ROSTER_ONE, "data": {"mark_missing": "1"}},
-        ("POST", "/console/members/confirm"): {"path": "/console/members/confirm", "data": {"upload": str(ids["upload"]), "mark_missing": "1"}},
-        ("POST", "/console/members/{member_id}/role"): {"path": f"/console/members/{ids['member']}/role", "data": {"role": "书记"}},
+        ("POST", "/console/members/upload"): {
+            "path": "/console/members/upload",
+            "file": ROSTER_ONE,
+            "data": {"mark_missing": "1"},
+        },
+        ("POST", "/console/members/confirm"): {
+            "path": "/console/members/confirm",
+            "data": {"upload": str(ids["upload"]), "mark_missing": "1"},
+        },
+        ("POST", "/console/members/{member_id}/role"): {
+            "path": f"/console/members/{ids['member']}/role",
+            "data": {"role": "书记"},
+        },
         ("GET", "/console/questions"): {"path": "/console/questions"},
         ("POST", "/console/questions/upload"): {"path": "/console/questions/upload", "file": QUESTIONS},
-        ("POST", "/console/questions/confirm"): {"path": "/console/questions/confirm", "data": {"upload": str(ids["upload"])}},
+        ("POST", "/console/questions/confirm"): {
+            "path": "/console/questions/confirm",
+            "data": {"upload": str(ids["upload"])},
+        },
         ("POST", "/console/questions/{question_id}/retire"): {"path": f"/console/questions/{ids['question']}/retire"},
         ("POST", "/console/questions/{question_id}/restore"): {"path": f"/console/questions/{ids['question']}/restore"},
-        ("POST", "/console/questions/reports/{report_id}/handled"): {"path": f"/console/questions/reports/{ids['report']}/handled"},
+        ("POST", "/console/questions/reports/{report_id}/handled"): {
+            "path": f"/console/questions/reports/{ids['report']}/handled"
+        },
         ("GET", "/console/notices"): {"path": "/console/notices"},
-        ("POST", "/console/notices/preview"): {"path": "/console/notices/preview", "data": {"text": "通知", "branch": str(b)}},
-        ("POST", "/console/notices/send"): {"path": "/console/notices/send", "data": {"text": "越权通知", "branch": str(b)}},
+        ("POST", "/console/notices/preview"): {
+            "path": "/console/notices/preview",
+            "data": {"text": "通知", "branch": str(b)},
+        },
+        ("POST", "/console/notices/send"): {
+            "path": "/console/notices/send",
+            "data": {"text": "越权通知", "branch": str(b)},
+        },
         ("GET", "/console/notices/{campaign_id}"): {"path": f"/console/notices/{ids['campaign']}"},
         ("POST", "/console/notices/{campaign_id}/withdraw"): {"path": f"/console/notices/{ids['campaign']}/withdraw"},
         ("GET", "/console/meetings"): {"path": "/console/meetings"},
@@ -83,8 +130,14 @@ def requests(ids: dict) -> dict[tuple[str, str], dict]:
 
 # Pages a secretary of another branch may open, showing their own branch only: the
 # response must not mention branch one or its things.
-SCOPED_FOR_OTHER_SECRETARY = {("GET", "/console/"), ("GET", "/console/notices"), ("GET", "/console/meetings"),
-                              ("GET", "/console/exports"), ("POST", "/console/notices/preview"), ("POST", "/console/notices/send")}
+SCOPED_FOR_OTHER_SECRETARY = {
+    ("GET", "/console/"),
+    ("GET", "/console/notices"),
+    ("GET", "/console/meetings"),
+    ("GET", "/console/exports"),
+    ("POST", "/console/notices/preview"),
+    ("POST", "/console/notices/send"),
+}
 BRANCH_ONE_WORDS = ("第一党支部", "李明", "第一支部的定时通知", "第一支部活动室")
 
 
@@ -200,6 +253,7 @@ def test_a_chunked_form_body_without_length_is_capped_before_it_is_parsed(env):
 
     for who in (None, "王书记"):
         client = _client_for(env, who)
-        response = client.post("/console/notices/preview", content=chunks(),
-                               headers={"content-type": "application/x-www-form-urlencoded"})
+        response = client.post(
+            "/console/notices/preview", content=chunks(), headers={"content-type": "application/x-www-form-urlencoded"}
+        )
         assert response.status_code == 413 and "过大" in response.text, (who, response.status_code)

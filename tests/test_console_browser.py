@@ -10,7 +10,7 @@ import shutil
 import socket
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -51,8 +51,19 @@ def seed_scores(store, now: datetime) -> None:
                     db.flush()
                     papers[member.branch_id] = paper
                 score = 40 + (i * 10 + back * 20) % 70
-                db.add(Attempt(member_id=member.id, paper_id=papers[member.branch_id].id, branch_id=member.branch_id,
-                               month=month, option_orders={}, score=score, correct=score // 10, started_at=now, finished_at=now))
+                db.add(
+                    Attempt(
+                        member_id=member.id,
+                        paper_id=papers[member.branch_id].id,
+                        branch_id=member.branch_id,
+                        month=month,
+                        option_orders={},
+                        score=score,
+                        correct=score // 10,
+                        started_at=now,
+                        finished_at=now,
+                    )
+                )
                 attempt_finished(db, month, member.branch_id, score)
 
 
@@ -65,7 +76,7 @@ def server(tmp_path_factory):
     store.create_all()
     load_roster(store)
     load_bank(store)
-    seed_scores(store, datetime.now(timezone.utc))
+    seed_scores(store, datetime.now(UTC))
     app = create_app(config, store)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -107,7 +118,8 @@ def login_link(server, openid: str, name: str, tail: str, first_id: int) -> str:
 def assert_charts_drawn(page) -> None:
     for name in ("bars", "trend", "scores"):
         page.wait_for_selector(f'[data-chart="{name}"][data-drawn]', timeout=15000)  # ECharts' "finished" event
-        coloured = page.evaluate("""(name) => {
+        coloured = page.evaluate(
+            """(name) => {
             const canvas = document.querySelector(`[data-chart="${name}"] canvas`);
             const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
             let red = 0;
@@ -115,7 +127,9 @@ def assert_charts_drawn(page) -> None:
                 if (data[i + 3] > 200 && data[i] > 150 && data[i + 1] < 90 && data[i + 2] < 90) red++;
             }
             return red;
-        }""", name)
+        }""",
+            name,
+        )
         assert coloured > 50, f"chart {name} drew no red pixels"
 
 
@@ -133,8 +147,14 @@ def test_secretary_opens_the_console_from_chat_and_works_it(server, browser, tmp
     assert "第二党支部" not in page.content()  # a secretary sees no other branch's name
     page.screenshot(path=str(SHOTS / "dashboard-1280.png"), full_page=True)
     # The same dashboard on a phone (375 px), in the same session.
-    phone = browser.new_context(viewport={"width": 375, "height": 760}, device_scale_factor=2, is_mobile=True,
-                                has_touch=True, locale="zh-CN", storage_state=desktop.storage_state())
+    phone = browser.new_context(
+        viewport={"width": 375, "height": 760},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="zh-CN",
+        storage_state=desktop.storage_state(),
+    )
     mobile = phone.new_page()
     mobile.goto(f"{server['base']}/console/")
     assert_charts_drawn(mobile)
@@ -149,13 +169,20 @@ def test_secretary_opens_the_console_from_chat_and_works_it(server, browser, tmp
 
     # 名册: a file with a bad row shows the error table and imports nothing; the corrected file imports.
     head = "姓名,手机号,支部,入党日期,角色,微信OpenID,企业微信账号\n"
-    rows = ["王书记,13900000001,第一党支部,1999-07-01,书记,,wangshuji", "李明,13900000002,第一党支部,2008-06-18,党员,,liming",
-            "赵敏,13900000003,第一党支部,2012-11-08,党员,,", "钱进,13900000004,第一党支部,2016-02-29,党员,,",
-            "张伟,13900001234,第一党支部,2018-05-04,党员,,", "刘强,13933332222,第一党支部,2013-12-01,党员,,"]
+    rows = [
+        "王书记,13900000001,第一党支部,1999-07-01,书记,,wangshuji",
+        "李明,13900000002,第一党支部,2008-06-18,党员,,liming",
+        "赵敏,13900000003,第一党支部,2012-11-08,党员,,",
+        "钱进,13900000004,第一党支部,2016-02-29,党员,,",
+        "张伟,13900001234,第一党支部,2018-05-04,党员,,",
+        "刘强,13933332222,第一党支部,2013-12-01,党员,,",
+    ]
     bad = tmp_path / "名册-有错.csv"
     bad.write_text(head + "\n".join(rows + ["新同志,1390000009,第一党支部,2020-07-01,党员,,"]) + "\n", encoding="utf-8")
     good = tmp_path / "名册.csv"
-    good.write_text(head + "\n".join(rows + ["新同志,13900000099,第一党支部,2020-07-01,党员,,"]) + "\n", encoding="utf-8")
+    good.write_text(
+        head + "\n".join(rows + ["新同志,13900000099,第一党支部,2020-07-01,党员,,"]) + "\n", encoding="utf-8"
+    )
     page.click("nav >> text=名册")
     page.wait_for_selector("input[name=file]")
     page.set_input_files("input[name=file]", str(bad))

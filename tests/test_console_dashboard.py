@@ -23,8 +23,19 @@ def finish(env, name: str, tail: str, score: int, month: str = "2026-11") -> Non
             paper = Paper(branch_id=member.branch_id, month=month, question_ids=[], created_at=env.clock())
             db.add(paper)
             db.flush()
-        db.add(Attempt(member_id=member.id, paper_id=paper.id, branch_id=member.branch_id, month=month, option_orders={},
-                       score=score, correct=score // 10, started_at=env.clock(), finished_at=env.clock()))
+        db.add(
+            Attempt(
+                member_id=member.id,
+                paper_id=paper.id,
+                branch_id=member.branch_id,
+                month=month,
+                option_orders={},
+                score=score,
+                correct=score // 10,
+                started_at=env.clock(),
+                finished_at=env.clock(),
+            )
+        )
         attempt_finished(db, month, member.branch_id, score)
 
 
@@ -33,13 +44,15 @@ def charts(page: str) -> dict:
 
 
 def test_admin_sees_every_branch_sorted_and_secretary_only_own_against_average(env):
-    finish(env, "周芳", "0012", 90)      # 第二党支部: 1 of 4 → 25 %
-    finish(env, "李明", "0002", 80)      # 第一党支部: 2 of 6 → 33.3 %
+    finish(env, "周芳", "0012", 90)  # 第二党支部: 1 of 4 → 25 %
+    finish(env, "李明", "0002", 80)  # 第一党支部: 2 of 6 → 33.3 %
     finish(env, "赵敏", "0003", 60)
     finish(env, "李明", "0002", 100, month="2026-10")
     li = member_named(env, "李明")
     with env.store.session() as db:
-        campaign = create_campaign(db, kind="broadcast", text="x", member_ids=[li.id], now=env.clock(), branch_id=li.branch_id)
+        campaign = create_campaign(
+            db, kind="broadcast", text="x", member_ids=[li.id], now=env.clock(), branch_id=li.branch_id
+        )
         delivery = db.exec(select(Delivery).where(Delivery.campaign_id == campaign.id)).one()
         delivery.status, delivery.errcode, delivery.updated_at = "failed", 81013, env.clock()
         db.add(delivery)

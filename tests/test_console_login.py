@@ -65,7 +65,7 @@ def test_expired_and_unknown_links_get_a_clear_page_and_no_session(env):
 def test_failed_token_lookups_are_limited_per_client(env):
     browser = client_for(env, None)
     for i in range(MAX_FAILURES):
-        assert browser.get(f"/console/login?token={'guess%02d' % i}{'y' * 30}").status_code == 400
+        assert browser.get(f"/console/login?token={f'guess{i:02d}'}{'y' * 30}").status_code == 400
     good = link_token(env, "王书记")
     locked = browser.get(f"/console/login?token={good}", follow_redirects=False)
     assert locked.status_code == 429 and "次数过多" in locked.text
@@ -108,7 +108,9 @@ def test_secure_cookie_when_base_url_is_https(tmp_path, clock):
     with env.client:
         wang = bind(env, "o-wang", "王书记", "0001")
         assert "https://dangjian.example.cn/console/login?token=" in wang.say("后台")
-        response = client_for(env, None).get(f"/console/login?token={link_token(env, '王书记')}", follow_redirects=False)
+        response = client_for(env, None).get(
+            f"/console/login?token={link_token(env, '王书记')}", follow_redirects=False
+        )
         assert "Secure" in response.headers["set-cookie"]
     env.store.dispose()
 
@@ -148,12 +150,21 @@ def test_console_can_be_turned_off(tmp_path, clock):
 
 def test_wecom_oauth_login_against_the_fake_api(tmp_path, clock):
     with FakeWeChatApi() as api:
-        env = build_env(tmp_path, clock, BRANCHBOT__WECOM__CORP_ID=CORP_ID, BRANCHBOT__WECOM__AGENT_ID="1000002",
-                        BRANCHBOT__WECOM__SECRET="s3cret", BRANCHBOT__WECOM__API_BASE=api.base)
+        env = build_env(
+            tmp_path,
+            clock,
+            BRANCHBOT__WECOM__CORP_ID=CORP_ID,
+            BRANCHBOT__WECOM__AGENT_ID="1000002",
+            BRANCHBOT__WECOM__SECRET="s3cret",
+            BRANCHBOT__WECOM__API_BASE=api.base,
+        )
         with env.client:
             browser = client_for(env, None)
-            inside = browser.get("/console/welcome", headers={"User-Agent": "Mozilla/5.0 wxwork/4.1 MicroMessenger"},
-                                 follow_redirects=False)
+            inside = browser.get(
+                "/console/welcome",
+                headers={"User-Agent": "Mozilla/5.0 wxwork/4.1 MicroMessenger"},
+                follow_redirects=False,
+            )
             assert inside.headers["location"] == "/console/oauth/start"
             start = browser.get("/console/oauth/start", follow_redirects=False)
             target = urlparse(start.headers["location"])
@@ -230,7 +241,9 @@ def test_a_late_link_reply_pushes_the_hint_not_the_link(tmp_path, clock):
         release.wait(10)
         return original(ctx)
 
-    registry.commands[registry.commands.index(slow)] = type(slow)(slow.word, held, slow.roles, slow.summary, slow.usage, slow.aliases)
+    registry.commands[registry.commands.index(slow)] = type(slow)(
+        slow.word, held, slow.roles, slow.summary, slow.usage, slow.aliases
+    )
     env = build_env(tmp_path, clock, BRANCHBOT__WECHAT__REPLY_BUDGET_MS="200")
     with env.store.session() as db:
         wang = db.exec(select(Member).where(Member.name == "王书记")).one()

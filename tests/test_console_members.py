@@ -38,8 +38,10 @@ def confirm(client, page_html: str):
     import re
 
     upload_id = re.search(r'name="upload" value="(\d+)"', page_html).group(1)
-    return client.post("/console/members/confirm", data={"csrf": csrf_of(client, "/console/members"), "upload": upload_id,
-                                                          "mark_missing": "1"})
+    return client.post(
+        "/console/members/confirm",
+        data={"csrf": csrf_of(client, "/console/members"), "upload": upload_id, "mark_missing": "1"},
+    )
 
 
 def test_filters_and_secretary_sees_own_branch_only(env):
@@ -48,7 +50,10 @@ def test_filters_and_secretary_sees_own_branch_only(env):
     assert "李明" in page and "周芳" not in page and "孙书记" not in page
     assert "13900000002" not in page  # phones are masked
     assert "未绑定" in wang.get("/console/members?bound=no").text
-    assert "赵敏" not in wang.get("/console/members?bound=yes").text and "李明" in wang.get("/console/members?bound=yes").text
+    assert (
+        "赵敏" not in wang.get("/console/members?bound=yes").text
+        and "李明" in wang.get("/console/members?bound=yes").text
+    )
     assert "赵敏" in wang.get("/console/members?q=赵").text and "李明" not in wang.get("/console/members?q=赵").text
     wu = client_for(env, "吴管理")
     assert "周芳" in wu.get("/console/members").text
@@ -61,7 +66,14 @@ def test_filters_and_secretary_sees_own_branch_only(env):
 def test_bad_rows_are_listed_by_row_and_column_and_nothing_is_imported(env):
     before = roster(env)
     wang = client_for(env, "王书记")
-    bad = HEAD + "\n".join(BRANCH_ONE[:3] + ["新同志,1390000,第一党支部,2020-13-01,党员,,", "某某,13900009999,第二党支部,2020-01-01,党员,,"]) + "\n"
+    bad = (
+        HEAD
+        + "\n".join(
+            BRANCH_ONE[:3]
+            + ["新同志,1390000,第一党支部,2020-13-01,党员,,", "某某,13900009999,第二党支部,2020-01-01,党员,,"]
+        )
+        + "\n"
+    )
     response = upload(wang, bad)
     assert response.status_code == 422
     assert "未导入任何内容" in response.text
@@ -103,8 +115,11 @@ def test_xlsx_upload(env):
     buffer = io.BytesIO()
     book.save(buffer)
     wang = client_for(env, "王书记")
-    response = wang.post("/console/members/upload", data={"csrf": csrf_of(wang), "mark_missing": "1"},
-                         files={"file": ("名册.xlsx", buffer.getvalue(), "application/octet-stream")})
+    response = wang.post(
+        "/console/members/upload",
+        data={"csrf": csrf_of(wang), "mark_missing": "1"},
+        files={"file": ("名册.xlsx", buffer.getvalue(), "application/octet-stream")},
+    )
     assert response.status_code == 200 and "标记已转出 0 人" in response.text
 
 
@@ -139,12 +154,30 @@ def test_secretary_roster_cannot_demote_transfer_or_rebind_an_admin_of_the_branc
     set_member(env, "吴管理", branch_id=one)  # an admin who belongs to 第一党支部
     before = roster(env)
     wang = client_for(env, "王书记")
-    admin_as_member = HEAD + "\n".join(BRANCH_ONE + ["钱进,13900000004,第一党支部,2016-02-29,党员,,",
-                                                     "吴管理,13900000021,第一党支部,1995-07-01,党员,,wuguanli"]) + "\n"
+    admin_as_member = (
+        HEAD
+        + "\n".join(
+            BRANCH_ONE
+            + [
+                "钱进,13900000004,第一党支部,2016-02-29,党员,,",
+                "吴管理,13900000021,第一党支部,1995-07-01,党员,,wuguanli",
+            ]
+        )
+        + "\n"
+    )
     response = upload(wang, admin_as_member)
     assert response.status_code == 422 and "管理员" in response.text
-    admin_rebound = HEAD + "\n".join(BRANCH_ONE + ["钱进,13900000004,第一党支部,2016-02-29,党员,,",
-                                                   "吴管理,13900000021,第一党支部,1995-07-01,管理员,,wangshuji2"]) + "\n"
+    admin_rebound = (
+        HEAD
+        + "\n".join(
+            BRANCH_ONE
+            + [
+                "钱进,13900000004,第一党支部,2016-02-29,党员,,",
+                "吴管理,13900000021,第一党支部,1995-07-01,管理员,,wangshuji2",
+            ]
+        )
+        + "\n"
+    )
     assert upload(wang, admin_rebound).status_code == 422
     admin_left_out = HEAD + "\n".join(BRANCH_ONE + ["钱进,13900000004,第一党支部,2016-02-29,党员,,"]) + "\n"
     response = upload(wang, admin_left_out)

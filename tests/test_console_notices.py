@@ -29,13 +29,18 @@ def campaigns(env) -> list[Campaign]:
 def test_preview_sends_nothing_and_confirm_sends_to_own_branch(env):
     wang = client_for(env, "王书记")
     csrf = csrf_of(wang, "/console/notices")
-    preview = wang.post("/console/notices/preview", data={"csrf": csrf, "text": "周五下午学习全会精神", "branch": "all"},
-                        headers={"HX-Request": "true"})
+    preview = wang.post(
+        "/console/notices/preview",
+        data={"csrf": csrf, "text": "周五下午学习全会精神", "branch": "all"},
+        headers={"HX-Request": "true"},
+    )
     assert preview.status_code == 200
     assert "即将发送给<b>第一党支部</b>" in preview.text  # a secretary's 'all' means their own branch
     assert re.search(r'id="recipient-count">6<', preview.text)
     assert campaigns(env) == []
-    sent = wang.post("/console/notices/send", data={"csrf": csrf, "text": "周五下午学习全会精神"}, follow_redirects=False)
+    sent = wang.post(
+        "/console/notices/send", data={"csrf": csrf, "text": "周五下午学习全会精神"}, follow_redirects=False
+    )
     assert sent.status_code == 303
     [campaign] = campaigns(env)
     assert sent.headers["location"].startswith(f"/console/notices/{campaign.id}")
@@ -53,7 +58,9 @@ def test_preview_sends_nothing_and_confirm_sends_to_own_branch(env):
 def test_too_long_or_empty_is_refused_with_the_chat_rules(env):
     wang = client_for(env, "王书记")
     csrf = csrf_of(wang, "/console/notices")
-    long = wang.post("/console/notices/preview", data={"csrf": csrf, "text": "学" * 700}, headers={"HX-Request": "true"})
+    long = wang.post(
+        "/console/notices/preview", data={"csrf": csrf, "text": "学" * 700}, headers={"HX-Request": "true"}
+    )
     assert "通知内容过长" in long.text
     assert wang.post("/console/notices/send", data={"csrf": csrf, "text": "学" * 700}).status_code == 400
     assert wang.post("/console/notices/send", data={"csrf": csrf, "text": " "}).status_code == 400

@@ -26,8 +26,11 @@ def count(env) -> int:
 
 
 def post_file(client, text: str, name: str = "题库.csv"):
-    return client.post("/console/questions/upload", data={"csrf": csrf_of(client, "/console/questions")},
-                       files={"file": (name, text.encode("utf-8"), "text/csv")})
+    return client.post(
+        "/console/questions/upload",
+        data={"csrf": csrf_of(client, "/console/questions")},
+        files={"file": (name, text.encode("utf-8"), "text/csv")},
+    )
 
 
 def test_upload_bad_rows_then_good(env):
@@ -35,7 +38,11 @@ def test_upload_bad_rows_then_good(env):
     before = count(env)
     bad = post_file(wu, HEAD + GOOD + BAD)
     assert bad.status_code == 422 and "未导入任何内容" in bad.text
-    for column, message in (("J 列「解析」", "解析不能为空"), ("L 列「来源」", "来源不能为空"), ("M 列「难度」", "不是有效难度")):
+    for column, message in (
+        ("J 列「解析」", "解析不能为空"),
+        ("L 列「来源」", "来源不能为空"),
+        ("M 列「难度」", "不是有效难度"),
+    ):
         assert re.search(f"<td>3</td><td>{column}</td><td>[^<]*{message}", bad.text), column
     assert count(env) == before
     preview = post_file(wu, HEAD + GOOD)
@@ -76,8 +83,21 @@ def test_statistics_reports_and_hardest(env):
         first, second = db.exec(select(Question).order_by(Question.id).limit(2)).all()
         now = datetime.now().astimezone()
         for i in range(4):
-            db.add(Answer(mode="practice", member_id=li.id, question_id=first.id, chosen=[], is_correct=i == 0, answered_at=now))
-            db.add(Answer(mode="practice", member_id=li.id, question_id=second.id, chosen=[], is_correct=True, answered_at=now))
+            db.add(
+                Answer(
+                    mode="practice",
+                    member_id=li.id,
+                    question_id=first.id,
+                    chosen=[],
+                    is_correct=i == 0,
+                    answered_at=now,
+                )
+            )
+            db.add(
+                Answer(
+                    mode="practice", member_id=li.id, question_id=second.id, chosen=[], is_correct=True, answered_at=now
+                )
+            )
         db.add(QuestionReport(member_id=li.id, question_id=first.id, text="年份有误", at=now))
     wu = client_for(env, "吴管理")
     page = wu.get(f"/console/questions?q=%23{first.id}").text

@@ -40,7 +40,12 @@ def test_calendar_and_jobs_for_admins_only(env):
     wu = client_for(env, "吴管理")
     page = wu.get("/console/calendar?year=2027")
     assert page.status_code == 200
-    assert "<td>春节</td>" in page.text and "<td>中秋</td>" in page.text and "发布月度测试" in page.text and "monthly_quiz" in page.text
+    assert (
+        "<td>春节</td>" in page.text
+        and "<td>中秋</td>" in page.text
+        and "发布月度测试" in page.text
+        and "monthly_quiz" in page.text
+    )
     assert wu.get("/console/calendar?year=abc").status_code == 400
     assert client_for(env, "王书记").get("/console/calendar").status_code == 403
 

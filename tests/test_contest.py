@@ -31,7 +31,11 @@ def run_tick(env) -> int:
 
 def test_contest_end_to_end_with_simultaneous_answers(env):
     wang = bind(env, "o-wang", "王书记", "0001")
-    li, zhao, qian = bind(env, "o-li", "李明", "0002"), bind(env, "o-zhao", "赵敏", "0003"), bind(env, "o-qian", "钱进", "0004")
+    li, zhao, qian = (
+        bind(env, "o-li", "李明", "0002"),
+        bind(env, "o-zhao", "赵敏", "0003"),
+        bind(env, "o-qian", "钱进", "0004"),
+    )
     started = wang.say("抢答赛 2")
     assert "已发起抢答赛" in started and "（2 题）" in started
     assert "仅限支部书记和管理员" in li.say("抢答赛")
@@ -52,8 +56,10 @@ def test_contest_end_to_end_with_simultaneous_answers(env):
     async def together():
         transport = httpx.ASGITransport(app=env.client.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            return await asyncio.gather(client.post(first.url, content=first.body.encode()),
-                                        client.post(second.url, content=second.body.encode()))
+            return await asyncio.gather(
+                client.post(first.url, content=first.body.encode()),
+                client.post(second.url, content=second.body.encode()),
+            )
 
     replies = [li.reply_text(r.text) for r in asyncio.run(together())]
     assert sorted(re.search(r"第 (\d) 位", r).group(1) for r in replies) == ["1", "2"]
@@ -75,7 +81,10 @@ def test_contest_end_to_end_with_simultaneous_answers(env):
         contest = db.exec(select(Contest)).one()
         names = {m.id: m.name for m in db.exec(select(Member)).all()}
         scores = {names[p.member_id]: p.score for p in db.exec(select(ContestPlayer)).all()}
-        places = [a.place for a in db.exec(select(ContestAnswer).where(ContestAnswer.index == 0, ContestAnswer.correct == True)).all()]  # noqa: E712
+        places = [
+            a.place
+            for a in db.exec(select(ContestAnswer).where(ContestAnswer.index == 0, ContestAnswer.correct == True)).all()
+        ]
     assert "抢答赛结束！最终排名" in final.text and contest.state == "done"
     # Either of the two simultaneous answers may win the first question; 赵敏 also wins the second.
     li_first = "第 1 位" in replies[0]

@@ -24,16 +24,27 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_notice_arrives_in_the_members_simulator_chat(tmp_path):
     port = free_port()
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[server]\nport = {port}\n[database]\nurl = "sqlite:///{tmp_path / "demo.db"}"\n'
-                   '[wechat]\ntoken = "branchbotdemo"\n[simulator]\nenabled = true\n[outbox]\npoll_seconds = 0.2\n',
-                   encoding="utf-8")
+    cfg.write_text(
+        f'[server]\nport = {port}\n[database]\nurl = "sqlite:///{tmp_path / "demo.db"}"\n'
+        '[wechat]\ntoken = "branchbotdemo"\n[simulator]\nenabled = true\n[outbox]\npoll_seconds = 0.2\n',
+        encoding="utf-8",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCHBOT__")} | {"PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "bot.cli", "init", "--demo", "--config", str(cfg)], env=env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", "init", "--demo", "--config", str(cfg)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--config", str(cfg)], env=env,
-                                  stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--config", str(cfg)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_healthy(port, server, log=log)
         with sync_api.sync_playwright() as p:

@@ -27,9 +27,12 @@ LOCAL = {"base_url": "http://127.0.0.1:8000", "client": ("127.0.0.1", 50000)}  #
 
 def demo_config(tmp_path: Path, extra: str = "") -> Path:
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "demo.db"}"\n'
-                   '[wechat]\ntoken = "branchbotdemo"\nmode = "plain"\n'
-                   f'[simulator]\nenabled = true\n{extra}', encoding="utf-8")
+    cfg.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "demo.db"}"\n'
+        '[wechat]\ntoken = "branchbotdemo"\nmode = "plain"\n'
+        f'[simulator]\nenabled = true\n{extra}',
+        encoding="utf-8",
+    )
     assert main(["init", "--demo", "--config", str(cfg)]) == 0
     return cfg
 
@@ -66,7 +69,9 @@ def drain(store, config) -> None:
 
 def deliveries(store) -> list[tuple[str, str, str, str]]:
     with store.session() as db:
-        rows = db.exec(select(Delivery, Member).join(Member, Member.id == Delivery.member_id).order_by(Delivery.id)).all()
+        rows = db.exec(
+            select(Delivery, Member).join(Member, Member.id == Delivery.member_id).order_by(Delivery.id)
+        ).all()
         return [(m.name, d.status, d.via, d.errmsg) for d, m in rows]
 
 
@@ -91,8 +96,12 @@ def test_secretary_notice_and_jobs_arrive_in_the_demo_members_chats(tmp_path, ca
         assert sim.chat("刘晓燕") == [] and sim.chat("孙丽娟") == []
         ledger = deliveries(store)
         assert {(n, s, v) for n, s, v, _ in ledger} == {
-            ("张建国", "sent", "demo"), ("李红梅", "sent", "demo"), ("王志强", "sent", "demo"),
-            ("刘晓燕", "skipped", ""), ("陈立新", "skipped", "")}
+            ("张建国", "sent", "demo"),
+            ("李红梅", "sent", "demo"),
+            ("王志强", "sent", "demo"),
+            ("刘晓燕", "skipped", ""),
+            ("陈立新", "skipped", ""),
+        }
         status = sim.say("张建国", "通知状态")
         assert "已送达 3 人" in status and "未绑定、收不到 2 人" in status
         first = sim.pushes()
@@ -114,8 +123,11 @@ def test_secretary_notice_and_jobs_arrive_in_the_demo_members_chats(tmp_path, ca
         drain(store, config)
         chat = sim.chat("李红梅")
         assert any("测试" in t for t in chat), chat
-        assert any(t.startswith("【") and "李红梅同志：今天是您入党 22 周年的政治生日" in t or
-                   t.startswith("李红梅同志：今天是您入党 22 周年的政治生日") for t in chat), chat
+        assert any(
+            (t.startswith("【") and "李红梅同志：今天是您入党 22 周年的政治生日" in t)
+            or t.startswith("李红梅同志：今天是您入党 22 周年的政治生日")
+            for t in chat
+        ), chat
         assert not any("政治生日" in t for t in sim.chat("王志强"))
 
         # The member's page shows each push once: ids are unique across polls.
@@ -146,10 +158,18 @@ def test_real_members_and_real_credentials_use_the_real_senders(tmp_path):
             assert not any(p["member_id"] == sim.members["王志强"]["id"] for p in sim.pushes()["pushes"])
 
         # Credentials set: the Official Account and WeCom senders, exactly as without the simulator.
-        real = load_config(cfg, {"BRANCHBOT__WECHAT__APP_ID": "wx1234567890abcdef", "BRANCHBOT__WECHAT__APP_SECRET": "s" * 32,
-                                 "BRANCHBOT__WECHAT__API_BASE": api.base, "BRANCHBOT__WECOM__CORP_ID": "ww1234567890",
-                                 "BRANCHBOT__WECOM__SECRET": "w" * 32, "BRANCHBOT__WECOM__AGENT_ID": "1000002",
-                                 "BRANCHBOT__WECOM__API_BASE": api.base})
+        real = load_config(
+            cfg,
+            {
+                "BRANCHBOT__WECHAT__APP_ID": "wx1234567890abcdef",
+                "BRANCHBOT__WECHAT__APP_SECRET": "s" * 32,
+                "BRANCHBOT__WECHAT__API_BASE": api.base,
+                "BRANCHBOT__WECOM__CORP_ID": "ww1234567890",
+                "BRANCHBOT__WECOM__SECRET": "w" * 32,
+                "BRANCHBOT__WECOM__AGENT_ID": "1000002",
+                "BRANCHBOT__WECOM__API_BASE": api.base,
+            },
+        )
         with TestClient(create_app(real, store), **LOCAL) as client:
             sim = Simulator(client)
             before = len(sim.pushes()["pushes"])
@@ -158,8 +178,11 @@ def test_real_members_and_real_credentials_use_the_real_senders(tmp_path):
             drain(store, real)
             assert len(sim.pushes()["pushes"]) == before
         second = [row for row in deliveries(store)[-5:] if row[1] != "skipped"]  # the second notice: 5 members
-        assert {(n, s, v) for n, s, v, _ in second} == {("张建国", "sent", "wecom"), ("李红梅", "sent", "wecom"),
-                                                        ("王志强", "sent", "wechat_kf")}
+        assert {(n, s, v) for n, s, v, _ in second} == {
+            ("张建国", "sent", "wecom"),
+            ("李红梅", "sent", "wecom"),
+            ("王志强", "sent", "wechat_kf"),
+        }
         assert api.times_delivered("lihongmei") == 1 and api.times_delivered(sim.members["王志强"]["openid"]) == 1
         store.dispose()
 

@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -35,8 +35,10 @@ def test_compose_runs_postgres_two_instances_and_nginx_with_health_checks():
         assert bot["environment"]["BRANCHBOT__DATABASE__URL"].startswith("postgresql+psycopg://")
         assert bot["environment"]["BRANCHBOT__SIMULATOR__ENABLED"] == "false"
         assert bot["env_file"] == ["branchbot.env"] and bot["read_only"] is True
-    assert {d: c["condition"] for d, c in services["nginx"]["depends_on"].items()} == {"bot1": "service_healthy",
-                                                                                      "bot2": "service_healthy"}
+    assert {d: c["condition"] for d, c in services["nginx"]["depends_on"].items()} == {
+        "bot1": "service_healthy",
+        "bot2": "service_healthy",
+    }
     mounts = " ".join(services["nginx"]["volumes"])
     assert "upstream-compose.conf" in mounts and "branchbot.conf" in mounts
 
@@ -56,7 +58,9 @@ def test_compose_and_env_example_hold_no_secrets():
     for path, value in _values(compose()):
         name = path.rsplit(".", 1)[-1]
         if SECRETISH.search(name):
-            assert re.fullmatch(r"\$\{[A-Z_]+(:\?[^}]*)?\}", value), f"{path} must come from the env file, not {value!r}"
+            assert re.fullmatch(r"\$\{[A-Z_]+(:\?[^}]*)?\}", value), (
+                f"{path} must come from the env file, not {value!r}"
+            )
         if "://" in value and "@" in value:  # a URL with credentials: the password is interpolated
             assert "${POSTGRES_PASSWORD" in value, path
     assert "deploy/branchbot.env" in (ROOT / ".gitignore").read_text(encoding="utf-8")
@@ -80,21 +84,41 @@ def test_dockerfile_is_slim_non_root_and_checks_health():
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
 def test_systemd_unit_verifies(tmp_path):
     unit = (DEPLOY / "systemd" / "branchbot@.service").read_text(encoding="utf-8")
-    for option in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
-                   "CapabilityBoundingSet=", "SystemCallFilter=@system-service", "User=branchbot",
-                   "EnvironmentFile=/etc/branchbot/branchbot.env"):
+    for option in (
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=",
+        "SystemCallFilter=@system-service",
+        "User=branchbot",
+        "EnvironmentFile=/etc/branchbot/branchbot.env",
+    ):
         assert option in unit.splitlines(), option
     # The ExecStart binary must exist for verify: point it at this environment's branchbot.
     installed = Path(sys.executable).parent / "branchbot"
-    (tmp_path / "branchbot@.service").write_text(unit.replace("/opt/branchbot/bin/branchbot", str(installed)), encoding="utf-8")
-    result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "branchbot@8000.service")],
-                            capture_output=True, text=True, timeout=60)
-    problems = [line for line in (result.stdout + result.stderr).splitlines()
-                if "branchbot@" in line and "Documentation" not in line]
+    (tmp_path / "branchbot@.service").write_text(
+        unit.replace("/opt/branchbot/bin/branchbot", str(installed)), encoding="utf-8"
+    )
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "branchbot@8000.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    problems = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if "branchbot@" in line and "Documentation" not in line
+    ]
     assert result.returncode == 0 and not problems, result.stdout + result.stderr
     # systemd's own exposure score for the sandbox (0 = locked down, 10 = none): at most 2.0.
-    security = subprocess.run(["systemd-analyze", "security", "--offline=true", "--threshold=20",
-                               str(tmp_path / "branchbot@8000.service")], capture_output=True, text=True, timeout=60)
+    security = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--threshold=20", str(tmp_path / "branchbot@8000.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if "offline" not in security.stderr:  # systemd < 252 cannot score a unit file offline
         assert security.returncode == 0, security.stdout[-2000:]
 
@@ -107,13 +131,21 @@ def _self_signed(directory: Path) -> None:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bot.example.org")])
-    now = datetime.now(timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + timedelta(days=1))
-            .sign(key, hashes.SHA256()))
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     (directory / "fullchain.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "privkey.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                              serialization.NoEncryption()))
+    (directory / "privkey.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
 
 
 def test_nginx_site_routes_only_the_callbacks_and_the_console():
@@ -136,12 +168,17 @@ def test_nginx_accepts_the_site(tmp_path, upstream):
     (tmp_path / "site.conf").write_text(site, encoding="utf-8")
     upstream_text = (DEPLOY / "nginx" / upstream).read_text(encoding="utf-8")
     # compose's service names only resolve inside compose: check the syntax with loopback.
-    (tmp_path / "upstream.conf").write_text(re.sub(r"server bot\d:", "server 127.0.0.1:", upstream_text), encoding="utf-8")
+    (tmp_path / "upstream.conf").write_text(
+        re.sub(r"server bot\d:", "server 127.0.0.1:", upstream_text), encoding="utf-8"
+    )
     (tmp_path / "nginx.conf").write_text(
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
         f"http {{\n  access_log off;\n  include {tmp_path}/upstream.conf;\n  include {tmp_path}/site.conf;\n}}\n",
-        encoding="utf-8")
-    result = subprocess.run(["nginx", "-t", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True, timeout=60)
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        ["nginx", "-t", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and "test is successful" in result.stderr, result.stderr
 
 
@@ -149,8 +186,14 @@ def test_systemd_config_example_loads_with_secrets_from_the_environment():
     from bot.config import load_config
     from tests.conftest import random_aes_key
 
-    config = load_config(DEPLOY / "config.toml.example", {"BRANCHBOT__WECHAT__ENCODING_AES_KEY": random_aes_key(),
-                                                          "BRANCHBOT__WECHAT__TOKEN": "t0ken", "BRANCHBOT__WECHAT__APP_ID": "wx1234567890abcdef"})
+    config = load_config(
+        DEPLOY / "config.toml.example",
+        {
+            "BRANCHBOT__WECHAT__ENCODING_AES_KEY": random_aes_key(),
+            "BRANCHBOT__WECHAT__TOKEN": "t0ken",
+            "BRANCHBOT__WECHAT__APP_ID": "wx1234567890abcdef",
+        },
+    )
     assert config.simulator.enabled is False and config.wechat.mode == "safe"
     assert config.database.url == "sqlite:////var/lib/branchbot/branchbot.db"  # the unit's only writable path
 
@@ -168,26 +211,42 @@ def test_nginx_site_serves_the_callbacks_over_tls_and_hides_the_rest(tmp_path):
 
     bot_port, http_port, https_port = free_port(), free_port(), free_port()
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[server]\nport = {bot_port}\n[database]\nurl = "sqlite:///{tmp_path / "bot.db"}"\n'
-                   f'[wechat]\ntoken = "{TOKEN}"\n[simulator]\nenabled = true\n', encoding="utf-8")
+    cfg.write_text(
+        f'[server]\nport = {bot_port}\n[database]\nurl = "sqlite:///{tmp_path / "bot.db"}"\n'
+        f'[wechat]\ntoken = "{TOKEN}"\n[simulator]\nenabled = true\n',
+        encoding="utf-8",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCHBOT__")} | {"PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "bot.cli", "init", "--config", str(cfg)], env=env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", "init", "--config", str(cfg)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     tls = tmp_path / "tls"
     tls.mkdir()
     _self_signed(tls)
     site = (DEPLOY / "nginx" / "branchbot.conf").read_text(encoding="utf-8").replace("/etc/nginx/tls/", f"{tls}/")
     site = re.sub(r"^\s*listen \[::\]:.*$", "", site, flags=re.M)
-    site = site.replace("listen 80;", f"listen 127.0.0.1:{http_port};").replace("listen 443 ", f"listen 127.0.0.1:{https_port} ")
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{http_port};").replace(
+        "listen 443 ", f"listen 127.0.0.1:{https_port} "
+    )
     (tmp_path / "site.conf").write_text(site, encoding="utf-8")
     (tmp_path / "nginx.conf").write_text(
         f"daemon off;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
         f"http {{\n  access_log off;\n  client_body_temp_path {tmp_path}/body;\n  proxy_temp_path {tmp_path}/proxy;\n"
-        f"  upstream branchbot {{ server 127.0.0.1:{bot_port}; }}\n  include {tmp_path}/site.conf;\n}}\n", encoding="utf-8")
+        f"  upstream branchbot {{ server 127.0.0.1:{bot_port}; }}\n  include {tmp_path}/site.conf;\n}}\n",
+        encoding="utf-8",
+    )
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--config", str(cfg)], env=env,
-                                  stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--config", str(cfg)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     nginx = subprocess.Popen(["nginx", "-c", str(tmp_path / "nginx.conf")], stderr=subprocess.PIPE, text=True)
     try:
         wait_healthy(bot_port, server, log=log)

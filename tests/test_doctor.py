@@ -30,8 +30,14 @@ def api():
 def healthy(api):
     api.heal()
     api.state.templates = [{"template_id": "TPL_NOTICE", "title": "支部通知"}]
-    api.state.agents = {"1000002": {"agentid": 1000002, "name": "学习助手", "close": 0,
-                                    "allow_userinfos": {"user": [{"userid": "zhangsan"}]}}}
+    api.state.agents = {
+        "1000002": {
+            "agentid": 1000002,
+            "name": "学习助手",
+            "close": 0,
+            "allow_userinfos": {"user": [{"userid": "zhangsan"}]},
+        }
+    }
     yield api
     api.heal()
 
@@ -40,13 +46,21 @@ def healthy(api):
 def production(tmp_path, no_env_overrides, monkeypatch, healthy):
     """A production configuration (safe mode, OA and WeCom, simulator off) on the fake API."""
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[database]\nurl = "sqlite:///prod.db"\n[simulator]\nenabled = false\n'
-                   f'[wechat]\napp_id = "{APP_ID}"\nmode = "safe"\napi_base = "{healthy.base}"\ntemplate_id = "TPL_NOTICE"\n'
-                   f'[wecom]\ncorp_id = "{CORP_ID}"\nagent_id = "1000002"\napi_base = "{healthy.base}"\n', encoding="utf-8")
-    env = {"BRANCHBOT__WECHAT__TOKEN": TOKEN, "BRANCHBOT__WECHAT__ENCODING_AES_KEY": random_aes_key(),
-           "BRANCHBOT__WECHAT__APP_SECRET": SECRET, "BRANCHBOT__WECOM__TOKEN": "wecomtoken",
-           "BRANCHBOT__WECOM__ENCODING_AES_KEY": random_aes_key(), "BRANCHBOT__WECOM__SECRET": WECOM_SECRET,
-           "BRANCHBOT__ROBOTS__KEYS": f'{{"演示第一党支部": "{ROBOT_KEY}"}}'}
+    cfg.write_text(
+        f'[database]\nurl = "sqlite:///prod.db"\n[simulator]\nenabled = false\n'
+        f'[wechat]\napp_id = "{APP_ID}"\nmode = "safe"\napi_base = "{healthy.base}"\ntemplate_id = "TPL_NOTICE"\n'
+        f'[wecom]\ncorp_id = "{CORP_ID}"\nagent_id = "1000002"\napi_base = "{healthy.base}"\n',
+        encoding="utf-8",
+    )
+    env = {
+        "BRANCHBOT__WECHAT__TOKEN": TOKEN,
+        "BRANCHBOT__WECHAT__ENCODING_AES_KEY": random_aes_key(),
+        "BRANCHBOT__WECHAT__APP_SECRET": SECRET,
+        "BRANCHBOT__WECOM__TOKEN": "wecomtoken",
+        "BRANCHBOT__WECOM__ENCODING_AES_KEY": random_aes_key(),
+        "BRANCHBOT__WECOM__SECRET": WECOM_SECRET,
+        "BRANCHBOT__ROBOTS__KEYS": f'{{"演示第一党支部": "{ROBOT_KEY}"}}',
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert main(["init", "--demo", "--config", str(cfg)]) == 0
@@ -67,11 +81,14 @@ def test_healthy_production_passes(production, capsys):
     assert "企业微信应用「学习助手」可以发送消息" in out and "数据库可连接" in out and "✓ 检查通过" in out
 
 
-@pytest.mark.parametrize("errcode, errmsg, expected", [
-    (40164, "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist rid: 1", ["IP白名单", "203.0.113.7"]),
-    (40125, "invalid appsecret", ["AppSecret 不正确", "BRANCHBOT__WECHAT__APP_SECRET"]),
-    (40013, "invalid appid", ["AppID 不正确", "BRANCHBOT__WECHAT__APP_ID"]),
-])
+@pytest.mark.parametrize(
+    "errcode, errmsg, expected",
+    [
+        (40164, "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist rid: 1", ["IP白名单", "203.0.113.7"]),
+        (40125, "invalid appsecret", ["AppSecret 不正确", "BRANCHBOT__WECHAT__APP_SECRET"]),
+        (40013, "invalid appid", ["AppID 不正确", "BRANCHBOT__WECHAT__APP_ID"]),
+    ],
+)
 def test_token_refusals_fail_with_the_fix(production, healthy, capsys, errcode, errmsg, expected):
     healthy.fail("token", errcode, errmsg)
     code, out = doctor(capsys, production)
@@ -116,7 +133,9 @@ def test_unreachable_api_fails(production, capsys, monkeypatch):
 
 
 def test_malformed_robot_key_fails(production, capsys, monkeypatch):
-    monkeypatch.setenv("BRANCHBOT__ROBOTS__KEYS", '{"演示第一党支部": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc"}')
+    monkeypatch.setenv(
+        "BRANCHBOT__ROBOTS__KEYS", '{"演示第一党支部": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc"}'
+    )
     code, out = doctor(capsys, production)
     assert code == 1 and "只需填写地址中 key= 后面的部分" in out
     monkeypatch.setenv("BRANCHBOT__ROBOTS__KEYS", '{"演示第一党支部": "12345"}')
@@ -126,8 +145,10 @@ def test_malformed_robot_key_fails(production, capsys, monkeypatch):
 
 def test_demo_passes_with_a_note(tmp_path, no_env_overrides, capsys):
     cfg = tmp_path / "config.toml"
-    cfg.write_text('[database]\nurl = "sqlite:///demo.db"\n[wechat]\ntoken = "branchbotdemo"\n[simulator]\nenabled = true\n',
-                   encoding="utf-8")
+    cfg.write_text(
+        '[database]\nurl = "sqlite:///demo.db"\n[wechat]\ntoken = "branchbotdemo"\n[simulator]\nenabled = true\n',
+        encoding="utf-8",
+    )
     assert main(["init", "--demo", "--config", str(cfg)]) == 0
     code, out = doctor(capsys, cfg)
     assert code == 0 and "演示模式" in out and "检查通过" in out
@@ -135,8 +156,10 @@ def test_demo_passes_with_a_note(tmp_path, no_env_overrides, capsys):
 
 def test_demo_token_and_public_simulator_fail(tmp_path, no_env_overrides, capsys, monkeypatch):
     cfg = tmp_path / "config.toml"
-    cfg.write_text('[database]\nurl = "sqlite:///demo.db"\n[wechat]\ntoken = "branchbotdemo"\n[simulator]\nenabled = false\n',
-                   encoding="utf-8")
+    cfg.write_text(
+        '[database]\nurl = "sqlite:///demo.db"\n[wechat]\ntoken = "branchbotdemo"\n[simulator]\nenabled = false\n',
+        encoding="utf-8",
+    )
     assert main(["init", "--config", str(cfg)]) == 0
     code, out = doctor(capsys, cfg)
     assert code == 1 and "公开的演示令牌" in out
@@ -192,17 +215,24 @@ def test_serve_refuses_an_empty_token_naming_the_key(tmp_path, no_env_overrides,
 
 def test_serve_refuses_wecom_without_token_or_aes_key(tmp_path, no_env_overrides, capsys):
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[database]\nurl = "sqlite:///s.db"\n[wechat]\ntoken = "abc123"\n[wecom]\ncorp_id = "{CORP_ID}"\ntoken = "abc123"\n',
-                   encoding="utf-8")
+    cfg.write_text(
+        f'[database]\nurl = "sqlite:///s.db"\n[wechat]\ntoken = "abc123"\n[wecom]\ncorp_id = "{CORP_ID}"\ntoken = "abc123"\n',
+        encoding="utf-8",
+    )
     assert main(["init", "--config", str(cfg)]) == 0
     code, out = serve(capsys, cfg)
     assert code == 2 and "wecom.encoding_aes_key 为空" in out and "BRANCHBOT__WECOM__ENCODING_AES_KEY" in out
 
 
-def test_serve_refuses_the_simulator_off_loopback_or_beside_real_credentials(tmp_path, no_env_overrides, capsys, monkeypatch):
+def test_serve_refuses_the_simulator_off_loopback_or_beside_real_credentials(
+    tmp_path, no_env_overrides, capsys, monkeypatch
+):
     cfg = tmp_path / "config.toml"
-    cfg.write_text('[database]\nurl = "sqlite:///s.db"\n[wechat]\ntoken = "abc123"\n[simulator]\nenabled = true\n'
-                   '[server]\nhost = "0.0.0.0"\n', encoding="utf-8")
+    cfg.write_text(
+        '[database]\nurl = "sqlite:///s.db"\n[wechat]\ntoken = "abc123"\n[simulator]\nenabled = true\n'
+        '[server]\nhost = "0.0.0.0"\n',
+        encoding="utf-8",
+    )
     assert main(["init", "--config", str(cfg)]) == 0
     code, out = serve(capsys, cfg)
     assert code == 2 and "聊天模拟器只能在本机地址上运行" in out and "BRANCHBOT__SIMULATOR__ENABLED=false" in out
@@ -216,8 +246,10 @@ def test_serve_refuses_the_simulator_off_loopback_or_beside_real_credentials(tmp
 
 def test_serve_refuses_the_public_demo_token_in_production(tmp_path, no_env_overrides, capsys):
     cfg = tmp_path / "config.toml"
-    cfg.write_text('[database]\nurl = "sqlite:///s.db"\n[wechat]\ntoken = "branchbotdemo"\n[simulator]\nenabled = false\n',
-                   encoding="utf-8")
+    cfg.write_text(
+        '[database]\nurl = "sqlite:///s.db"\n[wechat]\ntoken = "branchbotdemo"\n[simulator]\nenabled = false\n',
+        encoding="utf-8",
+    )
     assert main(["init", "--config", str(cfg)]) == 0
     code, out = serve(capsys, cfg)
     assert code == 2 and "公开的演示令牌" in out
@@ -231,7 +263,10 @@ def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path, no_env_overrides, ca
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        cfg.write_text(f'[database]\nurl = "sqlite:///s.db"\n[wechat]\ntoken = "abc123"\n[server]\nport = {port}\n', encoding="utf-8")
+        cfg.write_text(
+            f'[database]\nurl = "sqlite:///s.db"\n[wechat]\ntoken = "abc123"\n[server]\nport = {port}\n',
+            encoding="utf-8",
+        )
         assert main(["init", "--config", str(cfg)]) == 0
         code, out = serve(capsys, cfg)
     assert code == 2 and f"端口 {port} 已被占用" in out and "BRANCHBOT__SERVER__PORT" in out

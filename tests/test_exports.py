@@ -4,7 +4,7 @@ store (meetings, replies, campaigns and deliveries)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -69,7 +69,18 @@ def test_scores_and_participation_after_a_quiz_through_the_webhook(env, cfg, tmp
     code, stdout, _ = export(capsys, cfg, "scores", "--month", "2026-11", "-o", str(out))
     assert code == 0 and "共 11 行" in stdout
     sheet, rows = sheet_rows(out)
-    assert rows[0] == ("支部", "姓名", "角色", "状态", "是否完成", "得分", "答对题数", "完成时间", "本月积分", "累计积分")
+    assert rows[0] == (
+        "支部",
+        "姓名",
+        "角色",
+        "状态",
+        "是否完成",
+        "得分",
+        "答对题数",
+        "完成时间",
+        "本月积分",
+        "累计积分",
+    )
     assert sheet.freeze_panes == "A2" and sheet["A1"].font.bold
     li = next(r for r in rows if r[1] == "李明")
     assert rows[1] == li  # first of 第一党支部: the only finished attempt
@@ -105,30 +116,64 @@ def test_scores_and_participation_after_a_quiz_through_the_webhook(env, cfg, tmp
 
 def test_attendance_lists_every_member_of_the_branch_per_meeting(env, cfg, tmp_path, capsys):
     n = ids(env)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with env.store.session() as db:
-        day = Meeting(branch_id=n["第一党支部"], type="主题党日", starts_at=local(2026, 11, 20, 15, 0), place="党员活动室",
-                      topic="学习党的二十届四中全会精神", created_at=now)
-        other = Meeting(branch_id=n["第二党支部"], type="支委会", starts_at=local(2026, 11, 30, 23, 30), place="会议室",
-                        topic="研究发展党员", created_at=now)
-        december = Meeting(branch_id=n["第一党支部"], type="党课", starts_at=local(2026, 12, 1, 0, 30), place="报告厅",
-                           topic="下月的党课", created_at=now)
+        day = Meeting(
+            branch_id=n["第一党支部"],
+            type="主题党日",
+            starts_at=local(2026, 11, 20, 15, 0),
+            place="党员活动室",
+            topic="学习党的二十届四中全会精神",
+            created_at=now,
+        )
+        other = Meeting(
+            branch_id=n["第二党支部"],
+            type="支委会",
+            starts_at=local(2026, 11, 30, 23, 30),
+            place="会议室",
+            topic="研究发展党员",
+            created_at=now,
+        )
+        december = Meeting(
+            branch_id=n["第一党支部"],
+            type="党课",
+            starts_at=local(2026, 12, 1, 0, 30),
+            place="报告厅",
+            topic="下月的党课",
+            created_at=now,
+        )
         db.add_all([day, other, december])
         db.flush()
-        db.add_all([
-            MeetingReply(meeting_id=day.id, member_id=n["李明0002"], answer="参加", answered_at=now,
-                         checked_in_at=local(2026, 11, 20, 14, 55)),
-            MeetingReply(meeting_id=day.id, member_id=n["赵敏0003"], answer="请假", reason="出差", answered_at=now),
-            MeetingReply(meeting_id=day.id, member_id=n["周芳0012"], answer="参加", answered_at=now),  # from another branch
-        ])
+        db.add_all(
+            [
+                MeetingReply(
+                    meeting_id=day.id,
+                    member_id=n["李明0002"],
+                    answer="参加",
+                    answered_at=now,
+                    checked_in_at=local(2026, 11, 20, 14, 55),
+                ),
+                MeetingReply(meeting_id=day.id, member_id=n["赵敏0003"], answer="请假", reason="出差", answered_at=now),
+                MeetingReply(
+                    meeting_id=day.id, member_id=n["周芳0012"], answer="参加", answered_at=now
+                ),  # from another branch
+            ]
+        )
     out = tmp_path / "scores.xlsx"
-    code, stdout, _ = export(capsys, cfg, "attendance", "--month", "2026-11", "-o", str(out))
+    code, _stdout, _ = export(capsys, cfg, "attendance", "--month", "2026-11", "-o", str(out))
     assert code == 0
     sheet, rows = sheet_rows(out)
     assert rows[0] == ("支部", "会议类型", "时间", "地点", "主题", "姓名", "回复", "请假理由", "签到时间")
     first = [r for r in rows[1:] if r[1] == "主题党日"]
     assert len(first) == 7  # six members of 第一党支部 plus 周芳, who replied
-    assert first[0][:6] == ("第一党支部", "主题党日", datetime(2026, 11, 20, 15, 0), "党员活动室", "学习党的二十届四中全会精神", "王书记")
+    assert first[0][:6] == (
+        "第一党支部",
+        "主题党日",
+        datetime(2026, 11, 20, 15, 0),
+        "党员活动室",
+        "学习党的二十届四中全会精神",
+        "王书记",
+    )
     by_name = {r[5]: r for r in first}
     assert by_name["王书记"][6:] == ("未回复", None, None)
     assert by_name["李明"][6:] == ("参加", None, datetime(2026, 11, 20, 14, 55))
@@ -148,30 +193,75 @@ def test_deliveries_in_plain_chinese_with_reasons(env, cfg, tmp_path, capsys):
     n = ids(env)
     people = ["李明0002", "赵敏0003", "钱进0004", "周芳0012", "王书记0001"]
     with env.store.session() as db:
-        october = create_campaign(db, kind="broadcast", title="十月通知", text="旧通知", member_ids=[n["李明0002"]],
-                                  now=local(2026, 10, 31, 23, 0))
-        campaign = create_campaign(db, kind="broadcast", title="支部通知", text="周五下午三点集中学习。",
-                                   member_ids=[n[p] for p in people], now=local(2026, 11, 1, 0, 30))
+        october = create_campaign(
+            db,
+            kind="broadcast",
+            title="十月通知",
+            text="旧通知",
+            member_ids=[n["李明0002"]],
+            now=local(2026, 10, 31, 23, 0),
+        )
+        campaign = create_campaign(
+            db,
+            kind="broadcast",
+            title="支部通知",
+            text="周五下午三点集中学习。",
+            member_ids=[n[p] for p in people],
+            now=local(2026, 11, 1, 0, 30),
+        )
         campaign.branch_id, campaign.robot_status = n["第一党支部"], "failed 45009"
         db.add(campaign)
         updated = local(2026, 11, 1, 0, 31)
-        outcomes = {"李明0002": ("sent", "wecom", None, ""), "赵敏0003": ("inbox", "inbox", 45015, "response out of time limit"),
-                    "钱进0004": ("failed", "wecom", 81013, "invaliduser"), "周芳0012": ("skipped", "", None, "未绑定"),
-                    "王书记0001": ("failed", "wechat_kf", 99999, "something new")}
+        outcomes = {
+            "李明0002": ("sent", "wecom", None, ""),
+            "赵敏0003": ("inbox", "inbox", 45015, "response out of time limit"),
+            "钱进0004": ("failed", "wecom", 81013, "invaliduser"),
+            "周芳0012": ("skipped", "", None, "未绑定"),
+            "王书记0001": ("failed", "wechat_kf", 99999, "something new"),
+        }
         for who, (status, via, code, msg) in outcomes.items():
-            delivery = db.exec(select(Delivery).where(Delivery.campaign_id == campaign.id,
-                                                      Delivery.member_id == n[who])).one()
-            delivery.status, delivery.via, delivery.errcode, delivery.errmsg, delivery.updated_at = status, via, code, msg, updated
+            delivery = db.exec(
+                select(Delivery).where(Delivery.campaign_id == campaign.id, Delivery.member_id == n[who])
+            ).one()
+            delivery.status, delivery.via, delivery.errcode, delivery.errmsg, delivery.updated_at = (
+                status,
+                via,
+                code,
+                msg,
+                updated,
+            )
             db.add(delivery)
         campaign_id, october_id = campaign.id, october.id
     out = tmp_path / "deliveries.xlsx"
     assert export(capsys, cfg, "deliveries", "--month", "2026-11", "-o", str(out))[0] == 0
     sheet, rows = sheet_rows(out)
-    assert rows[0] == ("推送编号", "类型", "标题", "内容", "创建时间", "支部", "姓名", "状态", "渠道", "失败原因", "更新时间")
+    assert rows[0] == (
+        "推送编号",
+        "类型",
+        "标题",
+        "内容",
+        "创建时间",
+        "支部",
+        "姓名",
+        "状态",
+        "渠道",
+        "失败原因",
+        "更新时间",
+    )
     assert all(r[0] == campaign_id for r in rows[1:]) and october_id not in [r[0] for r in rows[1:]]
     by_name = {r[6]: r for r in rows[1:]}
-    assert by_name["李明"][1:] == ("支部通知", "支部通知", "周五下午三点集中学习。", datetime(2026, 11, 1, 0, 30), "第一党支部",
-                                 "李明", "已发送", "企业微信", None, datetime(2026, 11, 1, 0, 31))
+    assert by_name["李明"][1:] == (
+        "支部通知",
+        "支部通知",
+        "周五下午三点集中学习。",
+        datetime(2026, 11, 1, 0, 30),
+        "第一党支部",
+        "李明",
+        "已发送",
+        "企业微信",
+        None,
+        datetime(2026, 11, 1, 0, 31),
+    )
     assert by_name["赵敏"][7:10] == ("待阅读", "未读通知", "45015 超过 48 小时未互动")
     assert by_name["钱进"][7:10] == ("失败", "企业微信", "81013 企业微信账号无效")
     assert by_name["周芳"][7:10] == ("跳过", None, "未绑定")
@@ -214,8 +304,13 @@ def test_meeting_and_notice_sent_through_chat_and_the_outbox(tmp_path, clock, ca
     assert export(capsys, cfg, "attendance", "--month", "2026-11", "-o", str(out))[0] == 0
     _, rows = sheet_rows(out)
     by_name = {r[5]: r for r in rows[1:]}
-    assert len(by_name) == 6 and by_name["李明"][:5] == ("第一党支部", "主题党日", datetime(2026, 11, 13, 15, 0), "三楼会议室",
-                                                      "学习党的二十届四中全会精神")
+    assert len(by_name) == 6 and by_name["李明"][:5] == (
+        "第一党支部",
+        "主题党日",
+        datetime(2026, 11, 13, 15, 0),
+        "三楼会议室",
+        "学习党的二十届四中全会精神",
+    )
     assert by_name["李明"][6:] == ("参加", None, datetime(2026, 11, 13, 14, 55))
     assert by_name["赵敏"][6:8] == ("请假", "出差") and by_name["钱进"][6] == "未回复"
 
@@ -234,7 +329,9 @@ def test_bad_month_branch_or_file_is_a_usage_error(env, cfg, tmp_path, capsys):
     for month in ("2026-13", "2026-00", "11-2026", "abc"):
         code, _, err = export(capsys, cfg, "scores", "--month", month, "-o", str(tmp_path / "x.xlsx"))
         assert code == 2 and f"--month「{month}」不是有效月份" in err and "YYYY-MM" in err
-    code, _, err = export(capsys, cfg, "scores", "--month", "2026-11", "--branch", "第九党支部", "-o", str(tmp_path / "x.xlsx"))
+    code, _, err = export(
+        capsys, cfg, "scores", "--month", "2026-11", "--branch", "第九党支部", "-o", str(tmp_path / "x.xlsx")
+    )
     assert code == 2 and "没有名为「第九党支部」的支部" in err
     code, _, err = export(capsys, cfg, "scores", "--month", "2026-11", "-o", str(tmp_path / "x.csv"))
     assert code == 2 and ".xlsx" in err
@@ -270,6 +367,6 @@ def test_formula_like_text_is_exported_as_text(env, cfg, tmp_path, capsys):
     out = tmp_path / "scores.xlsx"
     code, _, _ = export(capsys, cfg, "scores", "-o", str(out))
     assert code == 0
-    sheet, rows = sheet_rows(out)
+    sheet, _rows = sheet_rows(out)
     cells = [cell for row in sheet.iter_rows() for cell in row if cell.value == '=HYPERLINK("http://x","点我")']
     assert cells and all(cell.data_type == "s" for cell in cells)

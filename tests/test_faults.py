@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -97,15 +97,20 @@ class TcpProxy:
         self.listener.close()
 
 
-@pytest.mark.skipif(not PG_URL, reason="needs BRANCHBOT_TEST_PG_URL (the outage is staged between the bot and PostgreSQL)")
+@pytest.mark.skipif(
+    not PG_URL, reason="needs BRANCHBOT_TEST_PG_URL (the outage is staged between the bot and PostgreSQL)"
+)
 def test_database_outage_gets_an_apology_and_recovers(tmp_path, clock, database_url):
     if database_url.startswith("sqlite"):
         pytest.skip("an outage needs a database behind a network connection")
     parts = urlsplit(database_url)
     proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
     try:
-        via_proxy = urlunsplit(parts._replace(netloc=parts.netloc.replace(f"{parts.hostname}:{parts.port or 5432}",
-                                                                          f"127.0.0.1:{proxy.port}")))
+        via_proxy = urlunsplit(
+            parts._replace(
+                netloc=parts.netloc.replace(f"{parts.hostname}:{parts.port or 5432}", f"127.0.0.1:{proxy.port}")
+            )
+        )
         env = build_env(tmp_path, clock, database_url=via_proxy)
         with env.client:
             user = env.wechat("o-li")
@@ -143,8 +148,12 @@ class Instance:
         environ |= {**settings, "BRANCHBOT__SERVER__PORT": str(self.port), "PYTHONPATH": str(ROOT)}
         self.log = tmp_path / f"{name}.log"
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--config", str(config)],
-                                            env=environ, stdout=out, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "serve", "--config", str(config)],
+                env=environ,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def wait_healthy(self, seconds: float = 60) -> None:
         wait_healthy(self.port, self.process, seconds, self.log)
@@ -164,12 +173,16 @@ class Instance:
 
 def serve_settings(database_url: str, api: FakeWeChatApi, **extra: str) -> dict[str, str]:
     return {
-        "BRANCHBOT__DATABASE__URL": database_url, "BRANCHBOT__WECHAT__TOKEN": TOKEN,
-        "BRANCHBOT__WECHAT__APP_ID": APP_ID, "BRANCHBOT__WECHAT__APP_SECRET": "s" * 32,
+        "BRANCHBOT__DATABASE__URL": database_url,
+        "BRANCHBOT__WECHAT__TOKEN": TOKEN,
+        "BRANCHBOT__WECHAT__APP_ID": APP_ID,
+        "BRANCHBOT__WECHAT__APP_SECRET": "s" * 32,
         "BRANCHBOT__WECHAT__API_BASE": api.base,
         # No scheduled job may add pushes of its own to these members, whatever today is.
-        "BRANCHBOT__SCHEDULER__ENABLED": "false", "BRANCHBOT__SIMULATOR__ENABLED": "false",
-        "BRANCHBOT__OUTBOX__WECHAT_PER_SECOND": "1000", "BRANCHBOT__OUTBOX__POLL_SECONDS": "0.05",
+        "BRANCHBOT__SCHEDULER__ENABLED": "false",
+        "BRANCHBOT__SIMULATOR__ENABLED": "false",
+        "BRANCHBOT__OUTBOX__WECHAT_PER_SECOND": "1000",
+        "BRANCHBOT__OUTBOX__POLL_SECONDS": "0.05",
         **extra,
     }
 
@@ -182,17 +195,27 @@ def campaign_store(database_url: str, members: int, text: str) -> tuple[Store, i
     load_roster(store)
     with store.session() as db:
         branch_id = db.exec(select(Member.branch_id)).first()
-        db.add_all([Member(name=f"成员{i}", phone=f"186{i:08d}", branch_id=branch_id, openid=f"o-m{i}") for i in range(members)])
+        db.add_all(
+            [
+                Member(name=f"成员{i}", phone=f"186{i:08d}", branch_id=branch_id, openid=f"o-m{i}")
+                for i in range(members)
+            ]
+        )
     with store.session() as db:
         ids = db.exec(select(Member.id).where(Member.openid.like("o-m%"))).all()  # type: ignore[union-attr]
-        campaign = create_campaign(db, kind="broadcast", text=text, member_ids=ids, now=datetime.now(timezone.utc)).id
+        campaign = create_campaign(db, kind="broadcast", text=text, member_ids=ids, now=datetime.now(UTC)).id
     return store, campaign  # type: ignore[return-value]
 
 
 def delivery_counts(store: Store, campaign: int) -> dict[str, int]:
     with store.session() as db:
-        return dict(db.exec(select(Delivery.status, func.count(Delivery.id)).where(Delivery.campaign_id == campaign)
-                            .group_by(Delivery.status)).all())
+        return dict(
+            db.exec(
+                select(Delivery.status, func.count(Delivery.id))
+                .where(Delivery.campaign_id == campaign)
+                .group_by(Delivery.status)
+            ).all()
+        )
 
 
 def test_serving_instance_killed_five_times_mid_campaign_sends_each_member_once(tmp_path, database_url):
@@ -208,8 +231,13 @@ def test_serving_instance_killed_five_times_mid_campaign_sends_each_member_once(
     members = 2000
     with FakeWeChatApi(latency=0.02) as api:
         store, campaign = campaign_store(database_url, members, "支部通知：本周五下午集中学习。")
-        settings = serve_settings(database_url, api, BRANCHBOT__OUTBOX__LEASE_SECONDS="5",
-                                  BRANCHBOT__OUTBOX__CONCURRENCY="8", BRANCHBOT__OUTBOX__TIMEOUT_SECONDS="10")
+        settings = serve_settings(
+            database_url,
+            api,
+            BRANCHBOT__OUTBOX__LEASE_SECONDS="5",
+            BRANCHBOT__OUTBOX__CONCURRENCY="8",
+            BRANCHBOT__OUTBOX__TIMEOUT_SECONDS="10",
+        )
         sent_before, unmarked_at_kill = 0, []
         try:
             for round_ in range(5):
@@ -225,7 +253,9 @@ def test_serving_instance_killed_five_times_mid_campaign_sends_each_member_once(
                     while api.state.held["custom_send"] < 8 and time.time() < deadline:  # every sender waits
                         time.sleep(0.01)
                     deadline = time.time() + 5  # whatever WeChat accepted gets marked sent
-                    while (unmarked := sum(api.state.delivered.values()) - delivery_counts(store, campaign).get("sent", 0)) > 0:
+                    while (
+                        unmarked := sum(api.state.delivered.values()) - delivery_counts(store, campaign).get("sent", 0)
+                    ) > 0:
                         if time.time() > deadline:
                             break  # accepted but never marked: the final count will show it
                         time.sleep(0.02)
@@ -264,15 +294,22 @@ def test_wechat_api_down_replies_still_leave_in_time_and_deliveries_retry_later(
         store, campaign = campaign_store(database_url, members, "支部通知：周五下午学习。")
         chatting = ["o-chat-1", "o-chat-2", "o-chat-3"]
         with store.session() as db:
-            roster = db.exec(select(Member).where(Member.openid.is_(None)).order_by(Member.id).limit(len(chatting))).all()  # type: ignore[union-attr]
+            roster = db.exec(
+                select(Member).where(Member.openid.is_(None)).order_by(Member.id).limit(len(chatting))
+            ).all()  # type: ignore[union-attr]
             names = {}
             for member, openid in zip(roster, chatting):
                 member.openid = openid
                 names[openid] = member.name
                 db.add(member)
-        settings = serve_settings(database_url, api, BRANCHBOT__OUTBOX__CONCURRENCY="8",
-                                  BRANCHBOT__OUTBOX__TIMEOUT_SECONDS="0.5", BRANCHBOT__OUTBOX__RETRY_BASE_SECONDS="0.2",
-                                  BRANCHBOT__OUTBOX__MAX_ATTEMPTS="20")
+        settings = serve_settings(
+            database_url,
+            api,
+            BRANCHBOT__OUTBOX__CONCURRENCY="8",
+            BRANCHBOT__OUTBOX__TIMEOUT_SECONDS="0.5",
+            BRANCHBOT__OUTBOX__RETRY_BASE_SECONDS="0.2",
+            BRANCHBOT__OUTBOX__MAX_ATTEMPTS="20",
+        )
         budget = 3.0  # wechat.reply_budget_ms, default
         msg_ids = iter(range(770_000_001, 770_001_000))
         slowest = 0.0
@@ -282,8 +319,12 @@ def test_wechat_api_down_replies_still_leave_in_time_and_deliveries_retry_later(
             ts, nonce = str(int(time.time())), str(random.randrange(10**9, 10**10))  # fresh, as WeChat sends
             query = f"signature={sha1_sorted(TOKEN, ts, nonce)}&timestamp={ts}&nonce={nonce}&openid={openid}"
             started = time.perf_counter()
-            response = httpx.post(f"{instance.base}/wechat?{query}", content=text_xml(openid, "积分", int(ts), next(msg_ids)).encode(),
-                                  headers={"Content-Type": "text/xml"}, timeout=10)
+            response = httpx.post(
+                f"{instance.base}/wechat?{query}",
+                content=text_xml(openid, "积分", int(ts), next(msg_ids)).encode(),
+                headers={"Content-Type": "text/xml"},
+                timeout=10,
+            )
             took = time.perf_counter() - started
             slowest = max(slowest, took)
             assert response.status_code == 200
@@ -293,10 +334,16 @@ def test_wechat_api_down_replies_still_leave_in_time_and_deliveries_retry_later(
         def waiting() -> tuple[int, int, int]:
             """(sent, deliveries tried more than once, deliveries backing off)."""
             with store.session() as db:
-                rows = db.exec(select(Delivery.status, Delivery.attempts, Delivery.next_attempt_at)
-                               .where(Delivery.campaign_id == campaign)).all()
-            return (sum(s == "sent" for s, _, _ in rows), sum(a > 1 for _, a, _ in rows),
-                    sum(s == "pending" and n is not None for s, _, n in rows))
+                rows = db.exec(
+                    select(Delivery.status, Delivery.attempts, Delivery.next_attempt_at).where(
+                        Delivery.campaign_id == campaign
+                    )
+                ).all()
+            return (
+                sum(s == "sent" for s, _, _ in rows),
+                sum(a > 1 for _, a, _ in rows),
+                sum(s == "pending" and n is not None for s, _, n in rows),
+            )
 
         instance = Instance(tmp_path, settings, "serve")
         try:
@@ -344,8 +391,13 @@ def test_two_instances_share_a_campaign_that_takes_longer_than_the_lease(tmp_pat
     with FakeWeChatApi(latency=0.01) as api:
         store, campaign = campaign_store(database_url, members, "支部通知：周五下午学习。")
         # 300 messages at 30 a second: 10 s for one instance's claim, twice the lease.
-        settings = serve_settings(database_url, api, BRANCHBOT__OUTBOX__LEASE_SECONDS="5",
-                                  BRANCHBOT__OUTBOX__WECHAT_PER_SECOND="30", BRANCHBOT__OUTBOX__CONCURRENCY="4")
+        settings = serve_settings(
+            database_url,
+            api,
+            BRANCHBOT__OUTBOX__LEASE_SECONDS="5",
+            BRANCHBOT__OUTBOX__WECHAT_PER_SECOND="30",
+            BRANCHBOT__OUTBOX__CONCURRENCY="4",
+        )
         instances = [Instance(tmp_path, settings, f"serve-{n}") for n in range(2)]
         try:
             for instance in instances:

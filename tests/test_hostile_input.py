@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import re
+from datetime import UTC
 from urllib.parse import urlencode
 
 import pytest
@@ -24,8 +25,25 @@ FIELDS = ["ToUserName", "FromUserName", "CreateTime", "MsgType", "Content", "Msg
 text_values = st.one_of(
     st.text(max_size=50),
     st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300),
-    st.sampled_from(["text", "event", "image", "", "-1", "99999999999999999999", "]]>", "&amp;", "&lol;", "\u202e", "🎉" * 20,
-                     "subscribe", "CLICK", "<a>b</a>", "0" * 5000]),
+    st.sampled_from(
+        [
+            "text",
+            "event",
+            "image",
+            "",
+            "-1",
+            "99999999999999999999",
+            "]]>",
+            "&amp;",
+            "&lol;",
+            "\u202e",
+            "🎉" * 20,
+            "subscribe",
+            "CLICK",
+            "<a>b</a>",
+            "0" * 5000,
+        ]
+    ),
 )
 
 
@@ -44,7 +62,9 @@ def xml_bodies(draw) -> bytes:
     elif mutation == "prefix":
         body = draw(st.text(max_size=20)) + body
     elif mutation == "doctype":
-        body = '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>' + body.replace("</xml>", "<Content>&e;</Content></xml>")
+        body = '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>' + body.replace(
+            "</xml>", "<Content>&e;</Content></xml>"
+        )
     elif mutation == "junk":
         return draw(st.binary(max_size=500))
     return body.encode("utf-8", "surrogatepass")
@@ -52,13 +72,17 @@ def xml_bodies(draw) -> bytes:
 
 @pytest.fixture(scope="module")
 def fuzz_env(tmp_path_factory):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from tests.conftest import FakeClock
 
-    clock = FakeClock(datetime(2026, 11, 10, 1, 0, tzinfo=timezone.utc))
-    env = build_env(tmp_path_factory.mktemp("fuzz"), clock, BRANCHBOT__WECHAT__MODE="compatible",
-                    BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key())
+    clock = FakeClock(datetime(2026, 11, 10, 1, 0, tzinfo=UTC))
+    env = build_env(
+        tmp_path_factory.mktemp("fuzz"),
+        clock,
+        BRANCHBOT__WECHAT__MODE="compatible",
+        BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key(),
+    )
     with env.client:
         yield env
 
@@ -73,7 +97,9 @@ def signed_query(env, encrypted: str | None = None) -> str:
 
 def state(env) -> tuple[int, int]:
     with env.store.session() as db:
-        return len(db.exec(select(ProcessedMessage)).all()), len(db.exec(select(Member).where(Member.openid.is_not(None))).all())  # type: ignore[union-attr]
+        return len(db.exec(select(ProcessedMessage)).all()), len(
+            db.exec(select(Member).where(Member.openid.is_not(None))).all()
+        )  # type: ignore[union-attr]
 
 
 @FUZZ
@@ -91,7 +117,9 @@ def test_random_and_mutated_xml_never_breaks_the_webhook(fuzz_env, body):
 def test_bad_ciphertext_is_always_a_clean_refusal(fuzz_env, encrypted):
     before = state(fuzz_env)
     safe = encrypted.replace("]]>", "")
-    body = f"<xml><ToUserName>gh</ToUserName><Encrypt><![CDATA[{safe}]]></Encrypt></xml>".encode("utf-8", "surrogatepass")
+    body = f"<xml><ToUserName>gh</ToUserName><Encrypt><![CDATA[{safe}]]></Encrypt></xml>".encode(
+        "utf-8", "surrogatepass"
+    )
     response = fuzz_env.client.post("/wechat?" + signed_query(fuzz_env, safe), content=body)
     # 400 when it cannot be decrypted; 403 when XML's newline normalisation changed the signed text.
     assert response.status_code in (400, 403)
@@ -99,21 +127,43 @@ def test_bad_ciphertext_is_always_a_clean_refusal(fuzz_env, encrypted):
 
 
 @FUZZ
-@given(query=st.dictionaries(st.sampled_from(["signature", "timestamp", "nonce", "echostr", "encrypt_type", "msg_signature"]),
-                             st.text(max_size=40), max_size=6))
+@given(
+    query=st.dictionaries(
+        st.sampled_from(["signature", "timestamp", "nonce", "echostr", "encrypt_type", "msg_signature"]),
+        st.text(max_size=40),
+        max_size=6,
+    )
+)
 def test_hostile_query_strings_are_refused(fuzz_env, query):
     assert fuzz_env.client.get("/wechat?" + urlencode(query)).status_code in (400, 403)
     assert fuzz_env.client.post("/wechat?" + urlencode(query), content=b"<xml/>").status_code in (400, 403)
 
 
-cells = st.one_of(st.text(max_size=30), st.sampled_from(["单选", "多选", "判断", "对", "错", "ACD", "Z", "", "=cmd|' /C calc'!A0", "1e9"]))
+cells = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["单选", "多选", "判断", "对", "错", "ACD", "Z", "", "=cmd|' /C calc'!A0", "1e9"]),
+)
 
 
 @FUZZ
 @given(rows=st.lists(st.lists(cells, min_size=0, max_size=15), max_size=6))
 def test_question_importer_refuses_cleanly(tmp_path_factory, rows):
     path = tmp_path_factory.mktemp("q") / "fuzz.csv"
-    header = ["题型", "题干", "选项A", "选项B", "选项C", "选项D", "选项E", "选项F", "答案", "解析", "分类", "来源", "难度"]
+    header = [
+        "题型",
+        "题干",
+        "选项A",
+        "选项B",
+        "选项C",
+        "选项D",
+        "选项E",
+        "选项F",
+        "答案",
+        "解析",
+        "分类",
+        "来源",
+        "难度",
+    ]
     with path.open("w", newline="", encoding="utf-8", errors="surrogatepass") as f:
         csv.writer(f).writerows([header, *rows])
     try:
@@ -135,8 +185,10 @@ def test_rejected_import_leaves_the_bank_as_it_was(fuzz_env, tmp_path):
     with fuzz_env.store.session() as db:
         before = [(q.id, q.stem, q.answer) for q in db.exec(select(Question)).all()]
     bad = tmp_path / "bad.csv"
-    bad.write_text("题型,题干,选项A,选项B,答案,解析,分类,来源\n单选,一道新题？,甲,乙,A,解析,党史,来源\n单选,,甲,乙,C,解析,党史,来源\n",
-                   encoding="utf-8")
+    bad.write_text(
+        "题型,题干,选项A,选项B,答案,解析,分类,来源\n单选,一道新题？,甲,乙,A,解析,党史,来源\n单选,,甲,乙,C,解析,党史,来源\n",
+        encoding="utf-8",
+    )
     config = tmp_path / "c.toml"
     config.write_text(f'[database]\nurl = "{fuzz_env.config.database.url}"\n', encoding="utf-8")
     assert main(["quiz", "import", str(bad), "--config", str(config)]) == 1

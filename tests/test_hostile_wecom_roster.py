@@ -20,7 +20,7 @@ import re
 import socket
 import struct
 import unicodedata
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape
@@ -37,8 +37,19 @@ from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from bot.app import APOLOGY
 from bot.roster import check_file as check_roster
 from bot.store import Branch, Member, Role
-from bot.store.models import (Answer, Attempt, AuditEntry, BindAttempt, Campaign, Delivery, Dialog, MeetingReply,
-                              PointsEntry, ProcessedMessage, QuestionReport)
+from bot.store.models import (
+    Answer,
+    Attempt,
+    AuditEntry,
+    BindAttempt,
+    Campaign,
+    Delivery,
+    Dialog,
+    MeetingReply,
+    PointsEntry,
+    ProcessedMessage,
+    QuestionReport,
+)
 from bot.tabular import FileProblem
 from tests.conftest import CORP_ID, DATA, FakeClock, build_env, random_aes_key, sha1_sorted
 from tests.test_hostile_input import xml_bodies
@@ -59,11 +70,16 @@ nonces = st.one_of(st.just(NONCE), st.text(alphabet=NO_SURROGATES, max_size=20))
 def wecom(tmp_path_factory):
     """One app with WeCom enabled on SQLite, shared by the examples (refusals must not
     change it, accepted messages may)."""
-    clock = FakeClock(datetime(2026, 11, 10, 1, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 11, 10, 1, 0, tzinfo=UTC))
     key = random_aes_key()
-    env = build_env(tmp_path_factory.mktemp("wecom-fuzz"), clock, BRANCHBOT__WECOM__CORP_ID=CORP_ID,
-                    BRANCHBOT__WECOM__TOKEN=WECOM_TOKEN, BRANCHBOT__WECOM__ENCODING_AES_KEY=key,
-                    BRANCHBOT__WECOM__API_BASE="http://127.0.0.1:9/gov")
+    env = build_env(
+        tmp_path_factory.mktemp("wecom-fuzz"),
+        clock,
+        BRANCHBOT__WECOM__CORP_ID=CORP_ID,
+        BRANCHBOT__WECOM__TOKEN=WECOM_TOKEN,
+        BRANCHBOT__WECOM__ENCODING_AES_KEY=key,
+        BRANCHBOT__WECOM__API_BASE="http://127.0.0.1:9/gov",
+    )
     env.aes_key = key
     env.crypto = WeChatCrypto(WECOM_TOKEN, key, CORP_ID)
     with env.client:
@@ -72,16 +88,31 @@ def wecom(tmp_path_factory):
 
 
 msg_ids = itertools.count(7_000_000_001)
-WATCHED = [ProcessedMessage, Attempt, Answer, PointsEntry, Dialog, BindAttempt, Campaign, Delivery, MeetingReply,
-           AuditEntry, QuestionReport]
+WATCHED = [
+    ProcessedMessage,
+    Attempt,
+    Answer,
+    PointsEntry,
+    Dialog,
+    BindAttempt,
+    Campaign,
+    Delivery,
+    MeetingReply,
+    AuditEntry,
+    QuestionReport,
+]
 
 
 def snapshot(env) -> tuple:
     """Row counts of everything a message can write, and every member's binding state."""
     with env.store.session() as db:
         counts = tuple(db.exec(select(func.count()).select_from(model)).one() for model in WATCHED)
-        members = tuple(sorted((m.id, m.openid, m.wecom_userid, m.subscribed, m.status, m.role, str(m.bound_at))
-                               for m in db.exec(select(Member)).all()))
+        members = tuple(
+            sorted(
+                (m.id, m.openid, m.wecom_userid, m.subscribed, m.status, m.role, str(m.bound_at))
+                for m in db.exec(select(Member)).all()
+            )
+        )
     return counts, members
 
 
@@ -95,8 +126,10 @@ def encrypt(env, plaintext: bytes | str, receive_id: bytes | str = CORP_ID) -> s
 
 
 def envelope(encrypted: str) -> bytes:
-    return (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt>"
-            f"<AgentID><![CDATA[1000002]]></AgentID></xml>").encode("utf-8", "surrogatepass")
+    return (
+        f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt>"
+        f"<AgentID><![CDATA[1000002]]></AgentID></xml>"
+    ).encode("utf-8", "surrogatepass")
 
 
 def signed(env, encrypted: str, nonce: str = NONCE) -> str:
@@ -130,9 +163,36 @@ def refused_cleanly(env, before, response, statuses=(400, 403)) -> None:
 
 # ------------------------------------------------------------------ /wecom strategies
 
-UNICODE_EDGES = ["\u202e", "\u200f", "\u200b", "\u2028", "\ufeff", "a\u0301", "🎉" * 30, "👨\u200d👩\u200d👧", "𝔘𝔫𝔦",
-                 "１３９", "٣", "\U0010fffd", "\x00", "\x0b", "\x1b[31m", "\ufffe", "\uffff", "\ud800", "\udfff",
-                 "]]>", "&lol;", "&#0;", "&#x1F;", "&#xD800;", "<a>", "%s%n", "\r\n", " "]
+UNICODE_EDGES = [
+    "\u202e",
+    "\u200f",
+    "\u200b",
+    "\u2028",
+    "\ufeff",
+    "a\u0301",
+    "🎉" * 30,
+    "👨\u200d👩\u200d👧",
+    "𝔘𝔫𝔦",
+    "１３９",
+    "٣",
+    "\U0010fffd",
+    "\x00",
+    "\x0b",
+    "\x1b[31m",
+    "\ufffe",
+    "\uffff",
+    "\ud800",
+    "\udfff",
+    "]]>",
+    "&lol;",
+    "&#0;",
+    "&#x1F;",
+    "&#xD800;",
+    "<a>",
+    "%s%n",
+    "\r\n",
+    " ",
+]
 hostile_text = st.one_of(
     st.text(max_size=40),
     st.text(alphabet=NO_SURROGATES, max_size=200),
@@ -173,14 +233,27 @@ def messages(draw, odd_shapes: bool = True) -> bytes:
     fields = {
         "ToUserName": usually(draw, st.just(CORP_ID), hostile_text),
         "FromUserName": usually(draw, st.sampled_from(SENDERS[:4]), st.one_of(st.sampled_from(SENDERS), hostile_text)),
-        "CreateTime": usually(draw, st.just(str(now)), st.one_of(
-            st.integers(-10, 10**13).map(str), st.sampled_from(["999999999999", "253402300800", "253402300799", "0",
-                                                                "", "1.7e9", "０１２", "٣٣٣", "+17", " 17"]))),
-        "MsgType": usually(draw, st.sampled_from(["text", "text", "event"]), st.one_of(
-            st.sampled_from(["image", "voice", "location", "link", "TEXT", "Event", ""]), hostile_text)),
+        "CreateTime": usually(
+            draw,
+            st.just(str(now)),
+            st.one_of(
+                st.integers(-10, 10**13).map(str),
+                st.sampled_from(
+                    ["999999999999", "253402300800", "253402300799", "0", "", "1.7e9", "０１２", "٣٣٣", "+17", " 17"]
+                ),
+            ),
+        ),
+        "MsgType": usually(
+            draw,
+            st.sampled_from(["text", "text", "event"]),
+            st.one_of(st.sampled_from(["image", "voice", "location", "link", "TEXT", "Event", ""]), hostile_text),
+        ),
         "Content": usually(draw, st.sampled_from(COMMANDS), hostile_text),
-        "MsgId": usually(draw, st.builds(lambda: str(next(msg_ids))), st.one_of(
-            st.sampled_from(["", "0", "-1", "1" * 20, "1" * 21, "１２"]), hostile_text)),
+        "MsgId": usually(
+            draw,
+            st.builds(lambda: str(next(msg_ids))),
+            st.one_of(st.sampled_from(["", "0", "-1", "1" * 20, "1" * 21, "１２"]), hostile_text),
+        ),
         "Event": draw(st.sampled_from(["subscribe", "unsubscribe", "click", "view", "enter_agent", "LOCATION", ""])),
         "EventKey": draw(hostile_text),
         "AgentID": draw(st.sampled_from(["1000002", "", "x"])),
@@ -200,13 +273,17 @@ def messages(draw, odd_shapes: bool = True) -> bytes:
 
 def good_message(content: str = "积分") -> str:
     """A message the app answers, so that a refusal of a variant is down to the variant."""
-    return (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[liming]]></FromUserName>"
-            f"<CreateTime>1793000000</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-            f"<Content>{content}</Content><MsgId>{next(msg_ids)}</MsgId></xml>")
+    return (
+        f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[liming]]></FromUserName>"
+        f"<CreateTime>1793000000</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content>{content}</Content><MsgId>{next(msg_ids)}</MsgId></xml>"
+    )
 
 
-BILLION_LAUGHS = ('<!DOCTYPE xml [<!ENTITY a "lol"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
-                  '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]>')
+BILLION_LAUGHS = (
+    '<!DOCTYPE xml [<!ENTITY a "lol"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+    '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]>'
+)
 DECLARATIONS = [
     BILLION_LAUGHS,
     '<!DOCTYPE xml [<!ENTITY d SYSTEM "file:///etc/passwd">]>',
@@ -222,8 +299,23 @@ DECLARATIONS = [
 def hostile_payloads(draw) -> tuple[bytes, bool]:
     """(plaintext to encrypt, must it be refused?)."""
     message = draw(messages())
-    kind = draw(st.sampled_from(["plain", "plain", "declaration", "utf16", "bom", "xmldecl", "truncate", "junk",
-                                 "huge", "surrogate", "random"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "plain",
+                "plain",
+                "declaration",
+                "utf16",
+                "bom",
+                "xmldecl",
+                "truncate",
+                "junk",
+                "huge",
+                "surrogate",
+                "random",
+            ]
+        )
+    )
     if kind == "declaration":  # an otherwise good message: only the declaration can get it refused
         return (draw(st.sampled_from(DECLARATIONS)) + good_message("&d;")).encode(), True
     if kind == "utf16":  # the declaration check must not be dodged by another encoding
@@ -298,9 +390,13 @@ def test_valid_xml_with_odd_values_gets_a_sane_reply_or_a_refusal(wecom, message
     encrypted = encrypt(wecom, message)
     response = post(wecom, signed(wecom, encrypted, nonce), envelope(encrypted))
     event(f"status {response.status_code}")
-    needed = fields is not None and fields.get("FromUserName") and fields.get("MsgType") \
-        and re.fullmatch(r"[0-9]{1,12}", fields.get("CreateTime") or "") \
+    needed = (
+        fields is not None
+        and fields.get("FromUserName")
+        and fields.get("MsgType")
+        and re.fullmatch(r"[0-9]{1,12}", fields.get("CreateTime") or "")
         and re.fullmatch(r"[0-9]{0,20}", fields.get("MsgId") or "")
+    )
     if not needed or int(fields["CreateTime"]) > 253402300799:  # after 9999-12-31T23:59:59Z
         refused_cleanly(wecom, before, response, (400,))
     elif fields["MsgType"].lower() == "event" and "Event" in fields and not fields["Event"]:
@@ -314,10 +410,26 @@ def test_valid_xml_with_odd_values_gets_a_sane_reply_or_a_refusal(wecom, message
 
 
 @FEW
-@given(receive_id=st.one_of(st.text(max_size=30), st.sampled_from(
-    ["", CORP_ID.upper(), CORP_ID + " ", " " + CORP_ID, CORP_ID[:-1], CORP_ID + "\x00", "ｗｗ0123456789abcdef",
-     CORP_ID * 2, "wx1234567890abcdef", CORP_ID + "\ud800"])).filter(lambda r: r != CORP_ID),
-       content=st.sampled_from(COMMANDS))
+@given(
+    receive_id=st.one_of(
+        st.text(max_size=30),
+        st.sampled_from(
+            [
+                "",
+                CORP_ID.upper(),
+                CORP_ID + " ",
+                " " + CORP_ID,
+                CORP_ID[:-1],
+                CORP_ID + "\x00",
+                "ｗｗ0123456789abcdef",
+                CORP_ID * 2,
+                "wx1234567890abcdef",
+                CORP_ID + "\ud800",
+            ]
+        ),
+    ).filter(lambda r: r != CORP_ID),
+    content=st.sampled_from(COMMANDS),
+)
 def test_wrong_receive_id_inside_a_valid_encryption_is_refused(wecom, receive_id, content):
     ts = int(wecom.clock().timestamp())
     message = good_message(f"<![CDATA[{content}]]>").replace("1793000000", str(ts)).encode()
@@ -340,7 +452,7 @@ def bad_ciphertexts(draw, key: bytes, good: str) -> str:
     if kind == "mutated":
         i = draw(st.integers(0, len(good.rstrip("=")) - 1))
         new = draw(st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"))
-        mutated = good[:i] + new + good[i + 1:]
+        mutated = good[:i] + new + good[i + 1 :]
         assume(base64.b64decode(mutated) != base64.b64decode(good))  # not just the unused low bits of the last char
         return mutated
     if kind == "truncated":
@@ -351,8 +463,12 @@ def bad_ciphertexts(draw, key: bytes, good: str) -> str:
     # Hand-made plaintext block: arbitrary length field and padding byte.
     length = draw(st.integers(0, 2**32 - 1))
     body = draw(st.binary(max_size=64))
-    block = b"0123456789abcdef" + struct.pack(b"I", socket.htonl(length)) + body + draw(
-        st.sampled_from([b"", CORP_ID.encode()]))
+    block = (
+        b"0123456789abcdef"
+        + struct.pack(b"I", socket.htonl(length))
+        + body
+        + draw(st.sampled_from([b"", CORP_ID.encode()]))
+    )
     block += bytes([draw(st.integers(0, 255))]) * (16 - len(block) % 16)
     return base64.b64encode(PrpCrypto(key).cipher.encrypt(block)).decode()
 
@@ -369,13 +485,20 @@ def test_bad_ciphertext_is_a_clean_refusal(wecom, data):
 
 
 QUERY_KEYS = ["msg_signature", "timestamp", "nonce", "echostr", "signature", "encrypt_type"]
-query_values = st.one_of(st.text(alphabet=NO_SURROGATES, max_size=40), st.sampled_from(
-    ["", "0", "1793000000", "９９", "-1", "1e9", "0" * 40, "a" * 41, "\x00", "%00", "%%", "&", "=", "+"]))
+query_values = st.one_of(
+    st.text(alphabet=NO_SURROGATES, max_size=40),
+    st.sampled_from(
+        ["", "0", "1793000000", "９９", "-1", "1e9", "0" * 40, "a" * 41, "\x00", "%00", "%%", "&", "=", "+"]
+    ),
+)
 
 
 @FUZZ
-@given(query=st.dictionaries(st.sampled_from(QUERY_KEYS), query_values, max_size=6),
-       duplicate=st.booleans(), message=messages(odd_shapes=False))
+@given(
+    query=st.dictionaries(st.sampled_from(QUERY_KEYS), query_values, max_size=6),
+    duplicate=st.booleans(),
+    message=messages(odd_shapes=False),
+)
 def test_hostile_query_strings_are_refused(wecom, query, duplicate, message):
     """GET (echostr verification) and POST with a real envelope but an unsigned query."""
     text = urlencode(query) + ("&timestamp=1&timestamp=2" if duplicate else "")
@@ -386,11 +509,16 @@ def test_hostile_query_strings_are_refused(wecom, query, duplicate, message):
 
 
 @FUZZ
-@given(echo=st.one_of(st.binary(max_size=80), st.text(max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass")),
-                      st.sampled_from([b"1616140317555161061", b"", b"\x00", "\u202e🎉".encode(), b"\xff\xfe"])),
-       receive_id=st.sampled_from([CORP_ID, CORP_ID, "", CORP_ID.upper(), CORP_ID + "x"]),
-       mangle=st.sampled_from(["none", "none", "text", "truncate", "noncanonical"]),
-       nonce=st.text(alphabet=NO_SURROGATES, max_size=20))
+@given(
+    echo=st.one_of(
+        st.binary(max_size=80),
+        st.text(max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass")),
+        st.sampled_from([b"1616140317555161061", b"", b"\x00", "\u202e🎉".encode(), b"\xff\xfe"]),
+    ),
+    receive_id=st.sampled_from([CORP_ID, CORP_ID, "", CORP_ID.upper(), CORP_ID + "x"]),
+    mangle=st.sampled_from(["none", "none", "text", "truncate", "noncanonical"]),
+    nonce=st.text(alphabet=NO_SURROGATES, max_size=20),
+)
 def test_echostr_verification_is_exact(wecom, echo, receive_id, mangle, nonce):
     """Signed GET: echo the plaintext exactly when it decrypts for our corp, else 400."""
     encrypted = encrypt(wecom, echo, receive_id)
@@ -401,8 +529,14 @@ def test_echostr_verification_is_exact(wecom, echo, receive_id, mangle, nonce):
     elif mangle == "noncanonical":
         encrypted = encrypted[:8] + "!" + encrypted[8:]
     ts = str(int(wecom.clock().timestamp()))
-    query = urlencode({"msg_signature": sha1_sorted(WECOM_TOKEN, ts, nonce, encrypted), "timestamp": ts,
-                       "nonce": nonce, "echostr": encrypted})
+    query = urlencode(
+        {
+            "msg_signature": sha1_sorted(WECOM_TOKEN, ts, nonce, encrypted),
+            "timestamp": ts,
+            "nonce": nonce,
+            "echostr": encrypted,
+        }
+    )
     response = wecom.client.get(f"/wecom?{query}")
     try:
         text = echo.decode("utf-8")
@@ -412,8 +546,14 @@ def test_echostr_verification_is_exact(wecom, echo, receive_id, mangle, nonce):
         assert response.status_code == 200 and response.text == text
     else:
         assert response.status_code == 400, response.text
-    stale = urlencode({"msg_signature": sha1_sorted(WECOM_TOKEN, "1", nonce, encrypted), "timestamp": "1",
-                       "nonce": nonce, "echostr": encrypted})
+    stale = urlencode(
+        {
+            "msg_signature": sha1_sorted(WECOM_TOKEN, "1", nonce, encrypted),
+            "timestamp": "1",
+            "nonce": nonce,
+            "echostr": encrypted,
+        }
+    )
     assert wecom.client.get(f"/wecom?{stale}").status_code == 403
 
 
@@ -422,16 +562,76 @@ def test_echostr_verification_is_exact(wecom, echo, receive_id, mangle, nonce):
 HEADERS = ["姓名", "手机号", "支部", "入党日期", "角色", "微信OpenID", "企业微信账号"]
 TODAY = date(2026, 11, 10)
 FOUNDED = date(1921, 7, 1)
-HOSTILE_CELLS = ["", " ", "=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "\t=1", "=HYPERLINK(\"http://x\")",
-                 "2026-02-30", "1900-01-00", "9999-99-99", "2099-01-01", "0000-00-00", "1899-12-30", "1900-01-01",
-                 "2001/7/1", "2001年7月1日", "2001-07-01 00:00:00", "２００１-０７-０１", "٢٠٠١-٠٧-٠١",
-                 "１３９００００００９９", "١٣٩٠٠٠٠٠٠٩٩", "۱۳۹۰۰۰۰۰۰۹۹", "①③⑨⓪⓪⓪⓪⓪⓪⑨⑨", "13900000001", "139-0000-0099",
-                 "139 0000 0098", "+8613900000097", "1.39E+10", "139000000991", "党员", "书记", "管理员", "支部书记",
-                 "预备党员", "队长", "Admin", "\ufeff姓名", "\ufeff", "\u202e", "\u200b", "张\u200b三", "\x1b[31m",
-                 "🎉", "x" * 200, "张" * 51, "支" * 101, "liming", "wangshuji", "o-liming", "a b", "中文账号",
-                 "_x", "a" * 65, "\r\n", "\"", "'", ",", "\u2028", "\x7f", "NULL", "None", "nan"]
-cells = st.one_of(st.sampled_from(HOSTILE_CELLS), st.text(alphabet=NO_SURROGATES, max_size=20),
-                  st.text(alphabet=NO_SURROGATES, min_size=1000, max_size=3000))
+HOSTILE_CELLS = [
+    "",
+    " ",
+    "=cmd|' /C calc'!A0",
+    "+1+1",
+    "-2+3",
+    "@SUM(A1)",
+    "\t=1",
+    "=HYPERLINK(\"http://x\")",
+    "2026-02-30",
+    "1900-01-00",
+    "9999-99-99",
+    "2099-01-01",
+    "0000-00-00",
+    "1899-12-30",
+    "1900-01-01",
+    "2001/7/1",
+    "2001年7月1日",
+    "2001-07-01 00:00:00",
+    "２００１-０７-０１",
+    "٢٠٠١-٠٧-٠١",
+    "１３９００００００９９",
+    "١٣٩٠٠٠٠٠٠٩٩",
+    "۱۳۹۰۰۰۰۰۰۹۹",
+    "①③⑨⓪⓪⓪⓪⓪⓪⑨⑨",
+    "13900000001",
+    "139-0000-0099",
+    "139 0000 0098",
+    "+8613900000097",
+    "1.39E+10",
+    "139000000991",
+    "党员",
+    "书记",
+    "管理员",
+    "支部书记",
+    "预备党员",
+    "队长",
+    "Admin",
+    "\ufeff姓名",
+    "\ufeff",
+    "\u202e",
+    "\u200b",
+    "张\u200b三",
+    "\x1b[31m",
+    "🎉",
+    "x" * 200,
+    "张" * 51,
+    "支" * 101,
+    "liming",
+    "wangshuji",
+    "o-liming",
+    "a b",
+    "中文账号",
+    "_x",
+    "a" * 65,
+    "\r\n",
+    "\"",
+    "'",
+    ",",
+    "\u2028",
+    "\x7f",
+    "NULL",
+    "None",
+    "nan",
+]
+cells = st.one_of(
+    st.sampled_from(HOSTILE_CELLS),
+    st.text(alphabet=NO_SURROGATES, max_size=20),
+    st.text(alphabet=NO_SURROGATES, min_size=1000, max_size=3000),
+)
 ids = st.integers(0, 10**8 - 1)
 
 
@@ -440,13 +640,15 @@ def roster_rows(draw, cell=cells) -> list[dict]:
     """Mostly valid rows with a few hostile cells, so imports both succeed and fail."""
     rows = []
     for _ in range(draw(st.integers(0, 8))):
-        row = {"姓名": draw(st.sampled_from(["张三", "李四", "王五", "买买提·艾力", "欧阳 娜娜"])),
-               "手机号": f"136{draw(ids):08d}",
-               "支部": draw(st.sampled_from(["第一党支部", "第二党支部", "新支部"])),
-               "入党日期": draw(st.dates(FOUNDED, TODAY)).isoformat(),
-               "角色": draw(st.sampled_from(["党员", "书记", "管理员", "", "预备党员"])),
-               "微信OpenID": draw(st.sampled_from(["", "", f"o-{draw(ids)}"])),
-               "企业微信账号": draw(st.sampled_from(["", "", f"u{draw(ids)}"]))}
+        row = {
+            "姓名": draw(st.sampled_from(["张三", "李四", "王五", "买买提·艾力", "欧阳 娜娜"])),
+            "手机号": f"136{draw(ids):08d}",
+            "支部": draw(st.sampled_from(["第一党支部", "第二党支部", "新支部"])),
+            "入党日期": draw(st.dates(FOUNDED, TODAY)).isoformat(),
+            "角色": draw(st.sampled_from(["党员", "书记", "管理员", "", "预备党员"])),
+            "微信OpenID": draw(st.sampled_from(["", "", f"o-{draw(ids)}"])),
+            "企业微信账号": draw(st.sampled_from(["", "", f"u{draw(ids)}"])),
+        }
         hostile = draw(st.sampled_from([0, 0, 0, 0, 1, 1, 2, 3]))  # half the rows stay clean
         for header in draw(st.lists(st.sampled_from(HEADERS), max_size=hostile)):
             row[header] = draw(cell)
@@ -562,9 +764,16 @@ def test_roster_csv_checker_contract(tmp_path_factory, data, rows, encoding):
     assert_checked(path, headers, rows)
 
 
-xlsx_cells = st.one_of(cells, st.integers(-10**12, 10**12), st.floats(allow_nan=False, allow_infinity=False),
-                       st.dates(date(1900, 1, 1), date(9999, 12, 31)), st.datetimes(datetime(1900, 1, 1)),
-                       st.booleans(), st.none(), st.sampled_from([13900000099, 13900000099.0, 1.39e10, 0, 0.5]))
+xlsx_cells = st.one_of(
+    cells,
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.dates(date(1900, 1, 1), date(9999, 12, 31)),
+    st.datetimes(datetime(1900, 1, 1)),
+    st.booleans(),
+    st.none(),
+    st.sampled_from([13900000099, 13900000099.0, 1.39e10, 0, 0.5]),
+)
 
 
 @FEW
@@ -626,8 +835,10 @@ def member_table(config: Path) -> tuple:
     return members, branches, audit
 
 
-cli_cells = st.one_of(st.sampled_from(HOSTILE_CELLS + ["[/x]", "[red]张三", "[bold"]),
-                      st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20))
+cli_cells = st.one_of(
+    st.sampled_from(HOSTILE_CELLS + ["[/x]", "[red]张三", "[bold"]),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20),
+)
 
 
 @FUZZ
@@ -653,12 +864,22 @@ def test_cli_roster_import_is_all_or_nothing(cli_db, tmp_path_factory, capsys, d
     branches = dict(after[1])
     for fields in members:
         m = dict(fields)
-        assert_storable(m["name"], m["phone"], branches[m["branch_id"]], m["joined_on"], m["role"], m["openid"] or "",
-                        m["wecom_userid"] or "", today=date.today() + timedelta(days=1))
+        assert_storable(
+            m["name"],
+            m["phone"],
+            branches[m["branch_id"]],
+            m["joined_on"],
+            m["role"],
+            m["openid"] or "",
+            m["wecom_userid"] or "",
+            today=date.today() + timedelta(days=1),
+        )
     stored = {dict(f)["phone"]: dict(f) for f in members}
     for row in rows:  # every listed member is there, in 在册, with the branch from the file
-        if not is_blank(row, HEADERS[:len(headers)]):
-            phone = re.sub(r"[\s-]", "", row["手机号"].translate(str.maketrans("０１２３４５６７８９－", "0123456789-")))
+        if not is_blank(row, HEADERS[: len(headers)]):
+            phone = re.sub(
+                r"[\s-]", "", row["手机号"].translate(str.maketrans("０１２３４５６７８９－", "0123456789-"))
+            )
             assert stored[phone]["status"] == "在册" and branches[stored[phone]["branch_id"]] == row["支部"].strip()
 
 
@@ -673,12 +894,15 @@ def test_cli_prints_cell_text_verbatim(cli_db, tmp_path, capsys):
 
 def test_unicode_digits_never_become_a_phone_number(tmp_path):
     path = tmp_path / "digits.csv"
-    path.write_text("姓名,手机号,支部,入党日期,角色\n"
-                    "甲,1٣٩٠٠٠٠٠٠٠١,一支部,2001-07-01,党员\n"  # Python's \\d matches these
-                    "乙,1۳۹۰۰۰۰۰۰۰۲,一支部,2001-07-01,党员\n"
-                    "丙,1③⑨⓪⓪⓪⓪⓪⓪⓪③,一支部,2001-07-01,党员\n"
-                    "丁,139𝟎𝟎𝟎𝟎𝟎𝟎𝟎𝟓,一支部,2001-07-01,党员\n"
-                    "戊,１３９００００００06,一支部,2001-07-01,党员\n", encoding="utf-8")
+    path.write_text(
+        "姓名,手机号,支部,入党日期,角色\n"
+        "甲,1٣٩٠٠٠٠٠٠٠١,一支部,2001-07-01,党员\n"  # Python's \\d matches these
+        "乙,1۳۹۰۰۰۰۰۰۰۲,一支部,2001-07-01,党员\n"
+        "丙,1③⑨⓪⓪⓪⓪⓪⓪⓪③,一支部,2001-07-01,党员\n"
+        "丁,139𝟎𝟎𝟎𝟎𝟎𝟎𝟎𝟓,一支部,2001-07-01,党员\n"
+        "戊,１３９００００００06,一支部,2001-07-01,党员\n",
+        encoding="utf-8",
+    )
     checked = check_roster(path, TODAY)
     assert [e.row for e in checked.errors] == [2, 3, 4, 5]
     assert [m.phone for m in checked.members] == ["13900000006"]  # full-width digits are stored as ASCII
@@ -689,10 +913,12 @@ def test_wecom_edge_values_inside_a_valid_encryption(wecom):
     now = int(wecom.clock().timestamp())
 
     def send(sender: str, created: str, nonce: str = NONCE):
-        message = (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
-                   f"<FromUserName><![CDATA[{sender.replace(']]>', ']]]]><![CDATA[>')}]]></FromUserName>"
-                   f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-                   f"<Content><![CDATA[积分]]></Content><MsgId>{next(msg_ids)}</MsgId></xml>").encode()
+        message = (
+            f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{sender.replace(']]>', ']]]]><![CDATA[>')}]]></FromUserName>"
+            f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[积分]]></Content><MsgId>{next(msg_ids)}</MsgId></xml>"
+        ).encode()
         encrypted = encrypt(wecom, message)
         return message, post(wecom, signed(wecom, encrypted, nonce), envelope(encrypted))
 

@@ -32,24 +32,27 @@ def answers(questions) -> list[tuple[str, str, list[str]]]:
 
 
 def test_sections_numbered_stems_options_on_one_line_and_answer_lines(tmp_path):
-    path = docx(tmp_path / "bank.docx", [
-        "党史知识测试题（第一套）",
-        "一、单选题（每题2分）",
-        "1. 中共一大在哪座城市开幕？",
-        "A. 北京  B. 上海  C. 广州  D. 武汉",
-        "答案：B",
-        "解析：1921年7月23日，中共一大在上海开幕。",
-        "二、多选题",
-        "2、下列属于三大战役的有？",
-        "A、辽沈战役",
-        "B、淮海战役",
-        "C、平津战役",
-        "D、渡江战役",
-        "【答案】ABC",
-        "三、判断题",
-        "3. 遵义会议于1935年1月召开。",
-        "答案：对",
-    ])
+    path = docx(
+        tmp_path / "bank.docx",
+        [
+            "党史知识测试题（第一套）",
+            "一、单选题（每题2分）",
+            "1. 中共一大在哪座城市开幕？",
+            "A. 北京  B. 上海  C. 广州  D. 武汉",
+            "答案：B",
+            "解析：1921年7月23日，中共一大在上海开幕。",
+            "二、多选题",
+            "2、下列属于三大战役的有？",
+            "A、辽沈战役",
+            "B、淮海战役",
+            "C、平津战役",
+            "D、渡江战役",
+            "【答案】ABC",
+            "三、判断题",
+            "3. 遵义会议于1935年1月召开。",
+            "答案：对",
+        ],
+    )
     questions, problems = parse_question_file(path, source=SOURCE, category="党史")
     assert problems == []
     assert answers(questions) == [
@@ -65,18 +68,21 @@ def test_sections_numbered_stems_options_on_one_line_and_answer_lines(tmp_path):
 
 
 def test_answers_in_the_stems_brackets_full_width_marks_and_parenthesised_numbers(tmp_path):
-    path = docx(tmp_path / "brackets.docx", [
-        "（1）中国共产党第一次全国代表大会的最后一天会议转移到（ D ）举行。",
-        "A．上海法租界  B．杭州西湖  C．北京大学  D．嘉兴南湖",
-        "（2）党章规定，党员必须履行的义务有（　AB　）。",
-        "A．认真学习  B．全心全意为人民服务",
-        "C．参加选举",
-        "正确答案：AB",
-        "（3）三湾改编确立了“支部建在连上”的原则。（√）",
-        "（4）古田会议于1935年召开。（×）",
-        "解析：古田会议于1929年12月召开。",
-        "来源：《中国共产党一百年大事记（1921年7月—2021年6月）》1929年条",
-    ])
+    path = docx(
+        tmp_path / "brackets.docx",
+        [
+            "（1）中国共产党第一次全国代表大会的最后一天会议转移到（ D ）举行。",
+            "A．上海法租界  B．杭州西湖  C．北京大学  D．嘉兴南湖",
+            "（2）党章规定，党员必须履行的义务有（　AB　）。",
+            "A．认真学习  B．全心全意为人民服务",
+            "C．参加选举",
+            "正确答案：AB",
+            "（3）三湾改编确立了“支部建在连上”的原则。（√）",
+            "（4）古田会议于1935年召开。（×）",
+            "解析：古田会议于1929年12月召开。",
+            "来源：《中国共产党一百年大事记（1921年7月—2021年6月）》1929年条",
+        ],
+    )
     questions, problems = parse_question_file(path, source=SOURCE, category="党史")
     assert problems == []
     assert answers(questions) == [
@@ -90,31 +96,39 @@ def test_answers_in_the_stems_brackets_full_width_marks_and_parenthesised_number
 
 
 def test_true_false_written_as_options_and_continuation_lines(tmp_path):
-    path = docx(tmp_path / "tf.docx", [
-        "三、判断题",
-        "1、八七会议确定了土地革命和武装反抗国民党反动派的总方针，",
-        "会议在汉口召开。",
-        "A.正确 B.错误",
-        "参考答案：A",
-    ])
+    path = docx(
+        tmp_path / "tf.docx",
+        [
+            "三、判断题",
+            "1、八七会议确定了土地革命和武装反抗国民党反动派的总方针，",
+            "会议在汉口召开。",
+            "A.正确 B.错误",
+            "参考答案：A",
+        ],
+    )
     questions, problems = parse_question_file(path, source=SOURCE, category="党史")
     assert problems == []
-    assert answers(questions) == [("判断", "八七会议确定了土地革命和武装反抗国民党反动派的总方针，会议在汉口召开。", ["t"])]
+    assert answers(questions) == [
+        ("判断", "八七会议确定了土地革命和武装反抗国民党反动派的总方针，会议在汉口召开。", ["t"])
+    ]
 
 
 def test_a_broken_question_refuses_the_file_naming_its_number_and_line(tmp_path):
-    path = docx(tmp_path / "broken.docx", [
-        "一、单选题",
-        "1. 中共一大在哪座城市开幕？",
-        "A. 北京  B. 上海  C. 广州  D. 武汉",
-        "答案：B",
-        "2. 中共二大在哪座城市召开？",
-        "A. 北京  B. 上海  C. 广州  D. 武汉",
-        "3. 中共三大在哪座城市召开？",
-        "A. 北京  B. 上海  C. 广州",
-        "答案：E",
-    ])
-    questions, problems = parse_question_file(path, source=SOURCE, category="党史")
+    path = docx(
+        tmp_path / "broken.docx",
+        [
+            "一、单选题",
+            "1. 中共一大在哪座城市开幕？",
+            "A. 北京  B. 上海  C. 广州  D. 武汉",
+            "答案：B",
+            "2. 中共二大在哪座城市召开？",
+            "A. 北京  B. 上海  C. 广州  D. 武汉",
+            "3. 中共三大在哪座城市召开？",
+            "A. 北京  B. 上海  C. 广州",
+            "答案：E",
+        ],
+    )
+    _questions, problems = parse_question_file(path, source=SOURCE, category="党史")
     assert [str(p) for p in problems] == [
         "broken.docx 第 2 题（第 5 行）：没有找到答案（应写「答案：B」一行，或写在题干括号里，如「（ B ）」「（√）」）",
         "broken.docx 第 3 题（第 9 行）：答案中的 E 没有对应的选项（已填选项 A-C）",
@@ -124,7 +138,9 @@ def test_a_broken_question_refuses_the_file_naming_its_number_and_line(tmp_path)
 def test_a_stray_line_after_the_answer_is_a_problem(tmp_path):
     path = docx(tmp_path / "stray.docx", ["1. 题干？", "A. 甲 B. 乙", "答案：A", "（本题2分）"])
     _, problems = parse_question_file(path, source=SOURCE, category="党史")
-    assert [str(p) for p in problems] == ["stray.docx 第 1 题（第 4 行）：无法识别这一行：「（本题2分）」（应为选项、答案：、解析： 或下一题）"]
+    assert [str(p) for p in problems] == [
+        "stray.docx 第 1 题（第 4 行）：无法识别这一行：「（本题2分）」（应为选项、答案：、解析： 或下一题）"
+    ]
 
 
 def test_a_document_without_source_needs_the_command_line_source(tmp_path):
@@ -139,9 +155,13 @@ def test_spreadsheet_with_other_headers(tmp_path):
     book = Workbook()
     sheet = book.active
     sheet.append(["序号", "试题类型", "试题内容", "A", "B", "C", "D", "参考答案", "答案解析", "知识点"])
-    sheet.append([1, "单项选择题", "中共一大在哪座城市开幕？", "北京", "上海", "广州", "武汉", "B", "在上海开幕。", "党史"])
+    sheet.append(
+        [1, "单项选择题", "中共一大在哪座城市开幕？", "北京", "上海", "广州", "武汉", "B", "在上海开幕。", "党史"]
+    )
     sheet.append([2, "判断题", "遵义会议于1935年1月召开。", "正确", "错误", None, None, "A", None, "党史"])
-    sheet.append([3, "多项选择题", "三大战役包括？", "辽沈战役", "淮海战役", "平津战役", "渡江战役", "A、B、C", "", "党史"])
+    sheet.append(
+        [3, "多项选择题", "三大战役包括？", "辽沈战役", "淮海战役", "平津战役", "渡江战役", "A、B、C", "", "党史"]
+    )
     sheet.append([4, "判断题", "古田会议于1935年召开。", None, None, None, None, "×", "", "党史"])
     path = tmp_path / "other.xlsx"
     book.save(path)
@@ -184,9 +204,24 @@ def test_cli_imports_a_docx_all_or_nothing_and_validate_lists_it(tmp_path, no_en
     assert main(["quiz", "import", str(broken), "--source", SOURCE, "--category", "党史", "--config", str(cfg)]) == 1
     assert "第 2 题（第 4 行）：没有找到答案" in capsys.readouterr().err
     assert count() == before
-    good = docx(tmp_path / "good.docx", ["一、单选题", "1. 本支部自编题一？", "A. 甲 B. 乙 C. 丙", "答案：C", "解析：自编。",
-                                         "2. 本支部自编题二？（A）", "A. 甲 B. 乙 C. 丙"])
-    assert main(["quiz", "validate", str(good), "--no-lint", "--source", SOURCE, "--category", "党史", "--config", str(cfg)]) == 0
+    good = docx(
+        tmp_path / "good.docx",
+        [
+            "一、单选题",
+            "1. 本支部自编题一？",
+            "A. 甲 B. 乙 C. 丙",
+            "答案：C",
+            "解析：自编。",
+            "2. 本支部自编题二？（A）",
+            "A. 甲 B. 乙 C. 丙",
+        ],
+    )
+    assert (
+        main(
+            ["quiz", "validate", str(good), "--no-lint", "--source", SOURCE, "--category", "党史", "--config", str(cfg)]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert "1. 单选 本支部自编题一？  答案：C" in captured.out and "2 题全部有效" in captured.out
     assert "第 2 题（第 6 行）：没有解析" in captured.err
@@ -200,16 +235,22 @@ def test_cli_imports_a_docx_all_or_nothing_and_validate_lists_it(tmp_path, no_en
 
 
 def test_options_and_answer_on_the_stem_line_and_answer_explanations(tmp_path):
-    path = docx(tmp_path / "inline.docx", [
-        "1. 遵义会议召开于（ ）。A. 1934年 B. 1935年 C. 1936年 D. 1937年  答案：B",
-        "答案解析：遵义会议于1935年1月召开。",
-        "2、七届二中全会在（　）召开。 A、西柏坡B、延安C、瑞金",
-        "【答案】A",
-        "【解析】1949年3月在河北平山县西柏坡召开。",
-    ])
+    path = docx(
+        tmp_path / "inline.docx",
+        [
+            "1. 遵义会议召开于（ ）。A. 1934年 B. 1935年 C. 1936年 D. 1937年  答案：B",
+            "答案解析：遵义会议于1935年1月召开。",
+            "2、七届二中全会在（　）召开。 A、西柏坡B、延安C、瑞金",
+            "【答案】A",
+            "【解析】1949年3月在河北平山县西柏坡召开。",
+        ],
+    )
     questions, problems = parse_question_file(path, source=SOURCE, category="党史")
     assert problems == []
-    assert answers(questions) == [("单选", "遵义会议召开于（ ）。", ["o2"]), ("单选", "七届二中全会在（　）召开。", ["o1"])]
+    assert answers(questions) == [
+        ("单选", "遵义会议召开于（ ）。", ["o2"]),
+        ("单选", "七届二中全会在（　）召开。", ["o1"]),
+    ]
     assert [o["text"] for o in questions[0].options] == ["1934年", "1935年", "1936年", "1937年"]
     assert questions[0].explanation == "遵义会议于1935年1月召开。"
     assert questions[1].explanation == "1949年3月在河北平山县西柏坡召开。"
@@ -221,10 +262,18 @@ def test_a_question_imported_without_explanation_shows_no_explanation_line_in_ch
     from quizzes.bank import import_questions
     from tests.conftest import build_env, correct_letters
 
-    path = docx(tmp_path / "own.docx", [
-        "1. 本支部自编题：主题党日一般每月开展几次？", "A. 1次 B. 2次 C. 3次", "答案：A", "解析：每月相对固定1天。",
-        "2. 本支部自编题：党小组会一般每月召开几次？", "A. 1次 B. 2次 C. 4次", "答案：A",
-    ])
+    path = docx(
+        tmp_path / "own.docx",
+        [
+            "1. 本支部自编题：主题党日一般每月开展几次？",
+            "A. 1次 B. 2次 C. 3次",
+            "答案：A",
+            "解析：每月相对固定1天。",
+            "2. 本支部自编题：党小组会一般每月召开几次？",
+            "A. 1次 B. 2次 C. 4次",
+            "答案：A",
+        ],
+    )
     questions, problems = parse_question_file(path, source=SOURCE, category="党纪")
     assert problems == []
     env = build_env(tmp_path, clock, bank=None, database_url=database_url)
@@ -254,8 +303,10 @@ def test_any_text_in_a_document_gives_questions_or_problems_never_a_crash():
     from quizzes.bank import check_table
     from quizzes.importing import DocTable, normalize_row, parse_lines
 
-    pieces = st.sampled_from(list("1234567890.、()（）ABCDEF答案解析：:【】√×对错正确 ") +
-                             ["一、单选题", "二、多选题", "三、判断题", "（1）", "答案：", "来源：", "分类：", "难度："])
+    pieces = st.sampled_from(
+        list("1234567890.、()（）ABCDEF答案解析：:【】√×对错正确 ")
+        + ["一、单选题", "二、多选题", "三、判断题", "（1）", "答案：", "来源：", "分类：", "难度："]
+    )
     line = st.lists(pieces, max_size=12).map("".join)
 
     @settings(max_examples=300, deadline=None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -37,22 +37,57 @@ NOT_A_CODE = "不是会议签到码"
 
 # What each fixture is answered with ("" = `success` / empty body).
 WECHAT_EXPECTED = {
-    "text": HELP_GUEST, "image": MEDIA, "voice": MEDIA, "video": MEDIA, "shortvideo": MEDIA, "location": MEDIA,
-    "link": MEDIA, "event_subscribe": "欢迎关注", "event_subscribe_qrscene": "欢迎关注", "event_unsubscribe": "",
-    "event_scan": "", "event_location": "", "event_click": HELP_GUEST, "event_view": "",
-    "scancode_push": NOT_A_CODE, "scancode_waitmsg": "请先绑定",  # a guest's scanned check-in: bind first
-    "pic_sysphoto": PHOTO, "pic_photo_or_album": PHOTO, "pic_weixin": PHOTO, "location_select": PLACE,
-    "masssendjobfinish": "", "templatesendjobfinish": "", "subscribe_msg_popup_event": "",
-    "subscribe_msg_change_event": "", "subscribe_msg_sent_event": "", "shakearound_user_shake": "",
+    "text": HELP_GUEST,
+    "image": MEDIA,
+    "voice": MEDIA,
+    "video": MEDIA,
+    "shortvideo": MEDIA,
+    "location": MEDIA,
+    "link": MEDIA,
+    "event_subscribe": "欢迎关注",
+    "event_subscribe_qrscene": "欢迎关注",
+    "event_unsubscribe": "",
+    "event_scan": "",
+    "event_location": "",
+    "event_click": HELP_GUEST,
+    "event_view": "",
+    "scancode_push": NOT_A_CODE,
+    "scancode_waitmsg": "请先绑定",  # a guest's scanned check-in: bind first
+    "pic_sysphoto": PHOTO,
+    "pic_photo_or_album": PHOTO,
+    "pic_weixin": PHOTO,
+    "location_select": PLACE,
+    "masssendjobfinish": "",
+    "templatesendjobfinish": "",
+    "subscribe_msg_popup_event": "",
+    "subscribe_msg_change_event": "",
+    "subscribe_msg_sent_event": "",
+    "shakearound_user_shake": "",
     "view_miniprogram": "",
 }
 WECOM_EXPECTED = {
-    "text": "党支部学习助手可以", "image": MEDIA, "voice": MEDIA, "video": MEDIA, "location": MEDIA, "link": MEDIA,
-    "event_subscribe": "欢迎回来", "event_unsubscribe": "", "event_location": "", "event_click": "党支部学习助手可以",
-    "event_view": "", "scancode_push": NOT_A_CODE, "scancode_waitmsg": "签到码不正确",
-    "pic_sysphoto": PHOTO, "pic_photo_or_album": PHOTO, "pic_weixin": PHOTO, "location_select": PLACE,
-    "event_enter_agent": "", "event_batch_job_result": "", "event_change_contact_update_user": "",
-    "event_change_contact_create_party": "", "event_open_approval_change": "",
+    "text": "党支部学习助手可以",
+    "image": MEDIA,
+    "voice": MEDIA,
+    "video": MEDIA,
+    "location": MEDIA,
+    "link": MEDIA,
+    "event_subscribe": "欢迎回来",
+    "event_unsubscribe": "",
+    "event_location": "",
+    "event_click": "党支部学习助手可以",
+    "event_view": "",
+    "scancode_push": NOT_A_CODE,
+    "scancode_waitmsg": "签到码不正确",
+    "pic_sysphoto": PHOTO,
+    "pic_photo_or_album": PHOTO,
+    "pic_weixin": PHOTO,
+    "location_select": PLACE,
+    "event_enter_agent": "",
+    "event_batch_job_result": "",
+    "event_change_contact_update_user": "",
+    "event_change_contact_create_party": "",
+    "event_open_approval_change": "",
 }
 
 
@@ -77,12 +112,18 @@ class Apps:
 
     def get(self, mode: str):  # type: ignore[no-untyped-def]
         if mode not in self.envs:
-            clock = FakeClock(datetime(2026, 11, 10, 9, 0, tzinfo=SHANGHAI).astimezone(timezone.utc))
-            extra = {"BRANCHBOT__WECHAT__MODE": "plain" if mode == "wecom" else mode,
-                     "BRANCHBOT__WECHAT__ENCODING_AES_KEY": random_aes_key()}
+            clock = FakeClock(datetime(2026, 11, 10, 9, 0, tzinfo=SHANGHAI).astimezone(UTC))
+            extra = {
+                "BRANCHBOT__WECHAT__MODE": "plain" if mode == "wecom" else mode,
+                "BRANCHBOT__WECHAT__ENCODING_AES_KEY": random_aes_key(),
+            }
             if mode == "wecom":
-                extra.update(BRANCHBOT__WECOM__CORP_ID=CORP_ID, BRANCHBOT__WECOM__TOKEN=WECOM_TOKEN,
-                             BRANCHBOT__WECOM__ENCODING_AES_KEY=random_aes_key(), BRANCHBOT__WECOM__API_BASE="http://127.0.0.1:9")
+                extra.update(
+                    BRANCHBOT__WECOM__CORP_ID=CORP_ID,
+                    BRANCHBOT__WECOM__TOKEN=WECOM_TOKEN,
+                    BRANCHBOT__WECOM__ENCODING_AES_KEY=random_aes_key(),
+                    BRANCHBOT__WECOM__API_BASE="http://127.0.0.1:9",
+                )
             folder = self.tmp / mode
             folder.mkdir()
             env = build_env(folder, clock, bank=None, **extra)
@@ -113,7 +154,9 @@ def post_wecom(env, xml: str) -> tuple[int, str]:  # type: ignore[no-untyped-def
     ts, nonce = str(int(env.clock().timestamp())), str(random.randrange(10**9, 10**10))
     envelope = crypto.encrypt_message(xml, nonce, ts)
     encrypted = re.search(r"<Encrypt><!\[CDATA\[(.*?)\]\]>", envelope).group(1)
-    query = urlencode({"msg_signature": sha1_sorted(WECOM_TOKEN, ts, nonce, encrypted), "timestamp": ts, "nonce": nonce})
+    query = urlencode(
+        {"msg_signature": sha1_sorted(WECOM_TOKEN, ts, nonce, encrypted), "timestamp": ts, "nonce": nonce}
+    )
     response = env.client.post(f"/wecom?{query}", content=envelope.encode())
     if response.status_code != 200 or not response.text:
         return response.status_code, ""
@@ -156,8 +199,17 @@ def open_meeting(env, code: str) -> int:  # type: ignore[no-untyped-def]
     with env.store.session() as db:
         secretary = db.exec(select(Member).where(Member.name == "王书记")).one()
         now = env.clock()
-        meeting = Meeting(branch_id=secretary.branch_id, type="主题党日", starts_at=now, place="党员活动室", topic="",
-                          created_by=secretary.id, created_at=now, checkin_code=code, checkin_until=now + timedelta(minutes=30))
+        meeting = Meeting(
+            branch_id=secretary.branch_id,
+            type="主题党日",
+            starts_at=now,
+            place="党员活动室",
+            topic="",
+            created_by=secretary.id,
+            created_at=now,
+            checkin_code=code,
+            checkin_until=now + timedelta(minutes=30),
+        )
         db.add(meeting)
         db.flush()
         return meeting.id  # type: ignore[return-value]
@@ -165,20 +217,27 @@ def open_meeting(env, code: str) -> int:  # type: ignore[no-untyped-def]
 
 def checked_in(env, meeting_id: int) -> list[int]:  # type: ignore[no-untyped-def]
     with env.store.session() as db:
-        return [r.member_id for r in db.exec(select(MeetingReply).where(MeetingReply.meeting_id == meeting_id)).all()
-                if r.checked_in_at is not None]
+        return [
+            r.member_id
+            for r in db.exec(select(MeetingReply).where(MeetingReply.meeting_id == meeting_id)).all()
+            if r.checked_in_at is not None
+        ]
 
 
 def scan_xml(openid: str, now: int, result: str, event: str = "scancode_waitmsg") -> str:
-    return (f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-            f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>"
-            f"<EventKey><![CDATA[CHECKIN_SCAN]]></EventKey><ScanCodeInfo><ScanType><![CDATA[qrcode]]></ScanType>"
-            f"<ScanResult><![CDATA[{result}]]></ScanResult></ScanCodeInfo></xml>")
+    return (
+        f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>"
+        f"<EventKey><![CDATA[CHECKIN_SCAN]]></EventKey><ScanCodeInfo><ScanType><![CDATA[qrcode]]></ScanType>"
+        f"<ScanResult><![CDATA[{result}]]></ScanResult></ScanCodeInfo></xml>"
+    )
 
 
 @pytest.mark.parametrize("mode", ["plain", "safe"])
 def test_scanning_the_meeting_qr_code_checks_the_member_in(tmp_path, clock, mode):
-    env = build_env(tmp_path, clock, bank=None, BRANCHBOT__WECHAT__MODE=mode, BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key())
+    env = build_env(
+        tmp_path, clock, bank=None, BRANCHBOT__WECHAT__MODE=mode, BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key()
+    )
     with env.client:
         li = env.wechat("o-li")
         assert "绑定成功" in li.say("绑定 李明 0002")
@@ -212,9 +271,11 @@ def test_an_unknown_message_kind_is_answered_success(env):
     """A kind the platform adds later: 200 `success`, counted as `other` in /metrics."""
     user = env.wechat(GUEST)
     now = int(env.clock().timestamp())
-    xml = (f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{GUEST}]]></FromUserName>"
-           f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[miniprogrampage]]></MsgType>"
-           f"<Title><![CDATA[t]]></Title><Nested><A>1</A><A>2</A></Nested><MsgId>990000002</MsgId></xml>")
+    xml = (
+        f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{GUEST}]]></FromUserName>"
+        f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[miniprogrampage]]></MsgType>"
+        f"<Title><![CDATA[t]]></Title><Nested><A>1</A><A>2</A></Nested><MsgId>990000002</MsgId></xml>"
+    )
     response = user.post(user.sign(xml))
     assert response.status_code == 200 and response.text == "success"
     assert 'kind="other"' in env.client.get("/metrics").text

@@ -30,16 +30,30 @@ def free_port() -> int:
 
 def test_two_instances_process_a_retry_once_and_run_a_job_once(tmp_path, database_url):
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[database]\nurl = "{database_url}"\n[wechat]\ntoken = "{TOKEN}"\n'
-                   '[scheduler]\nmonthly_quiz_day = 1\ndefault_misfire_grace = 4000000\n', encoding="utf-8")
+    cfg.write_text(
+        f'[database]\nurl = "{database_url}"\n[wechat]\ntoken = "{TOKEN}"\n'
+        '[scheduler]\nmonthly_quiz_day = 1\ndefault_misfire_grace = 4000000\n',
+        encoding="utf-8",
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env = {k: v for k, v in env.items() if not k.startswith("BRANCHBOT__")}
-    subprocess.run([sys.executable, "-m", "bot.cli", "init", "--demo", "--config", str(cfg)], env=env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", "init", "--demo", "--config", str(cfg)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     ports = [free_port(), free_port()]
-    servers = [subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--config", str(cfg)],
-                                env={**env, "BRANCHBOT__SERVER__PORT": str(port)},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--config", str(cfg)],
+            env={**env, "BRANCHBOT__SERVER__PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
     try:
         for port, server in zip(ports, servers):
             wait_healthy(port, server)
@@ -48,8 +62,14 @@ def test_two_instances_process_a_retry_once_and_run_a_job_once(tmp_path, databas
         bind = text_xml("o-both", "绑定 李红梅 0002", int(ts), 555000111)
         # Four deliveries of one message, spread over both instances at once.
         with ThreadPoolExecutor(4) as pool:
-            replies = list(pool.map(lambda i: httpx.post(f"http://127.0.0.1:{ports[i % 2]}/wechat?{query}",
-                                                         content=bind.encode(), timeout=10), range(4)))
+            replies = list(
+                pool.map(
+                    lambda i: httpx.post(
+                        f"http://127.0.0.1:{ports[i % 2]}/wechat?{query}", content=bind.encode(), timeout=10
+                    ),
+                    range(4),
+                )
+            )
         assert all(r.status_code == 200 for r in replies)
         assert all("绑定成功" in r.text for r in replies), [r.text for r in replies]
         store = create_store(database_url)
@@ -73,17 +93,36 @@ def test_serve_with_two_workers_shares_one_sqlite_database(tmp_path):
     real replies (writers queue on the file lock instead of failing "database is locked"),
     and every message and answer is recorded once."""
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[database]\nurl = "sqlite:///bot.db"\n[wechat]\ntoken = "{TOKEN}"\n[scheduler]\nenabled = false\n',
-                   encoding="utf-8")
+    cfg.write_text(
+        f'[database]\nurl = "sqlite:///bot.db"\n[wechat]\ntoken = "{TOKEN}"\n[scheduler]\nenabled = false\n',
+        encoding="utf-8",
+    )
     env = {k: v for k, v in {**os.environ, "PYTHONPATH": str(ROOT)}.items() if not k.startswith("BRANCHBOT__")}
-    subprocess.run([sys.executable, "-m", "bot.cli", "init", "--demo", "--config", str(cfg)], env=env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", "init", "--demo", "--config", str(cfg)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--workers", "2", "--config", str(cfg)],
-                              env={**env, "BRANCHBOT__SERVER__PORT": str(port)},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    members = [("李红梅", "0002"), ("王志强", "0003"), ("刘晓燕", "0004"), ("陈立新", "0005"),
-               ("孙丽娟", "0012"), ("周海涛", "0013"), ("吴晓明", "0014"), ("郑秀兰", "0021")]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--workers", "2", "--config", str(cfg)],
+        env={**env, "BRANCHBOT__SERVER__PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    members = [
+        ("李红梅", "0002"),
+        ("王志强", "0003"),
+        ("刘晓燕", "0004"),
+        ("陈立新", "0005"),
+        ("孙丽娟", "0012"),
+        ("周海涛", "0013"),
+        ("吴晓明", "0014"),
+        ("郑秀兰", "0021"),
+    ]
     msg_ids = iter(range(900_000, 999_999))
 
     def converse(index: int) -> list[str]:

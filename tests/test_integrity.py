@@ -11,8 +11,13 @@ from sqlmodel import select
 
 from bot.store import Member, MemberStatus
 from bot.store.models import Campaign, Delivery
-from scheduler.integrity import (ReminderFileProblem, load_reminders, near_holiday_reminder, parse_reminders,
-                                 reminder_for)
+from scheduler.integrity import (
+    ReminderFileProblem,
+    load_reminders,
+    near_holiday_reminder,
+    parse_reminders,
+    reminder_for,
+)
 from scheduler.runner import JobRunner
 from tests.conftest import SHANGHAI, build_env
 
@@ -41,13 +46,15 @@ def test_no_quotation_repeats_within_any_two_years():
     months = [date(2026 + (m // 12), m % 12 + 1, 10) for m in range(60)]
     chosen = [reminder_for(day, reminders) for day in months]
     for start in range(len(months) - 24):
-        assert len(set(chosen[start:start + 24])) == 24
+        assert len(set(chosen[start : start + 24])) == 24
     assert reminder_for(date(2027, 3, 10), reminders) == reminder_for(date(2027, 3, 25), reminders)  # by month only
 
 
 def test_admin_texts_join_the_rotation_and_bad_files_are_named(tmp_path):
     extra = tmp_path / "ours.toml"
-    extra.write_text('[[reminder]]\ntext = "本支部自定的提醒原文。"\nsource = "本支部廉政公约（2026年）第一条"\n', encoding="utf-8")
+    extra.write_text(
+        '[[reminder]]\ntext = "本支部自定的提醒原文。"\nsource = "本支部廉政公约（2026年）第一条"\n', encoding="utf-8"
+    )
     bundled = load_reminders()
     combined = load_reminders(str(extra))
     assert combined[:-1] == bundled and combined[-1].source == "本支部廉政公约（2026年）第一条"
@@ -91,15 +98,21 @@ def test_job_sends_the_months_quotation_to_active_members(jobs):
     with env.store.session() as db:
         sent = db.exec(select(Campaign).where(Campaign.kind == "integrity")).all()
         assert sent and all(c.title == "每月廉政提醒" for c in sent)
-        assert {c.text for c in sent} == {f"【每月廉政提醒】\n“{expected.text}”\n——{expected.source}\n请对照检视，守纪律、讲规矩。"}
-        recipients = {d.member_id for d in db.exec(select(Delivery).where(Delivery.campaign_id.in_([c.id for c in sent]))).all()}
+        assert {c.text for c in sent} == {
+            f"【每月廉政提醒】\n“{expected.text}”\n——{expected.source}\n请对照检视，守纪律、讲规矩。"
+        }
+        recipients = {
+            d.member_id for d in db.exec(select(Delivery).where(Delivery.campaign_id.in_([c.id for c in sent]))).all()
+        }
     assert recipients == active and leaving_id not in recipients
     assert not runner.run("integrity_reminder", datetime(2026, 11, 10, 9, 0, tzinfo=SHANGHAI)).ran  # once only
 
 
 def test_job_skips_a_month_whose_holiday_reminder_is_near(jobs):
     env, runner = jobs
-    result = runner.run("integrity_reminder", datetime(2026, 10, 5, 9, 0, tzinfo=SHANGHAI))  # 国庆's reminder: 29 September
+    result = runner.run(
+        "integrity_reminder", datetime(2026, 10, 5, 9, 0, tzinfo=SHANGHAI)
+    )  # 国庆's reminder: 29 September
     assert result.detail == "本月跳过：9月29日有廉洁过节提醒"
     with env.store.session() as db:
         assert db.exec(select(Campaign).where(Campaign.kind == "integrity")).all() == []
@@ -110,7 +123,9 @@ def test_job_with_a_broken_admin_file_falls_back_to_the_bundled_set(tmp_path, cl
     broken.write_text("not toml [", encoding="utf-8")
     env = build_env(tmp_path, clock, BRANCHBOT__SCHEDULER__INTEGRITY_FILE=str(broken))
     try:
-        result = JobRunner(env.store, env.config, env.clock).run("integrity_reminder", datetime(2027, 1, 10, 9, 0, tzinfo=SHANGHAI))
+        result = JobRunner(env.store, env.config, env.clock).run(
+            "integrity_reminder", datetime(2027, 1, 10, 9, 0, tzinfo=SHANGHAI)
+        )
         assert result.ran and "自定义提醒文件有误" in result.detail and "ours.toml" in result.detail
         assert reminder_for(date(2027, 1, 10), load_reminders()).source in result.detail
     finally:

@@ -56,18 +56,26 @@ def test_menu_is_sent_as_utf8_text_not_escapes(cfg, api, capsys):
 
 
 def test_menu_from_config_and_unknown_keys_refused(cfg, api, capsys):
-    cfg.write_text(cfg.read_text(encoding="utf-8") + '[[menu.buttons]]\nname = "学习"\nkey = "QUIZ"\n'
-                   '[[menu.buttons]]\nname = "官网"\ntype = "view"\nurl = "https://example.org/"\n', encoding="utf-8")
+    cfg.write_text(
+        cfg.read_text(encoding="utf-8") + '[[menu.buttons]]\nname = "学习"\nkey = "QUIZ"\n'
+        '[[menu.buttons]]\nname = "官网"\ntype = "view"\nurl = "https://example.org/"\n',
+        encoding="utf-8",
+    )
     code, out = run(capsys, "menu", "push", "--config", str(cfg))
     assert code == 0 and [b["name"] for b in api.state.menu["button"]] == ["学习", "官网"]
-    cfg.write_text(cfg.read_text(encoding="utf-8") + '[[menu.buttons]]\nname = "未知"\nkey = "NOPE"\n', encoding="utf-8")
+    cfg.write_text(
+        cfg.read_text(encoding="utf-8") + '[[menu.buttons]]\nname = "未知"\nkey = "NOPE"\n', encoding="utf-8"
+    )
     api.state.menu = None
     code, out = run(capsys, "menu", "push", "--config", str(cfg))
     assert code == 2 and "NOPE" in out and "没有对应的功能" in out and api.state.menu is None
 
 
 def test_menu_config_errors_name_the_button(cfg, capsys):
-    cfg.write_text(cfg.read_text(encoding="utf-8") + '[[menu.buttons]]\nname = "一个很长的菜单名"\nkey = "QUIZ"\n', encoding="utf-8")
+    cfg.write_text(
+        cfg.read_text(encoding="utf-8") + '[[menu.buttons]]\nname = "一个很长的菜单名"\nkey = "QUIZ"\n',
+        encoding="utf-8",
+    )
     code, out = run(capsys, "menu", "push", "--config", str(cfg))
     assert code == 2 and "menu.buttons" in out and "最多 4 个汉字" in out
 
@@ -91,7 +99,14 @@ def test_every_default_menu_key_is_handled(env):
     assert unhandled_keys(config.menu.buttons, build_registry().menu_keys) == []
     user = env.wechat("o-li")
     user.say("绑定 李明 0002")
-    expected = {"QUIZ": "测试", "POINTS": "积分", "RANK": "排行", "PRACTICE": "练习", "REVIEW": "错题", "HELP": "党支部学习助手可以"}
+    expected = {
+        "QUIZ": "测试",
+        "POINTS": "积分",
+        "RANK": "排行",
+        "PRACTICE": "练习",
+        "REVIEW": "错题",
+        "HELP": "党支部学习助手可以",
+    }
     payload = json.dumps(menu_payload(config.menu.buttons), ensure_ascii=False)
     for key, word in expected.items():
         assert f'"key": "{key}"' in payload

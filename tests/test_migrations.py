@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
@@ -68,11 +70,23 @@ def test_upgrade_from_the_first_migration_keeps_the_data(database_url):
         command.upgrade(cfg, "0001")
     with store.engine.begin() as conn:
         conn.execute(text("INSERT INTO branch (name) VALUES ('第一党支部')"))
-        conn.execute(text("INSERT INTO member (name, phone, branch_id, role, subscribed, is_demo, status) "
-                          "VALUES ('张三', '13900000001', 1, '党员', true, false, '在册')"))
-        conn.execute(text("INSERT INTO paper (branch_id, month, question_ids, created_at) VALUES (1, '2026-11', '[1]', CURRENT_TIMESTAMP)"))
-        conn.execute(text("INSERT INTO attempt (member_id, paper_id, branch_id, month, option_orders, position, correct, score, started_at) "
-                          "VALUES (1, 1, 1, '2026-11', '{}', 10, 9, 90, CURRENT_TIMESTAMP)"))
+        conn.execute(
+            text(
+                "INSERT INTO member (name, phone, branch_id, role, subscribed, is_demo, status) "
+                "VALUES ('张三', '13900000001', 1, '党员', true, false, '在册')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO paper (branch_id, month, question_ids, created_at) VALUES (1, '2026-11', '[1]', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO attempt (member_id, paper_id, branch_id, month, option_orders, position, correct, score, started_at) "
+                "VALUES (1, 1, 1, '2026-11', '{}', 10, 9, 90, CURRENT_TIMESTAMP)"
+            )
+        )
     assert current(store) == "0001"
     before, after = upgrade(store)
     assert (before, after) == ("0001", head(store))
@@ -86,7 +100,7 @@ def test_upgrade_from_the_first_migration_keeps_the_data(database_url):
 def test_upgrade_from_0002_backfills_the_standings_aggregates_from_the_ledger(database_url):
     """An existing deployment's points and finished attempts become the maintained totals
     (0003): equal to the ledger, ranked as the ledger ranked them, and kept from then on."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from alembic import command
     from sqlalchemy import insert
@@ -102,32 +116,88 @@ def test_upgrade_from_0002_backfills_the_standings_aggregates_from_the_ledger(da
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0002")
-    t = datetime(2026, 10, 20, 2, 0, 0, 123456, tzinfo=timezone.utc)
+    t = datetime(2026, 10, 20, 2, 0, 0, 123456, tzinfo=UTC)
     with store.engine.begin() as conn:
         conn.execute(insert(Branch), [{"name": "第一党支部"}, {"name": "第二党支部"}])
-        conn.execute(insert(Member), [
-            {"name": name, "phone": phone, "branch_id": branch, "role": "党员", "subscribed": True, "is_demo": False, "status": "在册"}
-            for name, phone, branch in (("张三", "13900000001", 1), ("李四", "13900000002", 1), ("王五", "13900000003", 2))])
-        conn.execute(insert(PointsEntry), [
-            {"member_id": m, "branch_id": b, "amount": amount, "kind": kind, "reason": "r", "month": at.strftime("%Y-%m"), "created_at": at}
-            for m, b, amount, kind, at in (
-                (1, 1, 10, "earn", t), (1, 1, 10, "earn", t + timedelta(days=1)), (1, 1, -5, "correction", t + timedelta(days=30)),
-                (2, 1, 15, "earn", t + timedelta(days=2)),  # 15 like 张三, but reached first
-                (3, 1, 10, "earn", t), (3, 2, 20, "earn", t + timedelta(days=31)))])  # 王五 moved to 第二党支部
-        conn.execute(insert(Paper), [{"branch_id": b, "month": m, "question_ids": [1], "created_at": t}
-                                     for b, m in ((1, "2026-10"), (1, "2026-11"), (2, "2026-11"))])
-        conn.execute(insert(Attempt), [
-            {"member_id": m, "paper_id": p, "branch_id": b, "month": month, "option_orders": {}, "position": 10, "correct": s // 10,
-             "score": s, "started_at": t, "finished_at": finished}
-            for m, p, b, month, s, finished in (
-                (1, 1, 1, "2026-10", 80, t), (1, 2, 1, "2026-11", 90, t + timedelta(days=30)),
-                (2, 2, 1, "2026-11", 30, None),  # still answering: not counted
-                (3, 3, 2, "2026-11", 100, t + timedelta(days=31)))])
+        conn.execute(
+            insert(Member),
+            [
+                {
+                    "name": name,
+                    "phone": phone,
+                    "branch_id": branch,
+                    "role": "党员",
+                    "subscribed": True,
+                    "is_demo": False,
+                    "status": "在册",
+                }
+                for name, phone, branch in (
+                    ("张三", "13900000001", 1),
+                    ("李四", "13900000002", 1),
+                    ("王五", "13900000003", 2),
+                )
+            ],
+        )
+        conn.execute(
+            insert(PointsEntry),
+            [
+                {
+                    "member_id": m,
+                    "branch_id": b,
+                    "amount": amount,
+                    "kind": kind,
+                    "reason": "r",
+                    "month": at.strftime("%Y-%m"),
+                    "created_at": at,
+                }
+                for m, b, amount, kind, at in (
+                    (1, 1, 10, "earn", t),
+                    (1, 1, 10, "earn", t + timedelta(days=1)),
+                    (1, 1, -5, "correction", t + timedelta(days=30)),
+                    (2, 1, 15, "earn", t + timedelta(days=2)),  # 15 like 张三, but reached first
+                    (3, 1, 10, "earn", t),
+                    (3, 2, 20, "earn", t + timedelta(days=31)),
+                )
+            ],
+        )  # 王五 moved to 第二党支部
+        conn.execute(
+            insert(Paper),
+            [
+                {"branch_id": b, "month": m, "question_ids": [1], "created_at": t}
+                for b, m in ((1, "2026-10"), (1, "2026-11"), (2, "2026-11"))
+            ],
+        )
+        conn.execute(
+            insert(Attempt),
+            [
+                {
+                    "member_id": m,
+                    "paper_id": p,
+                    "branch_id": b,
+                    "month": month,
+                    "option_orders": {},
+                    "position": 10,
+                    "correct": s // 10,
+                    "score": s,
+                    "started_at": t,
+                    "finished_at": finished,
+                }
+                for m, p, b, month, s, finished in (
+                    (1, 1, 1, "2026-10", 80, t),
+                    (1, 2, 1, "2026-11", 90, t + timedelta(days=30)),
+                    (2, 2, 1, "2026-11", 30, None),  # still answering: not counted
+                    (3, 3, 2, "2026-11", 100, t + timedelta(days=31)),
+                )
+            ],
+        )
     assert upgrade(store) == ("0002", head(store))
     assert_aggregates_match_the_ledger(store)
     with store.session() as db:
         assert [(r.name, r.points, r.at) for r in total_board(db)] == [
-            ("王五", 30, t + timedelta(days=31)), ("李四", 15, t + timedelta(days=2)), ("张三", 15, t + timedelta(days=30))]
+            ("王五", 30, t + timedelta(days=31)),
+            ("李四", 15, t + timedelta(days=2)),
+            ("张三", 15, t + timedelta(days=30)),
+        ]
         assert [(r.name, r.points) for r in total_board(db, 1)] == [("李四", 15), ("张三", 15), ("王五", 10)]
         assert total_rank(db, 1) == (3, 3, 15) and total_rank(db, 3, 1) == (3, 3, 10)
         assert member_points(db, 1, "2026-11") == (-5, 15)
@@ -154,14 +224,28 @@ def test_upgrade_from_0005_adds_the_console_tables_and_keeps_reports_unhandled(d
         command.upgrade(cfg, "0005")
     with store.engine.begin() as conn:
         conn.execute(text("INSERT INTO branch (name) VALUES ('第一党支部')"))
-        conn.execute(text("INSERT INTO member (name, phone, branch_id, role, subscribed, is_demo, status) "
-                          "VALUES ('张三', '13900000001', 1, '党员', true, false, '在册')"))
-        conn.execute(text("INSERT INTO question (kind, stem, stem_key, options, answer, explanation, category, source, difficulty, active) "
-                          "VALUES ('判断', '题干', 'k1', '[]', '[]', '解析', '党史', '来源', 2, true)"))
-        conn.execute(text("INSERT INTO questionreport (member_id, question_id, text, at) VALUES (1, 1, '年份有误', CURRENT_TIMESTAMP)"))
+        conn.execute(
+            text(
+                "INSERT INTO member (name, phone, branch_id, role, subscribed, is_demo, status) "
+                "VALUES ('张三', '13900000001', 1, '党员', true, false, '在册')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO question (kind, stem, stem_key, options, answer, explanation, category, source, difficulty, active) "
+                "VALUES ('判断', '题干', 'k1', '[]', '[]', '解析', '党史', '来源', 2, true)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO questionreport (member_id, question_id, text, at) VALUES (1, 1, '年份有误', CURRENT_TIMESTAMP)"
+            )
+        )
     assert upgrade(store) == ("0005", head(store))
     with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT text, handled_at, handled_by FROM questionreport")).all() == [("年份有误", None, "")]
+        assert conn.execute(text("SELECT text, handled_at, handled_by FROM questionreport")).all() == [
+            ("年份有误", None, "")
+        ]
     tables = set(inspect(store.engine).get_table_names())
     assert {"consolelogintoken", "consolesession", "consoleloginfailure", "consoleupload"} <= tables
     store.dispose()

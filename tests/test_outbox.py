@@ -32,12 +32,17 @@ def api():
 
 def push_settings(api: FakeWeChatApi, **extra: str) -> dict[str, str]:
     settings = {
-        "BRANCHBOT__WECHAT__APP_ID": "wx1234567890abcdef", "BRANCHBOT__WECHAT__APP_SECRET": "s" * 32,
+        "BRANCHBOT__WECHAT__APP_ID": "wx1234567890abcdef",
+        "BRANCHBOT__WECHAT__APP_SECRET": "s" * 32,
         "BRANCHBOT__WECHAT__API_BASE": api.base,
-        "BRANCHBOT__WECOM__CORP_ID": "ww0123456789abcdef", "BRANCHBOT__WECOM__SECRET": "w" * 32,
-        "BRANCHBOT__WECOM__AGENT_ID": "1000002", "BRANCHBOT__WECOM__API_BASE": api.base,
-        "BRANCHBOT__OUTBOX__RETRY_BASE_SECONDS": "0.01", "BRANCHBOT__OUTBOX__POLL_SECONDS": "0.05",
-        "BRANCHBOT__OUTBOX__TIMEOUT_SECONDS": "0.5", "BRANCHBOT__OUTBOX__WECHAT_PER_SECOND": "1000",
+        "BRANCHBOT__WECOM__CORP_ID": "ww0123456789abcdef",
+        "BRANCHBOT__WECOM__SECRET": "w" * 32,
+        "BRANCHBOT__WECOM__AGENT_ID": "1000002",
+        "BRANCHBOT__WECOM__API_BASE": api.base,
+        "BRANCHBOT__OUTBOX__RETRY_BASE_SECONDS": "0.01",
+        "BRANCHBOT__OUTBOX__POLL_SECONDS": "0.05",
+        "BRANCHBOT__OUTBOX__TIMEOUT_SECONDS": "0.5",
+        "BRANCHBOT__OUTBOX__WECHAT_PER_SECOND": "1000",
         "BRANCHBOT__OUTBOX__WECOM_PER_SECOND": "1000",
     }
     settings.update(extra)
@@ -65,7 +70,9 @@ def all_member_ids(env) -> list[int]:
 
 def push(env, text: str = "支部通知：周五下午学习。", title: str = "") -> int:
     with env.store.session() as db:
-        return create_campaign(db, kind="broadcast", text=text, title=title, member_ids=all_member_ids(env), now=env.clock()).id
+        return create_campaign(
+            db, kind="broadcast", text=text, title=title, member_ids=all_member_ids(env), now=env.clock()
+        ).id
 
 
 def drain(env) -> None:
@@ -78,8 +85,11 @@ def drain(env) -> None:
 
 def statuses(env, campaign_id: int) -> dict[str, str]:
     with env.store.session() as db:
-        rows = db.exec(select(Member.name, Member.phone, Delivery.status).join(Delivery, Delivery.member_id == Member.id)
-                       .where(Delivery.campaign_id == campaign_id)).all()
+        rows = db.exec(
+            select(Member.name, Member.phone, Delivery.status)
+            .join(Delivery, Delivery.member_id == Member.id)
+            .where(Delivery.campaign_id == campaign_id)
+        ).all()
         return {f"{name}{phone[-4:]}" if name != "刘强" else f"{name}{phone}": status for name, phone, status in rows}
 
 
@@ -121,9 +131,14 @@ def test_permanent_failures_keep_the_errcode(push_env, api):
     campaign = push(push_env)
     drain(push_env)
     with push_env.store.session() as db:
-        failed = {m.name: (d.errcode, d.errmsg) for d, m in db.exec(
-            select(Delivery, Member).join(Member, Member.id == Delivery.member_id)
-            .where(Delivery.campaign_id == campaign, Delivery.status == "failed")).all()}
+        failed = {
+            m.name: (d.errcode, d.errmsg)
+            for d, m in db.exec(
+                select(Delivery, Member)
+                .join(Member, Member.id == Delivery.member_id)
+                .where(Delivery.campaign_id == campaign, Delivery.status == "failed")
+            ).all()
+        }
     assert failed == {"李明": (81013, "invaliduser"), "赵敏": (40003, "injected 40003")}
     assert api.times_delivered("wangshuji") == 1  # the rest of the WeCom batch went out
 
@@ -142,18 +157,27 @@ def test_expired_token_is_refreshed_once(push_env, api):
 
 
 def test_closed_window_falls_back_to_template(tmp_path, clock, api):
-    env = build_env(tmp_path, clock, **push_settings(api, BRANCHBOT__WECHAT__TEMPLATE_ID="tpl-1",
-                    BRANCHBOT__WECHAT__TEMPLATE_FIELDS='{"thing1": "title", "time2": "date"}'))
+    env = build_env(
+        tmp_path,
+        clock,
+        **push_settings(
+            api,
+            BRANCHBOT__WECHAT__TEMPLATE_ID="tpl-1",
+            BRANCHBOT__WECHAT__TEMPLATE_FIELDS='{"thing1": "title", "time2": "date"}',
+        ),
+    )
     with env.store.session() as db:
         db.exec(update(Member).where(Member.name == "赵敏").values(openid="o-zhao"))
         member_id = db.exec(select(Member.id).where(Member.name == "赵敏")).one()
-        campaign = create_campaign(db, kind="broadcast", title="学习通知", text="周五学习", member_ids=[member_id], now=clock()).id
+        campaign = create_campaign(
+            db, kind="broadcast", title="学习通知", text="周五学习", member_ids=[member_id], now=clock()
+        ).id
     api.state.closed_window.add("o-zhao")
     drain(env)
     with env.store.session() as db:
         delivery = db.exec(select(Delivery).where(Delivery.campaign_id == campaign)).one()
     assert (delivery.status, delivery.via) == ("sent", "wechat_template")
-    [(channel, user, data)] = [key for key in api.state.delivered]
+    [(channel, _user, data)] = [key for key in api.state.delivered]
     assert channel == "template" and json.loads(data)["thing1"] == {"value": "学习通知"}
 
 
@@ -165,7 +189,9 @@ def test_closed_window_without_template_waits_in_the_inbox(push_env, api):
     result = statuses(push_env, campaign)
     assert result["赵敏0003"] == "inbox" and result["周芳0012"] == "inbox"
     with push_env.store.session() as db:
-        codes = set(db.exec(select(Delivery.errcode).where(Delivery.campaign_id == campaign, Delivery.status == "inbox")).all())
+        codes = set(
+            db.exec(select(Delivery.errcode).where(Delivery.campaign_id == campaign, Delivery.status == "inbox")).all()
+        )
     assert codes == {45015, 45047}
     user = push_env.wechat("o-13900000003")
     reply = user.say("积分")
@@ -180,7 +206,12 @@ def test_wecom_batches_of_at_most_1000(tmp_path, clock, api):
     env = build_env(tmp_path, clock, **push_settings(api))
     with env.store.session() as db:
         branch_id = db.exec(select(Member.branch_id)).first()
-        db.add_all([Member(name=f"成员{i}", phone=f"186{i:08d}", branch_id=branch_id, wecom_userid=f"u{i}") for i in range(2300)])
+        db.add_all(
+            [
+                Member(name=f"成员{i}", phone=f"186{i:08d}", branch_id=branch_id, wecom_userid=f"u{i}")
+                for i in range(2300)
+            ]
+        )
     with env.store.session() as db:
         ids = db.exec(select(Member.id).where(Member.wecom_userid.like("u%"))).all()  # type: ignore[union-attr]
         create_campaign(db, kind="broadcast", text="通知", member_ids=ids, now=clock())
@@ -190,12 +221,25 @@ def test_wecom_batches_of_at_most_1000(tmp_path, clock, api):
 
 
 def test_group_robot_post_once_per_campaign(tmp_path, clock, api):
-    env = build_env(tmp_path, clock, **push_settings(api, BRANCHBOT__ROBOTS__API_BASE=api.base,
-                    BRANCHBOT__ROBOTS__KEYS='{"第一党支部": "robot-key-1"}'))
+    env = build_env(
+        tmp_path,
+        clock,
+        **push_settings(
+            api, BRANCHBOT__ROBOTS__API_BASE=api.base, BRANCHBOT__ROBOTS__KEYS='{"第一党支部": "robot-key-1"}'
+        ),
+    )
     with env.store.session() as db:
         branch_id = db.exec(select(Member.branch_id).where(Member.name == "李明")).one()
-        create_campaign(db, kind="meeting", title="主题党日提醒", text="明天下午三点主题党日。", member_ids=[], now=clock(),
-                        branch_id=branch_id, robot=True)
+        create_campaign(
+            db,
+            kind="meeting",
+            title="主题党日提醒",
+            text="明天下午三点主题党日。",
+            member_ids=[],
+            now=clock(),
+            branch_id=branch_id,
+            robot=True,
+        )
     drain(env)
     drain(env)
     assert len(api.state.robot_posts) == 1
@@ -224,15 +268,23 @@ TOKEN_SCRIPT = textwrap.dedent("""
 
 def test_token_is_fetched_once_and_shared_by_two_processes(tmp_path, api, database_url):
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[database]\nurl = "{database_url}"\n[wechat]\napp_id = "wxabc"\napp_secret = "{"s" * 32}"\n'
-                   f'api_base = "{api.base}"\n', encoding="utf-8")
+    cfg.write_text(
+        f'[database]\nurl = "{database_url}"\n[wechat]\napp_id = "wxabc"\napp_secret = "{"s" * 32}"\n'
+        f'api_base = "{api.base}"\n',
+        encoding="utf-8",
+    )
     from bot.store import create_store
+
     create_store(database_url).create_all()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     def both(*args: str) -> set[str]:
-        procs = [subprocess.Popen([sys.executable, "-c", TOKEN_SCRIPT, str(cfg), *args], stdout=subprocess.PIPE, env=env,
-                                  text=True) for _ in range(2)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", TOKEN_SCRIPT, str(cfg), *args], stdout=subprocess.PIPE, env=env, text=True
+            )
+            for _ in range(2)
+        ]
         return {p.communicate(timeout=60)[0].strip() for p in procs}
 
     tokens = both("get")
@@ -249,17 +301,32 @@ def test_killed_mid_campaign_five_times_resumes_without_duplicates_or_misses(tmp
     takes over the dead one's claims after the lease, and every member gets it once."""
     with FakeWeChatApi(latency=0.3) as api:
         cfg = tmp_path / "config.toml"
-        settings = push_settings(api, BRANCHBOT__OUTBOX__LEASE_SECONDS="5", BRANCHBOT__OUTBOX__TIMEOUT_SECONDS="5",
-                                 BRANCHBOT__OUTBOX__CONCURRENCY="2", BRANCHBOT__OUTBOX__WECOM_BATCH="50")
+        settings = push_settings(
+            api,
+            BRANCHBOT__OUTBOX__LEASE_SECONDS="5",
+            BRANCHBOT__OUTBOX__TIMEOUT_SECONDS="5",
+            BRANCHBOT__OUTBOX__CONCURRENCY="2",
+            BRANCHBOT__OUTBOX__WECOM_BATCH="50",
+        )
         env = build_env(tmp_path, clock, **settings)
         with env.store.session() as db:
             branch_id = db.exec(select(Member.branch_id)).first()
-            db.add_all([Member(name=f"成员{i}", phone=f"186{i:08d}", branch_id=branch_id, wecom_userid=f"u{i}") for i in range(2000)])
+            db.add_all(
+                [
+                    Member(name=f"成员{i}", phone=f"186{i:08d}", branch_id=branch_id, wecom_userid=f"u{i}")
+                    for i in range(2000)
+                ]
+            )
         with env.store.session() as db:
             ids = db.exec(select(Member.id).where(Member.wecom_userid.like("u%"))).all()  # type: ignore[union-attr]
             campaign = create_campaign(db, kind="broadcast", text="通知", member_ids=ids, now=clock()).id
         cfg.write_text("", encoding="utf-8")
-        run_env = {**os.environ, **settings, "BRANCHBOT__DATABASE__URL": env.config.database.url, "PYTHONPATH": str(ROOT)}
+        run_env = {
+            **os.environ,
+            **settings,
+            "BRANCHBOT__DATABASE__URL": env.config.database.url,
+            "PYTHONPATH": str(ROOT),
+        }
         command = [sys.executable, "-m", "bot.cli", "outbox", "run", "--config", str(cfg)]
         for _ in range(5):
             calls_before = api.state.calls["wecom_send"]

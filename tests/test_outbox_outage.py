@@ -4,7 +4,7 @@ errcodes end ``failed`` at once; ``outbox status`` shows what waits and when."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert
@@ -49,7 +49,7 @@ def next_due(env) -> datetime | None:
         waiting = db.exec(select(Delivery.next_attempt_at).where(Delivery.status == "pending")).all()
     if not waiting:
         return None
-    return min((when or env.clock() for when in waiting))
+    return min(when or env.clock() for when in waiting)
 
 
 def counts(env, campaign: int) -> dict[str, int]:
@@ -64,11 +64,26 @@ def test_api_down_30_minutes_during_a_2000_member_campaign_sends_each_once_after
     env = outage_env(tmp_path, clock, database_url, api, BRANCHBOT__OUTBOX__RETRY_BASE_SECONDS="60")  # 8 passes, not 12
     with env.store.session() as db:
         branch = db.exec(select(Branch)).first()
-        db.execute(insert(Member), [{"name": f"党员{i}", "phone": f"1370000{i:04d}", "branch_id": branch.id, "role": "党员",
-                                     "openid": f"o-m{i}", "subscribed": True, "is_demo": False, "status": "在册"}
-                                    for i in range(MEMBERS)])
+        db.execute(
+            insert(Member),
+            [
+                {
+                    "name": f"党员{i}",
+                    "phone": f"1370000{i:04d}",
+                    "branch_id": branch.id,
+                    "role": "党员",
+                    "openid": f"o-m{i}",
+                    "subscribed": True,
+                    "is_demo": False,
+                    "status": "在册",
+                }
+                for i in range(MEMBERS)
+            ],
+        )
         ids = db.exec(select(Member.id).where(Member.openid.like("o-m%"))).all()  # type: ignore[union-attr]
-        campaign = create_campaign(db, kind="broadcast", text="支部通知：周五下午学习。", member_ids=ids, now=env.clock()).id
+        campaign = create_campaign(
+            db, kind="broadcast", text="支部通知：周五下午学习。", member_ids=ids, now=env.clock()
+        ).id
     api.outage("http", 503)
     back_at = env.clock() + timedelta(minutes=30)
     worker = worker_for(env)
@@ -109,15 +124,23 @@ def test_retries_stop_at_the_retry_window_and_permanent_errcodes_fail_at_once(tm
     env = outage_env(tmp_path, clock, database_url, api, BRANCHBOT__OUTBOX__RETRY_WINDOW="3600")
     ids = bind_roster(env)
     api.inject("custom_send", "errcode", 43004, user="o-13900000003")  # unfollowed: permanent
-    api.inject("custom_send", "errcode", 40001, times=4, user="o-13900000012")  # token trouble past the refresh: retried
+    api.inject(
+        "custom_send", "errcode", 40001, times=4, user="o-13900000012"
+    )  # token trouble past the refresh: retried
     with env.store.session() as db:
         first = create_campaign(db, kind="broadcast", text="第一条", member_ids=ids, now=env.clock()).id
     worker = worker_for(env)
     try:
         worker.run_once()
         with env.store.session() as db:
-            rows = {m.phone: (d.status, d.errcode) for d, m in db.exec(
-                select(Delivery, Member).join(Member, Member.id == Delivery.member_id).where(Delivery.campaign_id == first)).all()}
+            rows = {
+                m.phone: (d.status, d.errcode)
+                for d, m in db.exec(
+                    select(Delivery, Member)
+                    .join(Member, Member.id == Delivery.member_id)
+                    .where(Delivery.campaign_id == first)
+                ).all()
+            }
         assert rows["13900000003"] == ("failed", 43004)
         assert rows["13900000012"] == ("pending", 40001)
         while next_due(env) is not None:
@@ -144,12 +167,11 @@ def test_retries_stop_at_the_retry_window_and_permanent_errcodes_fail_at_once(tm
 def test_outbox_status_shows_what_waits_to_retry_and_when(tmp_path, clock, api, capsys, no_env_overrides):
     database_url = f"sqlite:///{tmp_path / 'test.db'}"
     env = outage_env(tmp_path, clock, database_url, api)
-    from datetime import timezone
 
-    env.clock.now = datetime.now(timezone.utc).replace(microsecond=0)
+    env.clock.now = datetime.now(UTC).replace(microsecond=0)
     ids = bind_roster(env)
     with env.store.session() as db:
-        campaign = create_campaign(db, kind="broadcast", title="学习通知", text="周五学习", member_ids=ids, now=env.clock()).id
+        create_campaign(db, kind="broadcast", title="学习通知", text="周五学习", member_ids=ids, now=env.clock())
     api.outage("http", 503)
     worker = worker_for(env)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
 
 from sqlmodel import select
 
@@ -174,7 +175,7 @@ def test_two_answers_at_once_through_two_instances_are_graded_in_turn(env, monke
     the apology and nothing is counted twice."""
     import threading
     import time
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from bot.engine import Engine
     from bot.messages import Inbound
@@ -207,8 +208,8 @@ def test_two_answers_at_once_through_two_instances_are_graded_in_turn(env, monke
 
     def send(i: int) -> None:
         try:
-            replies[i] = engines[i].handle(Inbound("wechat", "o-twice", "text", f"twice-{i}", datetime.now(timezone.utc), text))
-        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion below
+            replies[i] = engines[i].handle(Inbound("wechat", "o-twice", "text", f"twice-{i}", datetime.now(UTC), text))
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
@@ -220,7 +221,9 @@ def test_two_answers_at_once_through_two_instances_are_graded_in_turn(env, monke
         store.dispose()
     assert not errors, errors
     assert all(reply.startswith(("✅", "❌")) for reply in replies), replies  # both graded
-    assert {f"第 {position + 2}/10 题", f"第 {position + 3}/10 题"} == {re.search(r"第 \d+/10 题", r).group(0) for r in replies}
+    assert {f"第 {position + 2}/10 题", f"第 {position + 3}/10 题"} == {
+        re.search(r"第 \d+/10 题", r).group(0) for r in replies
+    }
     with env.store.session() as db:
         attempt = db.exec(select(Attempt)).one()
         answers = db.exec(select(Answer).where(Answer.attempt_id == attempt.id)).all()

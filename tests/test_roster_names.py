@@ -14,9 +14,11 @@ from tests.conftest import build_env, load_roster
 # U+2F4A KANGXI RADICAL TREE looks like 木 but is another character; Ｌ is full-width.
 KANGXI = "\u2f4a兰"
 FULL_WIDTH = "李Ｌｅｉ"
-ROSTER = ("姓名,手机号,支部,入党日期,角色\n"
-          f"{KANGXI},13900000031,第一党支部,2010-07-01,党员\n"
-          f"{FULL_WIDTH},13900000032,第一党支部,2011-07-01,党员\n")
+ROSTER = (
+    "姓名,手机号,支部,入党日期,角色\n"
+    f"{KANGXI},13900000031,第一党支部,2010-07-01,党员\n"
+    f"{FULL_WIDTH},13900000032,第一党支部,2011-07-01,党员\n"
+)
 
 
 def test_names_changed_by_normalisation_bind_after_import(tmp_path, clock, database_url):
@@ -42,11 +44,26 @@ def test_upgrade_normalises_names_already_stored(database_url):
         command.upgrade(cfg, "0003")
     with store.engine.begin() as conn:
         conn.execute(insert(Branch), [{"name": "第一党支部"}])
-        conn.execute(insert(Member), [
-            {"name": name, "phone": phone, "branch_id": 1, "role": "党员", "subscribed": True, "is_demo": False, "status": "在册"}
-            for name, phone in ((KANGXI, "13900000031"), (FULL_WIDTH, "13900000032"), ("张三", "13900000033"))])
+        conn.execute(
+            insert(Member),
+            [
+                {
+                    "name": name,
+                    "phone": phone,
+                    "branch_id": 1,
+                    "role": "党员",
+                    "subscribed": True,
+                    "is_demo": False,
+                    "status": "在册",
+                }
+                for name, phone in ((KANGXI, "13900000031"), (FULL_WIDTH, "13900000032"), ("张三", "13900000033"))
+            ],
+        )
     assert upgrade(store) == ("0003", head(store))
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT phone, name FROM member ORDER BY phone")).all() == [
-            ("13900000031", "木兰"), ("13900000032", "李Lei"), ("13900000033", "张三")]
+            ("13900000031", "木兰"),
+            ("13900000032", "李Lei"),
+            ("13900000033", "张三"),
+        ]
     store.dispose()

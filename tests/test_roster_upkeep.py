@@ -3,7 +3,7 @@ delete), back to 在册 when they reappear; --no-transfer and demo imports mark 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -54,8 +54,16 @@ def test_missing_member_is_marked_transferred_and_comes_back(cfg, tmp_path, caps
     store = create_store(f"sqlite:///{cfg.parent / 'cli.db'}")
     with store.session() as db:  # 周芳 has history: points from an earlier month
         zhou = db.exec(select(Member).where(Member.phone == "13900000012")).one()
-        db.add(PointsEntry(member_id=zhou.id, branch_id=zhou.branch_id, amount=70, reason="monthly:2026-10",
-                           month="2026-10", created_at=datetime.now(timezone.utc)))
+        db.add(
+            PointsEntry(
+                member_id=zhou.id,
+                branch_id=zhou.branch_id,
+                amount=70,
+                reason="monthly:2026-10",
+                month="2026-10",
+                created_at=datetime.now(UTC),
+            )
+        )
     changed = without("13900000012").replace("李明,13900000002,第一党支部", "李明,13900000002,第二党支部")
     changed += "新同志,13700000000,第二党支部,2024-07-01,党员,,\n"
     code, out, _ = run(capsys, cfg, "members", "import", roster(tmp_path, "r2.csv", changed))
@@ -80,15 +88,19 @@ def test_missing_member_is_marked_transferred_and_comes_back(cfg, tmp_path, caps
     now = statuses(cfg)
     assert now["13900000012"] == "在册" and now["13700000000"] == "已转出"
     with store.session() as db:
-        details = [e.detail for e in db.exec(select(AuditEntry).where(AuditEntry.action == "导入名册")
-                                             .order_by(AuditEntry.id)).all()]
+        details = [
+            e.detail
+            for e in db.exec(select(AuditEntry).where(AuditEntry.action == "导入名册").order_by(AuditEntry.id)).all()
+        ]
     store.dispose()
     assert len(details) == 4 and details[1] == "r2.csv：新增 1 人，更新 1 人，无变化 9 人，标记已转出 1 人"
 
 
 def test_member_without_history_is_marked_not_deleted(cfg, tmp_path, capsys):
     assert run(capsys, cfg, "members", "import", str(DATA / "roster.csv"))[0] == 0
-    code, out, _ = run(capsys, cfg, "members", "import", roster(tmp_path, "r.csv", without("13900000004", "13900000021")))
+    code, out, _ = run(
+        capsys, cfg, "members", "import", roster(tmp_path, "r.csv", without("13900000004", "13900000021"))
+    )
     assert code == 0 and "标记已转出 2 人" in out
     now = statuses(cfg)
     assert len(now) == 11 and now["13900000004"] == now["13900000021"] == "已转出"
@@ -96,7 +108,9 @@ def test_member_without_history_is_marked_not_deleted(cfg, tmp_path, capsys):
 
 def test_no_transfer_imports_a_partial_file(cfg, tmp_path, capsys):
     assert run(capsys, cfg, "members", "import", str(DATA / "roster.csv"))[0] == 0
-    partial = "\n".join(ROSTER.splitlines()[:3]).replace("李明,13900000002,第一党支部", "李明,13900000002,第二党支部") + "\n"
+    partial = (
+        "\n".join(ROSTER.splitlines()[:3]).replace("李明,13900000002,第一党支部", "李明,13900000002,第二党支部") + "\n"
+    )
     code, out, _ = run(capsys, cfg, "members", "import", "--no-transfer", roster(tmp_path, "part.csv", partial))
     assert code == 0
     assert "名册导入完成：新增 0 人，更新 1 人，无变化 1 人。" in out and "已转出" not in out
@@ -122,8 +136,9 @@ def test_empty_roster_file_is_refused(cfg, tmp_path, capsys):
 
 def test_quiz_import_is_audited(cfg, tmp_path, capsys):
     path = tmp_path / "bank.csv"
-    path.write_text("题型,题干,选项A,选项B,答案,解析,分类,来源,难度\n单选,审计测试题？,甲,乙,A,解析,党章,来源,1\n",
-                    encoding="utf-8")
+    path.write_text(
+        "题型,题干,选项A,选项B,答案,解析,分类,来源,难度\n单选,审计测试题？,甲,乙,A,解析,党章,来源,1\n", encoding="utf-8"
+    )
     assert run(capsys, cfg, "quiz", "import", str(path))[0] == 0
     code, out, _ = run(capsys, cfg, "audit", "--action", "导入题库", "--limit", "1")
     assert code == 0 and "bank.csv：新增 1 题" in out and "starter.csv" not in out

@@ -9,14 +9,16 @@ from sqlmodel import select
 
 from bot.store import Member
 from bot.store.models import Campaign, Delivery, JobRun
-from scheduler.calendar import festival_day, holidays, new_years_eve, reminder_plan, source_of, YearSchedule
+from scheduler.calendar import YearSchedule, festival_day, holidays, new_years_eve, reminder_plan, source_of
 from scheduler.dates import anniversary_years, nth_weekday
 from scheduler.runner import JobRunner
 from tests.conftest import SHANGHAI, build_env
 
 
-@pytest.mark.parametrize("year, expected", [(2024, date(2024, 2, 10)), (2025, date(2025, 1, 29)),
-                                            (2026, date(2026, 2, 17)), (2027, date(2027, 2, 6))])
+@pytest.mark.parametrize(
+    "year, expected",
+    [(2024, date(2024, 2, 10)), (2025, date(2025, 1, 29)), (2026, date(2026, 2, 17)), (2027, date(2027, 2, 6))],
+)
 def test_spring_festival(year, expected):
     assert festival_day("春节", year) == expected
     assert new_years_eve(year) == expected - timedelta(days=1)
@@ -59,7 +61,11 @@ def test_statutory_days_off_from_chinese_calendar_and_merged_festivals():
 def test_configured_schedule_wins_for_a_new_year():
     schedule = {2027: YearSchedule({"春节": (date(2027, 2, 5), date(2027, 2, 11))}, frozenset({date(2027, 2, 14)}))}
     spring = next(r for r in reminder_plan(2027, 2, schedule) if "春节" in r.holiday.names)
-    assert (spring.holiday.first, spring.holiday.last, spring.holiday.source) == (date(2027, 2, 5), date(2027, 2, 11), "config")
+    assert (spring.holiday.first, spring.holiday.last, spring.holiday.source) == (
+        date(2027, 2, 5),
+        date(2027, 2, 11),
+        "config",
+    )
     assert spring.send_on == date(2027, 2, 3)
 
 
@@ -76,9 +82,13 @@ def test_political_birthday_rules():
 
 @pytest.fixture
 def jobs(tmp_path, clock, database_url):
-    env = build_env(tmp_path, clock, database_url=database_url,
-                    BRANCHBOT__MEETINGS='[{"type": "主题党日", "weekday": 5, "nth": 1, "time": "15:00", "place": "三楼会议室"}]',
-                    BRANCHBOT__SCHEDULER__MISFIRE_GRACE='{"monthly_quiz": 7200}')
+    env = build_env(
+        tmp_path,
+        clock,
+        database_url=database_url,
+        BRANCHBOT__MEETINGS='[{"type": "主题党日", "weekday": 5, "nth": 1, "time": "15:00", "place": "三楼会议室"}]',
+        BRANCHBOT__SCHEDULER__MISFIRE_GRACE='{"monthly_quiz": 7200}',
+    )
     runner = JobRunner(env.store, env.config, env.clock)
     yield env, runner
     env.store.dispose()
@@ -126,8 +136,11 @@ def test_runs_missed_beyond_their_grace_are_recorded_once_and_shown_in_metrics(j
     assert "monthly_quiz" not in ran and "birthday_greetings" in ran  # its 08:30 is within six hours
     assert missed() == {
         "monthly_quiz": 1,  # 1 December 09:00, grace two hours
-        "birthday_greetings": 29, "holiday_reminder": 29,  # 2–30 November, each day once
-        "quiz_reminder": 1, "meeting_reminder": 1, "integrity_reminder": 1,  # never ran: only their latest time counts
+        "birthday_greetings": 29,
+        "holiday_reminder": 29,  # 2–30 November, each day once
+        "quiz_reminder": 1,
+        "meeting_reminder": 1,
+        "integrity_reminder": 1,  # never ran: only their latest time counts
         "housekeeping": 1,
     }
     with env.store.session() as db:
@@ -135,7 +148,9 @@ def test_runs_missed_beyond_their_grace_are_recorded_once_and_shown_in_metrics(j
     assert quiz.scheduled_for == datetime(2026, 12, 1, 9, 0, tzinfo=SHANGHAI)
     assert runner.last_run("monthly_quiz").scheduled_for == datetime(2026, 11, 1, 9, 0, tzinfo=SHANGHAI)
     assert runner.misses("monthly_quiz") == (1, datetime(2026, 12, 1, 9, 0, tzinfo=SHANGHAI))
-    assert campaigns(env, "monthly_quiz") and all(c.created_at < quiz.scheduled_for for c in campaigns(env, "monthly_quiz"))
+    assert campaigns(env, "monthly_quiz") and all(
+        c.created_at < quiz.scheduled_for for c in campaigns(env, "monthly_quiz")
+    )
     before = missed()
     assert runner.catch_up() == [] and JobRunner(env.store, env.config, env.clock).catch_up() == []
     assert missed() == before  # a restart, or another instance, counts nothing twice
@@ -166,7 +181,7 @@ def test_manual_run_has_the_same_once_only_guarantee(jobs):
 
 
 def test_quiz_reminder_goes_to_those_who_have_not_finished(jobs):
-    env, runner = jobs
+    _env, runner = jobs
     result = runner.run("quiz_reminder", datetime(2026, 11, 27, 19, 0, tzinfo=SHANGHAI))  # 3 days before month end
     assert "提醒 11 位" in result.detail
     assert runner.run("quiz_reminder", datetime(2026, 11, 20, 19, 0, tzinfo=SHANGHAI)).detail == "今天不是提醒日"
@@ -198,8 +213,10 @@ def test_political_birthday_greeting_and_monthly_list(jobs):
     runner.run("birthday_digest", datetime(2026, 12, 1, 8, 30, tzinfo=SHANGHAI))
     december = {c.id: c.text for c in campaigns(env, "birthday_digest") if c.id != july.id}
     with env.store.session() as db:
-        readers = {db.get(Member, d.member_id).name: december[d.campaign_id]
-                   for d in db.exec(select(Delivery).where(Delivery.campaign_id.in_(list(december)))).all()}
+        readers = {
+            db.get(Member, d.member_id).name: december[d.campaign_id]
+            for d in db.exec(select(Delivery).where(Delivery.campaign_id.in_(list(december)))).all()
+        }
     assert set(readers) == {"王书记", "孙书记"}  # each secretary sees only their own branch
     assert "12月1日 周芳（入党 16 周年）" in readers["孙书记"] and "12月1日 刘强（入党 15 周年）" in readers["孙书记"]
     assert readers["王书记"].endswith("12月1日 刘强（入党 13 周年）") and "周芳" not in readers["王书记"]
@@ -216,7 +233,9 @@ def test_meeting_reminder_the_day_before(jobs):
     result = runner.run("meeting_reminder", datetime(2026, 12, 3, 18, 0, tzinfo=SHANGHAI))  # 12-04 is the first Friday
     assert result.detail == "已提醒：主题党日（3 个支部）"
     texts = {c.text for c in campaigns(env, "meeting")}
-    assert texts == {"明天（12月4日 星期五）15:00 召开主题党日，地点：三楼会议室。请准时参加；如不能参加，请向支部书记请假。"}
+    assert texts == {
+        "明天（12月4日 星期五）15:00 召开主题党日，地点：三楼会议室。请准时参加；如不能参加，请向支部书记请假。"
+    }
     assert runner.run("meeting_reminder", datetime(2026, 12, 4, 18, 0, tzinfo=SHANGHAI)).detail == "明天没有例行会议"
 
 
@@ -243,7 +262,9 @@ def test_slow_reply_answers_at_once_and_follows_through_the_outbox(tmp_path, clo
         finally:
             finished.set()
 
-    registry.commands[registry.commands.index(slow)] = type(slow)(slow.word, held, slow.roles, slow.summary, slow.usage, slow.aliases)
+    registry.commands[registry.commands.index(slow)] = type(slow)(
+        slow.word, held, slow.roles, slow.summary, slow.usage, slow.aliases
+    )
     env = build_env(tmp_path, clock, BRANCHBOT__WECHAT__REPLY_BUDGET_MS="200")
     with env.store.session() as db:
         li = db.exec(select(Member).where(Member.name == "李明")).one()

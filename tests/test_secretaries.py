@@ -34,8 +34,14 @@ def people(env):
 
 def deliveries(env, campaign_id: int) -> dict[str, str]:
     with env.store.session() as db:
-        return {m.name + m.phone[-4:]: d.status for d, m in db.exec(
-            select(Delivery, Member).join(Member, Member.id == Delivery.member_id).where(Delivery.campaign_id == campaign_id)).all()}
+        return {
+            m.name + m.phone[-4:]: d.status
+            for d, m in db.exec(
+                select(Delivery, Member)
+                .join(Member, Member.id == Delivery.member_id)
+                .where(Delivery.campaign_id == campaign_id)
+            ).all()
+        }
 
 
 def last_campaign(env, kind: str = "broadcast") -> Campaign:
@@ -52,9 +58,15 @@ def test_broadcast_preview_confirm_and_number(env, people):
     campaign = last_campaign(env)
     assert done == f"已发送，通知编号 #{campaign.id}。稍后发送「通知状态 {campaign.id}」查看送达情况。"
     recipients = deliveries(env, campaign.id)
-    assert len(recipients) == 6 and not any(name.startswith(("孙书记", "周芳")) for name in recipients)  # own branch only
+    assert len(recipients) == 6 and not any(
+        name.startswith(("孙书记", "周芳")) for name in recipients
+    )  # own branch only
     with env.store.session() as db:
-        assert db.exec(select(AuditEntry).where(AuditEntry.action == "发布通知")).one().detail.startswith(f"#{campaign.id} → 第一党支部")
+        assert (
+            db.exec(select(AuditEntry).where(AuditEntry.action == "发布通知"))
+            .one()
+            .detail.startswith(f"#{campaign.id} → 第一党支部")
+        )
 
 
 def test_broadcast_cancel_and_expiry(env, people):
@@ -203,7 +215,10 @@ def test_meeting_dialog_rsvp_and_check_in(env, people):
     assert "已签到 1/6 人：李明" in wang.say("会议情况")
     with env.store.session() as db:
         rows = db.exec(select(MeetingReply)).all()
-        assert {(r.answer, r.reason, r.checked_in_at is not None) for r in rows} == {("参加", "", True), ("请假", "出差", False)}
+        assert {(r.answer, r.reason, r.checked_in_at is not None) for r in rows} == {
+            ("参加", "", True),
+            ("请假", "出差", False),
+        }
 
 
 def test_meeting_dialog_cancel_and_expiry(env, people):

@@ -42,7 +42,7 @@ def closed_after(port: int, sent: list[bytes], gap: float = 0.0, limit: float = 
                 pass
         except (ConnectionResetError, BrokenPipeError):
             pass
-        except socket.timeout:
+        except TimeoutError:
             return float("inf")
     return time.monotonic() - started
 
@@ -61,16 +61,27 @@ def test_serve_closes_slow_connections_and_raises_the_file_limit(tmp_path):
     config = tmp_path / "serve.toml"
     config.write_text("", encoding="utf-8")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BRANCHBOT__")}
-    environ |= {"BRANCHBOT__DATABASE__URL": database, "BRANCHBOT__WECHAT__TOKEN": TOKEN,
-                "BRANCHBOT__SERVER__PORT": str(port), "BRANCHBOT__SCHEDULER__ENABLED": "false",
-                "BRANCHBOT__SIMULATOR__ENABLED": "false", "BRANCHBOT__SERVER__HEADER_TIMEOUT_SECONDS": "1",
-                "BRANCHBOT__SERVER__BODY_TIMEOUT_SECONDS": "1", "BRANCHBOT__SERVER__KEEP_ALIVE_SECONDS": "1",
-                "BRANCHBOT__SERVER__LIMIT_CONCURRENCY": "8",
-                "PYTHONPATH": str(ROOT)}
+    environ |= {
+        "BRANCHBOT__DATABASE__URL": database,
+        "BRANCHBOT__WECHAT__TOKEN": TOKEN,
+        "BRANCHBOT__SERVER__PORT": str(port),
+        "BRANCHBOT__SCHEDULER__ENABLED": "false",
+        "BRANCHBOT__SIMULATOR__ENABLED": "false",
+        "BRANCHBOT__SERVER__HEADER_TIMEOUT_SECONDS": "1",
+        "BRANCHBOT__SERVER__BODY_TIMEOUT_SECONDS": "1",
+        "BRANCHBOT__SERVER__KEEP_ALIVE_SECONDS": "1",
+        "BRANCHBOT__SERVER__LIMIT_CONCURRENCY": "8",
+        "PYTHONPATH": str(ROOT),
+    }
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--config", str(config)], env=environ,
-                                   stdout=out, stderr=subprocess.STDOUT, preexec_fn=lower_file_limit)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--config", str(config)],
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lower_file_limit,
+        )
     try:
         wait_healthy(port, process, log=log)
         limits = Path(f"/proc/{process.pid}/limits").read_text()
@@ -83,11 +94,16 @@ def test_serve_closes_slow_connections_and_raises_the_file_limit(tmp_path):
             "idle": ([], 0.0),
             "half headers": ([head.encode()], 0.0),
             "dripping headers": ([bytes([b]) for b in head.encode()], 0.2),  # a byte every 0.2 s: slowloris
-            "half body": ([(head + "Content-Type: text/xml\r\nContent-Length: 5000\r\n\r\n<xml><ToUser").encode()], 0.0),
+            "half body": (
+                [(head + "Content-Type: text/xml\r\nContent-Length: 5000\r\n\r\n<xml><ToUser").encode()],
+                0.0,
+            ),
         }
         took: dict[str, float] = {}
-        threads = [threading.Thread(target=lambda name=name, case=case: took.__setitem__(name, closed_after(port, *case)))
-                   for name, case in cases.items()]
+        threads = [
+            threading.Thread(target=lambda name=name, case=case: took.__setitem__(name, closed_after(port, *case)))
+            for name, case in cases.items()
+        ]
         for thread in threads:
             thread.start()
         time.sleep(0.3)

@@ -30,8 +30,13 @@ def load_demo(env) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("mode", ["plain", "safe"])
 def test_simulator_round_trip_through_the_webhook(tmp_path, clock, mode):
-    env = build_env(tmp_path, clock, BRANCHBOT__SIMULATOR__ENABLED="true", BRANCHBOT__WECHAT__MODE=mode,
-                    BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key())
+    env = build_env(
+        tmp_path,
+        clock,
+        BRANCHBOT__SIMULATOR__ENABLED="true",
+        BRANCHBOT__WECHAT__MODE=mode,
+        BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key(),
+    )
     load_demo(env)
     with local_client(env) as client:
         assert client.get("/").status_code == 200
@@ -64,8 +69,14 @@ def test_simulator_never_shows_a_real_members_phone_tail(tmp_path, clock):
 
 
 def test_simulator_has_no_endpoint_that_signs_or_opens_for_the_caller(tmp_path, clock):
-    env = build_env(tmp_path, clock, bank=None, BRANCHBOT__SIMULATOR__ENABLED="true", BRANCHBOT__WECHAT__MODE="safe",
-                    BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key())
+    env = build_env(
+        tmp_path,
+        clock,
+        bank=None,
+        BRANCHBOT__SIMULATOR__ENABLED="true",
+        BRANCHBOT__WECHAT__MODE="safe",
+        BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key(),
+    )
     with local_client(env) as client:
         captured = env.wechat("o-victim").text_request("积分").body  # an encrypted message seen on the wire
         assert client.post("/simulator/api/open", content=captured.encode()).status_code in (404, 405)
@@ -74,17 +85,22 @@ def test_simulator_has_no_endpoint_that_signs_or_opens_for_the_caller(tmp_path, 
         assert reply.status_code == 200 and set(reply.json()) == {"text"}  # the text only, no signed request
 
 
-@pytest.mark.parametrize("client_host, host_header", [
-    ("203.0.113.7", "127.0.0.1:8000"),  # a remote client
-    ("127.0.0.1", "evil.example:8000"),  # DNS rebinding: a local browser, an attacker's name
-    ("127.0.0.1", "192.168.1.5:8000"),
-    ("::ffff:203.0.113.7", "localhost"),
-])
+@pytest.mark.parametrize(
+    "client_host, host_header",
+    [
+        ("203.0.113.7", "127.0.0.1:8000"),  # a remote client
+        ("127.0.0.1", "evil.example:8000"),  # DNS rebinding: a local browser, an attacker's name
+        ("127.0.0.1", "192.168.1.5:8000"),
+        ("::ffff:203.0.113.7", "localhost"),
+    ],
+)
 def test_simulator_answers_only_loopback_clients_naming_a_loopback_host(tmp_path, clock, client_host, host_header):
     env = build_env(tmp_path, clock, bank=None, BRANCHBOT__SIMULATOR__ENABLED="true")
     with local_client(env, client=(client_host, 50000), headers={"host": host_header}) as client:
         for method, path in (("GET", "/"), ("GET", "/simulator/api/members"), ("POST", "/simulator/api/send")):
-            response = client.request(method, path, json={"openid": "o-x", "text": "帮助"} if method == "POST" else None)
+            response = client.request(
+                method, path, json={"openid": "o-x", "text": "帮助"} if method == "POST" else None
+            )
             assert response.status_code == 403, (method, path, response.status_code)
             assert "13900000" not in response.text
     assert env.count(ProcessedMessage) == 0
@@ -118,8 +134,11 @@ def test_simulator_sends_menu_clicks_and_refuses_bad_input(tmp_path, clock):
         assert client.post(send, json={"openid": "o-1"}).status_code == 400
         assert client.post(send, json={"openid": "o-1", "text": "帮助", "event": "subscribe"}).status_code == 400
         assert client.post(send, json={"openid": "o-1", "event": "VIEW"}).status_code == 400
-        big = client.post(send, content=b'{"openid": "o-1", "text": "' + b"x" * 70_000 + b'"}',
-                          headers={"content-type": "application/json"})
+        big = client.post(
+            send,
+            content=b'{"openid": "o-1", "text": "' + b"x" * 70_000 + b'"}',
+            headers={"content-type": "application/json"},
+        )
         assert big.status_code == 400 and "64 KiB" in big.text
         assert "绑定" in client.post(send, json={"openid": "o-1", "event": "CLICK", "key": "HELP"}).json()["text"]
 
@@ -130,11 +149,17 @@ def test_simulator_send_refuses_a_cross_site_simple_post(tmp_path, clock):
     env = build_env(tmp_path, clock, bank=None, BRANCHBOT__SIMULATOR__ENABLED="true")
     with local_client(env) as client:
         body = '{"openid": "o-x", "text": "帮助"}'
-        for headers in ({"content-type": "text/plain"}, {"content-type": "application/x-www-form-urlencoded"},
-                        {"content-type": "application/json", "origin": "https://evil.example"}):
+        for headers in (
+            {"content-type": "text/plain"},
+            {"content-type": "application/x-www-form-urlencoded"},
+            {"content-type": "application/json", "origin": "https://evil.example"},
+        ):
             response = client.post("/simulator/api/send", content=body.encode(), headers=headers)
             assert response.status_code in (403, 415), (headers, response.status_code)
-        ok = client.post("/simulator/api/send", content=body.encode(),
-                         headers={"content-type": "application/json", "origin": "http://127.0.0.1:8000"})
+        ok = client.post(
+            "/simulator/api/send",
+            content=body.encode(),
+            headers={"content-type": "application/json", "origin": "http://127.0.0.1:8000"},
+        )
         assert ok.status_code == 200
     assert env.count(ProcessedMessage) == 1

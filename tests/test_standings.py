@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
@@ -131,8 +131,12 @@ def assert_aggregates_match_the_ledger(store) -> None:
             months[(a.month, a.branch_id)][1] += a.score
         assert members  # something to compare
         assert {t.member_id: (t.points, t.reached_at) for t in db.exec(select(MemberTotal)).all()} == members
-        assert {(t.branch_id, t.member_id): (t.points, t.reached_at) for t in db.exec(select(BranchMemberTotal)).all()} == by_branch
-        assert {(m.month, m.branch_id): [m.finished, m.score_sum] for m in db.exec(select(BranchMonth)).all()} == dict(months)
+        assert {
+            (t.branch_id, t.member_id): (t.points, t.reached_at) for t in db.exec(select(BranchMemberTotal)).all()
+        } == by_branch
+        assert {(m.month, m.branch_id): [m.finished, m.score_sum] for m in db.exec(select(BranchMonth)).all()} == dict(
+            months
+        )
 
 
 def member_id(env, phone: str) -> int:
@@ -160,8 +164,12 @@ def test_aggregates_follow_quizzes_practice_challenges_months_and_a_transfer(env
     assert_aggregates_match_the_ledger(env.store)
     # 钱进 moves to 第二党支部 by a roster import; December's points are earned there.
     moved = tmp_path / "moved.csv"
-    moved.write_text((DATA / "roster.csv").read_text(encoding="utf-8").replace("钱进,13900000004,第一党支部", "钱进,13900000004,第二党支部"),
-                     encoding="utf-8")
+    moved.write_text(
+        (DATA / "roster.csv")
+        .read_text(encoding="utf-8")
+        .replace("钱进,13900000004,第一党支部", "钱进,13900000004,第二党支部"),
+        encoding="utf-8",
+    )
     load_roster(env.store, moved)
     env.clock.set_local(2026, 12, 2, 9, 0)
     finish_quiz(env, zhou)  # 100
@@ -173,7 +181,9 @@ def test_aggregates_follow_quizzes_practice_challenges_months_and_a_transfer(env
     assert "本月积分：0 分" in li.say("积分") and "累计积分：92 分，支部第 1 名（共 3 人有积分）" in li.say("积分")
     mine = zhao.say("积分")
     assert "本月积分：50 分" in mine and "累计积分：53 分，支部第 2 名（共 3 人有积分）" in mine
-    assert "累计积分：3 分，支部第 2 名（共 2 人有积分）" in qian.say("积分")  # only the point earned in 第二党支部 ranks there
+    assert "累计积分：3 分，支部第 2 名（共 2 人有积分）" in qian.say(
+        "积分"
+    )  # only the point earned in 第二党支部 ranks there
     first = li.say("排行榜 总").splitlines()
     assert first[1:4] == ["1. 李明 92 分", "2. 赵敏 53 分", "3. 钱进 2 分"]  # points earned in 第一党支部 stay with it
     second = zhou.say("排行榜 总").splitlines()
@@ -202,7 +212,9 @@ def test_all_time_ties_go_to_who_reached_the_total_first_then_the_lower_member_i
     with env.store.session() as db:
         award(db, member_id(env, "13900000002"), 1, -81, "correction:test", "2026-11", env.clock(), kind="correction")
     board = zhao.say("排行榜 总").splitlines()
-    assert board[1] == "1. 赵敏 80 分" and "李明" not in "".join(board) and board[-1] == "您排第 1 名，80 分（共 3 人）。"
+    assert (
+        board[1] == "1. 赵敏 80 分" and "李明" not in "".join(board) and board[-1] == "您排第 1 名，80 分（共 3 人）。"
+    )
     assert li.say("排行榜 总").splitlines()[-1] == "您暂未上榜。"
     assert "累计积分：0 分\n" in li.say("积分") + "\n"
     assert_aggregates_match_the_ledger(env.store)
@@ -210,8 +222,11 @@ def test_all_time_ties_go_to_who_reached_the_total_first_then_the_lower_member_i
 
 def test_admin_all_time_board_is_the_top_ten_of_every_branch_and_the_admins_place(env, tmp_path):
     roster = tmp_path / "third.csv"
-    roster.write_text("姓名,手机号,支部,入党日期,角色,微信OpenID,企业微信账号\n" + "".join(
-        f"队员{i:02d},137000000{i:02d},第三党支部,2015-07-01,党员,o-t{i:02d},\n" for i in range(1, 13)), encoding="utf-8")
+    roster.write_text(
+        "姓名,手机号,支部,入党日期,角色,微信OpenID,企业微信账号\n"
+        + "".join(f"队员{i:02d},137000000{i:02d},第三党支部,2015-07-01,党员,o-t{i:02d},\n" for i in range(1, 13)),
+        encoding="utf-8",
+    )
     load_roster(env.store, roster)
     for i in range(1, 13):  # one point each, a minute apart: earlier is ahead
         practise(env.wechat(f"o-t{i:02d}"), env, correct=2 if i == 5 else 1)
@@ -222,7 +237,11 @@ def test_admin_all_time_board_is_the_top_ten_of_every_branch_and_the_admins_plac
     practise(admin, env, correct=1)
     board = admin.say("排行榜 总").splitlines()
     assert board[0] == "📊 累计积分排行榜（全部支部）"
-    assert board[1:4] == ["1. 队员05（第三党支部） 2 分", "2. 队员01（第三党支部） 1 分", "3. 队员02（第三党支部） 1 分"]
+    assert board[1:4] == [
+        "1. 队员05（第三党支部） 2 分",
+        "2. 队员01（第三党支部） 1 分",
+        "3. 队员02（第三党支部） 1 分",
+    ]
     assert len(board) == 12 and board[10] == "10. 队员10（第三党支部） 1 分"
     assert board[11] == "您排第 13 名，1 分（共 13 人）。"
     own = env.wechat("o-t12").say("排行榜 总").splitlines()
@@ -239,7 +258,12 @@ def test_admin_month_board_and_branch_figures_come_from_the_aggregates(env):
     env.clock.advance(minutes=1)
     admin = take_quiz(env, "o-wu", "吴管理", "0021", wrong=3)  # 70
     board = admin.say("排行榜").splitlines()
-    assert board[1:5] == ["1. 周芳（第二党支部） 100 分", "2. 李明（第一党支部） 90 分", "3. 吴管理（机关党委） 70 分", "4. 赵敏（第一党支部） 60 分"]
+    assert board[1:5] == [
+        "1. 周芳（第二党支部） 100 分",
+        "2. 李明（第一党支部） 90 分",
+        "3. 吴管理（机关党委） 70 分",
+        "4. 赵敏（第一党支部） 60 分",
+    ]
     assert board[-1] == "您排第 3 名，70 分（共 4 人）。"
     lines = admin.say("排行榜 支部").splitlines()
     # 机关党委 1/1 (100%), 第二党支部 1/4 (25%), 第一党支部 2/6 (33%), average (90 + 60) / 2.
@@ -268,7 +292,7 @@ def test_concurrent_awards_to_one_member_lose_nothing(env):
     """Many sessions awarding the same member at once (several processes on PostgreSQL):
     the upsert adds in the database, so no update is lost and the first insert cannot collide."""
     li = member_id(env, "13900000002")
-    start = datetime(2026, 11, 10, 1, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 10, 1, 0, tzinfo=UTC)
 
     def burst(worker: int) -> None:
         for i in range(15):

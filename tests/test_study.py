@@ -128,7 +128,11 @@ def test_monthly_quiz_mistakes_enter_the_book(env):
 
 
 def test_question_statistics_and_reports(env):
-    users = [member(env, "o-li", "李明", "0002"), member(env, "o-zhao", "赵敏", "0003"), member(env, "o-qian", "钱进", "0004")]
+    users = [
+        member(env, "o-li", "李明", "0002"),
+        member(env, "o-zhao", "赵敏", "0003"),
+        member(env, "o-qian", "钱进", "0004"),
+    ]
     for user in users:  # everyone gets the same first monthly question wrong
         reply = user.say("答题")
         user.say(wrong_letters(env.store, reply))

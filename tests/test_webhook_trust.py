@@ -27,7 +27,9 @@ def test_wechat_with_an_empty_token_never_answers(tmp_path, clock):
     with env.client:
         ts, nonce = str(int(clock().timestamp())), "777"
         forged = sha1_sorted("", ts, nonce)
-        verify = env.client.get("/wechat?" + urlencode({"signature": forged, "timestamp": ts, "nonce": nonce, "echostr": "e-1"}))
+        verify = env.client.get(
+            "/wechat?" + urlencode({"signature": forged, "timestamp": ts, "nonce": nonce, "echostr": "e-1"})
+        )
         assert verify.status_code == 503 and "e-1" not in verify.text
         query = urlencode({"signature": forged, "timestamp": ts, "nonce": nonce, "openid": "o-evil"})
         body = text_xml("o-evil", "绑定 王书记 0001", int(ts), 123456)
@@ -39,13 +41,25 @@ def test_wechat_with_an_empty_token_never_answers(tmp_path, clock):
 
 
 def test_wecom_with_an_empty_token_never_answers(tmp_path, clock):
-    env = build_env(tmp_path, clock, bank=None, BRANCHBOT__WECOM__CORP_ID=CORP_ID, BRANCHBOT__WECOM__TOKEN="",
-                    BRANCHBOT__WECOM__ENCODING_AES_KEY=random_aes_key())
+    env = build_env(
+        tmp_path,
+        clock,
+        bank=None,
+        BRANCHBOT__WECOM__CORP_ID=CORP_ID,
+        BRANCHBOT__WECOM__TOKEN="",
+        BRANCHBOT__WECOM__ENCODING_AES_KEY=random_aes_key(),
+    )
     with env.client:
         ts = str(int(clock().timestamp()))
-        query = urlencode({"msg_signature": sha1_sorted("", ts, "1", "x"), "timestamp": ts, "nonce": "1", "echostr": "x"})
+        query = urlencode(
+            {"msg_signature": sha1_sorted("", ts, "1", "x"), "timestamp": ts, "nonce": "1", "echostr": "x"}
+        )
         assert env.client.get(f"/wecom?{query}").status_code in (403, 404, 503)
-        assert env.client.post(f"/wecom?{query}", content=b"<xml><Encrypt>x</Encrypt></xml>").status_code in (403, 404, 503)
+        assert env.client.post(f"/wecom?{query}", content=b"<xml><Encrypt>x</Encrypt></xml>").status_code in (
+            403,
+            404,
+            503,
+        )
         assert env.count(ProcessedMessage) == 0
 
 
@@ -68,6 +82,7 @@ def test_plain_mode_answers_a_byte_identical_retry_from_the_record(env):
     first = user.post(signed)
     again = user.post(signed)  # WeChat resends the very same request
     assert first.status_code == again.status_code == 200
+
     # The same recorded reply; only the envelope's CreateTime is the moment it was sent.
     def unstamped(body: str) -> str:
         return re.sub(r"<CreateTime>\d+</CreateTime>", "", body)
@@ -101,7 +116,9 @@ def test_housekeeping_prunes_nonces_outside_the_replay_window(env):
     user.post(recent)
     assert env.count(CallbackNonce) == 2
     runner = JobRunner(env.store, env.config, env.clock)
-    result = runner.run("housekeeping", env.clock().astimezone(SHANGHAI) + timedelta(minutes=2))  # 11 and 2 minutes later
+    result = runner.run(
+        "housekeeping", env.clock().astimezone(SHANGHAI) + timedelta(minutes=2)
+    )  # 11 and 2 minutes later
     assert result.ran, result.detail
     with env.store.session() as db:
         kept = db.exec(select(CallbackNonce)).all()
@@ -124,9 +141,11 @@ def test_safe_mode_needs_no_nonce_record(safe_env):
 def raw_post(env, openid: str, msg_type: str, msg_id: int):  # type: ignore[no-untyped-def]
     user = env.wechat(openid)
     now = int(env.clock().timestamp())
-    xml = (f"<xml><ToUserName><![CDATA[gh]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-           f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[{msg_type}]]></MsgType>"
-           f"<Content><![CDATA[x]]></Content><MsgId>{msg_id}</MsgId></xml>")
+    xml = (
+        f"<xml><ToUserName><![CDATA[gh]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[{msg_type}]]></MsgType>"
+        f"<Content><![CDATA[x]]></Content><MsgId>{msg_id}</MsgId></xml>"
+    )
     return user.post(user.sign(xml))
 
 
@@ -155,11 +174,20 @@ def test_an_unsigned_client_hanging_up_mid_body_is_one_warning(env, caplog):
     """No traceback: the request stream ends with a disconnect before the body does."""
     app = env.client.app
     ts = str(int(env.clock().timestamp()))
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": "/wechat", "raw_path": b"/wechat", "root_path": "",
-             "query_string": f"signature=x&timestamp={ts}&nonce=1".encode(),
-             "headers": [(b"host", b"127.0.0.1"), (b"content-length", b"5000")],
-             "client": ("203.0.113.9", 4000), "server": ("127.0.0.1", 8000)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/wechat",
+        "raw_path": b"/wechat",
+        "root_path": "",
+        "query_string": f"signature=x&timestamp={ts}&nonce=1".encode(),
+        "headers": [(b"host", b"127.0.0.1"), (b"content-length", b"5000")],
+        "client": ("203.0.113.9", 4000),
+        "server": ("127.0.0.1", 8000),
+    }
     incoming = [{"type": "http.request", "body": b"<xml><ToUserName>", "more_body": True}, {"type": "http.disconnect"}]
     sent: list[dict] = []
 

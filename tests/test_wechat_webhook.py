@@ -45,7 +45,9 @@ def test_compatible_mode_accepts_only_encrypted_bodies(tmp_path, clock):
     """WeChat sends compatible-mode callbacks encrypted (the plaintext beside the
     Encrypt element); a plaintext-only request, whose signature leaves the body
     unsigned, is refused once an AES key is set."""
-    env = build_env(tmp_path, clock, BRANCHBOT__WECHAT__MODE="compatible", BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key())
+    env = build_env(
+        tmp_path, clock, BRANCHBOT__WECHAT__MODE="compatible", BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key()
+    )
     with env.client:
         plain = env.wechat("o-a", mode="plain")
         response = plain.post(plain.text_request("帮助"))
@@ -53,8 +55,11 @@ def test_compatible_mode_accepts_only_encrypted_bodies(tmp_path, clock):
         encrypted = env.wechat("o-b", mode="safe")
         signed = encrypted.text_request("帮助")
         # Compatible mode: the plaintext fields travel beside <Encrypt>; only the ciphertext counts.
-        both = signed.body.replace("<xml>", "<xml><ToUserName><![CDATA[gh_test]]></ToUserName>"
-                                   "<FromUserName><![CDATA[o-forged]]></FromUserName>", 1)
+        both = signed.body.replace(
+            "<xml>",
+            "<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[o-forged]]></FromUserName>",
+            1,
+        )
         response = encrypted.post(type(signed)(signed.query, both))
         assert response.status_code == 200 and "<Encrypt>" in response.text
         assert "绑定" in encrypted.reply_text(response.text)
@@ -126,15 +131,18 @@ def test_oversize_body_is_refused(env):
     assert env.count(ProcessedMessage) == 0
 
 
-@pytest.mark.parametrize("body", [
-    "<xml><FromUserName>o</FromUserName",  # truncated
-    "not xml at all",
-    "<xml><MsgType>text</MsgType></xml>",  # no sender
-    "<xml><ToUserName>a</ToUserName><FromUserName>o</FromUserName><CreateTime>x1</CreateTime><MsgType>text</MsgType></xml>",
-    "<xml><FromUserName><a>nested</a></FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType></xml>",
-    "<other/>",
-    "",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<xml><FromUserName>o</FromUserName",  # truncated
+        "not xml at all",
+        "<xml><MsgType>text</MsgType></xml>",  # no sender
+        "<xml><ToUserName>a</ToUserName><FromUserName>o</FromUserName><CreateTime>x1</CreateTime><MsgType>text</MsgType></xml>",
+        "<xml><FromUserName><a>nested</a></FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType></xml>",
+        "<other/>",
+        "",
+    ],
+)
 def test_malformed_xml_is_refused(env, body):
     user = env.wechat("o-guest")
     assert user.post(user.sign(body)).status_code == 400
@@ -145,8 +153,15 @@ def test_malformed_xml_is_refused(env, body):
 def test_undecryptable_envelope_is_refused(safe_env):
     for ciphertext in ("not-base64!!", "QUJD", "A" * 64):
         ts = str(int(safe_env.clock().timestamp()))
-        query = urlencode({"timestamp": ts, "nonce": "9", "encrypt_type": "aes", "signature": sha1_sorted(TOKEN, ts, "9"),
-                           "msg_signature": sha1_sorted(TOKEN, ts, "9", ciphertext)})
+        query = urlencode(
+            {
+                "timestamp": ts,
+                "nonce": "9",
+                "encrypt_type": "aes",
+                "signature": sha1_sorted(TOKEN, ts, "9"),
+                "msg_signature": sha1_sorted(TOKEN, ts, "9", ciphertext),
+            }
+        )
         body = f"<xml><ToUserName>gh</ToUserName><Encrypt><![CDATA[{ciphertext}]]></Encrypt></xml>"
         response = safe_env.client.post(f"/wechat?{query}", content=body.encode())
         assert response.status_code == 400, ciphertext
@@ -156,12 +171,19 @@ def test_undecryptable_envelope_is_refused(safe_env):
 def test_unknown_message_kinds_get_a_hint(env):
     user = env.wechat("o-guest")
     created = int(env.clock().timestamp())
-    for kind, extra in [("image", "<PicUrl><![CDATA[http://x/1.jpg]]></PicUrl><MediaId><![CDATA[m]]></MediaId>"),
-                        ("voice", "<MediaId><![CDATA[m]]></MediaId><Format><![CDATA[amr]]></Format>"),
-                        ("location", "<Location_X>23.1</Location_X><Location_Y>113.3</Location_Y><Scale>20</Scale><Label><![CDATA[x]]></Label>")]:
-        xml = (f"<xml><ToUserName><![CDATA[gh]]></ToUserName><FromUserName><![CDATA[o-guest]]></FromUserName>"
-               f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[{kind}]]></MsgType>{extra}"
-               f"<MsgId>{next(env.msg_ids)}</MsgId></xml>")
+    for kind, extra in [
+        ("image", "<PicUrl><![CDATA[http://x/1.jpg]]></PicUrl><MediaId><![CDATA[m]]></MediaId>"),
+        ("voice", "<MediaId><![CDATA[m]]></MediaId><Format><![CDATA[amr]]></Format>"),
+        (
+            "location",
+            "<Location_X>23.1</Location_X><Location_Y>113.3</Location_Y><Scale>20</Scale><Label><![CDATA[x]]></Label>",
+        ),
+    ]:
+        xml = (
+            f"<xml><ToUserName><![CDATA[gh]]></ToUserName><FromUserName><![CDATA[o-guest]]></FromUserName>"
+            f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[{kind}]]></MsgType>{extra}"
+            f"<MsgId>{next(env.msg_ids)}</MsgId></xml>"
+        )
         response = user.post(user.sign(xml))
         assert response.status_code == 200
         assert "文字" in user.reply_text(response.text)
@@ -205,7 +227,11 @@ def test_healthz_and_metrics(env):
     env.wechat("o-guest").say("帮助")
     metrics = env.client.get("/metrics").text
     assert 'branchbot_messages_total{channel="wechat",kind="text",outcome="ok"} 1.0' in metrics
-    assert "branchbot_handler_seconds_bucket" in metrics and "branchbot_deliveries" in metrics and "branchbot_job_runs" in metrics
+    assert (
+        "branchbot_handler_seconds_bucket" in metrics
+        and "branchbot_deliveries" in metrics
+        and "branchbot_job_runs" in metrics
+    )
 
 
 @pytest.mark.parametrize("nonce", ["12345", " ", "<&>"])

@@ -18,8 +18,15 @@ WECOM_TOKEN = "wecomtoken42"
 @pytest.fixture
 def wecom_env(tmp_path, clock, database_url):
     key = random_aes_key()
-    env = build_env(tmp_path, clock, database_url=database_url, BRANCHBOT__WECOM__CORP_ID=CORP_ID, BRANCHBOT__WECOM__TOKEN=WECOM_TOKEN,
-                    BRANCHBOT__WECOM__ENCODING_AES_KEY=key, BRANCHBOT__WECOM__API_BASE="http://127.0.0.1:9/gov")
+    env = build_env(
+        tmp_path,
+        clock,
+        database_url=database_url,
+        BRANCHBOT__WECOM__CORP_ID=CORP_ID,
+        BRANCHBOT__WECOM__TOKEN=WECOM_TOKEN,
+        BRANCHBOT__WECOM__ENCODING_AES_KEY=key,
+        BRANCHBOT__WECOM__API_BASE="http://127.0.0.1:9/gov",
+    )
     env.aes_key = key
     with env.client:
         yield env
@@ -28,12 +35,16 @@ def wecom_env(tmp_path, clock, database_url):
 def wecom_say(env, userid: str, content: str, msg_id: int) -> str:
     crypto = WeChatCrypto(WECOM_TOKEN, env.aes_key, CORP_ID)
     ts, nonce = str(int(env.clock().timestamp())), "1372623149"
-    xml = (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[{userid}]]></FromUserName>"
-           f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>"
-           f"<MsgId>{msg_id}</MsgId><AgentID>1000002</AgentID></xml>")
+    xml = (
+        f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[{userid}]]></FromUserName>"
+        f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>"
+        f"<MsgId>{msg_id}</MsgId><AgentID>1000002</AgentID></xml>"
+    )
     envelope = crypto.encrypt_message(xml, nonce, ts)
     encrypted = re.search(r"<Encrypt><!\[CDATA\[(.*?)\]\]>", envelope).group(1)
-    query = urlencode({"msg_signature": sha1_sorted(WECOM_TOKEN, ts, nonce, encrypted), "timestamp": ts, "nonce": nonce})
+    query = urlencode(
+        {"msg_signature": sha1_sorted(WECOM_TOKEN, ts, nonce, encrypted), "timestamp": ts, "nonce": nonce}
+    )
     response = env.client.post(f"/wecom?{query}", content=envelope.encode())
     assert response.status_code == 200, response.text
     reply = xmltodict.parse(response.text)["xml"]
@@ -45,7 +56,9 @@ def test_url_verification_decrypts_echostr(wecom_env):
     prp = PrpCrypto(WeChatCrypto(WECOM_TOKEN, wecom_env.aes_key, CORP_ID).key)
     echo = prp.encrypt("1616140317555161061", CORP_ID).decode()
     ts = str(int(wecom_env.clock().timestamp()))
-    query = urlencode({"msg_signature": sha1_sorted(WECOM_TOKEN, ts, "5", echo), "timestamp": ts, "nonce": "5", "echostr": echo})
+    query = urlencode(
+        {"msg_signature": sha1_sorted(WECOM_TOKEN, ts, "5", echo), "timestamp": ts, "nonce": "5", "echostr": echo}
+    )
     response = wecom_env.client.get(f"/wecom?{query}")
     assert response.status_code == 200 and response.text == "1616140317555161061"
     bad = urlencode({"msg_signature": "0" * 40, "timestamp": ts, "nonce": "5", "echostr": echo})

@@ -52,12 +52,21 @@ def test_a_thread_stuck_in_a_transaction_gets_members_an_apology_not_a_hang(busy
 def test_another_process_holding_the_lock_is_named_by_pid(busy_env, caplog):
     env = busy_env
     lock_file = f"{env.config.database.url.removeprefix('sqlite:///')}-writer.lock"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, sys, time\n"
-        f"fd = os.open({lock_file!r}, os.O_RDWR | os.O_CREAT)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-        "print('held', flush=True)\n"
-        "time.sleep(30)\n")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import fcntl, os, sys, time\n"
+                f"fd = os.open({lock_file!r}, os.O_RDWR | os.O_CREAT)\n"
+                "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+                "print('held', flush=True)\n"
+                "time.sleep(30)\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with caplog.at_level(logging.WARNING, logger="branchbot.store"):

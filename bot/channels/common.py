@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import xmltodict
@@ -85,8 +85,16 @@ def decrypt(crypto: Any, encrypted: Any, receive_id: str) -> bytes:
     return plain.encode()
 
 
-def open_encrypted(channel: str, body: bytes, msg_signature: str | None, token: str, timestamp: str, nonce: str,
-                   crypto: Any, receive_id: str) -> Inbound:
+def open_encrypted(
+    channel: str,
+    body: bytes,
+    msg_signature: str | None,
+    token: str,
+    timestamp: str,
+    nonce: str,
+    crypto: Any,
+    receive_id: str,
+) -> Inbound:
     """An AES envelope: check msg_signature over the ciphertext (never ``signature``),
     decrypt, check the receive id, parse."""
     ciphertext = xml_fields(body).get("Encrypt")
@@ -135,7 +143,7 @@ def to_inbound(channel: str, body: bytes) -> Inbound:
         sender=sender,
         kind=kind,
         key=message_key(channel, msg_id, sender, created, event, event_key),
-        created_at=datetime.fromtimestamp(int(created), tz=timezone.utc),
+        created_at=datetime.fromtimestamp(int(created), tz=UTC),
         text=_text(fields, "Content") if kind == "text" else "",
         event=event,
         event_key=event_key,

@@ -10,8 +10,16 @@ from datetime import datetime
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.replies import TextReply
 
-from bot.channels.common import (Refusal, cdata_safe, check_body, check_fresh, check_signature, open_encrypted, reply_nonce,
-                                 to_inbound)
+from bot.channels.common import (
+    Refusal,
+    cdata_safe,
+    check_body,
+    check_fresh,
+    check_signature,
+    open_encrypted,
+    reply_nonce,
+    to_inbound,
+)
 from bot.config import WechatConfig
 from bot.messages import Inbound
 
@@ -55,8 +63,9 @@ class WechatChannel:
         if not encrypted:
             check_signature(params.get("signature"), self.cfg.token, timestamp, nonce)
             return Opened(to_inbound(self.name, body), False, nonce)
-        inbound = open_encrypted(self.name, body, params.get("msg_signature"), self.cfg.token, timestamp, nonce,
-                                 self._prp, self.cfg.app_id)
+        inbound = open_encrypted(
+            self.name, body, params.get("msg_signature"), self.cfg.token, timestamp, nonce, self._prp, self.cfg.app_id
+        )
         return Opened(inbound, True, nonce)
 
     def seal(self, opened: Opened, text: str) -> str:
@@ -64,8 +73,12 @@ class WechatChannel:
         if not text:
             return "success"
         inbound = opened.inbound
-        xml = TextReply(source=cdata_safe(inbound.recipient), target=cdata_safe(inbound.sender), content=cdata_safe(text),
-                        time=int(time.time())).render()
+        xml = TextReply(
+            source=cdata_safe(inbound.recipient),
+            target=cdata_safe(inbound.sender),
+            content=cdata_safe(text),
+            time=int(time.time()),
+        ).render()
         if opened.encrypted:
             assert self._crypto is not None
             return self._crypto.encrypt_message(xml, reply_nonce(opened.nonce))

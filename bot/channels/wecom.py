@@ -9,7 +9,15 @@ from datetime import datetime
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.replies import TextReply
 
-from bot.channels.common import cdata_safe, check_body, check_fresh, check_signature, decrypt, open_encrypted, reply_nonce
+from bot.channels.common import (
+    cdata_safe,
+    check_body,
+    check_fresh,
+    check_signature,
+    decrypt,
+    open_encrypted,
+    reply_nonce,
+)
 from bot.channels.wechat import Opened
 from bot.config import WecomConfig
 
@@ -34,14 +42,16 @@ class WecomChannel:
         check_body(body)
         timestamp, nonce = params.get("timestamp", ""), params.get("nonce", "")
         check_fresh(timestamp, now, self.replay_window)
-        inbound = open_encrypted(self.name, body, params.get("msg_signature"), self.cfg.token, timestamp, nonce,
-                                 self._prp, self.cfg.corp_id)
+        inbound = open_encrypted(
+            self.name, body, params.get("msg_signature"), self.cfg.token, timestamp, nonce, self._prp, self.cfg.corp_id
+        )
         return Opened(inbound, True, nonce)
 
     def seal(self, opened: Opened, text: str) -> str:
         if not text:
             return ""
         inbound = opened.inbound
-        xml = TextReply(source=self.cfg.corp_id, target=cdata_safe(inbound.sender), content=cdata_safe(text),
-                        time=int(time.time())).render()
+        xml = TextReply(
+            source=self.cfg.corp_id, target=cdata_safe(inbound.sender), content=cdata_safe(text), time=int(time.time())
+        ).render()
         return self._crypto.encrypt_message(xml, reply_nonce(opened.nonce))

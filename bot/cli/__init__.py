@@ -13,7 +13,15 @@ from bot.cli.common import CliError, err
 from bot.cli.doctor import cmd_doctor
 from bot.cli.members import cmd_members_grant, cmd_members_import, cmd_members_list, cmd_members_revoke
 from bot.cli.menu import cmd_menu_push, cmd_menu_show
-from bot.cli.ops import cmd_calendar, cmd_db_backup, cmd_db_upgrade, cmd_jobs_list, cmd_jobs_run, cmd_outbox_run, cmd_outbox_status
+from bot.cli.ops import (
+    cmd_calendar,
+    cmd_db_backup,
+    cmd_db_upgrade,
+    cmd_jobs_list,
+    cmd_jobs_run,
+    cmd_outbox_run,
+    cmd_outbox_status,
+)
 from bot.cli.parsing import EXPORT_KINDS, SCOPES, ChineseArgumentParser, aliases, positive_int, year
 from bot.cli.quiz import cmd_quiz_import, cmd_quiz_validate
 from bot.cli.reports import cmd_audit, cmd_broadcast, cmd_export, cmd_leaderboard
@@ -79,8 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_quiz_validate)
 
     p = sub.add_parser("leaderboard", parents=[common], help="排行榜")
-    p.add_argument("--scope", type=aliases("scope", SCOPES, "本月、总、支部"), default="month", metavar="本月|总|支部",
-                   help="本月（默认）、总（累计积分）或 支部（各支部参与率）；也接受 month / total / branches")
+    p.add_argument(
+        "--scope",
+        type=aliases("scope", SCOPES, "本月、总、支部"),
+        default="month",
+        metavar="本月|总|支部",
+        help="本月（默认）、总（累计积分）或 支部（各支部参与率）；也接受 month / total / branches",
+    )
     p.add_argument("--month", help="YYYY-MM，默认本月")
     p.add_argument("--branch", help="只看某个支部")
     p.add_argument("--top", type=positive_int, default=20, help="显示前几名（默认 20）")
@@ -94,8 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_broadcast)
 
     p = sub.add_parser("export", parents=[common], help="导出 Excel：成绩、参与率、考勤 或 推送")
-    p.add_argument("kind", metavar="类型", type=aliases("kind", EXPORT_KINDS, "成绩、参与率、考勤、推送"),
-                   help="成绩、参与率、考勤 或 推送（也接受 scores / participation / attendance / deliveries）")
+    p.add_argument(
+        "kind",
+        metavar="类型",
+        type=aliases("kind", EXPORT_KINDS, "成绩、参与率、考勤、推送"),
+        help="成绩、参与率、考勤 或 推送（也接受 scores / participation / attendance / deliveries）",
+    )
     p.add_argument("--month", help="YYYY-MM，默认本月")
     p.add_argument("-o", "--output", required=True, metavar="FILE.xlsx")
     p.add_argument("--branch", help="只导出某个支部")
@@ -132,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.set_defaults(func=cmd_db_backup)
 
-    menu = sub.add_parser("menu", parents=[common], help="公众号自定义菜单").add_subparsers(dest="action", required=True)
+    menu = sub.add_parser("menu", parents=[common], help="公众号自定义菜单").add_subparsers(
+        dest="action", required=True
+    )
     p = menu.add_parser("push", parents=[common], help="按配置 [menu]（或默认菜单）设置公众号菜单")
     p.add_argument("--dry-run", action="store_true", help="只显示将设置的菜单，不提交")
     p.set_defaults(func=cmd_menu_push)

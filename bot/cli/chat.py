@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlmodel import select
 
@@ -39,8 +39,13 @@ def cmd_chat(args: argparse.Namespace, config: Config) -> int:
             return 0
         if not line.strip():
             continue
-        inbound = Inbound(channel="cli", sender=str(member.id), kind="text", key=f"cli:{uuid.uuid4()}",
-                          created_at=datetime.now(timezone.utc), text=line.strip())
+        inbound = Inbound(
+            channel="cli",
+            sender=str(member.id),
+            kind="text",
+            key=f"cli:{uuid.uuid4()}",
+            created_at=datetime.now(UTC),
+            text=line.strip(),
+        )
         console.print(engine.handle(inbound) or "（无回复）", highlight=False, markup=False, soft_wrap=True)
         console.print()
-

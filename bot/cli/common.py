@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -49,7 +49,7 @@ def _store(config: Config, must_exist: bool = True) -> Store:
 
 
 def _now(config: Config) -> datetime:
-    return datetime.now(timezone.utc).astimezone(config.tz)
+    return datetime.now(UTC).astimezone(config.tz)
 
 
 def _print_errors(errors: list, path: Path) -> None:

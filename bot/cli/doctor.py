@@ -50,7 +50,9 @@ def database_findings(config: Config) -> list[Finding]:
         found = [Finding("ok", f"数据库可连接，版本 {revision}（最新），在册成员 {members} 人（{shown}）")]
         for branch in config.robots.keys:
             if branch not in branches:
-                found.append(Finding("warning", f"robots.keys 中的「{branch}」不是名册中的支部名：这个群机器人不会收到推送"))
+                found.append(
+                    Finding("warning", f"robots.keys 中的「{branch}」不是名册中的支部名：这个群机器人不会收到推送")
+                )
         return found
     except Exception as exc:  # any driver error: the message may quote the URL, so redact it
         detail = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, secret_values(config))
@@ -68,10 +70,17 @@ def run_checks(config: Config) -> list[tuple[str, list[Finding]]]:
     if not config.simulator.enabled:
         settings.append(Finding("ok", "聊天模拟器已关闭"))
     if wechat_configured(config) and config.wechat.mode != "plain":
-        settings.append(Finding("ok", f"公众号消息加密：{ {'safe': '安全模式', 'compatible': '兼容模式'}[config.wechat.mode] }"))
+        settings.append(
+            Finding("ok", f"公众号消息加密：{ {'safe': '安全模式', 'compatible': '兼容模式'}[config.wechat.mode] }")
+        )
     if demo:
-        settings.append(Finding("warning", "演示模式：聊天模拟器已开启，没有配置正式账号，推送只送到模拟器。"
-                                "正式上线请关闭模拟器（BRANCHBOT__SIMULATOR__ENABLED=false），并按 README「正式接入」配置"))
+        settings.append(
+            Finding(
+                "warning",
+                "演示模式：聊天模拟器已开启，没有配置正式账号，推送只送到模拟器。"
+                "正式上线请关闭模拟器（BRANCHBOT__SIMULATOR__ENABLED=false），并按 README「正式接入」配置",
+            )
+        )
     sections = [("配置", settings)]
     w, c = config.wechat, config.wecom
     if wechat_configured(config) and w.app_id and w.app_secret:
@@ -95,7 +104,9 @@ def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
     warnings = sum(1 for _, findings in sections for f in findings if f.level == "warning")
     console.print()
     if errors:
-        console.print(f"[red]✗ 发现 {errors} 个问题[/red]：按上面的提示修改后，再运行 branchbot doctor。", highlight=False)
+        console.print(
+            f"[red]✗ 发现 {errors} 个问题[/red]：按上面的提示修改后，再运行 branchbot doctor。", highlight=False
+        )
         return 1
     console.print("[green]✓ 检查通过[/green]" + (f"（{warnings} 条提醒）" if warnings else ""), highlight=False)
     return 0

@@ -48,10 +48,17 @@ def _import_roster(store: Store, path: Path, config: Config, demo: bool = False,
             return shown + (f" 等 {len(members)} 人" if len(members) > 20 else "")
 
         if result.transferred:
-            console.print(f"不在本次名册中、已标记为已转出：{names(result.transferred)}。历史记录均保留，重新列入名册即恢复在册；"
-                          "只导入部分成员时请加 --no-transfer。", highlight=False, markup=False, soft_wrap=True)
+            console.print(
+                f"不在本次名册中、已标记为已转出：{names(result.transferred)}。历史记录均保留，重新列入名册即恢复在册；"
+                "只导入部分成员时请加 --no-transfer。",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
         if result.restored:
-            console.print(f"重新列入名册、已恢复在册：{names(result.restored)}。", highlight=False, markup=False, soft_wrap=True)
+            console.print(
+                f"重新列入名册、已恢复在册：{names(result.restored)}。", highlight=False, markup=False, soft_wrap=True
+            )
     return 0
 
 
@@ -83,8 +90,9 @@ def cmd_members_list(args: argparse.Namespace, config: Config) -> int:
         if m.bind_locked_until is not None and m.bind_locked_until > now:  # too many failed guesses at this entry
             shown_bound.append(f" 绑定锁定至 {m.bind_locked_until.astimezone(config.tz):%m-%d %H:%M}", style="red")
             locked += 1
-        table.add_row(branch, name, m.phone[:3] + "****" + m.phone[-4:], m.role, status, str(m.joined_on or ""),
-                      shown_bound)
+        table.add_row(
+            branch, name, m.phone[:3] + "****" + m.phone[-4:], m.role, status, str(m.joined_on or ""), shown_bound
+        )
     console.print(table)
     console.print(f"共 {shown} 人" + (f"（其中已转出 {transferred} 人）" if transferred else ""))
     if locked:
@@ -128,10 +136,16 @@ def _change_role(config: Config, name: str, role: str, phone_tail: str | None) -
             return 0
         record(db, _now(config), cli_actor(), "角色变更", f"{change.who}：{change.before} → {role}")
     scope = {Role.SECRETARY.value: f"，可管理{change.branch}", Role.ADMIN.value: "，可查看所有支部"}.get(role, "")
-    console.print(f"已将{change.who}的角色由{change.before}改为{role}{scope}。", highlight=False, markup=False, soft_wrap=True)
+    console.print(
+        f"已将{change.who}的角色由{change.before}改为{role}{scope}。", highlight=False, markup=False, soft_wrap=True
+    )
     if change.other_secretaries:
-        console.print(f"提示：{change.branch}现有书记还有 {'、'.join(change.other_secretaries)}。", style="yellow",
-                      highlight=False, markup=False)
+        console.print(
+            f"提示：{change.branch}现有书记还有 {'、'.join(change.other_secretaries)}。",
+            style="yellow",
+            highlight=False,
+            markup=False,
+        )
     return 0
 
 
@@ -141,4 +155,3 @@ def cmd_members_grant(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_members_revoke(args: argparse.Namespace, config: Config) -> int:
     return _change_role(config, args.name, Role.MEMBER.value, args.phone)
-

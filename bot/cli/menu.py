@@ -21,12 +21,18 @@ def _call(config: Config, method: str, path: str, **kwargs: Any) -> dict[str, An
     w = config.wechat
     missing = [k for k, v in (("wechat.app_id", w.app_id), ("wechat.app_secret", w.app_secret)) if not v]
     if missing:
-        raise CliError(f"{' 和 '.join(missing)} 为空：设置菜单需要公众号的开发者 ID 和密码，"
-                       f"请通过 {'、'.join(env_name(k) for k in missing)} 设置")
+        raise CliError(
+            f"{' 和 '.join(missing)} 为空：设置菜单需要公众号的开发者 ID 和密码，"
+            f"请通过 {'、'.join(env_name(k) for k in missing)} 设置"
+        )
     with httpx.Client(base_url=w.api_base, timeout=config.outbox.timeout_seconds) as http:
         try:
-            token = checked(http, "POST", "/cgi-bin/stable_token",
-                            json={"grant_type": "client_credential", "appid": w.app_id, "secret": w.app_secret})["access_token"]
+            token = checked(
+                http,
+                "POST",
+                "/cgi-bin/stable_token",
+                json={"grant_type": "client_credential", "appid": w.app_id, "secret": w.app_secret},
+            )["access_token"]
         except PlatformError as exc:
             raise CliError(oa_token_problem(exc)) from exc
         except TransportError as exc:
@@ -35,7 +41,9 @@ def _call(config: Config, method: str, path: str, **kwargs: Any) -> dict[str, An
             return checked(http, method, path, params={"access_token": token}, **kwargs)
         except PlatformError as exc:
             if exc.errcode == 48001:
-                raise CliError("48001 本公众号没有自定义菜单接口权限：个人订阅号和未认证的订阅号请在公众号后台「内容与互动 → 自定义菜单」手工设置") from exc
+                raise CliError(
+                    "48001 本公众号没有自定义菜单接口权限：个人订阅号和未认证的订阅号请在公众号后台「内容与互动 → 自定义菜单」手工设置"
+                ) from exc
             if exc.errcode == 46003:
                 raise
             raise CliError(f"{exc.errcode} {exc.errmsg}：微信拒绝了菜单请求") from exc
@@ -49,8 +57,10 @@ def cmd_menu_push(args: argparse.Namespace, config: Config) -> int:
     buttons = config.menu.buttons
     unknown = unhandled_keys(buttons, build_registry().menu_keys)
     if unknown:
-        raise CliError(f"菜单中的 key {'、'.join(unknown)} 没有对应的功能：可用的 key 有 "
-                       f"{'、'.join(build_registry().menu_keys)}，请修改配置 [menu]")
+        raise CliError(
+            f"菜单中的 key {'、'.join(unknown)} 没有对应的功能：可用的 key 有 "
+            f"{'、'.join(build_registry().menu_keys)}，请修改配置 [menu]"
+        )
     payload = menu_payload(buttons)
     console.print("将设置的公众号菜单：", highlight=False)
     for line in describe(payload):
@@ -60,7 +70,13 @@ def cmd_menu_push(args: argparse.Namespace, config: Config) -> int:
         return 0
     # WeChat shows \\uXXXX escapes literally in menu names: send the UTF-8 text itself.
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    _call(config, "POST", "/cgi-bin/menu/create", content=body, headers={"Content-Type": "application/json; charset=utf-8"})
+    _call(
+        config,
+        "POST",
+        "/cgi-bin/menu/create",
+        content=body,
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
     console.print("[green]✓ 菜单已提交[/green]：关注者的菜单会在几分钟内更新（重新关注可立即看到）。", highlight=False)
     return 0
 

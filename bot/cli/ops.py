@@ -29,9 +29,14 @@ def cmd_outbox_run(args: argparse.Namespace, config: Config) -> int:
 
 
 def delivery_counts(counts: dict[str, int]) -> str:
-    """"已发 8，失败 2"; only the statuses that occur."""
-    parts = [("待发", counts.get("pending", 0) + counts.get("sending", 0)), ("已发", counts.get("sent", 0)),
-             ("失败", counts.get("failed", 0)), ("待阅", counts.get("inbox", 0)), ("跳过", counts.get("skipped", 0))]
+    """ "已发 8，失败 2"; only the statuses that occur."""
+    parts = [
+        ("待发", counts.get("pending", 0) + counts.get("sending", 0)),
+        ("已发", counts.get("sent", 0)),
+        ("失败", counts.get("failed", 0)),
+        ("待阅", counts.get("inbox", 0)),
+        ("跳过", counts.get("skipped", 0)),
+    ]
     return "，".join(f"{label} {n}" for label, n in parts if n) or "无收件人"
 
 
@@ -60,14 +65,26 @@ def cmd_outbox_status(args: argparse.Namespace, config: Config) -> int:
             raise CliError(f"没有编号为 {args.campaign} 的推送")
         table = make_table("编号", "类型", "标题", "创建时间", "结果", "失败原因", title="推送状态")
         for campaign in campaigns:
-            counts = dict(db.exec(select(Delivery.status, func.count(Delivery.id)).where(Delivery.campaign_id == campaign.id)
-                                  .group_by(Delivery.status)).all())
-            reasons = db.exec(select(Delivery.errcode, Delivery.errmsg, func.count(Delivery.id)).where(
-                Delivery.campaign_id == campaign.id, Delivery.status == "failed")
-                .group_by(Delivery.errcode, Delivery.errmsg)).all()
-            table.add_row(str(campaign.id), CAMPAIGN_KINDS.get(campaign.kind, campaign.kind), campaign.title or campaign.text[:16],
-                          campaign.created_at.astimezone(config.tz).strftime("%m-%d %H:%M"), delivery_counts(counts),
-                          failure_reasons(reasons))
+            counts = dict(
+                db.exec(
+                    select(Delivery.status, func.count(Delivery.id))
+                    .where(Delivery.campaign_id == campaign.id)
+                    .group_by(Delivery.status)
+                ).all()
+            )
+            reasons = db.exec(
+                select(Delivery.errcode, Delivery.errmsg, func.count(Delivery.id))
+                .where(Delivery.campaign_id == campaign.id, Delivery.status == "failed")
+                .group_by(Delivery.errcode, Delivery.errmsg)
+            ).all()
+            table.add_row(
+                str(campaign.id),
+                CAMPAIGN_KINDS.get(campaign.kind, campaign.kind),
+                campaign.title or campaign.text[:16],
+                campaign.created_at.astimezone(config.tz).strftime("%m-%d %H:%M"),
+                delivery_counts(counts),
+                failure_reasons(reasons),
+            )
         if not campaigns:
             console.print("还没有任何推送。")
             return 0
@@ -89,11 +106,19 @@ def _print_retry_waiting(store: Store, config: Config) -> None:
         reason = errcode_reason(w.errcode, w.errmsg)
         if w.errmsg and w.errmsg not in reason:
             reason += f"（{w.errmsg}）"
-        table.add_row(str(w.campaign_id), CAMPAIGN_KINDS.get(w.kind, w.kind), w.title, str(w.deliveries), reason,
-                      w.next_try.astimezone(config.tz).strftime("%m-%d %H:%M:%S"),
-                      w.give_up_at.astimezone(config.tz).strftime("%m-%d %H:%M"))
+        table.add_row(
+            str(w.campaign_id),
+            CAMPAIGN_KINDS.get(w.kind, w.kind),
+            w.title,
+            str(w.deliveries),
+            reason,
+            w.next_try.astimezone(config.tz).strftime("%m-%d %H:%M:%S"),
+            w.give_up_at.astimezone(config.tz).strftime("%m-%d %H:%M"),
+        )
     console.print(table)
-    console.print(f"失败原因可能自行消除（接口故障、限流等）的推送会自动重试，最长 {config.outbox.retry_window / 3600:g} 小时（outbox.retry_window）。")
+    console.print(
+        f"失败原因可能自行消除（接口故障、限流等）的推送会自动重试，最长 {config.outbox.retry_window / 3600:g} 小时（outbox.retry_window）。"
+    )
 
 
 def cmd_jobs_list(args: argparse.Namespace, config: Config) -> int:
@@ -109,10 +134,14 @@ def cmd_jobs_list(args: argparse.Namespace, config: Config) -> int:
         last = runner.last_run(name)
         missed, latest_miss = runner.misses(name)
         any_missed = any_missed or bool(missed)
-        table.add_row(name, spec.title, upcoming.strftime("%Y-%m-%d %H:%M") if upcoming else "",
-                      last.scheduled_for.astimezone(config.tz).strftime("%Y-%m-%d %H:%M") if last else "从未",
-                      last.detail if last else "",
-                      f"{missed} 次，最近 {latest_miss.astimezone(config.tz):%Y-%m-%d %H:%M}" if latest_miss else "")
+        table.add_row(
+            name,
+            spec.title,
+            upcoming.strftime("%Y-%m-%d %H:%M") if upcoming else "",
+            last.scheduled_for.astimezone(config.tz).strftime("%Y-%m-%d %H:%M") if last else "从未",
+            last.detail if last else "",
+            f"{missed} 次，最近 {latest_miss.astimezone(config.tz):%Y-%m-%d %H:%M}" if latest_miss else "",
+        )
     console.print(table)
     if any_missed:
         console.print("错过的一次可以补发：branchbot jobs run NAME --at \"YYYY-MM-DD HH:MM\"")
@@ -153,7 +182,11 @@ def cmd_calendar(args: argparse.Namespace, config: Config) -> int:
     from scheduler.calendar import festival_dates, reminder_plan, source_of
     from scheduler.jobs import schedules_from
 
-    sources = {"chinese_calendar": "chinese_calendar 数据包", "config": "配置 [holidays]", "statutory": "按放假办法推算"}
+    sources = {
+        "chinese_calendar": "chinese_calendar 数据包",
+        "config": "配置 [holidays]",
+        "statutory": "按放假办法推算",
+    }
     schedules = schedules_from(config)
     plan = reminder_plan(args.year, config.reminders.days_before, schedules)
     dates = {f.name: f for f in festival_dates(args.year)}
@@ -163,26 +196,42 @@ def cmd_calendar(args: argparse.Namespace, config: Config) -> int:
         return f"{f.day:%m-%d}" + (f"（除夕 {f.eve:%m-%d}）" if f.eve else "")
 
     def on(day: date) -> str:
-        return (f"{day:%m-%d}" if day.year == args.year else f"{day:%Y-%m-%d}") + f" 周{'一二三四五六日'[day.weekday()]}"
+        return (
+            f"{day:%m-%d}" if day.year == args.year else f"{day:%Y-%m-%d}"
+        ) + f" 周{'一二三四五六日'[day.weekday()]}"
 
-    table = make_table("节日", "节日日期", "放假", "廉洁过节提醒",
-                       title=f"{args.year} 年节日与廉洁过节提醒（节前 {config.reminders.days_before} 个工作日）")
+    table = make_table(
+        "节日",
+        "节日日期",
+        "放假",
+        "廉洁过节提醒",
+        title=f"{args.year} 年节日与廉洁过节提醒（节前 {config.reminders.days_before} 个工作日）",
+    )
     for reminder in plan:
         h = reminder.holiday
         names = h.names
-        table.add_row("\n".join(names), "\n".join(own_date(n) for n in names),
-                      (f"{h.first:%m-%d} 至 {h.last:%m-%d}" if h.last != h.first else f"{h.first:%m-%d}")
-                      + f"，{(h.last - h.first).days + 1} 天", on(reminder.send_on))
+        table.add_row(
+            "\n".join(names),
+            "\n".join(own_date(n) for n in names),
+            (f"{h.first:%m-%d} 至 {h.last:%m-%d}" if h.last != h.first else f"{h.first:%m-%d}")
+            + f"，{(h.last - h.first).days + 1} 天",
+            on(reminder.send_on),
+        )
     console.print(table)
     others = [f for f in dates.values() if not f.day_off]
     if others:
-        console.print("不放假的节日：" + "，".join(f"{f.name} {f.day:%m-%d}" for f in others), highlight=False, markup=False)
+        console.print(
+            "不放假的节日：" + "，".join(f"{f.name} {f.day:%m-%d}" for f in others), highlight=False, markup=False
+        )
     source = source_of(args.year, schedules)
     if source != "statutory":
         console.print(f"放假安排来源：{sources[source]}。", highlight=False, markup=False)
     else:
-        console.print(f"{args.year} 年的调休安排尚无数据：按放假办法推算。国务院公布后，可在配置中添加 [holidays.{args.year}]。",
-                      style="yellow", markup=False)
+        console.print(
+            f"{args.year} 年的调休安排尚无数据：按放假办法推算。国务院公布后，可在配置中添加 [holidays.{args.year}]。",
+            style="yellow",
+            markup=False,
+        )
     return 0
 
 
@@ -193,7 +242,9 @@ def cmd_db_upgrade(args: argparse.Namespace, config: Config) -> int:
     from bot.store.migrate import upgrade
 
     before, after = upgrade(_store(config, must_exist=False))
-    console.print(f"数据库已是最新版本 {after}。" if before == after else f"数据库已从 {before or '空库'} 升级到 {after}。")
+    console.print(
+        f"数据库已是最新版本 {after}。" if before == after else f"数据库已从 {before or '空库'} 升级到 {after}。"
+    )
     return 0
 
 
@@ -213,10 +264,13 @@ def cmd_db_backup(args: argparse.Namespace, config: Config) -> int:
     try:
         with Progress(TextColumn("备份数据库"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
             task = bar.add_task("backup", total=None)
-            source.backup(copy, pages=256, progress=lambda status, remaining, total: bar.update(task, completed=total - remaining, total=total))
+            source.backup(
+                copy,
+                pages=256,
+                progress=lambda status, remaining, total: bar.update(task, completed=total - remaining, total=total),
+            )
     finally:
         copy.close()
         source.close()
     console.print(f"已备份到 {target}")
     return 0
-

@@ -49,8 +49,11 @@ class ChineseArgumentParser(argparse.ArgumentParser):
 
     def format_help(self) -> str:
         text = super().format_help().replace("usage: ", "用法：", 1)
-        return (text.replace("positional arguments:", "参数：").replace("options:", "选项：")
-                .replace("show this help message and exit", "显示帮助并退出"))
+        return (
+            text.replace("positional arguments:", "参数：")
+            .replace("options:", "选项：")
+            .replace("show this help message and exit", "显示帮助并退出")
+        )
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -70,10 +73,27 @@ def aliases(name: str, mapping: dict[str, str], shown: str):  # type: ignore[no-
     return convert
 
 
-SCOPES = {"本月": "month", "月": "month", "month": "month", "总": "total", "累计": "total", "total": "total",
-          "支部": "branches", "各支部": "branches", "branches": "branches"}
-EXPORT_KINDS = {"成绩": "scores", "scores": "scores", "参与率": "participation", "participation": "participation",
-                "考勤": "attendance", "attendance": "attendance", "推送": "deliveries", "deliveries": "deliveries"}
+SCOPES = {
+    "本月": "month",
+    "月": "month",
+    "month": "month",
+    "总": "total",
+    "累计": "total",
+    "total": "total",
+    "支部": "branches",
+    "各支部": "branches",
+    "branches": "branches",
+}
+EXPORT_KINDS = {
+    "成绩": "scores",
+    "scores": "scores",
+    "参与率": "participation",
+    "participation": "participation",
+    "考勤": "attendance",
+    "attendance": "attendance",
+    "推送": "deliveries",
+    "deliveries": "deliveries",
+}
 
 
 def positive_int(value: str) -> int:

@@ -55,7 +55,9 @@ def _print_summary(questions: list) -> None:
     def types(counter) -> str:
         return "，".join(f"{kind} {counter[kind]}" for kind in ("单选", "多选", "判断") if counter[kind])
 
-    console.print(f"共 {len(questions)} 题（{types(kinds)}），{len(per_category)} 个分类：", highlight=False, markup=False)
+    console.print(
+        f"共 {len(questions)} 题（{types(kinds)}），{len(per_category)} 个分类：", highlight=False, markup=False
+    )
     for category, counter in sorted(per_category.items(), key=lambda item: (-sum(item[1].values()), item[0])):
         console.print(f"  {category}：{sum(counter.values())} 题（{types(counter)}）", highlight=False, markup=False)
 
@@ -85,7 +87,11 @@ def cmd_quiz_validate(args: argparse.Namespace, config: Config) -> int:
             errors = sum(len(c.errors) for _, c in review.files)
             err.print(f"[red]内置题库：{errors} 处错误，{lints} 处质量问题，{len(review.problems)} 项全库问题。[/red]")
             return 1
-        console.print("内置题库检查通过" + ("（含质量检查）" if lint else "（未做质量检查）") + "。", highlight=False, markup=False)
+        console.print(
+            "内置题库检查通过" + ("（含质量检查）" if lint else "（未做质量检查）") + "。",
+            highlight=False,
+            markup=False,
+        )
         return 0
     from quizzes.importing import iter_summary
 
@@ -109,7 +115,9 @@ def cmd_quiz_validate(args: argparse.Namespace, config: Config) -> int:
     console.print(escape(f"{path.name}：{len(checked.questions)} 题全部有效，可以导入。"), highlight=False)
     _print_summary(checked.questions)
     if checked.lints:
-        err.print(f"[red]{escape(path.name)}：{len(checked.lints)} 处质量问题（确属有意的，在「备注」列写 lint:ignore=检查项；"
-                  "或加 --no-lint 跳过质量检查）。[/red]")
+        err.print(
+            f"[red]{escape(path.name)}：{len(checked.lints)} 处质量问题（确属有意的，在「备注」列写 lint:ignore=检查项；"
+            "或加 --no-lint 跳过质量检查）。[/red]"
+        )
         return 1
     return 0

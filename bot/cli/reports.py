@@ -32,18 +32,22 @@ def cmd_leaderboard(args: argparse.Namespace, config: Config) -> int:
             boards = branch_board(db, month)
             table = make_table("名次", "支部", "人数", "已完成", "参与率", "平均分", title=f"{month} 各支部测试情况")
             for i, b in enumerate(boards, start=1):
-                table.add_row(str(i), b.name, str(b.members), str(b.finished), f"{b.participation:.0%}", f"{b.average:.1f}")
+                table.add_row(
+                    str(i), b.name, str(b.members), str(b.finished), f"{b.participation:.0%}", f"{b.average:.1f}"
+                )
             empty = "还没有支部。先导入名册：branchbot members import 名册.xlsx" if not boards else ""
         else:
             rows = month_board(db, month, branch_id) if args.scope == "month" else total_board(db, branch_id)
             title = f"{month} 测试排行榜" if args.scope == "month" else "累计积分排行榜"
             if args.branch:
                 title += f"（{args.branch}）"
-            table = make_table("名次", "姓名", "支部", "积分", "完成时间" if args.scope == "month" else "达到时间", title=title)
+            table = make_table(
+                "名次", "姓名", "支部", "积分", "完成时间" if args.scope == "month" else "达到时间", title=title
+            )
             for i, r in enumerate(rows[: args.top], start=1):
                 when = r.at.astimezone(config.tz).strftime("%Y-%m-%d %H:%M") if r.at else ""
                 table.add_row(str(i), r.name, r.branch, str(r.points), when)
-            empty = ("" if rows else f"{month} 还没有人完成测试。" if args.scope == "month" else "还没有人获得积分。")
+            empty = "" if rows else f"{month} 还没有人完成测试。" if args.scope == "month" else "还没有人获得积分。"
     if empty:
         console.print(empty, highlight=False, markup=False)
         return 0
@@ -78,7 +82,9 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
         members = db.exec(active_members(Member.branch_id.in_(ids))).all()  # type: ignore[attr-defined]
         bound = sum(1 for m in members if m.wecom_userid or (m.openid and m.subscribed))
     target = branches[0].name if args.branch else "全部支部"
-    console.print(f"将发送给{target}：{len(members)} 人（已绑定 {bound} 人）\n——\n{text}\n——", highlight=False, markup=False)
+    console.print(
+        f"将发送给{target}：{len(members)} 人（已绑定 {bound} 人）\n——\n{text}\n——", highlight=False, markup=False
+    )
     if not args.yes:
         if not sys.stdin.isatty():
             raise CliError("非交互环境请加 --yes 确认发送")
@@ -86,11 +92,22 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
             console.print("已取消，通知没有发送。")
             return 0
     with store.session() as db:
-        campaign = create_campaign(db, kind="broadcast", title=args.title, text=text, member_ids=[m.id for m in members],  # type: ignore[misc]
-                                   now=_now(config), branch_id=branches[0].id if args.branch else None)
+        campaign = create_campaign(
+            db,
+            kind="broadcast",
+            title=args.title,
+            text=text,
+            member_ids=[m.id for m in members],  # type: ignore[misc]
+            now=_now(config),
+            branch_id=branches[0].id if args.branch else None,
+        )
         db.flush()
-        record(db, _now(config), cli_actor(), "发布通知", f"#{campaign.id} → {target}（{len(members)} 人）：{text[:200]}")
-    console.print(f"已创建通知 #{campaign.id}。服务运行时会自动发送；也可运行 branchbot outbox run 立即发送，branchbot outbox status {campaign.id} 查看结果。")
+        record(
+            db, _now(config), cli_actor(), "发布通知", f"#{campaign.id} → {target}（{len(members)} 人）：{text[:200]}"
+        )
+    console.print(
+        f"已创建通知 #{campaign.id}。服务运行时会自动发送；也可运行 branchbot outbox run 立即发送，branchbot outbox status {campaign.id} 查看结果。"
+    )
     return 0
 
 
@@ -119,9 +136,16 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
             raise CliError(f"无法写入 {path}：{exc.strerror or exc}（文件是否正在 Excel 中打开？）") from exc
     scope = args.branch or "全部支部"
     with store.session() as db:
-        record(db, _now(config), cli_actor(), "导出",
-               f"{KINDS[args.kind]}（{args.kind}）{month}，{scope}，{len(export.rows)} 行 → {path.name}")
-    console.print(f"已导出{KINDS[args.kind]}（{month}，{scope}）共 {len(export.rows)} 行：{path}", highlight=False, markup=False)
+        record(
+            db,
+            _now(config),
+            cli_actor(),
+            "导出",
+            f"{KINDS[args.kind]}（{args.kind}）{month}，{scope}，{len(export.rows)} 行 → {path.name}",
+        )
+    console.print(
+        f"已导出{KINDS[args.kind]}（{month}，{scope}）共 {len(export.rows)} 行：{path}", highlight=False, markup=False
+    )
     if not export.rows:
         console.print("该月没有可导出的记录，文件中只有表头。", style="yellow", highlight=False)
     return 0
@@ -143,9 +167,12 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
         return 0
     table = make_table("时间", "操作人", "操作", "内容", title="审计日志（最新在前）")
     for entry in entries:
-        table.add_row(entry.at.astimezone(config.tz).strftime("%Y-%m-%d %H:%M:%S"), Text(entry.actor), Text(entry.action),
-                      Text(entry.detail))
+        table.add_row(
+            entry.at.astimezone(config.tz).strftime("%Y-%m-%d %H:%M:%S"),
+            Text(entry.actor),
+            Text(entry.action),
+            Text(entry.detail),
+        )
     console.print(table)
     console.print(f"显示最近 {len(entries)} 条")
     return 0
-

@@ -19,9 +19,8 @@ from bot.redact import mask_url
 
 
 def cmd_init(args: argparse.Namespace, config: Config) -> int:
-    from quizzes import bank
-
     from bot.store.migrate import upgrade
+    from quizzes import bank
 
     store = _store(config, must_exist=False)
     before, after = upgrade(store)
@@ -48,8 +47,11 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     problems = config_problems(config)
     refused = [p for p in problems if p.refuses_serve]
     if refused:
-        raise CliError("配置有误，服务未启动：\n" + "\n".join(f"  ✗ {p.text}" for p in refused)
-                       + "\n修改后可运行 branchbot doctor 检查。")
+        raise CliError(
+            "配置有误，服务未启动：\n"
+            + "\n".join(f"  ✗ {p.text}" for p in refused)
+            + "\n修改后可运行 branchbot doctor 检查。"
+        )
     store = _store(config)
     check(store)
     workers = config.server.workers if args.workers is None else args.workers
@@ -60,8 +62,10 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         if problem.level == "error":
             console.print(f"[yellow]![/yellow] {escape(problem.text)}", highlight=False, soft_wrap=True)
     base = f"http://{config.server.host}:{config.server.port}"
-    console.print(f"BranchBot 正在监听 {base}  （公众号回调 {base}/wechat，企业微信回调 {base}/wecom）"
-                  + (f"，{workers} 个进程" if workers > 1 else ""))
+    console.print(
+        f"BranchBot 正在监听 {base}  （公众号回调 {base}/wechat，企业微信回调 {base}/wecom）"
+        + (f"，{workers} 个进程" if workers > 1 else "")
+    )
     if config.simulator.enabled:
         console.print(f"[green]聊天模拟器：{base}/[/green]  选择一位名册成员即可开始对话")
     if config.console.enabled:
@@ -77,7 +81,9 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     # Each worker process builds its own app from the same config file (and the same
     # BRANCHBOT__ overrides, which it inherits); they share the database like instances.
     store.dispose()
-    os.environ["BRANCHBOT_CONFIG"] = str(Path(args.config or os.environ.get("BRANCHBOT_CONFIG", "config.toml")).resolve())
+    os.environ["BRANCHBOT_CONFIG"] = str(
+        Path(args.config or os.environ.get("BRANCHBOT_CONFIG", "config.toml")).resolve()
+    )
     os.environ["BRANCHBOT__SERVER__WORKERS"] = str(workers)  # each worker takes its share of the send rate limits
     uvicorn.run("bot.app:app_from_environment", factory=True, workers=workers, **options)
     return 0
@@ -92,11 +98,15 @@ def _check_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise CliError(f"端口 {port} 已被占用（可能已有一个 BranchBot 在运行）：请先停止它，或换一个端口，"
-                               f"如 {env_name('server.port')}={port + 1} branchbot serve") from exc
+                raise CliError(
+                    f"端口 {port} 已被占用（可能已有一个 BranchBot 在运行）：请先停止它，或换一个端口，"
+                    f"如 {env_name('server.port')}={port + 1} branchbot serve"
+                ) from exc
             if exc.errno == errno.EADDRNOTAVAIL:
                 raise CliError(f"本机没有地址 {host}：请检查 server.host（{env_name('server.host')}）") from exc
             if exc.errno == errno.EACCES:
-                raise CliError(f"没有权限使用端口 {port}：1024 以下的端口需要管理员权限，请改用 8000 等端口"
-                               f"（{env_name('server.port')}），由 nginx 对外提供 80/443") from exc
+                raise CliError(
+                    f"没有权限使用端口 {port}：1024 以下的端口需要管理员权限，请改用 8000 等端口"
+                    f"（{env_name('server.port')}），由 nginx 对外提供 80/443"
+                ) from exc
             raise

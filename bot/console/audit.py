@@ -18,16 +18,31 @@ def view(page: Page) -> Response:
     action = page.arg("action")
     if action:
         query = query.where(AuditEntry.action == action)
-    if (text := page.arg("q")):
+    if text := page.arg("q"):
         query = query.where(or_(AuditEntry.actor.contains(text), AuditEntry.detail.contains(text)))  # type: ignore[attr-defined]
     number = int(page.arg("page")) if page.arg("page").isdigit() and len(page.arg("page")) < 7 else 1
     number = max(number, 1)
-    entries = page.db.exec(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())  # type: ignore[union-attr]
-                           .offset((number - 1) * PER_PAGE).limit(PER_PAGE + 1)).all()
-    actions = [a for a, _ in page.db.exec(select(AuditEntry.action, func.count()).group_by(AuditEntry.action)
-                                          .order_by(AuditEntry.action)).all()]
-    return page.render("audit.html", title="审计", entries=entries[:PER_PAGE], more=len(entries) > PER_PAGE, page_no=number,
-                       actions=actions, action=action, q=page.arg("q"))
+    entries = page.db.exec(
+        query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())  # type: ignore[union-attr]
+        .offset((number - 1) * PER_PAGE)
+        .limit(PER_PAGE + 1)
+    ).all()
+    actions = [
+        a
+        for a, _ in page.db.exec(
+            select(AuditEntry.action, func.count()).group_by(AuditEntry.action).order_by(AuditEntry.action)
+        ).all()
+    ]
+    return page.render(
+        "audit.html",
+        title="审计",
+        entries=entries[:PER_PAGE],
+        more=len(entries) > PER_PAGE,
+        page_no=number,
+        actions=actions,
+        action=action,
+        q=page.arg("q"),
+    )
 
 
 def routes(console: Console) -> list[Route]:

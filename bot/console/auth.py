@@ -64,8 +64,11 @@ def client_key(address: str) -> str:
 
 
 def _failures(db: Session, client: str, now: datetime) -> int:
-    return db.exec(select(func.count(ConsoleLoginFailure.id)).where(  # type: ignore[arg-type]
-        ConsoleLoginFailure.client == client, ConsoleLoginFailure.at > now - FAILURE_WINDOW)).one()
+    return db.exec(
+        select(func.count(ConsoleLoginFailure.id)).where(  # type: ignore[arg-type]
+            ConsoleLoginFailure.client == client, ConsoleLoginFailure.at > now - FAILURE_WINDOW
+        )
+    ).one()
 
 
 def record_failure(db: Session, client: str, now: datetime) -> None:
@@ -114,7 +117,9 @@ class Opened:
 def open_session(db: Session, member: Member, now: datetime, via: str = "link") -> Opened:
     assert member.id is not None
     raw, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    db.add(ConsoleSession(id_hash=digest(raw), member_id=member.id, csrf=csrf, via=via, created_at=now, last_seen_at=now))
+    db.add(
+        ConsoleSession(id_hash=digest(raw), member_id=member.id, csrf=csrf, via=via, created_at=now, last_seen_at=now)
+    )
     db.execute(delete(ConsoleSession).where(ConsoleSession.created_at < now - ABSOLUTE - timedelta(days=1)))  # type: ignore[arg-type]
     return Opened(raw, csrf)
 

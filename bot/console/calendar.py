@@ -27,10 +27,26 @@ def view(page: Page) -> Response:
     for name, spec in runner.specs.items():
         last = runner.last_run(name, page.db)
         missed, latest_miss = runner.misses(name, page.db)
-        jobs.append({"name": name, "title": spec.title, "next": runner.next_fire(name), "last": last,
-                     "missed": missed, "latest_miss": latest_miss})
-    return page.render("calendar.html", title="日历与任务", year=year, plan=plan, sources=SOURCES, weekdays=WEEKDAYS,
-                       jobs=jobs, days_before=page.config.reminders.days_before)
+        jobs.append(
+            {
+                "name": name,
+                "title": spec.title,
+                "next": runner.next_fire(name),
+                "last": last,
+                "missed": missed,
+                "latest_miss": latest_miss,
+            }
+        )
+    return page.render(
+        "calendar.html",
+        title="日历与任务",
+        year=year,
+        plan=plan,
+        sources=SOURCES,
+        weekdays=WEEKDAYS,
+        jobs=jobs,
+        days_before=page.config.reminders.days_before,
+    )
 
 
 def routes(console: Console) -> list[Route]:

@@ -22,8 +22,16 @@ from handlers.scope import branch_members, reachable
 from quizzes.standings import BranchStanding, branch_board
 from scheduler.runner import JobRunner
 
-KIND_NAMES = {"broadcast": "支部通知", "monthly_quiz": "月度测试", "quiz_reminder": "催答", "holiday": "廉洁过节提醒",
-              "birthday": "政治生日", "meeting": "会议通知", "reply": "延迟回复", "nudge": "催办"}
+KIND_NAMES = {
+    "broadcast": "支部通知",
+    "monthly_quiz": "月度测试",
+    "quiz_reminder": "催答",
+    "holiday": "廉洁过节提醒",
+    "birthday": "政治生日",
+    "meeting": "会议通知",
+    "reply": "延迟回复",
+    "nudge": "催办",
+}
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,9 @@ class Totals:
 
 def totals(rows: list[BranchStanding]) -> Totals:
     """The committee as a whole: participation over all 在册 members, average over all finishers."""
-    return Totals(sum(r.members for r in rows), sum(r.finished for r in rows), sum(r.average * r.finished for r in rows))
+    return Totals(
+        sum(r.members for r in rows), sum(r.finished for r in rows), sum(r.average * r.finished for r in rows)
+    )
 
 
 def previous_months(month: str, count: int) -> list[str]:
@@ -63,13 +73,18 @@ def month_bars(rows: list[BranchStanding], own_branch: int | None) -> dict:
     """Bar chart data: every branch (admins), or own branch against the committee average."""
     if own_branch is None:
         ordered = sorted(rows, key=lambda r: (-r.participation, -r.average, r.name))
-        return {"names": [r.name for r in ordered], "participation": [_pct(r.participation) for r in ordered],
-                "average": [round(r.average, 1) for r in ordered]}
+        return {
+            "names": [r.name for r in ordered],
+            "participation": [_pct(r.participation) for r in ordered],
+            "average": [round(r.average, 1) for r in ordered],
+        }
     own = next((r for r in rows if r.branch_id == own_branch), None)
     whole = totals(rows)
-    return {"names": ["本支部", "全委平均"],
-            "participation": [_pct(own.participation) if own else 0.0, _pct(whole.participation)],
-            "average": [round(own.average, 1) if own else 0.0, round(whole.average, 1)]}
+    return {
+        "names": ["本支部", "全委平均"],
+        "participation": [_pct(own.participation) if own else 0.0, _pct(whole.participation)],
+        "average": [round(own.average, 1) if own else 0.0, round(whole.average, 1)],
+    }
 
 
 def trend(db: Session, month: str, own_branch: int | None) -> dict:
@@ -96,8 +111,10 @@ def score_distribution(db: Session, month: str, scope: list[int] | None, top: in
     counts = Counter(db.exec(query).all())
     step = max(step, 1)
     buckets = list(range(0, top + 1, step)) or [0]
-    return {"scores": [str(b) for b in buckets],
-            "counts": [sum(n for s, n in counts.items() if b <= s < b + step) for b in buckets]}
+    return {
+        "scores": [str(b) for b in buckets],
+        "counts": [sum(n for s, n in counts.items() if b <= s < b + step) for b in buckets],
+    }
 
 
 def unbound(db: Session, scope: list[int] | None) -> list[Member]:
@@ -109,14 +126,25 @@ def unbound(db: Session, scope: list[int] | None) -> list[Member]:
 
 def failed_deliveries(db: Session, page: Page) -> list[dict]:
     start, end = month_bounds(page.now.strftime("%Y-%m"), page.config.tz)
-    query = (select(Delivery, Member, Campaign).join(Member, Member.id == Delivery.member_id)
-             .join(Campaign, Campaign.id == Delivery.campaign_id)
-             .where(Delivery.status == "failed", Delivery.updated_at >= start, Delivery.updated_at < end))  # type: ignore[operator]
+    query = (
+        select(Delivery, Member, Campaign)
+        .join(Member, Member.id == Delivery.member_id)
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .where(Delivery.status == "failed", Delivery.updated_at >= start, Delivery.updated_at < end)
+    )  # type: ignore[operator]
     if page.viewer.scope is not None:
         query = query.where(Member.branch_id.in_(page.viewer.scope))  # type: ignore[attr-defined]
     rows = db.exec(query.order_by(Delivery.updated_at.desc())).all()  # type: ignore[union-attr]
-    return [{"member": m.name, "what": KIND_NAMES.get(c.kind, c.kind), "campaign": c.id, "reason": reason(d),
-             "at": d.updated_at.astimezone(page.config.tz) if d.updated_at else None} for d, m, c in rows]
+    return [
+        {
+            "member": m.name,
+            "what": KIND_NAMES.get(c.kind, c.kind),
+            "campaign": c.id,
+            "reason": reason(d),
+            "at": d.updated_at.astimezone(page.config.tz) if d.updated_at else None,
+        }
+        for d, m, c in rows
+    ]
 
 
 def next_jobs(page: Page) -> list[dict]:
@@ -137,12 +165,26 @@ def view(page: Page) -> Response:
     charts = {
         "bars": month_bars(rows, own),
         "trend": trend(page.db, month, own),
-        "scores": score_distribution(page.db, month, page.viewer.scope, quiz.questions_per_paper * quiz.points_per_correct,
-                                     quiz.points_per_correct),
+        "scores": score_distribution(
+            page.db,
+            month,
+            page.viewer.scope,
+            quiz.questions_per_paper * quiz.points_per_correct,
+            quiz.points_per_correct,
+        ),
     }
     mine = next((r for r in rows if r.branch_id == own), None) if own is not None else None
     whole = totals(rows)
     failed = failed_deliveries(page.db, page)
     lost = unbound(page.db, page.viewer.scope)
-    return page.render("dashboard.html", title="概览", month=month, charts=charts,
-                       summary=mine or whole, whole=whole, failed=failed, unbound=lost, jobs=next_jobs(page))
+    return page.render(
+        "dashboard.html",
+        title="概览",
+        month=month,
+        charts=charts,
+        summary=mine or whole,
+        whole=whole,
+        failed=failed,
+        unbound=lost,
+        jobs=next_jobs(page),
+    )

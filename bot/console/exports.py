@@ -22,8 +22,13 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 def view(page: Page) -> Response:
     branches = page.db.exec(select(Branch).order_by(Branch.id)).all() if page.viewer.is_admin else []
-    return page.render("exports.html", title="导出", kinds=KINDS, month=page.arg("month") or page.now.strftime("%Y-%m"),
-                       branches=branches)
+    return page.render(
+        "exports.html",
+        title="导出",
+        kinds=KINDS,
+        month=page.arg("month") or page.now.strftime("%Y-%m"),
+        branches=branches,
+    )
 
 
 def download(page: Page) -> Response:
@@ -52,9 +57,18 @@ def download(page: Page) -> Response:
         data = path.read_bytes()
     scope = branch_name or "全部支部"
     filename = f"{month}-{KINDS[kind]}-{scope}.xlsx"
-    record(page.db, page.now, page.viewer.actor, "导出", f"{KINDS[kind]}（{kind}）{month}，{scope}，{len(export.rows)} 行 → 浏览器下载")
-    return Response(data, media_type=XLSX, headers={
-        "Content-Disposition": f"attachment; filename=\"export.xlsx\"; filename*=UTF-8''{quote(filename)}"})
+    record(
+        page.db,
+        page.now,
+        page.viewer.actor,
+        "导出",
+        f"{KINDS[kind]}（{kind}）{month}，{scope}，{len(export.rows)} 行 → 浏览器下载",
+    )
+    return Response(
+        data,
+        media_type=XLSX,
+        headers={"Content-Disposition": f"attachment; filename=\"export.xlsx\"; filename*=UTF-8''{quote(filename)}"},
+    )
 
 
 def routes(console: Console) -> list[Route]:

@@ -13,7 +13,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from bot.audit import actor_of, record
-from bot.console.auth import LoginRefused, check_attempts, client_key, may_use, open_session, record_failure, redeem_link
+from bot.console.auth import (
+    LoginRefused,
+    check_attempts,
+    client_key,
+    may_use,
+    open_session,
+    record_failure,
+    redeem_link,
+)
 from bot.console.web import COOKIE, Console, Page, message_page, redirect, secure_cookie, set_session_cookie
 from bot.outbox.senders import PlatformError, TransportError, WecomApp, checked
 from bot.outbox.tokens import TokenStore
@@ -46,8 +54,14 @@ class WecomLogin:
 
     def authorize_url(self, state: str) -> str:
         cfg, console = self.console.config.wecom, self.console.config
-        params = {"appid": cfg.corp_id, "redirect_uri": console.console_base_url + "/console/oauth/callback",
-                  "response_type": "code", "scope": "snsapi_base", "state": state, "agentid": cfg.agent_id}
+        params = {
+            "appid": cfg.corp_id,
+            "redirect_uri": console.console_base_url + "/console/oauth/callback",
+            "response_type": "code",
+            "scope": "snsapi_base",
+            "state": state,
+            "agentid": cfg.agent_id,
+        }
         return f"{console.console.oauth_authorize_url}?{urlencode(params, quote_via=quote)}#wechat_redirect"
 
     def userid(self, code: str) -> str:
@@ -69,8 +83,14 @@ def login_routes(console: Console) -> list[Route]:
     async def welcome(request: Request) -> Response:
         if wecom is not None and "wxwork" in request.headers.get("user-agent", "").lower():
             return RedirectResponse("/console/oauth/start", status_code=303)  # inside WeCom: log in at once
-        return message_page(request, "管理后台", "管理后台仅限支部书记和管理员使用。" + ASK_AGAIN
-                            + "链接 10 分钟内有效，只能使用一次。", 200, login_hint=True, wecom=wecom is not None)
+        return message_page(
+            request,
+            "管理后台",
+            "管理后台仅限支部书记和管理员使用。" + ASK_AGAIN + "链接 10 分钟内有效，只能使用一次。",
+            200,
+            login_hint=True,
+            wecom=wecom is not None,
+        )
 
     def _redeem(request: Request, token: str) -> Response:
         now = console.now()
@@ -95,8 +115,15 @@ def login_routes(console: Console) -> list[Route]:
             return message_page(request, "未启用企业微信登录", ASK_AGAIN, 404, login_hint=True)
         state = secrets.token_urlsafe(16)
         response = RedirectResponse(wecom.authorize_url(state), status_code=303)
-        response.set_cookie(STATE_COOKIE, state, max_age=600, path="/console", httponly=True, samesite="lax",
-                            secure=secure_cookie(console.config))
+        response.set_cookie(
+            STATE_COOKIE,
+            state,
+            max_age=600,
+            path="/console",
+            httponly=True,
+            samesite="lax",
+            secure=secure_cookie(console.config),
+        )
         return response
 
     def _oauth(request: Request) -> Response:
@@ -111,22 +138,33 @@ def login_routes(console: Console) -> list[Route]:
             except LoginRefused as refused:
                 return message_page(request, refused.title, refused.detail, refused.status, login_hint=True)
         if not code or not expected or not hmac.compare_digest(state.encode(), expected.encode()) or len(code) > 512:
-            return message_page(request, "登录未完成", "企业微信登录请求已失效，请重新打开管理后台。", 400, login_hint=True)
+            return message_page(
+                request, "登录未完成", "企业微信登录请求已失效，请重新打开管理后台。", 400, login_hint=True
+            )
         try:
             userid = wecom.userid(code)
         except PlatformError:  # e.g. 40029, a code WeCom did not issue: counts against the limit
             with console.store.session() as db:
                 record_failure(db, client, now)
-            return message_page(request, "登录未完成", "企业微信未确认您的身份，请重新打开管理后台。", 400, login_hint=True)
+            return message_page(
+                request, "登录未完成", "企业微信未确认您的身份，请重新打开管理后台。", 400, login_hint=True
+            )
         except TransportError:
-            return message_page(request, "登录未完成", "暂时无法向企业微信确认身份，请稍后重试。" + ASK_AGAIN, 502, login_hint=True)
+            return message_page(
+                request, "登录未完成", "暂时无法向企业微信确认身份，请稍后重试。" + ASK_AGAIN, 502, login_hint=True
+            )
         with console.store.session() as db:
             member = lookups.member_by(db, "wecom", userid) if userid else None
             if not may_use(member):
                 if member is not None:
                     record(db, now, actor_of(member), "拒绝", "企业微信登录管理后台：无权限")
-                return message_page(request, "没有权限", "管理后台仅限在册的支部书记和管理员使用；"
-                                    "请确认名册中已填写您的企业微信账号。", 403, login_hint=True)
+                return message_page(
+                    request,
+                    "没有权限",
+                    "管理后台仅限在册的支部书记和管理员使用；请确认名册中已填写您的企业微信账号。",
+                    403,
+                    login_hint=True,
+                )
             assert member is not None
             opened = open_session(db, member, now, via="wecom")
             record(db, now, actor_of(member), "后台登录", "企业微信")
@@ -143,7 +181,9 @@ def login_routes(console: Console) -> list[Route]:
     def logout(page: Page) -> Response:
         page.viewer.session.ended_at = page.now
         page.db.add(page.viewer.session)
-        response = message_page(page.request, "已退出", "您已退出管理后台。如需再次进入，" + ASK_AGAIN, 200, login_hint=True)
+        response = message_page(
+            page.request, "已退出", "您已退出管理后台。如需再次进入，" + ASK_AGAIN, 200, login_hint=True
+        )
         response.delete_cookie(COOKIE, path="/console")
         return response
 

@@ -27,7 +27,9 @@ def checkin_text(code: str) -> str:
 
 def qr_svg(code: str) -> Markup:
     # A regular QR code (segno.make would choose a Micro QR, which WeChat's scanner does not read).
-    return Markup(segno.make_qr(checkin_text(code), error="m").svg_inline(scale=8, border=4, omitsize=True, light="#fff"))
+    return Markup(
+        segno.make_qr(checkin_text(code), error="m").svg_inline(scale=8, border=4, omitsize=True, light="#fff")
+    )
 
 
 def _meeting(page: Page) -> Meeting:
@@ -52,10 +54,17 @@ def detail(page: Page) -> Response:
     rec = meeting_record(page.db, meeting)
     live = bool(meeting.checkin_code and meeting.checkin_until and meeting.checkin_until > page.now)
     branch = page.db.get(Branch, meeting.branch_id)
-    return page.render("meeting.html", title="会议详情", meeting=meeting, rec=rec, branch=branch.name if branch else "",
-                       live=live, qr=qr_svg(meeting.checkin_code) if live else None,
-                       checkin=checkin_text(meeting.checkin_code) if live else "",
-                       can_issue=code_allowed(meeting, page.now))
+    return page.render(
+        "meeting.html",
+        title="会议详情",
+        meeting=meeting,
+        rec=rec,
+        branch=branch.name if branch else "",
+        live=live,
+        qr=qr_svg(meeting.checkin_code) if live else None,
+        checkin=checkin_text(meeting.checkin_code) if live else "",
+        can_issue=code_allowed(meeting, page.now),
+    )
 
 
 def new_code(page: Page) -> Response:
@@ -63,7 +72,9 @@ def new_code(page: Page) -> Response:
     if not code_allowed(meeting, page.now):
         raise Refused("会议前后 3 小时内才能生成签到码。", 409)
     issue_code(page.db, meeting, page.now)
-    record(page.db, page.now, page.viewer.actor, "签到码", f"会议 #{meeting.id} {meeting.type}：生成 30 分钟有效的签到码")
+    record(
+        page.db, page.now, page.viewer.actor, "签到码", f"会议 #{meeting.id} {meeting.type}：生成 30 分钟有效的签到码"
+    )
     return redirect(f"/console/meetings/{meeting.id}")
 
 

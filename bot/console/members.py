@@ -65,7 +65,7 @@ def view(page: Page) -> Response:
         wanted = small_int(wanted_branch)
         page.viewer.require_branch(wanted)
         query = query.where(Member.branch_id == (wanted if wanted is not None else -1))
-    if (text := page.arg("q")):
+    if text := page.arg("q"):
         query = query.where(or_(Member.name.contains(text), Member.phone.endswith(text)))  # type: ignore[attr-defined]
     if (role := page.arg("role")) in ROLES:
         query = query.where(Member.role == role)
@@ -77,8 +77,16 @@ def view(page: Page) -> Response:
     elif bound == "no":
         query = query.where(Member.openid.is_(None), Member.wecom_userid.is_(None))  # type: ignore[union-attr]
     members = page.db.exec(query.limit(SHOWN + 1)).all()
-    return page.render("members.html", title="名册", members=members[:SHOWN], more=len(members) > SHOWN,
-                       branches=branches, roles=ROLES, filters=dict(page.query), done=page.arg("done"))
+    return page.render(
+        "members.html",
+        title="名册",
+        members=members[:SHOWN],
+        more=len(members) > SHOWN,
+        branches=branches,
+        roles=ROLES,
+        filters=dict(page.query),
+        done=page.arg("done"),
+    )
 
 
 def _check(page: Page, name: str, data: bytes, mark_missing: bool) -> Checked:
@@ -90,18 +98,27 @@ def _check(page: Page, name: str, data: bytes, mark_missing: bool) -> Checked:
         except FileProblem as problem:
             out.problems.append(Problem("", "", str(problem).replace(path.name, name)))
             return out
-    out.problems += [Problem(e.row, f"{e.letter} 列「{e.column}」" if e.letter else e.column, e.message) for e in checked.errors]
+    out.problems += [
+        Problem(e.row, f"{e.letter} 列「{e.column}」" if e.letter else e.column, e.message) for e in checked.errors
+    ]
     if not out.problems and not checked.members:
         out.problems.append(Problem("", "", f"{name} 没有任何成员行。"))
     if out.problems:
         return out
     if page.viewer.scope is not None:
         own = page.viewer.branch.name
-        elsewhere = {m.phone: m for m in page.db.exec(select(Member).where(Member.branch_id != page.viewer.member.branch_id)).all()}
+        elsewhere = {
+            m.phone: m
+            for m in page.db.exec(select(Member).where(Member.branch_id != page.viewer.member.branch_id)).all()
+        }
         # An admin who belongs to this branch is out of a secretary's reach: not demoted,
         # not given another WeChat/WeCom account (a console login), not marked 已转出.
-        admins = {m.phone: m for m in page.db.exec(select(Member).where(
-            Member.branch_id == page.viewer.member.branch_id, Member.role == Role.ADMIN.value)).all()}
+        admins = {
+            m.phone: m
+            for m in page.db.exec(
+                select(Member).where(Member.branch_id == page.viewer.member.branch_id, Member.role == Role.ADMIN.value)
+            ).all()
+        }
         for row in checked.members:
             admin = admins.get(row.phone)
             if row.branch != own:
@@ -110,15 +127,26 @@ def _check(page: Page, name: str, data: bytes, mark_missing: bool) -> Checked:
                 out.problems.append(Problem(row.row, "手机号", "该手机号属于其他支部的成员，转入本支部请联系管理员"))
             elif admin is None and row.role == Role.ADMIN.value:
                 out.problems.append(Problem(row.row, "角色", "书记不能在名册中设置管理员，请联系管理员"))
-            elif admin is not None and (row.role != Role.ADMIN.value or (row.openid or admin.openid) != admin.openid
-                                        or (row.wecom_userid or admin.wecom_userid) != admin.wecom_userid):
-                out.problems.append(Problem(row.row, "角色", "该成员是管理员：书记不能变更其角色或微信账号，请联系管理员"))
+            elif admin is not None and (
+                row.role != Role.ADMIN.value
+                or (row.openid or admin.openid) != admin.openid
+                or (row.wecom_userid or admin.wecom_userid) != admin.wecom_userid
+            ):
+                out.problems.append(
+                    Problem(row.row, "角色", "该成员是管理员：书记不能变更其角色或微信账号，请联系管理员")
+                )
         if mark_missing:
             listed = {row.phone for row in checked.members}
             for admin in admins.values():
                 if admin.phone not in listed and admin.status == MemberStatus.ACTIVE.value and not admin.is_demo:
-                    out.problems.append(Problem("", "", f"管理员{admin.name}不在文件中：书记不能将管理员标记为已转出，"
-                                                        "请在文件中保留该行，或联系管理员"))
+                    out.problems.append(
+                        Problem(
+                            "",
+                            "",
+                            f"管理员{admin.name}不在文件中：书记不能将管理员标记为已转出，"
+                            "请在文件中保留该行，或联系管理员",
+                        )
+                    )
         if out.problems:
             return out
     within = None if page.viewer.scope is None else set(page.viewer.scope)
@@ -126,8 +154,13 @@ def _check(page: Page, name: str, data: bytes, mark_missing: bool) -> Checked:
     try:
         known = {m.phone for m in page.db.exec(select(Member)).all()}
         result = import_members(page.db, checked.members, name, mark_missing=mark_missing, within=within)
-        out.preview = Preview([m.name for m in checked.members if m.phone not in known], result.updated, result.unchanged,
-                              [m.name for m in result.transferred], [m.name for m in result.restored])
+        out.preview = Preview(
+            [m.name for m in checked.members if m.phone not in known],
+            result.updated,
+            result.unchanged,
+            [m.name for m in result.transferred],
+            [m.name for m in result.restored],
+        )
         out.problems += [Problem("", "", line) for line in result.conflicts]
     finally:
         savepoint.rollback()
@@ -142,8 +175,9 @@ def upload(page: Page) -> Response:
     if checked.problems:
         return page.render("members_upload.html", title="名册导入", status=422, name=name, checked=checked)
     row = keep(page, "roster", name, data)
-    return page.render("members_upload.html", title="名册导入", name=name, checked=checked, upload=row.id,
-                       mark_missing=mark_missing)
+    return page.render(
+        "members_upload.html", title="名册导入", name=name, checked=checked, upload=row.id, mark_missing=mark_missing
+    )
 
 
 def confirm(page: Page) -> Response:
@@ -158,11 +192,22 @@ def confirm(page: Page) -> Response:
     result = import_members(page.db, members, row.filename, mark_missing=mark_missing, within=within)
     if result.conflicts:  # cannot happen after the same check in this transaction, but never import half
         raise Refused("名册与现有记录冲突，未导入：" + "；".join(result.conflicts[:5]), 409)
-    record(page.db, page.now, page.viewer.actor, "导入名册", f"{row.filename}：{result.summary(mark_missing)}"
-           + (f"（{page.viewer.branch.name}）" if within else ""))
+    record(
+        page.db,
+        page.now,
+        page.viewer.actor,
+        "导入名册",
+        f"{row.filename}：{result.summary(mark_missing)}" + (f"（{page.viewer.branch.name}）" if within else ""),
+    )
     page.db.delete(row)
-    return page.render("members_done.html", title="名册导入", name=row.filename, summary=result.summary(mark_missing),
-                       transferred=[m.name for m in result.transferred], restored=[m.name for m in result.restored])
+    return page.render(
+        "members_done.html",
+        title="名册导入",
+        name=row.filename,
+        summary=result.summary(mark_missing),
+        transferred=[m.name for m in result.transferred],
+        restored=[m.name for m in result.restored],
+    )
 
 
 def set_role(page: Page) -> Response:

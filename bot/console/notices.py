@@ -75,18 +75,29 @@ def _campaigns(page: Page) -> list[dict]:
     rows = page.db.exec(query.order_by(Campaign.id.desc()).limit(LISTED)).all()  # type: ignore[union-attr]
     counts: dict[int, dict[str, int]] = {}
     if rows:
-        for cid, status, n in page.db.exec(select(Delivery.campaign_id, Delivery.status, func.count(Delivery.id))  # type: ignore[call-overload]
-                                          .where(Delivery.campaign_id.in_([c.id for c in rows]))  # type: ignore[attr-defined]
-                                          .group_by(Delivery.campaign_id, Delivery.status)).all():
+        for cid, status, n in page.db.exec(
+            select(Delivery.campaign_id, Delivery.status, func.count(Delivery.id))  # type: ignore[call-overload]
+            .where(Delivery.campaign_id.in_([c.id for c in rows]))  # type: ignore[attr-defined]
+            .group_by(Delivery.campaign_id, Delivery.status)
+        ).all():
             counts.setdefault(cid, {})[status] = n
     branches = {b.id: b.name for b in page.db.exec(select(Branch)).all()}
-    return [{"c": c, "branch": branches.get(c.branch_id, "全部支部"), "n": counts.get(c.id, {}),  # type: ignore[arg-type]
-             "scheduled": bool(c.send_after and c.send_after > page.now and not c.cancelled_at)} for c in rows]
+    return [
+        {
+            "c": c,
+            "branch": branches.get(c.branch_id, "全部支部"),
+            "n": counts.get(c.id, {}),  # type: ignore[arg-type]
+            "scheduled": bool(c.send_after and c.send_after > page.now and not c.cancelled_at),
+        }
+        for c in rows
+    ]
 
 
 def view(page: Page) -> Response:
     branches = page.db.exec(select(Branch).order_by(Branch.id)).all() if page.viewer.is_admin else []
-    return page.render("notices.html", title="通知", campaigns=_campaigns(page), branches=branches, form={}, preview=None)
+    return page.render(
+        "notices.html", title="通知", campaigns=_campaigns(page), branches=branches, form={}, preview=None
+    )
 
 
 def preview(page: Page) -> Response:
@@ -97,13 +108,20 @@ def preview(page: Page) -> Response:
             return page.render("_notice_preview.html", preview={"error": refused.message})
         raise
     recipients, bound = recipients_of(page.db, ids)
-    data = {"text": text, "target": target, "branch": choice, "when": when.strftime("%Y-%m-%d %H:%M") if when else "",
-            "count": len(recipients), "bound": bound}
+    data = {
+        "text": text,
+        "target": target,
+        "branch": choice,
+        "when": when.strftime("%Y-%m-%d %H:%M") if when else "",
+        "count": len(recipients),
+        "bound": bound,
+    }
     if page.is_htmx():
         return page.render("_notice_preview.html", preview=data)
     branches = page.db.exec(select(Branch).order_by(Branch.id)).all() if page.viewer.is_admin else []
-    return page.render("notices.html", title="通知", campaigns=_campaigns(page), branches=branches, form=page.form,
-                       preview=data)
+    return page.render(
+        "notices.html", title="通知", campaigns=_campaigns(page), branches=branches, form=page.form, preview=data
+    )
 
 
 def send(page: Page) -> Response:
@@ -123,12 +141,22 @@ def report(page: Page) -> Response:
     campaign = _visible(page)
     total, groups = delivery_groups(page.db, campaign)
     branch = page.db.get(Branch, campaign.branch_id) if campaign.branch_id else None
-    rows = {key: [{"name": m.name, "why": reason(d) if key == "failed" else (d.errmsg or "")} for d, m in items]
-            for key, items in groups.items()}
+    rows = {
+        key: [{"name": m.name, "why": reason(d) if key == "failed" else (d.errmsg or "")} for d, m in items]
+        for key, items in groups.items()
+    }
     waiting = rows.get("pending", []) + rows.get("sending", [])
-    return page.render("notice_report.html", title=f"通知 #{campaign.id}", campaign=campaign, total=total, rows=rows,
-                       waiting=waiting, branch=branch.name if branch else "全部支部", done=page.arg("done"),
-                       scheduled=bool(campaign.send_after and campaign.send_after > page.now and not campaign.cancelled_at))
+    return page.render(
+        "notice_report.html",
+        title=f"通知 #{campaign.id}",
+        campaign=campaign,
+        total=total,
+        rows=rows,
+        waiting=waiting,
+        branch=branch.name if branch else "全部支部",
+        done=page.arg("done"),
+        scheduled=bool(campaign.send_after and campaign.send_after > page.now and not campaign.cancelled_at),
+    )
 
 
 def cancel(page: Page) -> Response:

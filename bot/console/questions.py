@@ -52,28 +52,46 @@ def view(page: Page) -> Response:
         query = query.where(Question.id == int(text.lstrip("#")))
     elif text:
         query = query.where(or_(Question.stem.contains(text), Question.source.contains(text)))  # type: ignore[attr-defined]
-    if (category := page.arg("category")):
+    if category := page.arg("category"):
         query = query.where(Question.category == category)
     if (kind := page.arg("kind")) in KINDS:
         query = query.where(Question.kind == kind)
     status = page.arg("status")
     if status == "active":
-        query = query.where(Question.active == True)  # noqa: E712
+        query = query.where(Question.active == True)
     elif status == "retired":
-        query = query.where(Question.active == False)  # noqa: E712
+        query = query.where(Question.active == False)
     number = int(page.arg("page")) if page.arg("page").isdigit() and len(page.arg("page")) < 6 else 1
     number = max(number, 1)
     questions = page.db.exec(query.order_by(Question.id).offset((number - 1) * PER_PAGE).limit(PER_PAGE + 1)).all()
     stats = answer_stats(page.db, [q.id for q in questions if q.id is not None])
     categories = sorted(set(page.db.exec(select(Question.category)).all()))
-    reports = page.db.exec(select(QuestionReport, Member.name, Question.stem)
-                           .join(Member, Member.id == QuestionReport.member_id)
-                           .join(Question, Question.id == QuestionReport.question_id)
-                           .order_by(QuestionReport.handled_at.is_not(None), QuestionReport.id.desc()).limit(50)).all()  # type: ignore[union-attr]
-    hardest = [(page.db.get(Question, qid), count, rate, seconds) for qid, count, rate, seconds in hardest_questions(page.db)]
-    return page.render("questions.html", title="题库", questions=questions[:PER_PAGE], more=len(questions) > PER_PAGE,
-                       page_no=number, stats=stats, categories=categories, kinds=KINDS, filters=dict(page.query),
-                       reports=reports, hardest=hardest, min_answers=MIN_ANSWERS, letter=_letter, done=page.arg("done"))
+    reports = page.db.exec(
+        select(QuestionReport, Member.name, Question.stem)
+        .join(Member, Member.id == QuestionReport.member_id)
+        .join(Question, Question.id == QuestionReport.question_id)
+        .order_by(QuestionReport.handled_at.is_not(None), QuestionReport.id.desc())
+        .limit(50)
+    ).all()  # type: ignore[union-attr]
+    hardest = [
+        (page.db.get(Question, qid), count, rate, seconds) for qid, count, rate, seconds in hardest_questions(page.db)
+    ]
+    return page.render(
+        "questions.html",
+        title="题库",
+        questions=questions[:PER_PAGE],
+        more=len(questions) > PER_PAGE,
+        page_no=number,
+        stats=stats,
+        categories=categories,
+        kinds=KINDS,
+        filters=dict(page.query),
+        reports=reports,
+        hardest=hardest,
+        min_answers=MIN_ANSWERS,
+        letter=_letter,
+        done=page.arg("done"),
+    )
 
 
 def _check(page: Page, name: str, data: bytes) -> tuple[Checked, list]:
@@ -84,7 +102,9 @@ def _check(page: Page, name: str, data: bytes) -> tuple[Checked, list]:
         except FileProblem as problem:
             out.problems.append(Problem("", "", str(problem).replace(path.name, name)))
             return out, []
-    out.problems += [Problem(e.row, f"{e.letter} 列「{e.column}」" if e.letter else e.column, e.message) for e in checked.errors]
+    out.problems += [
+        Problem(e.row, f"{e.letter} 列「{e.column}」" if e.letter else e.column, e.message) for e in checked.errors
+    ]
     if not out.problems and not checked.questions:
         out.problems.append(Problem("", "", f"{name} 没有任何题目行。"))
     if out.problems:
@@ -134,7 +154,13 @@ def _set_active(page: Page, active: bool) -> Response:
     if question.active != active:
         question.active = active
         page.db.add(question)
-        record(page.db, page.now, page.viewer.actor, "恢复题目" if active else "停用题目", f"#{question.id} {question.stem[:60]}")
+        record(
+            page.db,
+            page.now,
+            page.viewer.actor,
+            "恢复题目" if active else "停用题目",
+            f"#{question.id} {question.stem[:60]}",
+        )
     return redirect("/console/questions", q=f"#{question.id}", done="restored" if active else "retired")
 
 
@@ -153,7 +179,13 @@ def handled(page: Page) -> Response:
     if item.handled_at is None:
         item.handled_at, item.handled_by = page.now, page.viewer.actor[:100]
         page.db.add(item)
-        record(page.db, page.now, page.viewer.actor, "纠错已处理", f"反馈 #{item.id}（题目 #{item.question_id}）：{item.text[:100]}")
+        record(
+            page.db,
+            page.now,
+            page.viewer.actor,
+            "纠错已处理",
+            f"反馈 #{item.id}（题目 #{item.question_id}）：{item.text[:100]}",
+        )
     return redirect("/console/questions", done="handled")
 
 

@@ -47,9 +47,13 @@ def kept(page: Page, kind: str) -> ConsoleUpload:
     number = small_int(page.form.get("upload", ""))
     row = None
     if number is not None:
-        row = page.db.exec(select(ConsoleUpload).where(
-            ConsoleUpload.id == number, ConsoleUpload.kind == kind,
-            ConsoleUpload.session_hash == page.viewer.session.id_hash)).first()
+        row = page.db.exec(
+            select(ConsoleUpload).where(
+                ConsoleUpload.id == number,
+                ConsoleUpload.kind == kind,
+                ConsoleUpload.session_hash == page.viewer.session.id_hash,
+            )
+        ).first()
     if row is None or row.created_at < page.now - KEEP:
         raise Refused("找不到待导入的文件（可能已导入或超过 1 小时）。请重新上传。", 400)
     return row

@@ -26,7 +26,7 @@ from starlette.templating import Jinja2Templates
 
 from bot.audit import actor_of
 from bot.config import Config
-from bot.console.auth import csrf_ok, live_session, may_use, end_session
+from bot.console.auth import csrf_ok, end_session, live_session, may_use
 from bot.store import Branch, Member, Role, Store
 from bot.store.models import ConsoleSession
 
@@ -37,7 +37,7 @@ MAX_UPLOAD = 5 * 1024 * 1024  # a city's roster as XLSX is well under 1 MB
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
@@ -115,7 +115,9 @@ class Page:
         return self.request.query_params
 
     def arg(self, name: str, default: str = "") -> str:
-        return str(self.request.query_params.get(name, default)).replace("\x00", "").strip()[:200]  # PostgreSQL refuses NUL
+        return (
+            str(self.request.query_params.get(name, default)).replace("\x00", "").strip()[:200]
+        )  # PostgreSQL refuses NUL
 
     def int_path(self, name: str) -> int:
         value = small_int(str(self.request.path_params.get(name, "")))
@@ -124,8 +126,17 @@ class Page:
         return value
 
     def render(self, template: str, status: int = 200, **context: Any) -> Response:
-        return render(self.request, template, status, viewer=self.viewer, csrf=self.viewer.session.csrf,
-                      nav=[n for n in NAV if self.viewer.is_admin or not n[2]], now=self.now, tz=self.config.tz, **context)
+        return render(
+            self.request,
+            template,
+            status,
+            viewer=self.viewer,
+            csrf=self.viewer.session.csrf,
+            nav=[n for n in NAV if self.viewer.is_admin or not n[2]],
+            now=self.now,
+            tz=self.config.tz,
+            **context,
+        )
 
     def is_htmx(self) -> bool:
         return self.request.headers.get("HX-Request") == "true"
@@ -137,10 +148,27 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     return response
 
 
-def message_page(request: Request, title: str, detail: str, status: int, viewer: Viewer | None = None,
-                 login_hint: bool = False, wecom: bool = False) -> Response:
-    return render(request, "message.html", status, title=title, detail=detail, viewer=viewer, login_hint=login_hint,
-                  wecom=wecom, nav=[], csrf="")
+def message_page(
+    request: Request,
+    title: str,
+    detail: str,
+    status: int,
+    viewer: Viewer | None = None,
+    login_hint: bool = False,
+    wecom: bool = False,
+) -> Response:
+    return render(
+        request,
+        "message.html",
+        status,
+        title=title,
+        detail=detail,
+        viewer=viewer,
+        login_hint=login_hint,
+        wecom=wecom,
+        nav=[],
+        csrf="",
+    )
 
 
 def redirect(path: str, **params: Any) -> Response:
@@ -152,8 +180,15 @@ def secure_cookie(config: Config) -> bool:
 
 
 def set_session_cookie(response: Response, config: Config, raw: str) -> None:
-    response.set_cookie(COOKIE, raw, max_age=int(timedelta(hours=8).total_seconds()), path="/console",
-                        httponly=True, samesite="lax", secure=secure_cookie(config))
+    response.set_cookie(
+        COOKIE,
+        raw,
+        max_age=int(timedelta(hours=8).total_seconds()),
+        path="/console",
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookie(config),
+    )
 
 
 async def read_form(request: Request) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
@@ -195,8 +230,9 @@ class Console:
     def now(self) -> datetime:
         return self.clock().astimezone(self.config.tz)
 
-    def route(self, path: str, view: Callable[[Page], Response], methods: tuple[str, ...] = ("GET",),
-              admin: bool = False) -> Route:
+    def route(
+        self, path: str, view: Callable[[Page], Response], methods: tuple[str, ...] = ("GET",), admin: bool = False
+    ) -> Route:
         async def endpoint(request: Request) -> Response:
             fields: dict[str, str] = {}
             files: dict[str, tuple[str, bytes]] = {}
@@ -212,8 +248,14 @@ class Console:
 
         return Route(path, endpoint, methods=list(methods), name=None)
 
-    def _serve(self, request: Request, view: Callable[[Page], Response], admin: bool,
-               fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> Response:
+    def _serve(
+        self,
+        request: Request,
+        view: Callable[[Page], Response],
+        admin: bool,
+        fields: dict[str, str],
+        files: dict[str, tuple[str, bytes]],
+    ) -> Response:
         now = self.now()
         with self.store.session() as db:
             row = live_session(db, request.cookies.get(COOKIE, ""), now, self.idle)
@@ -221,19 +263,32 @@ class Console:
                 db.commit()
                 if request.method == "GET" and not request.headers.get("HX-Request"):
                     return redirect("/console/welcome")
-                return message_page(request, "请先登录", "登录已失效。请在机器人中发送「后台」获取新的登录链接。", 401, login_hint=True)
+                return message_page(
+                    request, "请先登录", "登录已失效。请在机器人中发送「后台」获取新的登录链接。", 401, login_hint=True
+                )
             member = db.get(Member, row.member_id)
             if not may_use(member):
                 end_session(db, row, now)
                 db.commit()
-                return message_page(request, "没有权限", "管理后台仅限在册的支部书记和管理员使用。您的角色或状态已变更，登录已结束。", 403)
+                return message_page(
+                    request,
+                    "没有权限",
+                    "管理后台仅限在册的支部书记和管理员使用。您的角色或状态已变更，登录已结束。",
+                    403,
+                )
             assert member is not None
             branch = db.get(Branch, member.branch_id)
             assert branch is not None
             viewer = Viewer(member, branch, row)
             if request.method == "POST" and not csrf_ok(row, fields.get("csrf")):
                 db.commit()
-                return message_page(request, "请求无效", "页面已过期或请求来源不明（缺少安全校验码），没有做任何修改。请刷新页面后重试。", 403, viewer)
+                return message_page(
+                    request,
+                    "请求无效",
+                    "页面已过期或请求来源不明（缺少安全校验码），没有做任何修改。请刷新页面后重试。",
+                    403,
+                    viewer,
+                )
             if admin and not viewer.is_admin:
                 db.commit()
                 return message_page(request, "没有权限", "此页面仅限管理员使用。", 403, viewer)

@@ -33,8 +33,12 @@ def run_migrations() -> None:
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
     # SQLite cannot ALTER most things in place: batch mode copies the table instead.
-    context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=connection.dialect.name == "sqlite", compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

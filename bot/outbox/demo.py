@@ -59,11 +59,15 @@ class DemoChannel:
 def pushes(db: Session, since: datetime | None, now: datetime, tz: Any) -> dict[str, Any]:
     """Demo pushes delivered since ``since`` (with overlap), oldest first, for the
     simulator page; ``cursor`` is what to pass as ``since`` next time."""
-    query = (select(Delivery.id, Delivery.member_id, Delivery.updated_at, Campaign.title, Campaign.text, Campaign.kind)
-             .join(Campaign, Campaign.id == Delivery.campaign_id)
-             .where(Delivery.via == VIA, Delivery.status == "sent"))
+    query = (
+        select(Delivery.id, Delivery.member_id, Delivery.updated_at, Campaign.title, Campaign.text, Campaign.kind)
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .where(Delivery.via == VIA, Delivery.status == "sent")
+    )
     if since is not None:
-        query = query.where(Delivery.updated_at >= since - OVERLAP).order_by(Delivery.updated_at, Delivery.id).limit(2000)
+        query = (
+            query.where(Delivery.updated_at >= since - OVERLAP).order_by(Delivery.updated_at, Delivery.id).limit(2000)
+        )
         rows = list(db.exec(query).all())
     else:
         query = query.order_by(Delivery.updated_at.desc(), Delivery.id.desc()).limit(FIRST_PAGE)  # type: ignore[union-attr]
@@ -72,8 +76,14 @@ def pushes(db: Session, since: datetime | None, now: datetime, tz: Any) -> dict[
     return {
         "cursor": cursor.isoformat(),
         "pushes": [
-            {"id": delivery_id, "member_id": member_id, "title": title, "text": text, "kind": kind,
-             "at": updated_at.astimezone(tz).strftime("%m-%d %H:%M") if updated_at else ""}
+            {
+                "id": delivery_id,
+                "member_id": member_id,
+                "title": title,
+                "text": text,
+                "kind": kind,
+                "at": updated_at.astimezone(tz).strftime("%m-%d %H:%M") if updated_at else "",
+            }
             for delivery_id, member_id, updated_at, title, text, kind in rows
         ],
     }

@@ -66,8 +66,13 @@ class RateLimiter:
     the next token ahead (the bucket goes into debt) and sleeps once until that token's
     time: waiting threads do not all wake to race for each new token."""
 
-    def __init__(self, per_second: float, burst: float | None = None,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        per_second: float,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.rate = per_second
         self.capacity = burst or max(1.0, per_second)
         self.tokens = self.capacity
@@ -110,8 +115,16 @@ class Outcome:
 class Api:
     """JSON calls with transient retries and one token refresh."""
 
-    def __init__(self, name: str, http: httpx.Client, tokens: TokenStore, fetch_token: Callable[[], tuple[str, int]],
-                 retry_wait: float, attempts: int = 3, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        name: str,
+        http: httpx.Client,
+        tokens: TokenStore,
+        fetch_token: Callable[[], tuple[str, int]],
+        retry_wait: float,
+        attempts: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.name = name
         self.http = http
         self.tokens = tokens
@@ -163,13 +176,22 @@ def checked(http: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[s
 
 def _outcome_for(exc: Exception) -> Outcome:
     if isinstance(exc, (PlatformError, TransportError)):
-        return Outcome("failed" if exc.errcode in PERMANENT_ERRORS else "retry", errcode=exc.errcode, errmsg=exc.errmsg[:300])
+        return Outcome(
+            "failed" if exc.errcode in PERMANENT_ERRORS else "retry", errcode=exc.errcode, errmsg=exc.errmsg[:300]
+        )
     raise exc
 
 
 class OfficialAccount:
-    def __init__(self, cfg: WechatConfig, http: httpx.Client, tokens: TokenStore, limiter: RateLimiter, retry_wait: float,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        cfg: WechatConfig,
+        http: httpx.Client,
+        tokens: TokenStore,
+        limiter: RateLimiter,
+        retry_wait: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.cfg = cfg
         self.limiter = limiter
         self.api = Api(f"wechat:{cfg.app_id}", http, tokens, self._fetch_token, retry_wait, sleep=sleep)
@@ -180,8 +202,12 @@ class OfficialAccount:
         return bool(self.cfg.app_id and self.cfg.app_secret)
 
     def _fetch_token(self) -> tuple[str, int]:
-        data = checked(self.http, "POST", "/cgi-bin/stable_token",
-                       json={"grant_type": "client_credential", "appid": self.cfg.app_id, "secret": self.cfg.app_secret})
+        data = checked(
+            self.http,
+            "POST",
+            "/cgi-bin/stable_token",
+            json={"grant_type": "client_credential", "appid": self.cfg.app_id, "secret": self.cfg.app_secret},
+        )
         return data["access_token"], int(data.get("expires_in", 7200))
 
     def send(self, item: Outgoing) -> Outcome:
@@ -190,7 +216,9 @@ class OfficialAccount:
         self.limiter.acquire()
         text = f"【{item.title}】\n{item.text}" if item.title else item.text
         try:
-            self.api.call("/cgi-bin/message/custom/send", {"touser": item.openid, "msgtype": "text", "text": {"content": text}})
+            self.api.call(
+                "/cgi-bin/message/custom/send", {"touser": item.openid, "msgtype": "text", "text": {"content": text}}
+            )
             return Outcome("sent", "wechat_kf")
         except PlatformError as exc:
             if exc.errcode not in WINDOW_CLOSED:
@@ -204,7 +232,10 @@ class OfficialAccount:
         data = {key: {"value": values[source]} for key, source in self.cfg.template_fields.items()}
         try:
             self.limiter.acquire()
-            self.api.call("/cgi-bin/message/template/send", {"touser": item.openid, "template_id": self.cfg.template_id, "data": data})
+            self.api.call(
+                "/cgi-bin/message/template/send",
+                {"touser": item.openid, "template_id": self.cfg.template_id, "data": data},
+            )
             return Outcome("sent", "wechat_template")
         except (PlatformError, TransportError) as exc:
             if isinstance(exc, PlatformError) and not exc.transient and exc.errcode not in TOKEN_ERRORS:
@@ -213,8 +244,15 @@ class OfficialAccount:
 
 
 class WecomApp:
-    def __init__(self, cfg: WecomConfig, http: httpx.Client, tokens: TokenStore, limiter: RateLimiter, retry_wait: float,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        cfg: WecomConfig,
+        http: httpx.Client,
+        tokens: TokenStore,
+        limiter: RateLimiter,
+        retry_wait: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.cfg = cfg
         self.http = http
         self.limiter = limiter
@@ -225,7 +263,9 @@ class WecomApp:
         return bool(self.cfg.corp_id and self.cfg.secret and self.cfg.agent_id)
 
     def _fetch_token(self) -> tuple[str, int]:
-        data = checked(self.http, "GET", "/cgi-bin/gettoken", params={"corpid": self.cfg.corp_id, "corpsecret": self.cfg.secret})
+        data = checked(
+            self.http, "GET", "/cgi-bin/gettoken", params={"corpid": self.cfg.corp_id, "corpsecret": self.cfg.secret}
+        )
         return data["access_token"], int(data.get("expires_in", 7200))
 
     def send_batch(self, items: list[Outgoing]) -> dict[int, Outcome]:
@@ -242,8 +282,15 @@ class WecomApp:
             "duplicate_check_interval": 1800,
         }
         if first.title:
-            payload |= {"msgtype": "textcard", "textcard": {"title": first.title, "description": first.text[:512],
-                                                            "url": self.cfg.card_url or "https://work.weixin.qq.com", "btntxt": "详情"}}
+            payload |= {
+                "msgtype": "textcard",
+                "textcard": {
+                    "title": first.title,
+                    "description": first.text[:512],
+                    "url": self.cfg.card_url or "https://work.weixin.qq.com",
+                    "btntxt": "详情",
+                },
+            }
         else:
             payload |= {"msgtype": "text", "text": {"content": first.text}}
         self.limiter.acquire()
@@ -257,7 +304,8 @@ class WecomApp:
             return {i.delivery_id: _outcome_for(exc) for i in items}
         invalid = {u.lower() for u in str(data.get("invaliduser") or "").split("|") if u}
         return {
-            i.delivery_id: Outcome("failed", "wecom", 81013, "invaliduser") if (i.wecom_userid or "").lower() in invalid
+            i.delivery_id: Outcome("failed", "wecom", 81013, "invaliduser")
+            if (i.wecom_userid or "").lower() in invalid
             else Outcome("sent", "wecom")
             for i in items
         }

@@ -20,7 +20,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import text
@@ -47,7 +47,7 @@ class TokenStore:
     """The store is the truth; each process keeps a copy in memory until it nears expiry
     or WeChat refuses it, so a send does not cost a database round trip for its token."""
 
-    def __init__(self, store: Store, clock: Clock = lambda: datetime.now(timezone.utc)) -> None:
+    def __init__(self, store: Store, clock: Clock = lambda: datetime.now(UTC)) -> None:
         self.store = store
         self.clock = clock
         self._memory: dict[str, tuple[str, datetime]] = {}

@@ -30,8 +30,15 @@ class Waiting:
 
 def waiting_to_retry(db: Session, retry_window: float) -> list[Waiting]:
     rows = db.exec(
-        select(Campaign.id, Campaign.kind, Campaign.title, Campaign.text, func.count(Delivery.id),
-               func.min(Delivery.next_attempt_at), func.min(Delivery.failing_since))
+        select(
+            Campaign.id,
+            Campaign.kind,
+            Campaign.title,
+            Campaign.text,
+            func.count(Delivery.id),
+            func.min(Delivery.next_attempt_at),
+            func.min(Delivery.failing_since),
+        )
         .join(Campaign, Campaign.id == Delivery.campaign_id)
         .where(Delivery.status == "pending", Delivery.failing_since.is_not(None))  # type: ignore[union-attr]
         .group_by(Campaign.id, Campaign.kind, Campaign.title, Campaign.text)
@@ -41,9 +48,23 @@ def waiting_to_retry(db: Session, retry_window: float) -> list[Waiting]:
     for campaign_id, kind, title, text, count, next_try, first_failure in rows:
         errcode, errmsg = db.exec(
             select(Delivery.errcode, Delivery.errmsg)
-            .where(Delivery.campaign_id == campaign_id, Delivery.status == "pending", Delivery.failing_since.is_not(None))  # type: ignore[union-attr]
-            .group_by(Delivery.errcode, Delivery.errmsg).order_by(func.count(Delivery.id).desc()).limit(1)
+            .where(
+                Delivery.campaign_id == campaign_id, Delivery.status == "pending", Delivery.failing_since.is_not(None)
+            )  # type: ignore[union-attr]
+            .group_by(Delivery.errcode, Delivery.errmsg)
+            .order_by(func.count(Delivery.id).desc())
+            .limit(1)
         ).one()
-        found.append(Waiting(campaign_id, kind, title or text[:16], count, next_try or first_failure,
-                             first_failure + timedelta(seconds=retry_window), errcode, errmsg))
+        found.append(
+            Waiting(
+                campaign_id,
+                kind,
+                title or text[:16],
+                count,
+                next_try or first_failure,
+                first_failure + timedelta(seconds=retry_window),
+                errcode,
+                errmsg,
+            )
+        )
     return found

@@ -26,13 +26,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import and_, func, insert, or_, update
 from sqlmodel import Session, select
 
 from bot.config import Config
+from bot.outbox import demo
 from bot.outbox.senders import (
     WECOM_BATCH,
     GroupRobot,
@@ -44,7 +45,6 @@ from bot.outbox.senders import (
     TransportError,
     WecomApp,
 )
-from bot.outbox import demo
 from bot.outbox.tokens import TokenStore
 from bot.store import Branch, Member, Store
 from bot.store.members import is_active, only_active
@@ -58,20 +58,40 @@ MARK_DELAY = 0.05  # seconds a finished send may wait to share a bulk update
 BREAKER_FAILURES = 10  # transient failures in a row, on one platform, that pause it for the rest of a pass
 
 
-def create_campaign(db: Session, *, kind: str, text: str, member_ids: Iterable[int], now: datetime, title: str = "",
-                    branch_id: int | None = None, created_by: int | None = None, job_run_id: int | None = None,
-                    robot: bool = False) -> Campaign:
+def create_campaign(
+    db: Session,
+    *,
+    kind: str,
+    text: str,
+    member_ids: Iterable[int],
+    now: datetime,
+    title: str = "",
+    branch_id: int | None = None,
+    created_by: int | None = None,
+    job_run_id: int | None = None,
+    robot: bool = False,
+) -> Campaign:
     """A campaign and one pending delivery per active member (duplicates in the list, and
     members marked 已转出, are left out). With ``robot``, the text is also posted once
     into the branch's group robot, if it has one."""
-    campaign = Campaign(kind=kind, title=title, text=text, branch_id=branch_id, created_by=created_by,
-                        job_run_id=job_run_id, created_at=now, robot_status="pending" if robot and branch_id else "")
+    campaign = Campaign(
+        kind=kind,
+        title=title,
+        text=text,
+        branch_id=branch_id,
+        created_by=created_by,
+        job_run_id=job_run_id,
+        created_at=now,
+        robot_status="pending" if robot and branch_id else "",
+    )
     db.add(campaign)
     db.flush()
     unique = only_active(db, member_ids)
     if unique:
-        db.execute(insert(Delivery), [{"campaign_id": campaign.id, "member_id": m, "status": "pending", "updated_at": now}
-                                      for m in unique])
+        db.execute(
+            insert(Delivery),
+            [{"campaign_id": campaign.id, "member_id": m, "status": "pending", "updated_at": now} for m in unique],
+        )
     if not unique:
         campaign.finished_at = now
     return campaign
@@ -108,8 +128,13 @@ class Claimed:
 
 
 class OutboxWorker:
-    def __init__(self, store: Store, config: Config, clock=lambda: datetime.now(timezone.utc),
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        clock=lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         """``clock`` and ``sleep`` (the waits between quick retries inside one call) are
         replaced in tests by a fake clock."""
         self.store = store
@@ -126,10 +151,22 @@ class OutboxWorker:
         ]
         # `serve --workers N` runs N outbox workers: each takes its share of the limits.
         share = config.server.workers
-        self.wechat = OfficialAccount(config.wechat, self._clients[0], tokens, RateLimiter(cfg.wechat_per_second / share),
-                                      cfg.retry_base_seconds / 4, sleep)
-        self.wecom = WecomApp(config.wecom, self._clients[1], tokens, RateLimiter(cfg.wecom_per_second / share),
-                              cfg.retry_base_seconds / 4, sleep)
+        self.wechat = OfficialAccount(
+            config.wechat,
+            self._clients[0],
+            tokens,
+            RateLimiter(cfg.wechat_per_second / share),
+            cfg.retry_base_seconds / 4,
+            sleep,
+        )
+        self.wecom = WecomApp(
+            config.wecom,
+            self._clients[1],
+            tokens,
+            RateLimiter(cfg.wecom_per_second / share),
+            cfg.retry_base_seconds / 4,
+            sleep,
+        )
         self.robot = GroupRobot(config.robots, self._clients[2], max(1, cfg.robot_per_minute // share))
         # The simulator's loopback channel stands in for the platforms while none is configured.
         self.demo = demo.DemoChannel() if demo.demo_active(config) else None
@@ -203,7 +240,10 @@ class OutboxWorker:
         futures += [self.pool.submit(self._send_demo, item, lost) for item in by_route.pop("demo", [])]
         for items in by_route.values():  # "wecom:<campaign id>"
             size = min(self.config.outbox.wecom_batch, WECOM_BATCH)
-            futures += [self.pool.submit(self._send_wecom, items[i:i + size], lost, breaker) for i in range(0, len(items), size)]
+            futures += [
+                self.pool.submit(self._send_wecom, items[i : i + size], lost, breaker)
+                for i in range(0, len(items), size)
+            ]
         # Sends are marked as they finish, in one bulk update for those that finish close
         # together: a finished send waits at most MARK_DELAY for others to share its mark.
         # A crash so leaves only what is in flight, and what finished in the last
@@ -263,8 +303,16 @@ class OutboxWorker:
 
     def _outgoing(self, item: Claimed) -> Outgoing:
         when = item.campaign.created_at.astimezone(self.config.tz).strftime("%Y-%m-%d %H:%M")
-        return Outgoing(item.delivery.id, item.member.id, item.member.openid, item.member.wecom_userid,  # type: ignore[arg-type]
-                        item.campaign.title, item.campaign.text, when, item.branch)
+        return Outgoing(
+            item.delivery.id,
+            item.member.id,
+            item.member.openid,
+            item.member.wecom_userid,  # type: ignore[arg-type]
+            item.campaign.title,
+            item.campaign.text,
+            when,
+            item.branch,
+        )
 
     def _send_wechat(self, item: Claimed, lost: set[int], breaker: Breaker) -> dict[int, Outcome]:
         if item.delivery.id in lost:
@@ -297,15 +345,27 @@ class OutboxWorker:
         """Group posts are at most once: claimed by flipping pending → posting first."""
         keys = self.config.robots.keys
         with self.store.session() as db:
-            rows = db.exec(select(Campaign, Branch.name).join(Branch, Branch.id == Campaign.branch_id)
-                           .where(Campaign.robot_status == "pending")).all()
+            rows = db.exec(
+                select(Campaign, Branch.name)
+                .join(Branch, Branch.id == Campaign.branch_id)
+                .where(Campaign.robot_status == "pending")
+            ).all()
             todo = []
             for campaign, branch in rows:
                 key = keys.get(branch)
-                claimed = db.exec(update(Campaign).where(Campaign.id == campaign.id, Campaign.robot_status == "pending")  # type: ignore[call-overload]
-                                  .values(robot_status="posting" if key else "")).rowcount
+                claimed = db.exec(
+                    update(Campaign)
+                    .where(Campaign.id == campaign.id, Campaign.robot_status == "pending")  # type: ignore[call-overload]
+                    .values(robot_status="posting" if key else "")
+                ).rowcount
                 if key and claimed:
-                    todo.append((campaign.id, key, f"【{campaign.title}】\n{campaign.text}" if campaign.title else campaign.text))
+                    todo.append(
+                        (
+                            campaign.id,
+                            key,
+                            f"【{campaign.title}】\n{campaign.text}" if campaign.title else campaign.text,
+                        )
+                    )
         for campaign_id, key, text in todo:
             try:
                 self.robot.post(key, text, mentioned=["@all"])
@@ -322,7 +382,10 @@ class OutboxWorker:
         not_yet = select(Campaign.id).where(or_(Campaign.send_after > now, Campaign.cancelled_at.is_not(None)))  # type: ignore[union-attr]
         return and_(
             or_(
-                and_(Delivery.status == "pending", or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)),
+                and_(
+                    Delivery.status == "pending",
+                    or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+                ),
                 and_(Delivery.status == "sending", Delivery.lease_until < now),
             ),
             Delivery.campaign_id.not_in(not_yet),  # type: ignore[attr-defined]
@@ -339,8 +402,13 @@ class OutboxWorker:
             ids = list(db.exec(query).all())
             if not ids:
                 return []
-            db.execute(update(Delivery).where(Delivery.id.in_(ids), self._claimable(now))  # type: ignore[attr-defined]
-                       .values(status="sending", claim=token, lease_until=lease, attempts=Delivery.attempts + 1, updated_at=now))
+            db.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids), self._claimable(now))  # type: ignore[attr-defined]
+                .values(
+                    status="sending", claim=token, lease_until=lease, attempts=Delivery.attempts + 1, updated_at=now
+                )
+            )
             rows = db.exec(
                 select(Delivery, Member, Campaign, Branch.name)
                 .join(Member, Member.id == Delivery.member_id)
@@ -362,17 +430,28 @@ class OutboxWorker:
         try:
             with self.store.session() as db:
                 for start in range(0, len(ordered), 1000):
-                    chunk = ordered[start:start + 1000]
-                    renewed = db.exec(update(Delivery).where(Delivery.id.in_(chunk), Delivery.claim == token,  # type: ignore[call-overload,attr-defined]
-                                                             Delivery.status == "sending").values(lease_until=lease)).rowcount
+                    chunk = ordered[start : start + 1000]
+                    renewed = db.exec(
+                        update(Delivery)
+                        .where(
+                            Delivery.id.in_(chunk),
+                            Delivery.claim == token,  # type: ignore[call-overload,attr-defined]
+                            Delivery.status == "sending",
+                        )
+                        .values(lease_until=lease)
+                    ).rowcount
                     if renewed < len(chunk):
-                        kept = set(db.exec(select(Delivery.id).where(Delivery.id.in_(chunk), Delivery.claim == token)).all())  # type: ignore[attr-defined]
+                        kept = set(
+                            db.exec(select(Delivery.id).where(Delivery.id.in_(chunk), Delivery.claim == token)).all()
+                        )  # type: ignore[attr-defined]
                         lost |= set(chunk) - kept
         except Exception:
             log.warning("outbox: could not renew the lease on %d claimed deliveries", len(ids), exc_info=True)
             return set()
         if lost:
-            log.warning("outbox: %d claimed deliveries were taken over by another worker; not sending them here", len(lost))
+            log.warning(
+                "outbox: %d claimed deliveries were taken over by another worker; not sending them here", len(lost)
+            )
         return lost
 
     def _mark(self, outcomes: dict[int, Outcome], attempts: dict[int, tuple[int, datetime | None]]) -> None:
@@ -382,13 +461,24 @@ class OutboxWorker:
         rows = []
         for delivery_id, outcome in outcomes.items():
             tries, failing_since = attempts[delivery_id]
-            row = {"id": delivery_id, "via": outcome.via, "errcode": outcome.errcode, "errmsg": outcome.errmsg,
-                   "updated_at": now, "lease_until": None, "claim": "", "next_attempt_at": None, "failing_since": failing_since}
+            row = {
+                "id": delivery_id,
+                "via": outcome.via,
+                "errcode": outcome.errcode,
+                "errmsg": outcome.errmsg,
+                "updated_at": now,
+                "lease_until": None,
+                "claim": "",
+                "next_attempt_at": None,
+                "failing_since": failing_since,
+            }
             if outcome.status == "retry":
                 first = failing_since or now
                 give_up_at = first + window
                 if now < give_up_at:
-                    wait = timedelta(seconds=min(cfg.retry_max_seconds, cfg.retry_base_seconds * 2 ** min(tries - 1, 30)))
+                    wait = timedelta(
+                        seconds=min(cfg.retry_max_seconds, cfg.retry_base_seconds * 2 ** min(tries - 1, 30))
+                    )
                     row |= {"status": "pending", "next_attempt_at": min(now + wait, give_up_at), "failing_since": first}
                 else:
                     row |= {"status": "failed", "failing_since": first}
@@ -405,15 +495,21 @@ class OutboxWorker:
         not_yet = select(Campaign.id).where(or_(Campaign.send_after > now, Campaign.cancelled_at.is_not(None)))  # type: ignore[union-attr]
         due = [] if due_by is None else [or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= due_by)]  # type: ignore[union-attr]
         with self.store.session() as db:
-            return db.exec(select(func.count(Delivery.id)).where(
-                Delivery.status.in_(("pending", "sending")), Delivery.campaign_id.not_in(not_yet), *due)).one()  # type: ignore[attr-defined]
+            return db.exec(
+                select(func.count(Delivery.id)).where(
+                    Delivery.status.in_(("pending", "sending")), Delivery.campaign_id.not_in(not_yet), *due
+                )
+            ).one()  # type: ignore[attr-defined]
 
     def _close_finished_campaigns(self) -> None:
         now = self.clock()
         with self.store.session() as db:
             open_ids = db.exec(select(Campaign.id).where(Campaign.finished_at.is_(None))).all()  # type: ignore[union-attr]
             for campaign_id in open_ids:
-                waiting = db.exec(select(func.count(Delivery.id)).where(
-                    Delivery.campaign_id == campaign_id, Delivery.status.in_(("pending", "sending")))).one()  # type: ignore[attr-defined]
+                waiting = db.exec(
+                    select(func.count(Delivery.id)).where(
+                        Delivery.campaign_id == campaign_id, Delivery.status.in_(("pending", "sending"))
+                    )
+                ).one()  # type: ignore[attr-defined]
                 if not waiting:
                     db.exec(update(Campaign).where(Campaign.id == campaign_id).values(finished_at=now))  # type: ignore[call-overload]

@@ -73,7 +73,9 @@ class WriterLock:
         if self._depth == 0 and self._path is not None:
             try:
                 if self._fd is None:
-                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, _mode_of(self._path.removesuffix("-writer.lock")))
+                    self._fd = os.open(
+                        self._path, os.O_RDWR | os.O_CREAT, _mode_of(self._path.removesuffix("-writer.lock"))
+                    )
                 self._flock(deadline)
             except BaseException:
                 self._threads.release()
@@ -113,15 +115,23 @@ class WriterLock:
                 for line in locks:
                     fields = line.split()
                     # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (a "->" marks a waiter)
-                    if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode) and fields[4].isdigit():
+                    if (
+                        len(fields) >= 6
+                        and fields[1] == "FLOCK"
+                        and fields[5].rsplit(":", 1)[-1] == str(inode)
+                        and fields[4].isdigit()
+                    ):
                         return f"process pid {fields[4]}"
         except OSError:
             pass
         return "another process"
 
     def _gave_up(self, holder: str) -> None:
-        log.warning("database writer lock not free after %.1f s (database.lock_timeout_seconds); held by %s",
-                    self.timeout, holder)
+        log.warning(
+            "database writer lock not free after %.1f s (database.lock_timeout_seconds); held by %s",
+            self.timeout,
+            holder,
+        )
         raise WriterLockTimeout(holder)
 
     def __exit__(self, *_: object) -> None:

@@ -40,7 +40,9 @@ MEMBER_BY_OPENID = select(Member).where(Member.openid == bindparam("sender"))
 MEMBER_BY_WECOM_USERID = select(Member).where(Member.wecom_userid == bindparam("sender"))
 
 UNREAD_COUNT = select(func.count(Delivery.id)).where(
-    Delivery.member_id == bindparam("member_id"), Delivery.status == "inbox", Delivery.read_at.is_(None)  # type: ignore[union-attr]
+    Delivery.member_id == bindparam("member_id"),
+    Delivery.status == "inbox",
+    Delivery.read_at.is_(None),  # type: ignore[union-attr]
 )
 
 

@@ -31,6 +31,6 @@ def only_active(db: Session, member_ids: Iterable[int]) -> list[int]:
     wanted = sorted(set(member_ids))
     found: set[int] = set()
     for start in range(0, len(wanted), 1000):
-        chunk = wanted[start:start + 1000]
+        chunk = wanted[start : start + 1000]
         found |= set(db.exec(select(Member.id).where(Member.id.in_(chunk), IS_ACTIVE)).all())  # type: ignore[union-attr,arg-type]
     return [m for m in wanted if m in found]

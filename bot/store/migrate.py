@@ -53,7 +53,9 @@ def _check_not_ahead(store: Store, revision: str | None) -> None:
     try:
         script.get_revision(revision)
     except Exception as exc:
-        raise SchemaMismatch(f"数据库版本（{revision}）比当前程序新：请升级 BranchBot 到与数据库匹配的版本后再运行。") from exc
+        raise SchemaMismatch(
+            f"数据库版本（{revision}）比当前程序新：请升级 BranchBot 到与数据库匹配的版本后再运行。"
+        ) from exc
 
 
 def check(store: Store) -> None:
@@ -61,4 +63,6 @@ def check(store: Store) -> None:
     revision = current(store)
     _check_not_ahead(store, revision)
     if revision != head(store):
-        raise SchemaMismatch(f"数据库版本（{revision or '未初始化'}）落后于程序（{head(store)}）：请先运行 branchbot db upgrade（或 branchbot init）。")
+        raise SchemaMismatch(
+            f"数据库版本（{revision or '未初始化'}）落后于程序（{head(store)}）：请先运行 branchbot db upgrade（或 branchbot init）。"
+        )

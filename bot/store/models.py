@@ -6,7 +6,7 @@ configured timezone, because "this month's quiz" is a local-calendar notion.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -27,13 +27,13 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store; pass an aware datetime")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _utc_column(nullable: bool = False, index: bool = False) -> Any:
@@ -112,7 +112,10 @@ class Attempt(SQLModel, table=True):
     its option ids are shown in, fixed when the attempt starts."""
 
     # The board index serves "this month's top 10" and "how many are ahead of me" without a scan.
-    __table_args__ = (UniqueConstraint("member_id", "paper_id"), Index("ix_attempt_board", "month", "branch_id", "score"))
+    __table_args__ = (
+        UniqueConstraint("member_id", "paper_id"),
+        Index("ix_attempt_board", "month", "branch_id", "score"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="member.id", index=True)
     paper_id: int = Field(foreign_key="paper.id", index=True)
@@ -242,7 +245,9 @@ class Delivery(SQLModel, table=True):
     claim: str = Field(default="", max_length=40)
     lease_until: datetime | None = _utc_column(nullable=True, index=True)
     next_attempt_at: datetime | None = _utc_column(nullable=True)
-    failing_since: datetime | None = _utc_column(nullable=True)  # first transient failure: retries stop a retry window later
+    failing_since: datetime | None = _utc_column(
+        nullable=True
+    )  # first transient failure: retries stop a retry window later
     updated_at: datetime | None = _utc_column(nullable=True)
     read_at: datetime | None = _utc_column(nullable=True)  # for notices waiting in the inbox
 
@@ -372,7 +377,10 @@ class ContestAnswer(SQLModel, table=True):
     """One answer per player per question; the unique place makes the first three
     correct answers distinct even when two arrive in the same millisecond."""
 
-    __table_args__ = (UniqueConstraint("contest_id", "index", "member_id"), UniqueConstraint("contest_id", "index", "place"))
+    __table_args__ = (
+        UniqueConstraint("contest_id", "index", "member_id"),
+        UniqueConstraint("contest_id", "index", "place"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     contest_id: int = Field(foreign_key="contest.id", index=True)
     index: int
@@ -411,8 +419,13 @@ class BranchMemberTotal(SQLModel, table=True):
     reached_at: datetime = _utc_column()
 
 
-Index("ix_branchmembertotal_board", BranchMemberTotal.branch_id, BranchMemberTotal.points.desc(),  # type: ignore[attr-defined]
-      BranchMemberTotal.reached_at, BranchMemberTotal.member_id)
+Index(
+    "ix_branchmembertotal_board",
+    BranchMemberTotal.branch_id,
+    BranchMemberTotal.points.desc(),  # type: ignore[attr-defined]
+    BranchMemberTotal.reached_at,
+    BranchMemberTotal.member_id,
+)
 
 
 class BranchMonth(SQLModel, table=True):

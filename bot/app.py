@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 import anyio
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -31,6 +31,7 @@ from bot.channels.wecom import WecomChannel
 from bot.config import Config
 from bot.engine import Clock, Engine, system_clock
 from bot.messages import Inbound, kind_label, log_safe
+from bot.metrics import Metrics
 from bot.outbox.worker import OutboxWorker
 from bot.router import Registry
 from bot.store import Store
@@ -42,72 +43,6 @@ log = logging.getLogger("branchbot.app")
 APOLOGY = "系统暂时繁忙，请稍后再发一次。"
 DUPLICATE_WAIT_SECONDS = 4.0
 WEB_DIR = Path(__file__).resolve().parent / "web"  # package data, so a wheel carries it
-
-
-class StoreCollector:
-    """Deliveries by status and errcode, and job runs by status, read from the store at
-    scrape time: every instance on one database reports the same totals. A job's
-    occurrences that were never run (down at the time, past the grace on restart) are
-    its ``status="missed"`` runs; each job that has any run reports that series, 0 when
-    nothing was missed, so an alert can watch it from the start."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def collect(self):  # type: ignore[no-untyped-def]
-        from prometheus_client.core import GaugeMetricFamily
-        from sqlalchemy import func
-        from sqlmodel import select
-
-        from bot.store.models import Delivery, JobRun
-
-        deliveries = GaugeMetricFamily(
-            "branchbot_deliveries", "Deliveries by status and WeChat errcode", labels=["status", "errcode"]
-        )
-        jobs = GaugeMetricFamily(
-            "branchbot_job_runs", "Scheduled job runs recorded in the store", labels=["job", "status"]
-        )
-        try:
-            with self.store.session() as db:
-                for status, errcode, count in db.exec(
-                    select(Delivery.status, Delivery.errcode, func.count(Delivery.id)).group_by(
-                        Delivery.status, Delivery.errcode
-                    )
-                ).all():
-                    deliveries.add_metric([status, "" if errcode is None else str(errcode)], count)
-                seen: dict[str, set[str]] = {}
-                for job, status, count in db.exec(
-                    select(JobRun.job, JobRun.status, func.count(JobRun.id)).group_by(JobRun.job, JobRun.status)
-                ).all():
-                    jobs.add_metric([job, status], count)
-                    seen.setdefault(job, set()).add(status)
-                for job, statuses in sorted(seen.items()):
-                    if "missed" not in statuses:
-                        jobs.add_metric([job, "missed"], 0)
-        except Exception:
-            log.exception("metrics: store unavailable")
-        yield deliveries
-        yield jobs
-
-
-class Metrics:
-    def __init__(self, store: Store | None = None) -> None:
-        self.registry = CollectorRegistry()
-        if store is not None:
-            self.registry.register(StoreCollector(store))
-        self.messages = Counter(
-            "branchbot_messages",
-            "Inbound messages by channel, kind and outcome",
-            ["channel", "kind", "outcome"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "branchbot_handler_seconds",
-            "Time to build a reply",
-            ["channel"],
-            registry=self.registry,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-        )
 
 
 @dataclass

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,10 +34,10 @@ from bot.store import models  # noqa: F401  (registers the tables)
 DEFAULT_LOCK_TIMEOUT = 10.0  # seconds; database.lock_timeout_seconds
 log = logging.getLogger("branchbot.store")
 
-try:
+if sys.platform == "win32":  # no fcntl: one process at a time is served by SQLite's busy handler
+    fcntl = None
+else:
     import fcntl
-except ImportError:  # Windows: one process at a time is served by SQLite's busy handler
-    fcntl = None  # type: ignore[assignment]
 
 
 def _mode_of(database: str) -> int:
@@ -86,17 +87,18 @@ class WriterLock:
 
     def _flock(self, deadline: float) -> None:
         """flock has no timeout: try without blocking, then poll in short, growing sleeps."""
-        assert self._fd is not None
+        fd = self._fd
+        assert fd is not None
         delay = 0.0005
         while True:
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
                 pass
             left = deadline - time.monotonic()
             if left <= 0:
-                self._gave_up(self._other_process_holder())
+                self._gave_up(self._other_process_holder(fd))
             time.sleep(min(delay, left))
             delay = min(delay * 2, 0.01)
 
@@ -107,10 +109,10 @@ class WriterLock:
         name, since = holder
         return f"thread {name!r} of this process (pid {os.getpid()}), for {time.monotonic() - since:.1f} s"
 
-    def _other_process_holder(self) -> str:
+    def _other_process_holder(self, fd: int) -> str:
         """The pid holding our lock file, from /proc/locks (Linux), if it can be told."""
         try:
-            inode = os.fstat(self._fd).st_ino  # type: ignore[arg-type]
+            inode = os.fstat(fd).st_ino
             with open("/proc/locks", encoding="ascii", errors="replace") as locks:
                 for line in locks:
                     fields = line.split()

@@ -9,10 +9,11 @@ session, so handlers change them as usual.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import bindparam, func, inspect
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.store.models import Delivery, Member
 
@@ -20,7 +21,7 @@ Model = TypeVar("Model", bound=SQLModel)
 
 
 @cache
-def _by_primary_key(model: type[SQLModel]) -> Any:
+def _by_primary_key(model: type[Model]) -> SelectOfScalar[Model]:
     (column,) = inspect(model).primary_key
     return select(model).where(column == bindparam("pk"))
 
@@ -32,24 +33,25 @@ def get(db: Session, model: type[Model], pk: Any) -> Model | None:
         return None
     loaded = db.identity_map.get(Session.identity_key(model, pk))
     if loaded is not None:
-        return loaded  # type: ignore[return-value]
-    return db.exec(_by_primary_key(model), params={"pk": pk}).first()  # type: ignore[call-overload]
+        # The identity map holds any mapped object; the key names ``model``, so this one is a ``Model``.
+        return cast("Model", loaded)
+    return db.exec(_by_primary_key(model), params={"pk": pk}).first()
 
 
 MEMBER_BY_OPENID = select(Member).where(Member.openid == bindparam("sender"))
 MEMBER_BY_WECOM_USERID = select(Member).where(Member.wecom_userid == bindparam("sender"))
 
-UNREAD_COUNT = select(func.count(Delivery.id)).where(
+UNREAD_COUNT = select(func.count(col(Delivery.id))).where(
     Delivery.member_id == bindparam("member_id"),
     Delivery.status == "inbox",
-    Delivery.read_at.is_(None),  # type: ignore[union-attr]
+    col(Delivery.read_at).is_(None),
 )
 
 
 def member_by(db: Session, channel: str, sender: str) -> Member | None:
     statement = MEMBER_BY_OPENID if channel == "wechat" else MEMBER_BY_WECOM_USERID
-    return db.exec(statement, params={"sender": sender}).first()  # type: ignore[call-overload]
+    return db.exec(statement, params={"sender": sender}).first()
 
 
 def unread_count(db: Session, member_id: int) -> int:
-    return db.exec(UNREAD_COUNT, params={"member_id": member_id}).one()  # type: ignore[call-overload]
+    return db.exec(UNREAD_COUNT, params={"member_id": member_id}).one()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.store.models import Member, MemberStatus
 
@@ -29,8 +29,8 @@ def active_members(*where: Any) -> Any:
 def only_active(db: Session, member_ids: Iterable[int]) -> list[int]:
     """The ids among ``member_ids`` that belong to active members, in ascending order."""
     wanted = sorted(set(member_ids))
-    found: set[int] = set()
+    found: set[int | None] = set()  # the column is Optional to the type checker; ids are never None
     for start in range(0, len(wanted), 1000):
         chunk = wanted[start : start + 1000]
-        found |= set(db.exec(select(Member.id).where(Member.id.in_(chunk), IS_ACTIVE)).all())  # type: ignore[union-attr,arg-type]
+        found |= set(db.exec(select(col(Member.id)).where(col(Member.id).in_(chunk), IS_ACTIVE)).all())
     return [m for m in wanted if m in found]

@@ -10,12 +10,12 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Table, UniqueConstraint, inspect
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out, on SQLite (naive storage) and
     PostgreSQL (timestamptz) alike."""
 
@@ -34,6 +34,14 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table model, for Core statements built once (an ORM ``insert``
+    would take the slower bulk path); SQLModel leaves ``__table__`` untyped."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table)
+    return table
 
 
 def _utc_column(nullable: bool = False, index: bool = False) -> Any:
@@ -132,7 +140,13 @@ class Attempt(SQLModel, table=True):
 
 # The whole month's board in the board's own order (score down, then earlier finish, then
 # member id): an admin's top 10 of all branches reads 10 index entries.
-Index("ix_attempt_month_board", Attempt.month, Attempt.score.desc(), Attempt.finished_at, Attempt.member_id)  # type: ignore[attr-defined]
+Index(
+    "ix_attempt_month_board",
+    col(Attempt.month),
+    col(Attempt.score).desc(),
+    col(Attempt.finished_at),
+    col(Attempt.member_id),
+)
 
 
 class Answer(SQLModel, table=True):
@@ -406,7 +420,7 @@ class MemberTotal(SQLModel, table=True):
 
 
 # 排行榜 总 for all branches in the board's order: top 10 and "how many are ahead of me" by index.
-Index("ix_membertotal_board", MemberTotal.points.desc(), MemberTotal.reached_at, MemberTotal.member_id)  # type: ignore[attr-defined]
+Index("ix_membertotal_board", col(MemberTotal.points).desc(), col(MemberTotal.reached_at), col(MemberTotal.member_id))
 
 
 class BranchMemberTotal(SQLModel, table=True):
@@ -421,10 +435,10 @@ class BranchMemberTotal(SQLModel, table=True):
 
 Index(
     "ix_branchmembertotal_board",
-    BranchMemberTotal.branch_id,
-    BranchMemberTotal.points.desc(),  # type: ignore[attr-defined]
-    BranchMemberTotal.reached_at,
-    BranchMemberTotal.member_id,
+    col(BranchMemberTotal.branch_id),
+    col(BranchMemberTotal.points).desc(),
+    col(BranchMemberTotal.reached_at),
+    col(BranchMemberTotal.member_id),
 )
 
 

@@ -13,9 +13,9 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from bot.store.db import Store
-from bot.store.models import CallbackNonce
+from bot.store.models import CallbackNonce, table_of
 
-_RECORD = insert(CallbackNonce.__table__)
+_RECORD = insert(table_of(CallbackNonce))
 
 
 def nonce_key(channel: str, timestamp: str, nonce: str) -> str:

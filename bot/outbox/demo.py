@@ -18,7 +18,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
 
 from bot.config import Config
 from bot.outbox.senders import Outcome, Outgoing
@@ -60,18 +61,27 @@ def pushes(db: Session, since: datetime | None, now: datetime, tz: Any) -> dict[
     """Demo pushes delivered since ``since`` (with overlap), oldest first, for the
     simulator page; ``cursor`` is what to pass as ``since`` next time."""
     query = (
-        select(Delivery.id, Delivery.member_id, Delivery.updated_at, Campaign.title, Campaign.text, Campaign.kind)
-        .join(Campaign, Campaign.id == Delivery.campaign_id)
-        .where(Delivery.via == VIA, Delivery.status == "sent")
+        sa_select(  # Core select and execute: sqlmodel's select is typed for up to 4 columns
+            col(Delivery.id),
+            col(Delivery.member_id),
+            col(Delivery.updated_at),
+            col(Campaign.title),
+            col(Campaign.text),
+            col(Campaign.kind),
+        )
+        .join(Campaign, col(Campaign.id) == Delivery.campaign_id)
+        .where(col(Delivery.via) == VIA, col(Delivery.status) == "sent")
     )
     if since is not None:
         query = (
-            query.where(Delivery.updated_at >= since - OVERLAP).order_by(Delivery.updated_at, Delivery.id).limit(2000)
+            query.where(col(Delivery.updated_at) >= since - OVERLAP)
+            .order_by(col(Delivery.updated_at), col(Delivery.id))
+            .limit(2000)
         )
-        rows = list(db.exec(query).all())
+        rows = list(db.execute(query).all())
     else:
-        query = query.order_by(Delivery.updated_at.desc(), Delivery.id.desc()).limit(FIRST_PAGE)  # type: ignore[union-attr]
-        rows = list(reversed(db.exec(query).all()))
+        query = query.order_by(col(Delivery.updated_at).desc(), col(Delivery.id).desc()).limit(FIRST_PAGE)
+        rows = list(reversed(db.execute(query).all()))
     cursor = max([since or now] + [r[2] for r in rows if r[2] is not None])
     return {
         "cursor": cursor.isoformat(),

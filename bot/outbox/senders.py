@@ -165,7 +165,7 @@ def checked(http: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[s
     if response.status_code >= 500:
         raise TransportError(f"HTTP {response.status_code}")
     try:
-        data = response.json()
+        data: dict[str, Any] = response.json()
     except ValueError as exc:
         raise TransportError(f"HTTP {response.status_code}, not JSON") from exc
     errcode = int(data.get("errcode", 0) or 0)

@@ -15,6 +15,7 @@ fetch that failed get its error at once instead of each asking again in turn.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import zlib
@@ -24,15 +25,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlmodel import Session
 
 from bot.store import Store
 from bot.store.db import _sqlite_path
 from bot.store.models import AccessToken
 
-try:
+if sys.platform == "win32":  # pragma: no cover - no fcntl
+    fcntl = None
+else:
     import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 REFRESH_AHEAD = timedelta(minutes=5)
 # A failed fetch answers every call for this long (seconds): while the API is down, the
@@ -110,7 +112,7 @@ class TokenStore:
             with self.store.session() as db:
                 return self._save(db, app, token, expires_in)
 
-    def _read_or_fetch(self, db, app: str, fetch: Fetch, stale: str | None) -> tuple[str, datetime]:  # type: ignore[no-untyped-def]
+    def _read_or_fetch(self, db: Session, app: str, fetch: Fetch, stale: str | None) -> tuple[str, datetime]:
         row = db.get(AccessToken, app)
         if row is not None and self._usable(row, stale):
             return row.token, row.expires_at
@@ -120,7 +122,7 @@ class TokenStore:
     def _usable(self, row: AccessToken, stale: str | None) -> bool:
         return row.token != stale and row.expires_at - REFRESH_AHEAD > self.clock()
 
-    def _save(self, db, app: str, token: str, expires_in: int) -> tuple[str, datetime]:  # type: ignore[no-untyped-def]
+    def _save(self, db: Session, app: str, token: str, expires_in: int) -> tuple[str, datetime]:
         now = self.clock()
         row = db.get(AccessToken, app) or AccessToken(app=app, token=token, expires_at=now, refreshed_at=now)
         row.token, row.expires_at, row.refreshed_at = token, now + timedelta(seconds=expires_in), now

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
 
 from bot.store.models import Campaign, Delivery
 
@@ -29,30 +30,32 @@ class Waiting:
 
 
 def waiting_to_retry(db: Session, retry_window: float) -> list[Waiting]:
-    rows = db.exec(
-        select(
-            Campaign.id,
-            Campaign.kind,
-            Campaign.title,
-            Campaign.text,
-            func.count(Delivery.id),
-            func.min(Delivery.next_attempt_at),
-            func.min(Delivery.failing_since),
+    rows = db.execute(  # Core select and execute: sqlmodel's select is typed for up to 4 columns
+        sa_select(
+            col(Campaign.id),
+            col(Campaign.kind),
+            col(Campaign.title),
+            col(Campaign.text),
+            func.count(col(Delivery.id)),
+            func.min(col(Delivery.next_attempt_at)),
+            func.min(col(Delivery.failing_since)),
         )
-        .join(Campaign, Campaign.id == Delivery.campaign_id)
-        .where(Delivery.status == "pending", Delivery.failing_since.is_not(None))  # type: ignore[union-attr]
-        .group_by(Campaign.id, Campaign.kind, Campaign.title, Campaign.text)
-        .order_by(Campaign.id)
+        .join(Campaign, col(Campaign.id) == Delivery.campaign_id)
+        .where(col(Delivery.status) == "pending", col(Delivery.failing_since).is_not(None))
+        .group_by(col(Campaign.id), col(Campaign.kind), col(Campaign.title), col(Campaign.text))
+        .order_by(col(Campaign.id))
     ).all()
     found = []
     for campaign_id, kind, title, text, count, next_try, first_failure in rows:
         errcode, errmsg = db.exec(
-            select(Delivery.errcode, Delivery.errmsg)
+            select(col(Delivery.errcode), col(Delivery.errmsg))
             .where(
-                Delivery.campaign_id == campaign_id, Delivery.status == "pending", Delivery.failing_since.is_not(None)
-            )  # type: ignore[union-attr]
-            .group_by(Delivery.errcode, Delivery.errmsg)
-            .order_by(func.count(Delivery.id).desc())
+                col(Delivery.campaign_id) == campaign_id,
+                col(Delivery.status) == "pending",
+                col(Delivery.failing_since).is_not(None),
+            )
+            .group_by(col(Delivery.errcode), col(Delivery.errmsg))
+            .order_by(func.count(col(Delivery.id)).desc())
             .limit(1)
         ).one()
         found.append(

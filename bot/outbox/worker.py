@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import and_, func, insert, or_, update
-from sqlmodel import Session, select
+from sqlalchemy import ColumnElement, and_, func, insert, or_, update
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.config import Config
 from bot.outbox import demo
@@ -48,7 +49,7 @@ from bot.outbox.senders import (
 from bot.outbox.tokens import TokenStore
 from bot.store import Branch, Member, Store
 from bot.store.members import is_active, only_active
-from bot.store.models import Campaign, Delivery
+from bot.store.models import Campaign, Delivery, saved_id
 
 log = logging.getLogger("branchbot.outbox")
 FINAL = ("sent", "failed", "skipped", "inbox")
@@ -97,6 +98,11 @@ def create_campaign(
     return campaign
 
 
+def _not_yet(now: datetime) -> SelectOfScalar[int | None]:
+    """The campaigns whose deliveries wait: scheduled for later, or cancelled."""
+    return select(col(Campaign.id)).where(or_(col(Campaign.send_after) > now, col(Campaign.cancelled_at).is_not(None)))
+
+
 class Breaker:
     """Per pass and platform: after BREAKER_FAILURES retryable failures in a row (no
     success between), further sends are not attempted; they are rescheduled as retries."""
@@ -126,13 +132,18 @@ class Claimed:
     campaign: Campaign
     branch: str
 
+    @property
+    def id(self) -> int:
+        """The delivery's id."""
+        return saved_id(self.delivery.id)
+
 
 class OutboxWorker:
     def __init__(
         self,
         store: Store,
         config: Config,
-        clock=lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """``clock`` and ``sleep`` (the waits between quick retries inside one call) are
@@ -304,10 +315,10 @@ class OutboxWorker:
     def _outgoing(self, item: Claimed) -> Outgoing:
         when = item.campaign.created_at.astimezone(self.config.tz).strftime("%Y-%m-%d %H:%M")
         return Outgoing(
-            item.delivery.id,
-            item.member.id,
+            item.id,
+            saved_id(item.member.id),
             item.member.openid,
-            item.member.wecom_userid,  # type: ignore[arg-type]
+            item.member.wecom_userid,
             item.campaign.title,
             item.campaign.text,
             when,
@@ -315,27 +326,27 @@ class OutboxWorker:
         )
 
     def _send_wechat(self, item: Claimed, lost: set[int], breaker: Breaker) -> dict[int, Outcome]:
-        if item.delivery.id in lost:
+        if item.id in lost:
             return {}
         if not self.wechat.configured:
-            return {item.delivery.id: Outcome("failed", "wechat_kf", None, "未配置公众号 app_id / app_secret")}  # type: ignore[dict-item]
+            return {item.id: Outcome("failed", "wechat_kf", None, "未配置公众号 app_id / app_secret")}
         if breaker.open("wechat"):
-            return {item.delivery.id: Breaker.PAUSED}  # type: ignore[dict-item]
+            return {item.id: Breaker.PAUSED}
         outcome = self.wechat.send(self._outgoing(item))
         breaker.record("wechat", [outcome])
-        return {item.delivery.id: outcome}  # type: ignore[dict-item]
+        return {item.id: outcome}
 
     def _send_demo(self, item: Claimed, lost: set[int]) -> dict[int, Outcome]:
-        if item.delivery.id in lost or self.demo is None:
+        if item.id in lost or self.demo is None:
             return {}
-        return {item.delivery.id: self.demo.send(self._outgoing(item))}  # type: ignore[dict-item]
+        return {item.id: self.demo.send(self._outgoing(item))}
 
     def _send_wecom(self, items: list[Claimed], lost: set[int], breaker: Breaker) -> dict[int, Outcome]:
-        items = [i for i in items if i.delivery.id not in lost]
+        items = [i for i in items if i.id not in lost]
         if not items:
             return {}
         if breaker.open("wecom"):
-            return {i.delivery.id: Breaker.PAUSED for i in items}  # type: ignore[misc]
+            return {i.id: Breaker.PAUSED for i in items}
         outcomes = self.wecom.send_batch([self._outgoing(i) for i in items])
         sent = any(o.status == "sent" for o in outcomes.values())  # one call, one verdict
         breaker.record("wecom", [Outcome("sent")] if sent else list(outcomes.values())[:1])
@@ -347,15 +358,15 @@ class OutboxWorker:
         with self.store.session() as db:
             rows = db.exec(
                 select(Campaign, Branch.name)
-                .join(Branch, Branch.id == Campaign.branch_id)
-                .where(Campaign.robot_status == "pending")
+                .join(Branch, col(Branch.id) == Campaign.branch_id)
+                .where(col(Campaign.robot_status) == "pending")
             ).all()
             todo = []
             for campaign, branch in rows:
                 key = keys.get(branch)
                 claimed = db.exec(
                     update(Campaign)
-                    .where(Campaign.id == campaign.id, Campaign.robot_status == "pending")  # type: ignore[call-overload]
+                    .where(col(Campaign.id) == campaign.id, col(Campaign.robot_status) == "pending")
                     .values(robot_status="posting" if key else "")
                 ).rowcount
                 if key and claimed:
@@ -373,22 +384,21 @@ class OutboxWorker:
             except (PlatformError, TransportError) as exc:
                 status = f"failed {exc.errcode}"
             with self.store.session() as db:
-                db.exec(update(Campaign).where(Campaign.id == campaign_id).values(robot_status=status))  # type: ignore[call-overload]
+                db.exec(update(Campaign).where(col(Campaign.id) == campaign_id).values(robot_status=status))
         return len(todo)
 
     # ------------------------------------------------------------------ store
 
-    def _claimable(self, now: datetime):
-        not_yet = select(Campaign.id).where(or_(Campaign.send_after > now, Campaign.cancelled_at.is_not(None)))  # type: ignore[union-attr]
+    def _claimable(self, now: datetime) -> ColumnElement[bool]:
         return and_(
             or_(
                 and_(
-                    Delivery.status == "pending",
-                    or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+                    col(Delivery.status) == "pending",
+                    or_(col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now),
                 ),
-                and_(Delivery.status == "sending", Delivery.lease_until < now),
+                and_(col(Delivery.status) == "sending", col(Delivery.lease_until) < now),
             ),
-            Delivery.campaign_id.not_in(not_yet),  # type: ignore[attr-defined]
+            col(Delivery.campaign_id).not_in(_not_yet(now)),
         )
 
     def _claim(self) -> list[Claimed]:
@@ -396,7 +406,7 @@ class OutboxWorker:
         token = uuid.uuid4().hex
         lease = now + timedelta(seconds=self.config.outbox.lease_seconds)
         with self.store.session() as db:
-            query = select(Delivery.id).where(self._claimable(now)).order_by(Delivery.id).limit(CLAIM_BATCH)
+            query = select(col(Delivery.id)).where(self._claimable(now)).order_by(col(Delivery.id)).limit(CLAIM_BATCH)
             if not self.store.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             ids = list(db.exec(query).all())
@@ -404,17 +414,17 @@ class OutboxWorker:
                 return []
             db.execute(
                 update(Delivery)
-                .where(Delivery.id.in_(ids), self._claimable(now))  # type: ignore[attr-defined]
+                .where(col(Delivery.id).in_(ids), self._claimable(now))
                 .values(
                     status="sending", claim=token, lease_until=lease, attempts=Delivery.attempts + 1, updated_at=now
                 )
             )
             rows = db.exec(
                 select(Delivery, Member, Campaign, Branch.name)
-                .join(Member, Member.id == Delivery.member_id)
-                .join(Campaign, Campaign.id == Delivery.campaign_id)
-                .join(Branch, Branch.id == Member.branch_id)
-                .where(Delivery.claim == token)
+                .join(Member, col(Member.id) == Delivery.member_id)
+                .join(Campaign, col(Campaign.id) == Delivery.campaign_id)
+                .join(Branch, col(Branch.id) == Member.branch_id)
+                .where(col(Delivery.claim) == token)
             ).all()
             return [Claimed(d, m, c, b) for d, m, c, b in rows]
 
@@ -434,16 +444,20 @@ class OutboxWorker:
                     renewed = db.exec(
                         update(Delivery)
                         .where(
-                            Delivery.id.in_(chunk),
-                            Delivery.claim == token,  # type: ignore[call-overload,attr-defined]
-                            Delivery.status == "sending",
+                            col(Delivery.id).in_(chunk),
+                            col(Delivery.claim) == token,
+                            col(Delivery.status) == "sending",
                         )
                         .values(lease_until=lease)
                     ).rowcount
                     if renewed < len(chunk):
                         kept = set(
-                            db.exec(select(Delivery.id).where(Delivery.id.in_(chunk), Delivery.claim == token)).all()
-                        )  # type: ignore[attr-defined]
+                            db.exec(
+                                select(col(Delivery.id)).where(
+                                    col(Delivery.id).in_(chunk), col(Delivery.claim) == token
+                                )
+                            ).all()
+                        )
                         lost |= set(chunk) - kept
         except Exception:
             log.warning("outbox: could not renew the lease on %d claimed deliveries", len(ids), exc_info=True)
@@ -492,24 +506,29 @@ class OutboxWorker:
         """Deliveries that could still be sent now, or by ``due_by`` (scheduled broadcasts
         wait for their time; retries for theirs)."""
         now = self.clock()
-        not_yet = select(Campaign.id).where(or_(Campaign.send_after > now, Campaign.cancelled_at.is_not(None)))  # type: ignore[union-attr]
-        due = [] if due_by is None else [or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= due_by)]  # type: ignore[union-attr]
+        due = (
+            []
+            if due_by is None
+            else [or_(col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= due_by)]
+        )
         with self.store.session() as db:
             return db.exec(
-                select(func.count(Delivery.id)).where(
-                    Delivery.status.in_(("pending", "sending")), Delivery.campaign_id.not_in(not_yet), *due
+                select(func.count(col(Delivery.id))).where(
+                    col(Delivery.status).in_(("pending", "sending")),
+                    col(Delivery.campaign_id).not_in(_not_yet(now)),
+                    *due,
                 )
-            ).one()  # type: ignore[attr-defined]
+            ).one()
 
     def _close_finished_campaigns(self) -> None:
         now = self.clock()
         with self.store.session() as db:
-            open_ids = db.exec(select(Campaign.id).where(Campaign.finished_at.is_(None))).all()  # type: ignore[union-attr]
+            open_ids = db.exec(select(col(Campaign.id)).where(col(Campaign.finished_at).is_(None))).all()
             for campaign_id in open_ids:
                 waiting = db.exec(
-                    select(func.count(Delivery.id)).where(
-                        Delivery.campaign_id == campaign_id, Delivery.status.in_(("pending", "sending"))
+                    select(func.count(col(Delivery.id))).where(
+                        col(Delivery.campaign_id) == campaign_id, col(Delivery.status).in_(("pending", "sending"))
                     )
-                ).one()  # type: ignore[attr-defined]
+                ).one()
                 if not waiting:
-                    db.exec(update(Campaign).where(Campaign.id == campaign_id).values(finished_at=now))  # type: ignore[call-overload]
+                    db.exec(update(Campaign).where(col(Campaign.id) == campaign_id).values(finished_at=now))

@@ -36,6 +36,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def saved_id(id_: int | None) -> int:
+    """The id of a row read from the store or flushed to it. SQLModel types ids as
+    Optional because a new row has none until it is inserted."""
+    if id_ is None:
+        raise ValueError("the row has no id yet: flush it first")
+    return id_
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """The Core table of a table model, for Core statements built once (an ORM ``insert``
     would take the slower bulk path); SQLModel leaves ``__table__`` untyped."""

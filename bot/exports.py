@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.errcodes import errcode_reason
 from bot.store import Attempt, Branch, Member, PointsEntry
 from bot.store.members import active_members, is_active
-from bot.store.models import Campaign, Delivery, Meeting, MeetingReply
+from bot.store.models import Campaign, Delivery, Meeting, MeetingReply, saved_id
 
 KINDS = {"scores": "测试成绩", "participation": "参与情况", "attendance": "会议考勤", "deliveries": "推送记录"}
 
@@ -134,47 +134,49 @@ def scores(db: Session, month: str, tz: tzinfo, branch_id: int | None = None) ->
         Column("累计积分", "int"),
     ]
     branches = _branch_names(db)
-    attempts = {a.member_id: a for a in db.exec(select(Attempt).where(Attempt.month == month)).all()}
-    members = [m for m in db.exec(select(Member).order_by(Member.id)).all() if is_active(m) or m.id in attempts]
+    attempts = {a.member_id: a for a in db.exec(select(Attempt).where(col(Attempt.month) == month)).all()}
+    members = [m for m in db.exec(select(Member).order_by(col(Member.id))).all() if is_active(m) or m.id in attempts]
     this_month = dict(
         db.exec(
-            select(PointsEntry.member_id, func.sum(PointsEntry.amount))
-            .where(PointsEntry.month == month)
-            .group_by(PointsEntry.member_id)
+            select(col(PointsEntry.member_id), func.sum(col(PointsEntry.amount)))
+            .where(col(PointsEntry.month) == month)
+            .group_by(col(PointsEntry.member_id))
         ).all()
     )
     total = dict(
         db.exec(
-            select(PointsEntry.member_id, func.sum(PointsEntry.amount))
-            .where(PointsEntry.month <= month)
-            .group_by(PointsEntry.member_id)
+            select(col(PointsEntry.member_id), func.sum(col(PointsEntry.amount)))
+            .where(col(PointsEntry.month) <= month)
+            .group_by(col(PointsEntry.member_id))
         ).all()
     )
     keyed: list[tuple[tuple[Any, ...], list[Any]]] = []
     for m in members:
-        attempt = attempts.get(m.id)
+        member_id = saved_id(m.id)
+        attempt = attempts.get(member_id)
         row_branch = attempt.branch_id if attempt else m.branch_id
         if branch_id is not None and row_branch != branch_id:
             continue
-        finished = attempt is not None and attempt.finished_at is not None
-        done = "是" if finished else ("未答完" if attempt else "否")
+        # Branches in roster order, then the month's ranking (score, earlier completion), then the rest in roster order.
+        rank: tuple[int, int, datetime]
+        if attempt is not None and attempt.finished_at is not None:
+            done = "是"
+            result = [attempt.score, attempt.correct, local(attempt.finished_at, tz)]
+            rank = (0, -attempt.score, attempt.finished_at.replace(tzinfo=None))
+        else:
+            done = "未答完" if attempt else "否"
+            result = [None, None, None]
+            rank = (1 if attempt else 2, 0, datetime.max)
         row = [
             branches.get(row_branch, ""),
             m.name,
             m.role,
             m.status,
             done,
-            attempt.score if finished else None,
-            attempt.correct if finished else None,
-            local(attempt.finished_at, tz) if finished else None,
-            int(this_month.get(m.id) or 0),
-            int(total.get(m.id) or 0),
+            *result,
+            int(this_month.get(member_id) or 0),
+            int(total.get(member_id) or 0),
         ]
-        # Branches in roster order, then the month's ranking (score, earlier completion), then the rest in roster order.
-        if finished:
-            rank = (0, -attempt.score, attempt.finished_at.replace(tzinfo=None))  # type: ignore[union-attr]
-        else:
-            rank = (1 if attempt else 2, 0, datetime.max)
         keyed.append(((row_branch, *rank, m.id), row))
     keyed.sort(key=lambda pair: pair[0])
     return Export("scores", month, columns, [row for _, row in keyed])
@@ -196,11 +198,11 @@ def participation(db: Session, month: str, tz: tzinfo, branch_id: int | None = N
     members: dict[int, set[int]] = defaultdict(set)
     unbound: dict[int, int] = defaultdict(int)
     for m in db.exec(active_members()).all():
-        members[m.branch_id].add(m.id)  # type: ignore[arg-type]
+        members[m.branch_id].add(m.id)
         if not m.openid and not m.wecom_userid:
             unbound[m.branch_id] += 1
     scores_by_branch: dict[int, list[int]] = defaultdict(list)
-    finished = select(Attempt).where(Attempt.month == month, Attempt.finished_at.is_not(None))  # type: ignore[union-attr]
+    finished = select(Attempt).where(col(Attempt.month) == month, col(Attempt.finished_at).is_not(None))
     for attempt in db.exec(finished).all():
         members[attempt.branch_id].add(attempt.member_id)
         scores_by_branch[attempt.branch_id].append(attempt.score)
@@ -240,25 +242,25 @@ def attendance(db: Session, month: str, tz: tzinfo, branch_id: int | None = None
         Column("签到时间", "datetime"),
     ]
     start, end = month_bounds(month, tz)
-    query = select(Meeting).where(Meeting.starts_at >= start, Meeting.starts_at < end)
+    query = select(Meeting).where(col(Meeting.starts_at) >= start, col(Meeting.starts_at) < end)
     if branch_id is not None:
-        query = query.where(Meeting.branch_id == branch_id)
-    meetings = db.exec(query.order_by(Meeting.starts_at, Meeting.id)).all()  # type: ignore[arg-type]
+        query = query.where(col(Meeting.branch_id) == branch_id)
+    meetings = db.exec(query.order_by(col(Meeting.starts_at), col(Meeting.id))).all()
     if not meetings:
         return Export("attendance", month, columns)
     branches = _branch_names(db)
-    people = {m.id: m for m in db.exec(select(Member).order_by(Member.id)).all()}
+    people = {m.id: m for m in db.exec(select(Member).order_by(col(Member.id))).all()}
     roster: dict[int, list[int]] = defaultdict(list)
     for m in people.values():
         if is_active(m):
-            roster[m.branch_id].append(m.id)  # type: ignore[arg-type]
+            roster[m.branch_id].append(saved_id(m.id))
     replies: dict[int, dict[int, MeetingReply]] = defaultdict(dict)
     ids = [m.id for m in meetings]
-    for reply in db.exec(select(MeetingReply).where(MeetingReply.meeting_id.in_(ids))).all():  # type: ignore[union-attr]
-        replies[reply.meeting_id][reply.member_id] = reply
+    for given in db.exec(select(MeetingReply).where(col(MeetingReply.meeting_id).in_(ids))).all():
+        replies[given.meeting_id][given.member_id] = given
     rows: list[list[Any]] = []
     for meeting in meetings:
-        answered = replies[meeting.id]  # type: ignore[index]
+        answered = replies[saved_id(meeting.id)]
         member_ids = roster[meeting.branch_id] + sorted(set(answered) - set(roster[meeting.branch_id]))
         for member_id in member_ids:
             reply = answered.get(member_id)
@@ -296,26 +298,28 @@ def deliveries(db: Session, month: str, tz: tzinfo, branch_id: int | None = None
     ]
     start, end = month_bounds(month, tz)
     campaigns = db.exec(
-        select(Campaign).where(Campaign.created_at >= start, Campaign.created_at < end).order_by(Campaign.id)
-    ).all()  # type: ignore[arg-type]
+        select(Campaign)
+        .where(col(Campaign.created_at) >= start, col(Campaign.created_at) < end)
+        .order_by(col(Campaign.id))
+    ).all()
     if not campaigns:
         return Export("deliveries", month, columns)
     branches = _branch_names(db)
     by_campaign: dict[int, list[tuple[Delivery, Member]]] = defaultdict(list)
     query = (
         select(Delivery, Member)
-        .join(Member, Member.id == Delivery.member_id)
-        .where(Delivery.campaign_id.in_([c.id for c in campaigns]))
-        .order_by(Delivery.id)
-    )  # type: ignore[union-attr]
+        .join(Member, col(Member.id) == col(Delivery.member_id))
+        .where(col(Delivery.campaign_id).in_([c.id for c in campaigns]))
+        .order_by(col(Delivery.id))
+    )
     if branch_id is not None:
-        query = query.where(Member.branch_id == branch_id)
+        query = query.where(col(Member.branch_id) == branch_id)
     for delivery, member in db.exec(query).all():
         by_campaign[delivery.campaign_id].append((delivery, member))
     rows: list[list[Any]] = []
     for c in campaigns:
         head = [c.id, CAMPAIGN_KINDS.get(c.kind, c.kind), c.title, c.text, local(c.created_at, tz)]
-        for delivery, member in by_campaign[c.id]:  # type: ignore[index]
+        for delivery, member in by_campaign[saved_id(c.id)]:
             status = DELIVERY_STATUS.get(delivery.status, delivery.status)
             if delivery.status == "inbox" and delivery.read_at is not None:
                 status = "已阅读"
@@ -361,7 +365,7 @@ def build(db: Session, kind: str, month: str, tz: tzinfo, branch: str | None = N
         raise ExportError(f"不支持导出「{kind}」，可选：{'、'.join(BUILDERS)}")
     branch_id = None
     if branch:
-        found = db.exec(select(Branch).where(Branch.name == branch)).first()
+        found = db.exec(select(Branch).where(col(Branch.name) == branch)).first()
         if found is None:
             raise ExportError(f"没有名为「{branch}」的支部")
         branch_id = found.id
@@ -404,10 +408,12 @@ def write_xlsx(export: Export, path: str | Path, progress: Callable[[int, int], 
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.worksheet import Worksheet
 
     path = Path(path)
     book = Workbook()
     sheet = book.active
+    assert isinstance(sheet, Worksheet)  # a new workbook's one sheet
     sheet.title = export.title[:31]
     sheet.append([c.header for c in export.columns])
     for cell in sheet[1]:

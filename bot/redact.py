@@ -78,7 +78,8 @@ def masked(config: Config) -> dict[str, Any]:
 
     data = config.model_dump(mode="json")
     data["database"]["url"] = mask_url(data["database"]["url"])
-    return walk(data)
+    masked: dict[str, Any] = walk(data)
+    return masked
 
 
 class RedactingFormatter(logging.Formatter):

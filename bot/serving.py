@@ -52,6 +52,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.logger.warning("closed a connection that sent no complete request in time")
             self.transport.close()
 
+    # uvicorn's HttpToolsProtocol narrows asyncio's BaseTransport to Transport (with its own ignore); this mirrors it.
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm(self.header_timeout)  # a connection that never sends a request line

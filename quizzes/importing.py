@@ -312,7 +312,7 @@ def _stem_line(q: DocQuestion, original: str, half: str, line_no: int) -> None:
 def _option_starts(half: str) -> list[tuple[str, int, int]]:
     """(letter, start, content start) of options A, B, C … written on this line, in order
     from A or continuing; [] when the line is not a line of options."""
-    found = []
+    found: list[tuple[str, int, int]] = []
     for match in OPTION.finditer(half):
         expected = LETTERS[len(found)] if found else None
         if expected is None and match.start() != len(half) - len(half.lstrip()):
@@ -385,11 +385,13 @@ def check_question_file(path: str | Path, source: str = "", category: str = "") 
                 raise FileProblem(
                     f"{path.name}：文档中没有「{label}：」行；整个文件用同一{label}时，请在命令行用 {option} 指定"
                 )
-        table = DocTable(path.name, questions)
+        document = DocTable(path.name, questions)
         # A question whose shape is already reported is not validated again.
         refused = {q.line for q in questions for p in problems if p.question == q.number and p.line >= q.line}
-        table.rows = [(line, normalize_row(row, source, category)) for line, row in table.rows if line not in refused]
-        checked = check_table(table, require_explanation=False)
+        document.rows = [
+            (line, normalize_row(row, source, category)) for line, row in document.rows if line not in refused
+        ]
+        checked = check_table(document, require_explanation=False)
         checked.errors[:0] = problems
         checked.errors.sort(key=lambda p: p.line)
         return checked

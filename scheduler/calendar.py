@@ -128,12 +128,13 @@ def _statutory_days(year: int) -> set[date]:
 def is_workday(day: date, schedules: Schedules | None = None) -> bool:
     source = source_of(day.year, schedules)
     if source == "config":
-        schedule = schedules[day.year]  # type: ignore[index]
+        assert schedules is not None  # source_of says "config" only for a year the schedules have
+        schedule = schedules[day.year]
         if day in schedule.workdays:
             return True
         return day.weekday() < 5 and not schedule.is_day_off(day)
     if source == "chinese_calendar":
-        return chinese_calendar.is_workday(day)
+        return bool(chinese_calendar.is_workday(day))  # the library is untyped
     return day.weekday() < 5 and day not in _statutory_days(day.year)
 
 
@@ -155,7 +156,8 @@ def _days_off_around(name: str, year: int, schedules: Schedules | None) -> tuple
     source = source_of(year, schedules)
     day = festival_day(name, year)
     if source == "config":
-        schedule = schedules[year]  # type: ignore[index]
+        assert schedules is not None  # source_of says "config" only for a year the schedules have
+        schedule = schedules[year]
         if name in schedule.days_off:
             return schedule.days_off[name]
         return day, day

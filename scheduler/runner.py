@@ -22,11 +22,11 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.config import Config
 from bot.store import Store
-from bot.store.models import JobRun
+from bot.store.models import JobRun, saved_id
 from scheduler.jobs import JobContext, JobSpec, job_specs
 
 log = logging.getLogger("branchbot.scheduler")
@@ -97,22 +97,25 @@ class JobRunner:
 
     def next_fire(self, name: str) -> datetime | None:
         now = self.clock().astimezone(self.config.tz)
-        return self.specs[name].trigger(self.config).get_next_fire_time(None, now)
+        when: datetime | None = self.specs[name].trigger(self.config).get_next_fire_time(None, now)  # untyped library
+        return when
 
     def last_run(self, name: str, db: Session | None = None) -> JobRun | None:
         """The latest occurrence that ran (or is running), missed ones aside. Pass ``db``
         to read inside a session already open (the console's request)."""
         with self._session(db) as session:
             return session.exec(
-                select(JobRun).where(JobRun.job == name, JobRun.status != MISSED).order_by(JobRun.scheduled_for.desc())
-            ).first()  # type: ignore[attr-defined]
+                select(JobRun)
+                .where(col(JobRun.job) == name, col(JobRun.status) != MISSED)
+                .order_by(col(JobRun.scheduled_for).desc())
+            ).first()
 
     def misses(self, name: str, db: Session | None = None) -> tuple[int, datetime | None]:
         """How many occurrences were recorded as missed, and the latest of them."""
         with self._session(db) as session:
             count, latest = session.exec(
-                select(func.count(JobRun.id), func.max(JobRun.scheduled_for)).where(  # type: ignore[call-overload]
-                    JobRun.job == name, JobRun.status == MISSED
+                select(func.count(col(JobRun.id)), func.max(col(JobRun.scheduled_for))).where(
+                    col(JobRun.job) == name, col(JobRun.status) == MISSED
                 )
             ).one()
         return count, latest
@@ -132,7 +135,7 @@ class JobRunner:
         try:
             with self.store.session() as db:
                 record = db.exec(
-                    select(JobRun).where(JobRun.job == name, JobRun.scheduled_for == scheduled_for)
+                    select(JobRun).where(col(JobRun.job) == name, col(JobRun.scheduled_for) == scheduled_for)
                 ).first()
                 if record is None:
                     record = JobRun(job=name, scheduled_for=scheduled_for, started_at=self.clock())
@@ -142,11 +145,11 @@ class JobRunner:
                     return RunResult(name, scheduled_for, False, "已运行过")
                 elif not db.exec(
                     update(JobRun)
-                    .where(JobRun.id == record.id, JobRun.status == MISSED)  # type: ignore[call-overload]
+                    .where(col(JobRun.id) == record.id, col(JobRun.status) == MISSED)
                     .values(status="running", started_at=self.clock(), detail="")
                 ).rowcount:
                     return RunResult(name, scheduled_for, False, "已由其他实例运行")  # another took the missed one over
-                context = JobContext(db, self.config, scheduled_for.astimezone(self.config.tz), record.id)  # type: ignore[arg-type]
+                context = JobContext(db, self.config, scheduled_for.astimezone(self.config.tz), saved_id(record.id))
                 detail = spec.run(context)
                 record.status, record.detail, record.finished_at = "done", detail, self.clock()
                 db.add(record)
@@ -196,11 +199,11 @@ class JobRunner:
         older than the job's latest recorded one are never revisited, and a change of a
         job's time counts nothing for the times it no longer has."""
         with self.store.session() as db:
-            latest_recorded = db.exec(select(func.max(JobRun.scheduled_for)).where(JobRun.job == name)).one()
+            latest_recorded = db.exec(select(func.max(col(JobRun.scheduled_for))).where(col(JobRun.job) == name)).one()
             fires = self.fires(name, latest_recorded or now - LOOKBACK, now)
             if latest_recorded is None:
                 fires = fires[-1:]
-                if fires and not db.exec(select(JobRun.id).where(JobRun.started_at < fires[0])).first():
+                if fires and not db.exec(select(col(JobRun.id)).where(col(JobRun.started_at) < fires[0])).first():
                     fires = []  # nothing shows the scheduler was running before it
         if fires and not latest_too:
             fires = fires[:-1]

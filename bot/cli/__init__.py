@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 
 from rich.markup import escape
 
@@ -26,7 +27,7 @@ from bot.cli.parsing import EXPORT_KINDS, SCOPES, ChineseArgumentParser, aliases
 from bot.cli.quiz import cmd_quiz_import, cmd_quiz_validate
 from bot.cli.reports import cmd_audit, cmd_broadcast, cmd_export, cmd_leaderboard
 from bot.cli.serve import cmd_init, cmd_serve
-from bot.config import ConfigError, load_config
+from bot.config import Config, ConfigError, load_config
 from bot.redact import setup_logging
 from bot.store import Role
 from bot.store.migrate import SchemaMismatch
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_help = "配置文件（默认 config.toml 或 $BRANCHBOT_CONFIG）"
     parser = ChineseArgumentParser(prog="branchbot", description="党支部学习助手")
     parser.add_argument("--config", metavar="PATH", default=None, help=config_help)
-    common = argparse.ArgumentParser(add_help=False)  # only a source of the shared option
+    common = ChineseArgumentParser(add_help=False)  # only a source of the shared option
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -169,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         setup_logging(config, level)
-        return args.func(args, config)
+        command: Callable[[argparse.Namespace, Config], int] = args.func
+        return command(args, config)
     except (ConfigError, CliError, FileProblem, SchemaMismatch) as exc:
         err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         return 2

@@ -7,7 +7,7 @@ import sys
 import uuid
 from datetime import UTC, datetime
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.cli.common import CliError, _store, console
 from bot.config import Config
@@ -21,7 +21,7 @@ def cmd_chat(args: argparse.Namespace, config: Config) -> int:
 
     store = _store(config)
     with store.session() as db:
-        found = db.exec(select(Member).where(Member.name == args.as_name)).all()
+        found = db.exec(select(Member).where(col(Member.name) == args.as_name)).all()
     if not found:
         raise CliError(f"名册中没有「{args.as_name}」。用 branchbot members list 查看名册。")
     if len(found) > 1:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +52,7 @@ def _now(config: Config) -> datetime:
     return datetime.now(UTC).astimezone(config.tz)
 
 
-def _print_errors(errors: list, path: Path) -> None:
+def _print_errors(errors: Sequence[object], path: Path) -> None:
     limit = 50
     for error in errors[:limit]:
         err.print(f"[red]✗[/red] {escape(str(error))}", highlight=False)

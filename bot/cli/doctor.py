@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from rich.markup import escape
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.checks import config_problems, is_demo, wechat_configured, wecom_configured
 from bot.cli.common import console
@@ -45,8 +45,8 @@ def database_findings(config: Config) -> list[Finding]:
         if revision != latest:
             return [Finding("error", f"数据库版本 {revision} 与程序（{latest}）不一致：请运行 branchbot db upgrade")]
         with store.session() as db:
-            members = len(db.exec(select(Member.id).where(Member.status == "在册")).all())
-            branches = set(db.exec(select(Branch.name)).all())
+            members = len(db.exec(select(col(Member.id)).where(col(Member.status) == "在册")).all())
+            branches = set(db.exec(select(col(Branch.name))).all())
         found = [Finding("ok", f"数据库可连接，版本 {revision}（最新），在册成员 {members} 人（{shown}）")]
         for branch in config.robots.keys:
             if branch not in branches:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.markup import escape
 from rich.text import Text
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.audit import cli_actor, record
 from bot.cli.common import CliError, _now, _print_errors, _store, console, err, make_table, progress_bar
@@ -73,7 +73,7 @@ def cmd_members_list(args: argparse.Namespace, config: Config) -> int:
         table.columns[column].no_wrap = True
     with store.session() as db:
         branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
-        query = select(Member).order_by(Member.branch_id, Member.id)
+        query = select(Member).order_by(col(Member.branch_id), col(Member.id))
         members = db.exec(query).all()
     shown = transferred = locked = 0
     now = _now(config)
@@ -102,7 +102,7 @@ def cmd_members_list(args: argparse.Namespace, config: Config) -> int:
 
 def _find_member(db: Session, name: str, phone_tail: str | None) -> Member:
     """One member by name; namesakes are told apart by the last four digits of the phone."""
-    found = list(db.exec(select(Member).where(Member.name == name).order_by(Member.id)).all())
+    found = list(db.exec(select(Member).where(col(Member.name) == name).order_by(col(Member.id))).all())
     if not found:
         raise CliError(f"名册中没有「{name}」。用 branchbot members list 查看名册。")
     if phone_tail:

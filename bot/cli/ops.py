@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.cli.common import CliError, _now, _store, console, make_table
 from bot.config import Config
@@ -40,7 +41,7 @@ def delivery_counts(counts: dict[str, int]) -> str:
     return "，".join(f"{label} {n}" for label, n in parts if n) or "无收件人"
 
 
-def failure_reasons(rows: list[tuple[int | None, str | None, int]]) -> str:
+def failure_reasons(rows: Sequence[tuple[int | None, str | None, int]]) -> str:
     """Failed deliveries by reason, most frequent first, in Chinese (never "None")."""
     merged: dict[str, int] = {}
     for errcode, errmsg, n in rows:
@@ -59,23 +60,27 @@ def cmd_outbox_status(args: argparse.Namespace, config: Config) -> int:
 
     store = _store(config)
     with store.session() as db:
-        query = select(Campaign).order_by(Campaign.id.desc())  # type: ignore[union-attr]
-        campaigns = [db.get(Campaign, args.campaign)] if args.campaign else db.exec(query.limit(20)).all()
-        if args.campaign and campaigns[0] is None:
-            raise CliError(f"没有编号为 {args.campaign} 的推送")
+        query = select(Campaign).order_by(col(Campaign.id).desc())
+        if args.campaign:
+            chosen = db.get(Campaign, args.campaign)
+            if chosen is None:
+                raise CliError(f"没有编号为 {args.campaign} 的推送")
+            campaigns = [chosen]
+        else:
+            campaigns = list(db.exec(query.limit(20)).all())
         table = make_table("编号", "类型", "标题", "创建时间", "结果", "失败原因", title="推送状态")
         for campaign in campaigns:
             counts = dict(
                 db.exec(
-                    select(Delivery.status, func.count(Delivery.id))
-                    .where(Delivery.campaign_id == campaign.id)
-                    .group_by(Delivery.status)
+                    select(col(Delivery.status), func.count(col(Delivery.id)))
+                    .where(col(Delivery.campaign_id) == campaign.id)
+                    .group_by(col(Delivery.status))
                 ).all()
             )
             reasons = db.exec(
-                select(Delivery.errcode, Delivery.errmsg, func.count(Delivery.id))
-                .where(Delivery.campaign_id == campaign.id, Delivery.status == "failed")
-                .group_by(Delivery.errcode, Delivery.errmsg)
+                select(col(Delivery.errcode), col(Delivery.errmsg), func.count(col(Delivery.id)))
+                .where(col(Delivery.campaign_id) == campaign.id, col(Delivery.status) == "failed")
+                .group_by(col(Delivery.errcode), col(Delivery.errmsg))
             ).all()
             table.add_row(
                 str(campaign.id),

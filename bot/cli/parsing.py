@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 _SUBCOMMAND_DESTS = {"command", "action"}
@@ -60,7 +61,7 @@ class ChineseArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}：{translate(message)}\n运行 {self.prog} --help 查看用法。\n")
 
 
-def aliases(name: str, mapping: dict[str, str], shown: str):  # type: ignore[no-untyped-def]
+def aliases(name: str, mapping: dict[str, str], shown: str) -> Callable[[str], str]:
     """An argparse type taking Chinese words (and English aliases) for a fixed set of values."""
 
     def convert(value: str) -> str:

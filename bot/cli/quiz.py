@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
@@ -12,8 +15,11 @@ from bot.cli.common import _now, _print_errors, _store, console, err, progress_b
 from bot.config import Config
 from bot.store import Store
 
+if TYPE_CHECKING:  # the quiz modules load only when a quiz command runs
+    from quizzes.bank import Checked, QuestionData
 
-def _check_question_file(path: Path, source: str = "", category: str = ""):
+
+def _check_question_file(path: Path, source: str = "", category: str = "") -> Checked:
     """The bundled bank's own files strictly (解析 required); a branch's file leniently,
     in any of the layouts quizzes.importing reads."""
     from quizzes.bank import BUNDLED_DIR, check_file
@@ -47,12 +53,12 @@ def cmd_quiz_import(args: argparse.Namespace, config: Config) -> int:
     return _import_questions(_store(config), Path(args.file), config, args.source or "", args.category or "")
 
 
-def _print_summary(questions: list) -> None:
+def _print_summary(questions: Sequence[QuestionData]) -> None:
     from quizzes.lint import summary
 
     kinds, per_category = summary(questions)
 
-    def types(counter) -> str:
+    def types(counter: Counter[str]) -> str:
         return "，".join(f"{kind} {counter[kind]}" for kind in ("单选", "多选", "判断") if counter[kind])
 
     console.print(
@@ -62,7 +68,7 @@ def _print_summary(questions: list) -> None:
         console.print(f"  {category}：{sum(counter.values())} 题（{types(counter)}）", highlight=False, markup=False)
 
 
-def _print_lints(lints: list) -> None:
+def _print_lints(lints: Sequence[object]) -> None:
     for finding in lints:
         err.print(f"[yellow]![/yellow] {escape(str(finding))}", highlight=False)
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from rich.text import Text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.audit import cli_actor, record
 from bot.cli.common import CliError, _now, _store, console, make_table, progress_bar
@@ -24,7 +24,7 @@ def cmd_leaderboard(args: argparse.Namespace, config: Config) -> int:
     with store.session() as db:
         branch_id = None
         if args.branch:
-            branch = db.exec(select(Branch).where(Branch.name == args.branch)).first()
+            branch = db.exec(select(Branch).where(col(Branch.name) == args.branch)).first()
             if branch is None:
                 raise CliError(f"没有名为「{args.branch}」的支部")
             branch_id = branch.id
@@ -72,14 +72,14 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
     # operator reads the preview (on SQLite that would stop every writer).
     with store.session() as db:
         if args.branch:
-            branch = db.exec(select(Branch).where(Branch.name == args.branch)).first()
+            branch = db.exec(select(Branch).where(col(Branch.name) == args.branch)).first()
             if branch is None:
                 raise CliError(f"没有名为「{args.branch}」的支部")
             branches = [branch]
         else:
             branches = list(db.exec(select(Branch)).all())
         ids = [b.id for b in branches]
-        members = db.exec(active_members(Member.branch_id.in_(ids))).all()  # type: ignore[attr-defined]
+        members = db.exec(active_members(col(Member.branch_id).in_(ids))).all()
         bound = sum(1 for m in members if m.wecom_userid or (m.openid and m.subscribed))
     target = branches[0].name if args.branch else "全部支部"
     console.print(
@@ -97,7 +97,7 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
             kind="broadcast",
             title=args.title,
             text=text,
-            member_ids=[m.id for m in members],  # type: ignore[misc]
+            member_ids=[m.id for m in members],
             now=_now(config),
             branch_id=branches[0].id if args.branch else None,
         )
@@ -157,9 +157,9 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     if args.limit < 1:
         raise CliError("--limit 应为正整数")
     store = _store(config)
-    query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())  # type: ignore[union-attr]
+    query = select(AuditEntry).order_by(col(AuditEntry.at).desc(), col(AuditEntry.id).desc())
     if args.action:
-        query = query.where(AuditEntry.action == args.action)
+        query = query.where(col(AuditEntry.action) == args.action)
     with store.session() as db:
         entries = db.exec(query.limit(args.limit)).all()
     if not entries:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func, or_
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -17,20 +17,22 @@ def view(page: Page) -> Response:
     query = select(AuditEntry)
     action = page.arg("action")
     if action:
-        query = query.where(AuditEntry.action == action)
+        query = query.where(col(AuditEntry.action) == action)
     if text := page.arg("q"):
-        query = query.where(or_(AuditEntry.actor.contains(text), AuditEntry.detail.contains(text)))  # type: ignore[attr-defined]
+        query = query.where(or_(col(AuditEntry.actor).contains(text), col(AuditEntry.detail).contains(text)))
     number = int(page.arg("page")) if page.arg("page").isdigit() and len(page.arg("page")) < 7 else 1
     number = max(number, 1)
     entries = page.db.exec(
-        query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())  # type: ignore[union-attr]
+        query.order_by(col(AuditEntry.at).desc(), col(AuditEntry.id).desc())
         .offset((number - 1) * PER_PAGE)
         .limit(PER_PAGE + 1)
     ).all()
     actions = [
         a
         for a, _ in page.db.exec(
-            select(AuditEntry.action, func.count()).group_by(AuditEntry.action).order_by(AuditEntry.action)
+            select(col(AuditEntry.action), func.count())
+            .group_by(col(AuditEntry.action))
+            .order_by(col(AuditEntry.action))
         ).all()
     ]
     return page.render(

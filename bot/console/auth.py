@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.store import Member, Role
 from bot.store.members import is_active
@@ -34,7 +34,7 @@ def digest(raw: str) -> str:
 
 def may_use(member: Member | None) -> bool:
     """Secretaries and admins who are still on the roster (在册)."""
-    return is_active(member) and member.role in CONSOLE_ROLES  # type: ignore[union-attr]
+    return is_active(member) and member.role in CONSOLE_ROLES
 
 
 def issue_link_token(db: Session, member: Member, now: datetime) -> str:
@@ -43,7 +43,7 @@ def issue_link_token(db: Session, member: Member, now: datetime) -> str:
     assert member.id is not None
     raw = secrets.token_urlsafe(32)
     db.add(ConsoleLoginToken(token_hash=digest(raw), member_id=member.id, created_at=now, expires_at=now + LINK_VALID))
-    db.execute(delete(ConsoleLoginToken).where(ConsoleLoginToken.expires_at < now - timedelta(days=1)))  # type: ignore[arg-type]
+    db.execute(delete(ConsoleLoginToken).where(col(ConsoleLoginToken.expires_at) < now - timedelta(days=1)))
     return raw
 
 
@@ -65,8 +65,8 @@ def client_key(address: str) -> str:
 
 def _failures(db: Session, client: str, now: datetime) -> int:
     return db.exec(
-        select(func.count(ConsoleLoginFailure.id)).where(  # type: ignore[arg-type]
-            ConsoleLoginFailure.client == client, ConsoleLoginFailure.at > now - FAILURE_WINDOW
+        select(func.count(col(ConsoleLoginFailure.id))).where(
+            col(ConsoleLoginFailure.client) == client, col(ConsoleLoginFailure.at) > now - FAILURE_WINDOW
         )
     ).one()
 
@@ -74,7 +74,7 @@ def _failures(db: Session, client: str, now: datetime) -> int:
 def record_failure(db: Session, client: str, now: datetime) -> None:
     """Count a failed login (a bad token, or a WeCom code WeChat did not accept)."""
     db.add(ConsoleLoginFailure(client=client, at=now))
-    db.execute(delete(ConsoleLoginFailure).where(ConsoleLoginFailure.at < now - timedelta(days=1)))  # type: ignore[arg-type]
+    db.execute(delete(ConsoleLoginFailure).where(col(ConsoleLoginFailure.at) < now - timedelta(days=1)))
 
 
 def check_attempts(db: Session, client: str, now: datetime) -> None:
@@ -120,7 +120,7 @@ def open_session(db: Session, member: Member, now: datetime, via: str = "link") 
     db.add(
         ConsoleSession(id_hash=digest(raw), member_id=member.id, csrf=csrf, via=via, created_at=now, last_seen_at=now)
     )
-    db.execute(delete(ConsoleSession).where(ConsoleSession.created_at < now - ABSOLUTE - timedelta(days=1)))  # type: ignore[arg-type]
+    db.execute(delete(ConsoleSession).where(col(ConsoleSession.created_at) < now - ABSOLUTE - timedelta(days=1)))
     return Opened(raw, csrf)
 
 

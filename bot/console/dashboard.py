@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.responses import Response
 
 from bot.console.web import Page
@@ -69,7 +70,7 @@ def _pct(value: float) -> float:
     return round(value * 100, 1)
 
 
-def month_bars(rows: list[BranchStanding], own_branch: int | None) -> dict:
+def month_bars(rows: list[BranchStanding], own_branch: int | None) -> dict[str, Any]:
     """Bar chart data: every branch (admins), or own branch against the committee average."""
     if own_branch is None:
         ordered = sorted(rows, key=lambda r: (-r.participation, -r.average, r.name))
@@ -87,7 +88,7 @@ def month_bars(rows: list[BranchStanding], own_branch: int | None) -> dict:
     }
 
 
-def trend(db: Session, month: str, own_branch: int | None) -> dict:
+def trend(db: Session, month: str, own_branch: int | None) -> dict[str, Any]:
     months = previous_months(month, 12)
     series: dict[str, list[float]] = {"全委": []}
     if own_branch is not None:
@@ -104,10 +105,10 @@ def trend(db: Session, month: str, own_branch: int | None) -> dict:
     return {"months": months, "series": [{"name": name, "data": values} for name, values in series.items()]}
 
 
-def score_distribution(db: Session, month: str, scope: list[int] | None, top: int, step: int) -> dict:
-    query = select(Attempt.score).where(Attempt.month == month, Attempt.finished_at.is_not(None))  # type: ignore[union-attr]
+def score_distribution(db: Session, month: str, scope: list[int] | None, top: int, step: int) -> dict[str, Any]:
+    query = select(col(Attempt.score)).where(col(Attempt.month) == month, col(Attempt.finished_at).is_not(None))
     if scope is not None:
-        query = query.where(Attempt.branch_id.in_(scope))  # type: ignore[attr-defined]
+        query = query.where(col(Attempt.branch_id).in_(scope))
     counts = Counter(db.exec(query).all())
     step = max(step, 1)
     buckets = list(range(0, top + 1, step)) or [0]
@@ -120,21 +121,21 @@ def score_distribution(db: Session, month: str, scope: list[int] | None, top: in
 def unbound(db: Session, scope: list[int] | None) -> list[Member]:
     from bot.store import Branch
 
-    ids = scope if scope is not None else [b for b in db.exec(select(Branch.id)).all()]
-    return [m for m in branch_members(db, ids) if not reachable(m)]  # type: ignore[arg-type]
+    ids = scope if scope is not None else [b for b in db.exec(select(col(Branch.id))).all() if b is not None]
+    return [m for m in branch_members(db, ids) if not reachable(m)]
 
 
-def failed_deliveries(db: Session, page: Page) -> list[dict]:
+def failed_deliveries(db: Session, page: Page) -> list[dict[str, Any]]:
     start, end = month_bounds(page.now.strftime("%Y-%m"), page.config.tz)
     query = (
         select(Delivery, Member, Campaign)
-        .join(Member, Member.id == Delivery.member_id)
-        .join(Campaign, Campaign.id == Delivery.campaign_id)
-        .where(Delivery.status == "failed", Delivery.updated_at >= start, Delivery.updated_at < end)
-    )  # type: ignore[operator]
+        .join(Member, col(Member.id) == col(Delivery.member_id))
+        .join(Campaign, col(Campaign.id) == col(Delivery.campaign_id))
+        .where(col(Delivery.status) == "failed", col(Delivery.updated_at) >= start, col(Delivery.updated_at) < end)
+    )
     if page.viewer.scope is not None:
-        query = query.where(Member.branch_id.in_(page.viewer.scope))  # type: ignore[attr-defined]
-    rows = db.exec(query.order_by(Delivery.updated_at.desc())).all()  # type: ignore[union-attr]
+        query = query.where(col(Member.branch_id).in_(page.viewer.scope))
+    rows = db.exec(query.order_by(col(Delivery.updated_at).desc())).all()
     return [
         {
             "member": m.name,
@@ -147,9 +148,9 @@ def failed_deliveries(db: Session, page: Page) -> list[dict]:
     ]
 
 
-def next_jobs(page: Page) -> list[dict]:
+def next_jobs(page: Page) -> list[dict[str, Any]]:
     runner = JobRunner(page.store, page.config, page.clock)
-    jobs = []
+    jobs: list[dict[str, Any]] = []
     for name, spec in runner.specs.items():
         when = runner.next_fire(name)
         if when is not None and name != "housekeeping":

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -21,7 +21,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def view(page: Page) -> Response:
-    branches = page.db.exec(select(Branch).order_by(Branch.id)).all() if page.viewer.is_admin else []
+    branches = page.db.exec(select(Branch).order_by(col(Branch.id))).all() if page.viewer.is_admin else []
     return page.render(
         "exports.html",
         title="导出",

@@ -23,7 +23,7 @@ from bot.console.auth import (
     redeem_link,
 )
 from bot.console.web import COOKIE, Console, Page, message_page, redirect, secure_cookie, set_session_cookie
-from bot.outbox.senders import PlatformError, TransportError, WecomApp, checked
+from bot.outbox.senders import PlatformError, RateLimiter, TransportError, WecomApp, checked
 from bot.outbox.tokens import TokenStore
 from bot.store import lookups
 
@@ -49,8 +49,9 @@ class WecomLogin:
         self.tokens = TokenStore(console.store, console.clock)
         cfg = console.config.wecom
         self.http = httpx.Client(base_url=cfg.api_base, timeout=console.config.outbox.timeout_seconds)
-        # The same token (and token row) the outbox uses for this app.
-        self.app = WecomApp(cfg, self.http, self.tokens, limiter=None, retry_wait=0)  # type: ignore[arg-type]
+        # The same token (and token row) the outbox uses for this app. Login sends nothing,
+        # so the rate limiter is never drawn on.
+        self.app = WecomApp(cfg, self.http, self.tokens, limiter=RateLimiter(1.0), retry_wait=0)
 
     def authorize_url(self, state: str) -> str:
         cfg, console = self.console.config.wecom, self.console.config

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import segno
 from markupsafe import Markup
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -42,8 +42,8 @@ def _meeting(page: Page) -> Meeting:
 def view(page: Page) -> Response:
     query = select(Meeting)
     if page.viewer.scope is not None:
-        query = query.where(Meeting.branch_id.in_(page.viewer.scope))  # type: ignore[attr-defined]
-    meetings = page.db.exec(query.order_by(Meeting.starts_at.desc()).limit(LISTED)).all()  # type: ignore[attr-defined]
+        query = query.where(col(Meeting.branch_id).in_(page.viewer.scope))
+    meetings = page.db.exec(query.order_by(col(Meeting.starts_at).desc()).limit(LISTED)).all()
     branches = {b.id: b.name for b in page.db.exec(select(Branch)).all()}
     rows = [{"m": m, "branch": branches.get(m.branch_id, ""), "rec": meeting_record(page.db, m)} for m in meetings]
     return page.render("meetings.html", title="会议", rows=rows)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import or_
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -52,30 +52,30 @@ class Checked:
 
 
 def _branches(page: Page) -> dict[int, str]:
-    return {b.id: b.name for b in page.db.exec(select(Branch).order_by(Branch.id)).all() if b.id is not None}
+    return {b.id: b.name for b in page.db.exec(select(Branch).order_by(col(Branch.id))).all() if b.id is not None}
 
 
 def view(page: Page) -> Response:
     branches = _branches(page)
-    query = select(Member).order_by(Member.branch_id, Member.id)
+    query = select(Member).order_by(col(Member.branch_id), col(Member.id))
     if page.viewer.scope is not None:
-        query = query.where(Member.branch_id.in_(page.viewer.scope))  # type: ignore[attr-defined]
+        query = query.where(col(Member.branch_id).in_(page.viewer.scope))
     wanted_branch = page.arg("branch")
     if wanted_branch.isdigit():
         wanted = small_int(wanted_branch)
         page.viewer.require_branch(wanted)
-        query = query.where(Member.branch_id == (wanted if wanted is not None else -1))
+        query = query.where(col(Member.branch_id) == (wanted if wanted is not None else -1))
     if text := page.arg("q"):
-        query = query.where(or_(Member.name.contains(text), Member.phone.endswith(text)))  # type: ignore[attr-defined]
+        query = query.where(or_(col(Member.name).contains(text), col(Member.phone).endswith(text)))
     if (role := page.arg("role")) in ROLES:
-        query = query.where(Member.role == role)
+        query = query.where(col(Member.role) == role)
     if (status := page.arg("status")) in (MemberStatus.ACTIVE.value, MemberStatus.TRANSFERRED.value):
-        query = query.where(Member.status == status)
+        query = query.where(col(Member.status) == status)
     bound = page.arg("bound")
     if bound == "yes":
-        query = query.where(or_(Member.openid.is_not(None), Member.wecom_userid.is_not(None)))  # type: ignore[union-attr]
+        query = query.where(or_(col(Member.openid).is_not(None), col(Member.wecom_userid).is_not(None)))
     elif bound == "no":
-        query = query.where(Member.openid.is_(None), Member.wecom_userid.is_(None))  # type: ignore[union-attr]
+        query = query.where(col(Member.openid).is_(None), col(Member.wecom_userid).is_(None))
     members = page.db.exec(query.limit(SHOWN + 1)).all()
     return page.render(
         "members.html",
@@ -109,14 +109,16 @@ def _check(page: Page, name: str, data: bytes, mark_missing: bool) -> Checked:
         own = page.viewer.branch.name
         elsewhere = {
             m.phone: m
-            for m in page.db.exec(select(Member).where(Member.branch_id != page.viewer.member.branch_id)).all()
+            for m in page.db.exec(select(Member).where(col(Member.branch_id) != page.viewer.member.branch_id)).all()
         }
         # An admin who belongs to this branch is out of a secretary's reach: not demoted,
         # not given another WeChat/WeCom account (a console login), not marked 已转出.
         admins = {
             m.phone: m
             for m in page.db.exec(
-                select(Member).where(Member.branch_id == page.viewer.member.branch_id, Member.role == Role.ADMIN.value)
+                select(Member).where(
+                    col(Member.branch_id) == page.viewer.member.branch_id, col(Member.role) == Role.ADMIN.value
+                )
             ).all()
         }
         for row in checked.members:

@@ -5,15 +5,16 @@ chat's 通知 / 定时通知 / 取消定时 / 通知状态 (handlers.broadcast).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.console.web import Console, Page, Refused, redirect, small_int
 from bot.store import Branch
-from bot.store.models import Campaign, Delivery
+from bot.store.models import Campaign, Delivery, saved_id
 from handlers.broadcast import (
     delivery_groups,
     reason,
@@ -34,8 +35,8 @@ def _target(page: Page) -> tuple[list[int], str, str]:
         return [page.viewer.member.branch_id], page.viewer.branch.name, str(page.viewer.member.branch_id)
     choice = page.form.get("branch", "")
     if choice == "all":
-        ids = [b for b in page.db.exec(select(Branch.id).order_by(Branch.id)).all()]
-        return ids, "全部支部", "all"  # type: ignore[return-value]
+        ids = [b for b in page.db.exec(select(col(Branch.id)).order_by(col(Branch.id))).all() if b is not None]
+        return ids, "全部支部", "all"
     number = small_int(choice)
     branch = page.db.get(Branch, number) if number is not None else None
     if branch is None or branch.id is None:
@@ -68,17 +69,17 @@ def _checked(page: Page) -> tuple[str, list[int], str, str, datetime | None]:
     return text, ids, target, choice, _when(page)
 
 
-def _campaigns(page: Page) -> list[dict]:
-    query = select(Campaign).where(Campaign.kind == "broadcast")
+def _campaigns(page: Page) -> list[dict[str, Any]]:
+    query = select(Campaign).where(col(Campaign.kind) == "broadcast")
     if page.viewer.scope is not None:
-        query = query.where(Campaign.branch_id.in_(page.viewer.scope))  # type: ignore[attr-defined]
-    rows = page.db.exec(query.order_by(Campaign.id.desc()).limit(LISTED)).all()  # type: ignore[union-attr]
+        query = query.where(col(Campaign.branch_id).in_(page.viewer.scope))
+    rows = page.db.exec(query.order_by(col(Campaign.id).desc()).limit(LISTED)).all()
     counts: dict[int, dict[str, int]] = {}
     if rows:
         for cid, status, n in page.db.exec(
-            select(Delivery.campaign_id, Delivery.status, func.count(Delivery.id))  # type: ignore[call-overload]
-            .where(Delivery.campaign_id.in_([c.id for c in rows]))  # type: ignore[attr-defined]
-            .group_by(Delivery.campaign_id, Delivery.status)
+            select(col(Delivery.campaign_id), col(Delivery.status), func.count(col(Delivery.id)))
+            .where(col(Delivery.campaign_id).in_([c.id for c in rows]))
+            .group_by(col(Delivery.campaign_id), col(Delivery.status))
         ).all():
             counts.setdefault(cid, {})[status] = n
     branches = {b.id: b.name for b in page.db.exec(select(Branch)).all()}
@@ -86,7 +87,7 @@ def _campaigns(page: Page) -> list[dict]:
         {
             "c": c,
             "branch": branches.get(c.branch_id, "全部支部"),
-            "n": counts.get(c.id, {}),  # type: ignore[arg-type]
+            "n": counts.get(saved_id(c.id), {}),
             "scheduled": bool(c.send_after and c.send_after > page.now and not c.cancelled_at),
         }
         for c in rows
@@ -94,7 +95,7 @@ def _campaigns(page: Page) -> list[dict]:
 
 
 def view(page: Page) -> Response:
-    branches = page.db.exec(select(Branch).order_by(Branch.id)).all() if page.viewer.is_admin else []
+    branches = page.db.exec(select(Branch).order_by(col(Branch.id))).all() if page.viewer.is_admin else []
     return page.render(
         "notices.html", title="通知", campaigns=_campaigns(page), branches=branches, form={}, preview=None
     )
@@ -118,7 +119,7 @@ def preview(page: Page) -> Response:
     }
     if page.is_htmx():
         return page.render("_notice_preview.html", preview=data)
-    branches = page.db.exec(select(Branch).order_by(Branch.id)).all() if page.viewer.is_admin else []
+    branches = page.db.exec(select(Branch).order_by(col(Branch.id))).all() if page.viewer.is_admin else []
     return page.render(
         "notices.html", title="通知", campaigns=_campaigns(page), branches=branches, form=page.form, preview=data
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import or_
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -19,7 +19,7 @@ from bot.store import Member, Question
 from bot.store.models import QuestionReport
 from bot.tabular import FileProblem
 from handlers.questions import MIN_ANSWERS, answer_stats, hardest_questions
-from quizzes.bank import check_file, import_questions
+from quizzes.bank import QuestionData, check_file, import_questions
 
 PER_PAGE = 30
 KINDS = ["单选", "多选", "判断"]
@@ -49,30 +49,30 @@ def view(page: Page) -> Response:
     query = select(Question)
     text = page.arg("q")
     if small_int(text.lstrip("#")) is not None:
-        query = query.where(Question.id == int(text.lstrip("#")))
+        query = query.where(col(Question.id) == int(text.lstrip("#")))
     elif text:
-        query = query.where(or_(Question.stem.contains(text), Question.source.contains(text)))  # type: ignore[attr-defined]
+        query = query.where(or_(col(Question.stem).contains(text), col(Question.source).contains(text)))
     if category := page.arg("category"):
-        query = query.where(Question.category == category)
+        query = query.where(col(Question.category) == category)
     if (kind := page.arg("kind")) in KINDS:
-        query = query.where(Question.kind == kind)
+        query = query.where(col(Question.kind) == kind)
     status = page.arg("status")
     if status == "active":
-        query = query.where(Question.active == True)
+        query = query.where(col(Question.active) == True)
     elif status == "retired":
-        query = query.where(Question.active == False)
+        query = query.where(col(Question.active) == False)
     number = int(page.arg("page")) if page.arg("page").isdigit() and len(page.arg("page")) < 6 else 1
     number = max(number, 1)
-    questions = page.db.exec(query.order_by(Question.id).offset((number - 1) * PER_PAGE).limit(PER_PAGE + 1)).all()
+    questions = page.db.exec(query.order_by(col(Question.id)).offset((number - 1) * PER_PAGE).limit(PER_PAGE + 1)).all()
     stats = answer_stats(page.db, [q.id for q in questions if q.id is not None])
-    categories = sorted(set(page.db.exec(select(Question.category)).all()))
+    categories = sorted(set(page.db.exec(select(col(Question.category))).all()))
     reports = page.db.exec(
-        select(QuestionReport, Member.name, Question.stem)
-        .join(Member, Member.id == QuestionReport.member_id)
-        .join(Question, Question.id == QuestionReport.question_id)
-        .order_by(QuestionReport.handled_at.is_not(None), QuestionReport.id.desc())
+        select(QuestionReport, col(Member.name), col(Question.stem))
+        .join(Member, col(Member.id) == col(QuestionReport.member_id))
+        .join(Question, col(Question.id) == col(QuestionReport.question_id))
+        .order_by(col(QuestionReport.handled_at).is_not(None), col(QuestionReport.id).desc())
         .limit(50)
-    ).all()  # type: ignore[union-attr]
+    ).all()
     hardest = [
         (page.db.get(Question, qid), count, rate, seconds) for qid, count, rate, seconds in hardest_questions(page.db)
     ]
@@ -94,7 +94,7 @@ def view(page: Page) -> Response:
     )
 
 
-def _check(page: Page, name: str, data: bytes) -> tuple[Checked, list]:
+def _check(page: Page, name: str, data: bytes) -> tuple[Checked, list[QuestionData]]:
     out = Checked()
     with as_file(name, data) as path:
         try:
@@ -111,7 +111,7 @@ def _check(page: Page, name: str, data: bytes) -> tuple[Checked, list]:
         return out, []
     savepoint = page.db.begin_nested()
     try:
-        known = set(page.db.exec(select(Question.stem_key)).all())
+        known = set(page.db.exec(select(col(Question.stem_key))).all())
         result = import_questions(page.db, checked.questions)
         out.added = [q.stem[:40] for q in checked.questions if q.key not in known]
         out.updated, out.unchanged = result.updated, result.unchanged

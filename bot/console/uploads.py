@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import delete
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.console.web import Page, Refused, small_int
 from bot.store.models import ConsoleUpload
@@ -35,8 +35,10 @@ def take_file(page: Page, field: str = "file") -> tuple[str, bytes]:
 def keep(page: Page, kind: str, name: str, data: bytes) -> ConsoleUpload:
     """Store the upload for this session, replacing its earlier uploads of the same kind."""
     owner = page.viewer.session.id_hash
-    page.db.execute(delete(ConsoleUpload).where(ConsoleUpload.session_hash == owner, ConsoleUpload.kind == kind))  # type: ignore[arg-type]
-    page.db.execute(delete(ConsoleUpload).where(ConsoleUpload.created_at < page.now - KEEP))  # type: ignore[arg-type]
+    page.db.execute(
+        delete(ConsoleUpload).where(col(ConsoleUpload.session_hash) == owner, col(ConsoleUpload.kind) == kind)
+    )
+    page.db.execute(delete(ConsoleUpload).where(col(ConsoleUpload.created_at) < page.now - KEEP))
     row = ConsoleUpload(session_hash=owner, kind=kind, filename=name, content=data, created_at=page.now)
     page.db.add(row)
     page.db.flush()
@@ -49,9 +51,9 @@ def kept(page: Page, kind: str) -> ConsoleUpload:
     if number is not None:
         row = page.db.exec(
             select(ConsoleUpload).where(
-                ConsoleUpload.id == number,
-                ConsoleUpload.kind == kind,
-                ConsoleUpload.session_hash == page.viewer.session.id_hash,
+                col(ConsoleUpload.id) == number,
+                col(ConsoleUpload.kind) == kind,
+                col(ConsoleUpload.session_hash) == page.viewer.session.id_hash,
             )
         ).first()
     if row is None or row.created_at < page.now - KEEP:

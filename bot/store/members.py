@@ -8,7 +8,7 @@ check and every count of "the branch's members" goes through the helpers here.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlmodel import Session, col, select
 
@@ -17,7 +17,7 @@ from bot.store.models import Member, MemberStatus
 IS_ACTIVE = Member.status == MemberStatus.ACTIVE.value  # a WHERE clause, for queries that join Member
 
 
-def is_active(member: Member | None) -> bool:
+def is_active(member: Member | None) -> TypeGuard[Member]:
     return member is not None and member.status == MemberStatus.ACTIVE.value
 
 

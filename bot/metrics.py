@@ -4,8 +4,10 @@ store-wide gauges read at scrape time (so every instance on one database agrees)
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.metrics_core import Metric
 
 from bot.store import Store
 
@@ -22,10 +24,10 @@ class StoreCollector:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
         from sqlalchemy import func
-        from sqlmodel import select
+        from sqlmodel import col, select
 
         from bot.store.models import Delivery, JobRun
 
@@ -38,14 +40,16 @@ class StoreCollector:
         try:
             with self.store.session() as db:
                 for status, errcode, count in db.exec(
-                    select(Delivery.status, Delivery.errcode, func.count(Delivery.id)).group_by(
-                        Delivery.status, Delivery.errcode
+                    select(col(Delivery.status), col(Delivery.errcode), func.count(col(Delivery.id))).group_by(
+                        col(Delivery.status), col(Delivery.errcode)
                     )
                 ).all():
                     deliveries.add_metric([status, "" if errcode is None else str(errcode)], count)
                 seen: dict[str, set[str]] = {}
                 for job, status, count in db.exec(
-                    select(JobRun.job, JobRun.status, func.count(JobRun.id)).group_by(JobRun.job, JobRun.status)
+                    select(col(JobRun.job), col(JobRun.status), func.count(col(JobRun.id))).group_by(
+                        col(JobRun.job), col(JobRun.status)
+                    )
                 ).all():
                     jobs.add_metric([job, status], count)
                     seen.setdefault(job, set()).add(status)

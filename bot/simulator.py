@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 import anyio
 import httpx
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -130,7 +130,7 @@ def simulator_routes(config: Config, store: Store, clock: Clock) -> list[Route]:
     def member_list() -> list[dict[str, object]]:
         with store.session() as db:
             branches = {b.id: b.name for b in db.exec(select(Branch)).all()}
-            rows = db.exec(select(Member).order_by(Member.branch_id, Member.id)).all()
+            rows = db.exec(select(Member).order_by(col(Member.branch_id), col(Member.id))).all()
             return [
                 {
                     "id": m.id,

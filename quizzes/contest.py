@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.store import Member
 from bot.store.models import Contest, ContestPlayer
@@ -18,11 +18,11 @@ DEFAULT_SIZE, MAX_SIZE = 5, 20
 def standings(db: Session, contest: Contest) -> list[tuple[str, int]]:
     """(name, score), best first; ties in joining order."""
     rows = db.exec(
-        select(Member.name, ContestPlayer.score)
-        .join(Member, Member.id == ContestPlayer.member_id)
-        .where(ContestPlayer.contest_id == contest.id)
-        .order_by(ContestPlayer.score.desc(), ContestPlayer.id)
-    ).all()  # type: ignore[attr-defined]
+        select(col(Member.name), col(ContestPlayer.score))
+        .join(Member, col(Member.id) == col(ContestPlayer.member_id))
+        .where(col(ContestPlayer.contest_id) == contest.id)
+        .order_by(col(ContestPlayer.score).desc(), col(ContestPlayer.id))
+    ).all()
     return [(name, score) for name, score in rows]
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from bot.store import BranchMemberTotal, BranchMonth, MemberTotal, PointsEntry
+from bot.store.models import table_of
 
 
 @cache
@@ -48,7 +49,7 @@ def _upsert(
     db.execute(stmt, row)
 
 
-LEDGER_ENTRY = insert(PointsEntry.__table__)  # type: ignore[attr-defined]
+LEDGER_ENTRY = insert(table_of(PointsEntry))
 
 
 def award(

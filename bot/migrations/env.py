@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
 import bot.store.models  # noqa: F401  (registers the tables)
@@ -31,7 +32,7 @@ def run_migrations() -> None:
         _run(connection)
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     # SQLite cannot ALTER most things in place: batch mode copies the table instead.
     context.configure(
         connection=connection,

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from bot.store import Attempt, Branch, Member, MemberStatus, Paper, create_store
-from bot.store import hot
+from bot.store import Attempt, Branch, Member, MemberStatus, Paper, create_store, hot
 from bot.store.models import Campaign, Delivery
 from quizzes.points import attempt_finished, award
 

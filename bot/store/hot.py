@@ -196,12 +196,13 @@ def member_and_dialog(
     """Who is writing (by OpenID on the Official Account, by user id on WeCom, by roster
     id from the CLI) and the dialog waiting for ``conversation``, in one statement. The
     dialog is read only with a roster entry: a guest's is void (see the router)."""
+    key: int | str = sender
     if channel == "cli":
         if not (sender.isascii() and sender.isdigit()):
             return None, None
         statement, key = _MEMBER_BY["id"], int(sender)
     elif channel in ("wechat", "wecom"):
-        statement, key = _MEMBER_BY[channel], sender
+        statement = _MEMBER_BY[channel]
     else:
         return None, None
     row = _conn(db).execute(statement, {"sender": key, "conversation": conversation}).first()

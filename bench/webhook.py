@@ -243,8 +243,14 @@ def random_answer(kind: str, options: int, rng: random.Random) -> str:
     return rng.choice(letters)
 
 
-def script_for(person: Person, paper: PaperShape, rng: random.Random) -> list[str]:
+WORKLOADS = ("积分", "mix")  # 积分: bound members asking for their points; mix: whole conversations
+POINTS_MEMBERS = 50  # the 积分 workload's bound members (as in issue 14)
+
+
+def script_for(person: Person, paper: PaperShape, rng: random.Random, workload: str = "mix") -> list[str]:
     """What one member sends, in order, as in real life."""
+    if workload == "积分":
+        return ["积分"] * 10
     answers = [random_answer(kind, options, rng) for kind, options in paper]
     if person.prebound:
         return ["答题", *answers, "积分", "排行榜"]
@@ -326,8 +332,12 @@ class Roster:
     fresh timestamp). Once all are used, members are recycled in order (they then get
     "already bound" / "already done" replies, still real paths)."""
 
-    def __init__(self, people: list[Person], papers: dict[int, PaperShape]) -> None:
-        self.fresh: collections.deque[Person] = collections.deque(people)
+    def __init__(self, people: list[Person], papers: dict[int, PaperShape], workload: str = "mix") -> None:
+        if workload == "积分":  # the same bound members again and again: nothing is fresh
+            people = [p for p in people if p.prebound][:POINTS_MEMBERS]
+        self.workload = workload
+        self.size = len(people)
+        self.fresh: collections.deque[Person] = collections.deque(people if workload == "mix" else [])
         self.cycle = itertools.cycle(people)
         self.papers = papers  # by branch number (person.index % BRANCHES)
         self.recycled = 0
@@ -342,8 +352,9 @@ class Roster:
             if fresh:
                 person = self.fresh.popleft()
             else:
-                person, self.recycled = next(self.cycle), self.recycled + 1
-            texts = script_for(person, self.papers[person.index % BRANCHES], self.rng)
+                person = next(self.cycle)
+                self.recycled += self.workload == "mix"
+            texts = script_for(person, self.papers[person.index % BRANCHES], self.rng, self.workload)
             script = Script(factory.build(person.openid, t) for t in texts)
             script.person, script.fresh = person, fresh
             scripts.append(script)
@@ -616,15 +627,16 @@ def run_phase(
     if kind == "closed":
         wanted = int(duration * args.max_rate_guess)
     else:
-        wanted = int(args.rate * duration) + args.open_members * 16
+        wanted = int(args.rate * duration) + min(args.open_members, roster.size) * 16
     scripts, stats.prebuilt = roster.take_scripts(factory, wanted)
     stats.build_seconds = time.perf_counter() - t0
     cpu0, gen0, sys0 = cpu_seconds(server.proc.pid), time.process_time(), machine_cpu()
     if kind == "closed":
-        asyncio.run(closed_loop(server.port, scripts, args.concurrency, duration, stats))
+        asyncio.run(closed_loop(server.port, scripts, min(args.concurrency, roster.size), duration, stats))
     else:
         stats.target_rate = args.rate
-        asyncio.run(open_loop(server.port, scripts, args.rate, duration, args.open_members, args.drain, stats))
+        members = min(args.open_members, roster.size)  # one message in flight per member
+        asyncio.run(open_loop(server.port, scripts, args.rate, duration, members, args.drain, stats))
     stats.server_cpu = cpu_seconds(server.proc.pid) - cpu0
     stats.generator_cpu = time.process_time() - gen0
     busy1, steal1 = machine_cpu()
@@ -807,11 +819,8 @@ def extra_config(with_scheduler: bool) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def setup_branchbot(
-    tmp: Path, aes_key: str, people: list[Person], questions: int, with_scheduler: bool
-) -> tuple[Path, int, int, dict[int, PaperShape]]:
-    port = free_port()
-    cfg = tmp / "config.toml"
+def write_branchbot_config(cfg: Path, port: int, aes_key: str, questions: int, with_scheduler: bool) -> None:
+    """The server's config for the current MODE (rewritten between runs on the same database)."""
     cfg.write_text(
         textwrap.dedent(f"""\
         [database]
@@ -832,6 +841,14 @@ def setup_branchbot(
         + extra_config(with_scheduler),
         encoding="utf-8",
     )
+
+
+def setup_branchbot(
+    tmp: Path, aes_key: str, people: list[Person], questions: int, with_scheduler: bool
+) -> tuple[Path, int, int, dict[int, PaperShape]]:
+    port = free_port()
+    cfg = tmp / "config.toml"
+    write_branchbot_config(cfg, port, aes_key, questions, with_scheduler)
     roster = tmp / "roster.csv"
     with open(roster, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -1081,9 +1098,11 @@ def summarise(stats: PhaseStats, kinds: collections.Counter) -> dict[str, Any]:
         "throughput_msg_s": round(ok / stats.elapsed, 1) if stats.elapsed else 0.0,
         "p50_ms": round(percentile(lat, 50) * 1000, 2) if lat else None,
         "p90_ms": round(percentile(lat, 90) * 1000, 2) if lat else None,
+        "p95_ms": round(percentile(lat, 95) * 1000, 2) if lat else None,
         "p99_ms": round(percentile(lat, 99) * 1000, 2) if lat else None,
         "max_ms": round(lat[-1] * 1000, 2) if lat else None,
         "server_cpu_pct": round(100 * stats.server_cpu / stats.elapsed, 1) if stats.elapsed else None,
+        "server_cpu_ms_per_msg": round(1000 * stats.server_cpu / ok, 3) if ok else None,
         "generator_cpu_pct": round(100 * stats.generator_cpu / stats.elapsed, 1) if stats.elapsed else None,
         "other_cpu_pct": round(100 * stats.other_cpu / stats.elapsed, 1) if stats.elapsed else None,
         "steal_pct": round(100 * stats.steal / stats.elapsed, 1) if stats.elapsed else None,
@@ -1103,157 +1122,216 @@ def summarise(stats: PhaseStats, kinds: collections.Counter) -> dict[str, Any]:
     return result
 
 
-def print_report(rows: list[dict[str, Any]], verdict: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(RSS of the process and its children, MB; the largest single process, MB)."""
+    import psutil
 
-    console = Console(width=max(140, shutil.get_terminal_size((140, 40)).columns))
-    mode = "safe mode (AES + msg_signature)" if MODE == "safe" else "plain mode (signature)"
-    table = Table(title=f"/wechat webhook, {mode}")
-    for col, justify in (
-        ("server", "left"),
-        ("phase", "left"),
-        ("msgs ok", "right"),
-        ("throughput msg/s", "right"),
-        ("p50 ms", "right"),
-        ("p99 ms", "right"),
-        ("max ms", "right"),
-        ("errors", "right"),
-        ("server CPU", "right"),
-        ("gen CPU", "right"),
-        ("other CPU", "right"),
-        ("steal", "right"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for r in rows:
-        phase = r["phase"] + (f" @{r['target_rate_msg_s']:.0f}/s" if "target_rate_msg_s" in r else "")
-        table.add_row(
-            r["server"],
-            phase,
-            str(r["ok"]),
-            f"{r['throughput_msg_s']:.1f}",
-            _ms(r["p50_ms"]),
-            _ms(r["p99_ms"]),
-            _ms(r["max_ms"]),
-            str(r["errors"]),
-            f"{r['server_cpu_pct']}%",
-            f"{r['generator_cpu_pct']}%",
-            f"{r['other_cpu_pct']}%",
-            f"{r['steal_pct']}%",
-        )
-    console.print(table)
-    console.print(
-        f"CPU columns are % of ONE core (the machine has {os.cpu_count()}); 'other' is everything else on the "
-        "machine (kernel I/O threads, other users, py-spy). Closed-loop latency is per request; open-loop latency "
-        "is from each message's scheduled send time.",
-        highlight=False,
-    )
-    for r in rows:
-        extra = []
-        if r["failures"]:
-            extra.append(f"failures {r['failures']}")
-        if r.get("generator_lag_p99_ms") is not None:
-            extra.append(f"generator lateness p99 {r['generator_lag_p99_ms']} ms (included in latency)")
-        if r["recycled_members"]:
-            extra.append(f"{r['recycled_members']} members re-used (raise --members for fresh ones)")
-        if r["ran_out_of_prebuilt"]:
-            extra.append(
-                f"[yellow]ran out of pre-built requests ({r['ran_out_of_prebuilt']} workers): raise --max-rate-guess[/yellow]"
-            )
-        extra.append(
-            f"connections {r['connects']}, resends {r['resends']}, pre-built {r['prebuilt_requests']} "
-            f"({r['prebuild_us_per_request']} µs each)"
-        )
-        console.print(
-            f"[bold]{r['server']} / {r['phase']}[/bold]: replies {r['reply_kinds']}; " + "; ".join(extra),
-            highlight=False,
-        )
-    console.print()
-    if verdict.get("ratio") is not None:
-        console.print(f"Throughput ratio BranchBot / WeRoBot echo (closed loop): [bold]{verdict['ratio']:.2f}×[/bold]")
-    for line in verdict["lines"]:
-        colour = "green" if line.startswith("PASS") else "red" if line.startswith("FAIL") else "yellow"
-        console.print(f"[{colour}]{line}[/{colour}]", highlight=False)
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0, 0.0
+    sizes = []
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            sizes.append(p.memory_info().rss / 2**20)
+    return sum(sizes), max(sizes, default=0.0)
 
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def judge(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
-    def row(server: str, phase: str) -> dict[str, Any] | None:
-        return next((r for r in rows if r["server"] == server and r["phase"] == phase), None)
+def print_report(rows: list[dict[str, Any]], verdict: list[str], console: Any) -> None:
+    """One table: each (mode, processes, workload) with the echo bot's and BranchBot's rows."""
+    from rich.table import Table
 
-    bb_closed, echo_closed, bb_open = (
-        row("BranchBot", "closed"),
-        row("WeRoBot echo", "closed"),
-        row("BranchBot", "open"),
+    table = Table(title="/wechat webhook: closed loop (max throughput) and open loop (fixed rate), same run")
+    columns = [
+        ("mode", "left"),
+        ("N", "right"),
+        ("workload", "left"),
+        ("server", "left"),
+        ("closed msg/s", "right"),
+        ("× echo", "right"),
+        ("p50 / p99 ms", "right"),
+        ("CPU ms/msg", "right"),
+        ("open: achieved msg/s", "right"),
+        ("p50 / p95 / p99 ms", "right"),
+        ("errors", "right"),
+        ("RSS MB (largest)", "right"),
+        ("other CPU", "right"),
+    ]
+    for col, justify in columns:
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    closed = {(r["mode"], r["workers"], r["workload"], r["server"]): r for r in rows if r["phase"] == "closed"}
+    opened = {(r["mode"], r["workers"], r["workload"], r["server"]): r for r in rows if r["phase"] == "open"}
+    last_group = None
+    for key, c in closed.items():
+        mode, workers, workload, server = key
+        o = opened.get(key)
+        echo = closed.get((mode, workers, workload, "WeRoBot echo"))
+        ratio = (
+            f"{c['throughput_msg_s'] / echo['throughput_msg_s']:.2f}×"
+            if server == "BranchBot" and echo and echo["throughput_msg_s"]
+            else ""
+        )
+        group = (mode, workers, workload)
+        if last_group is not None and group != last_group:
+            table.add_section()
+        last_group = group
+        table.add_row(
+            mode,
+            str(workers),
+            workload,
+            server,
+            f"{c['throughput_msg_s']:,.0f}",
+            ratio,
+            f"{_ms(c['p50_ms'])} / {_ms(c['p99_ms'])}",
+            f"{c['server_cpu_ms_per_msg']:.2f}" if c["server_cpu_ms_per_msg"] else "-",
+            f"{o['throughput_msg_s']:,.0f} of {o['target_rate_msg_s']:.0f}" if o else "-",
+            f"{_ms(o['p50_ms'])} / {_ms(o['p95_ms'])} / {_ms(o['p99_ms'])}" if o else "-",
+            f"{c['errors'] + (o['errors'] if o else 0)}",
+            f"{c.get('rss_mb', 0):.0f} ({c.get('rss_largest_mb', 0):.0f})",
+            f"{c['other_cpu_pct']}% / {o['other_cpu_pct'] if o else '-'}%",
+        )
+    console.print(table)
+    console.print(
+        "N: serving processes of both servers (gunicorn --workers N for the echo bot, branchbot serve --workers N). "
+        "CPU ms/msg: CPU time of the server's processes during the closed loop / replies. Open loop: latency from "
+        "each message's scheduled send time; achieved = replies / time to the last reply. RSS after the run, all "
+        "processes (largest one). 'other CPU': % of one core used by everything else on the machine (closed / open).",
+        highlight=False,
     )
+    for r in rows:
+        if r["failures"] or r["ran_out_of_prebuilt"]:
+            console.print(
+                f"[yellow]{r['mode']} N={r['workers']} {r['workload']} {r['server']} {r['phase']}: failures "
+                f"{r['failures']}, ran out of pre-built requests {r['ran_out_of_prebuilt']}[/yellow]",
+                highlight=False,
+            )
+    console.print()
+    for line in verdict:
+        colour = "green" if line.startswith("PASS") else "red" if line.startswith("FAIL") else "yellow"
+        console.print(f"[{colour}]{line}[/{colour}]", highlight=False)
+
+
+def judge(rows: list[dict[str, Any]], args: argparse.Namespace, rss: dict[str, Any] | None) -> list[str]:
+    """Issue 14's targets, each line PASS / FAIL / INFO (INFO: plain mode, outside the targets)."""
+
+    def row(mode: str, workers: int, workload: str, server: str, phase: str) -> dict[str, Any] | None:
+        return next(
+            (
+                r
+                for r in rows
+                if (r["mode"], r["workers"], r["workload"], r["server"], r["phase"])
+                == (mode, workers, workload, server, phase)
+            ),
+            None,
+        )
+
     lines: list[str] = []
-    ratio = None
-    if bb_closed and echo_closed and echo_closed["throughput_msg_s"]:
-        ratio = bb_closed["throughput_msg_s"] / echo_closed["throughput_msg_s"]
-        ok = ratio >= args.target_ratio and bb_closed["errors"] == 0
+    for mode in args.modes:
+        tag = (lambda ok: "PASS" if ok else "FAIL") if mode == "safe" else (lambda ok: "INFO")
+        for workers in args.workers_list:
+            for workload in args.workloads:
+                bb, echo = (
+                    row(mode, workers, workload, "BranchBot", "closed"),
+                    row(mode, workers, workload, "WeRoBot echo", "closed"),
+                )
+                if bb and echo and echo["throughput_msg_s"]:
+                    ratio = bb["throughput_msg_s"] / echo["throughput_msg_s"]
+                    ok = ratio >= args.target_ratio and bb["errors"] == 0
+                    lines.append(
+                        f"{tag(ok)}  throughput, {mode}, N={workers}, {workload}: BranchBot {bb['throughput_msg_s']:,.0f}"
+                        f" msg/s = {ratio:.2f}× echo {echo['throughput_msg_s']:,.0f} (target ≥ {args.target_ratio}×)"
+                    )
+                if bb and bb["server_cpu_ms_per_msg"]:
+                    ok = bb["server_cpu_ms_per_msg"] <= args.target_cpu_ms
+                    lines.append(
+                        f"{tag(ok)}  CPU, {mode}, N={workers}, {workload}: {bb['server_cpu_ms_per_msg']:.2f} ms per "
+                        f"message, whole request (target ≤ {args.target_cpu_ms} ms)"
+                    )
+                bb_open = row(mode, workers, workload, "BranchBot", "open")
+                if bb_open and bb_open["p99_ms"] is not None and workers == 2:
+                    ok = bb_open["p99_ms"] < args.target_p99_ms and bb_open["errors"] == 0
+                    lines.append(
+                        f"{tag(ok)}  latency, {mode}, N=2, {workload}: p99 {bb_open['p99_ms']:.1f} ms at "
+                        f"{args.rate:.0f} msg/s (achieved {bb_open['throughput_msg_s']:,.0f}, errors "
+                        f"{bb_open['errors']}; target < {args.target_p99_ms:.0f} ms)"
+                    )
+    if rss:
+        ok = rss["rss_largest_mb"] < 150 and rss["errors"] == 0
         lines.append(
-            f"{'PASS' if ok else 'FAIL'}  throughput: BranchBot {bb_closed['throughput_msg_s']:.1f} msg/s = "
-            f"{ratio:.2f}× echo {echo_closed['throughput_msg_s']:.1f} msg/s (target ≥ {args.target_ratio}×"
-            f"{', errors must be 0' if bb_closed['errors'] else ''})"
+            f"{'PASS' if ok else 'FAIL'}  memory: largest BranchBot process {rss['rss_largest_mb']:.1f} MB (all "
+            f"{rss['rss_mb']:.1f} MB) after {rss['messages']:,} messages, {rss['mode']} mode, N={rss['workers']} "
+            "(target < 150 MB)"
         )
     else:
-        lines.append("SKIP  throughput ratio (needs both servers' closed-loop phase)")
-    if bb_open and bb_open["p99_ms"] is not None:
-        achieved_ok = bb_open["errors"] == 0
-        ok = bb_open["p99_ms"] < args.target_p99_ms and achieved_ok
-        lines.append(
-            f"{'PASS' if ok else 'FAIL'}  latency: BranchBot p99 {bb_open['p99_ms']:.1f} ms at a fixed "
-            f"{args.rate:.0f} msg/s (target < {args.target_p99_ms:.0f} ms, errors {bb_open['errors']})"
-        )
-    else:
-        lines.append("SKIP  p99 at fixed rate (needs BranchBot's open-loop phase)")
-    return {"ratio": ratio, "lines": lines}
+        lines.append("SKIP  memory after 100,000 messages (run with --rss-messages 100000)")
+    return lines
 
 
 # ---------------------------------------------------------------- main
+
+
+def _csv(kind: Any) -> Any:
+    def parse(text: str) -> list[Any]:
+        return [kind(part.strip()) for part in text.split(",") if part.strip()]
+
+    return parse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--duration", type=float, default=15.0, help="closed-loop (max throughput) seconds per server")
+    p.add_argument("--duration", type=float, default=6.0, help="closed-loop (max throughput) seconds per run")
     p.add_argument("--concurrency", type=int, default=32, help="closed loop: members in flight at once")
-    p.add_argument("--rate", type=float, default=300.0, help="open loop: messages per second")
-    p.add_argument("--open-duration", type=float, default=20.0, help="open-loop seconds per server")
+    p.add_argument("--rate", type=float, default=600.0, help="open loop: messages per second")
+    p.add_argument("--open-duration", type=float, default=6.0, help="open-loop seconds per run")
     p.add_argument(
         "--open-members",
         type=int,
         default=100,
-        help="open loop: members taking turns (each sends every open-members/rate s)",
+        help="open loop: members taking turns (each sends every open-members/rate s; at most the workload's members)",
     )
     p.add_argument(
         "--drain",
         type=float,
-        default=10.0,
+        default=4.0,
         help="open loop: seconds after the schedule ends to keep sending late messages; "
         "what is still unsent then counts as errors",
     )
-    p.add_argument("--warmup", type=float, default=2.0, help="closed-loop warm-up seconds per server (discarded)")
-    p.add_argument("--members", type=int, default=2000, help="roster size (half pre-bound, half bind during the run)")
+    p.add_argument("--warmup", type=float, default=2.0, help="closed-loop warm-up seconds per run (discarded)")
+    p.add_argument("--members", type=int, default=4000, help="roster size (half pre-bound, half bind during the run)")
     p.add_argument("--questions", type=int, default=10, help="questions per paper ([quiz] questions_per_paper)")
     p.add_argument(
-        "--max-rate-guess", type=float, default=2500.0, help="closed loop pre-builds duration × this many requests"
+        "--max-rate-guess", type=float, default=4000.0, help="closed loop pre-builds duration × this many requests"
     )
     p.add_argument(
         "--mode",
-        choices=["safe", "plain"],
-        default="safe",
-        help="safe: AES + msg_signature (default); plain: the XML as it is, with signature",
+        "--modes",
+        dest="modes",
+        type=_csv(str),
+        default=["plain", "safe"],
+        help="comma-separated: safe (AES + msg_signature), plain (the XML as it is, with signature)",
     )
     p.add_argument(
         "--workers",
-        type=int,
-        default=1,
-        help="serving processes for BOTH servers (branchbot serve --workers, gunicorn --workers)",
+        dest="workers_list",
+        type=_csv(int),
+        default=[1, 2],
+        help="comma-separated serving process counts, for BOTH servers (branchbot serve --workers, gunicorn --workers)",
+    )
+    p.add_argument(
+        "--workload",
+        "--workloads",
+        dest="workloads",
+        type=_csv(str),
+        default=list(WORKLOADS),
+        help=f"comma-separated: 积分 ({POINTS_MEMBERS} bound members asking for their points), mix (members bind, "
+        "take the month's quiz, ask for 积分 and 排行榜)",
     )
     p.add_argument("--only", choices=["both", "branchbot", "echo"], default="both")
     p.add_argument(
@@ -1266,7 +1344,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--echo-threads", type=int, default=8, help="gthread threads (BranchBot runs handlers on an 8-thread limiter)"
     )
     p.add_argument("--target-ratio", type=float, default=1.5)
-    p.add_argument("--target-p99-ms", type=float, default=50.0)
+    p.add_argument("--target-p99-ms", type=float, default=20.0)
+    p.add_argument("--target-cpu-ms", type=float, default=0.5, help="whole request CPU per message, safe mode")
+    p.add_argument(
+        "--rss-messages",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after the matrix, send N mix messages (e.g. 100000) to a fresh BranchBot (safe mode, the largest N of "
+        "--workers) and report its RSS",
+    )
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument(
         "--py-spy",
@@ -1282,9 +1369,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--branchbot-serve",
         metavar="CMD",
-        help="serve BranchBot with this command instead of `branchbot serve --config CFG` (A/B a patched "
-        "server; {config}, {venv} and {bench} (this folder) are substituted; it runs in the temp dir and must "
-        "listen on the config's port)",
+        help="serve BranchBot with this command instead of `branchbot serve --config CFG --workers N` (A/B a "
+        "patched server; {config}, {venv}, {bench} (this folder) and {workers} are substituted; it runs in the temp "
+        "dir and must listen on the config's port)",
     )
     p.add_argument(
         "--with-scheduler",
@@ -1297,10 +1384,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("phases must fit well inside the 300 s replay window (requests are pre-built before each phase)")
     if args.concurrency < 1 or args.rate <= 0 or args.open_members < 1:
         p.error("--concurrency, --rate and --open-members must be positive")
+    if not args.modes or any(m not in ("safe", "plain") for m in args.modes):
+        p.error("--mode takes safe, plain or both (comma-separated)")
+    if not args.workers_list or any(w < 1 for w in args.workers_list):
+        p.error("--workers takes positive counts (comma-separated)")
+    if not args.workloads or any(w not in WORKLOADS for w in args.workloads):
+        p.error(f"--workload takes {', '.join(WORKLOADS)} (comma-separated)")
+    args.mode, args.workers = args.modes[0], args.workers_list[0]  # what single-run callers (memory.py) read
     return args
 
 
-def measure(servers: list[tuple[Server, Roster, bool]], args: argparse.Namespace, aes_key: str) -> list[dict[str, Any]]:
+def measure(
+    servers: list[tuple[Server, Roster, bool]], args: argparse.Namespace, aes_key: str, labels: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Phases interleaved across servers (warm-up, warm-up, closed, closed, open, open) so that a
     drift in the machine's speed during the run hits both alike."""
     rows = []
@@ -1310,26 +1406,63 @@ def measure(servers: list[tuple[Server, Roster, bool]], args: argparse.Namespace
         for server, roster, echo in servers:
             label = {
                 "warmup": "warm-up (discarded)",
-                "closed": f"closed loop, {args.concurrency} members",
+                "closed": f"closed loop, {min(args.concurrency, roster.size)} members",
                 "open": f"open loop, {args.rate:.0f} msg/s",
             }[phase]
-            print(f"• {server.name}: {label}, {duration:.0f} s", flush=True)
+            print(f"  • {server.name}: {label}, {duration:.0f} s", flush=True)
             stats = run_phase(kind, server, roster, args, phase, duration)
             kinds = check_replies(stats, aes_key, echo)
             if phase == "warmup":
                 if stats.failures:
                     print(f"  warm-up failures: {dict(stats.failures)}")
             else:
-                rows.append(summarise(stats, kinds))
+                rows.append(summarise(stats, kinds) | labels)
             if server.proc.poll() is not None:
                 raise RuntimeError(f"{server.name} died (exit {server.proc.returncode}); log:\n{tail(server.log)}")
     return rows
 
 
+def rss_run(
+    procs: Procs, tmp: Path, aes_key: str, people: list[Person], args: argparse.Namespace, msgid_base: int
+) -> dict[str, Any]:
+    """A fresh BranchBot (safe mode, the most processes asked for) given ``--rss-messages`` mix
+    messages in closed-loop slices (requests are built per slice, inside the replay window)."""
+    global MODE
+    MODE = "safe"
+    workers = max(args.workers_list)
+    rss_dir = tmp / "rss"
+    rss_dir.mkdir()
+    cfg, port, _, papers = setup_branchbot(rss_dir, aes_key, people, args.questions, args.with_scheduler)
+    server = start_branchbot(procs, rss_dir, cfg, port, aes_key, msgid_base, workers, None)
+    roster = Roster(people, papers)
+    print(f"• memory: {args.rss_messages:,} messages to BranchBot (safe mode, {workers} processes)", flush=True)
+    done = errors = 0
+    started = time.monotonic()
+    while done < args.rss_messages:
+        stats = run_phase("closed", server, roster, args, "rss", 20.0)
+        kinds = check_replies(stats, aes_key, echo=False)
+        done += sum(kinds.values())
+        errors += sum(stats.failures.values())
+        total, largest = rss_mb(server.proc.pid)
+        print(f"  {done:>8,} messages, RSS {total:.1f} MB (largest process {largest:.1f} MB)", flush=True)
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"BranchBot died; log:\n{tail(server.log)}")
+    total, largest = rss_mb(server.proc.pid)
+    procs.stop(server.proc)
+    return {
+        "messages": done,
+        "errors": errors,
+        "rss_mb": round(total, 1),
+        "rss_largest_mb": round(largest, 1),
+        "mode": "safe",
+        "workers": workers,
+        "seconds": round(time.monotonic() - started),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     global MODE
     args = parse_args(argv)
-    MODE = args.mode
     try:
         import psutil  # noqa: F401
         import werobot  # noqa: F401
@@ -1338,52 +1471,81 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"missing bench dependency: {exc.name} (see bench/README.md)") from exc
     if args.only != "branchbot" and not (VENV_BIN / "gunicorn").exists():
         raise SystemExit(f"gunicorn not found in {VENV_BIN} (pip install gunicorn; see bench/README.md)")
+    from rich.console import Console
 
     def on_term(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_term)
+    console = Console(width=max(200, shutil.get_terminal_size((200, 40)).columns))
     procs = Procs()
     tmp = Path(tempfile.mkdtemp(prefix="branchbot-bench-"))
     aes_key = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(43))
     people = make_people(args.members)
     msgid_base = random.randrange(10**17, 9 * 10**17)
     rows: list[dict[str, Any]] = []
+    rss: dict[str, Any] | None = None
     started = time.monotonic()
+    load_start = os.getloadavg()
     try:
-        print(f"temp dir {tmp}; {os.cpu_count()} CPUs; python {platform.python_version()}")
-        servers: list[tuple[Server, Roster, bool]] = []
-        bb: Server | None = None
-        # The echo bot only echoes: any shape will do until BranchBot's papers are known.
+        print(
+            f"temp dir {tmp}; {os.cpu_count()} CPUs; python {platform.python_version()}; "
+            f"load average {' '.join(f'{x:.2f}' for x in load_start)}"
+        )
         papers: dict[int, PaperShape] = {b: [("单选", 4)] * args.questions for b in range(BRANCHES)}
+        cfg: Path | None = None
         if args.only in ("both", "branchbot"):
             t0 = time.monotonic()
-            cfg, port, bank, papers = setup_branchbot(tmp, aes_key, people, args.questions, args.with_scheduler)
+            MODE = args.modes[0]
+            cfg, _, bank, papers = setup_branchbot(tmp, aes_key, people, args.questions, args.with_scheduler)
             print(
                 f"• BranchBot set up in {time.monotonic() - t0:.1f} s: {len(people)} members "
                 f"({sum(p.prebound for p in people)} pre-bound), {bank} active questions"
             )
-        if args.only in ("both", "echo"):
-            echo = start_echo(procs, tmp, aes_key, args, msgid_base + 5 * 10**16)
-            print(
-                f"• WeRoBot echo on gunicorn ({args.echo_worker_class}, {args.workers} worker{'s' if args.workers > 1 else ''}"
-                f"{f', {args.echo_threads} threads' if args.echo_worker_class == 'gthread' else ''}), port {echo.port}"
-            )
-            servers.append((echo, Roster(people, papers), True))
-        if args.only in ("both", "branchbot"):
-            bb = start_branchbot(procs, tmp, cfg, port, aes_key, msgid_base, args.workers, args.branchbot_serve)
-            print(
-                f"• BranchBot ({'custom command' if args.branchbot_serve else f'branchbot serve --workers {args.workers}'}) "
-                f"on port {port}"
-            )
-            servers.append((bb, Roster(people, papers), False))
-        rows += measure(servers, args, aes_key)
-        if bb is not None:
-            if args.py_spy:
-                prof = profile_branchbot(bb, servers[-1][1], args, args.py_spy)
-                if prof is not None:
-                    rows.append(summarise(prof, check_replies(prof, aes_key, echo=False)))
+        # One roster per workload and server for the whole run: the same database serves every
+        # mode and process count, so a member who has bound stays bound, as in real life.
+        rosters = {(w, echo): Roster(people, papers, w) for w in args.workloads for echo in (False, True)}
+        msgids = itertools.count(msgid_base, 10**13)
+        for mode in args.modes:
+            MODE = mode
+            for workers in args.workers_list:
+                args.mode, args.workers = mode, workers
+                print(f"• {mode} mode, {workers} process{'es' if workers > 1 else ''}", flush=True)
+                running: list[tuple[Server, bool]] = []
+                try:
+                    if args.only in ("both", "echo"):
+                        running.append((start_echo(procs, tmp, aes_key, args, next(msgids)), True))
+                    if cfg is not None:
+                        port = free_port()
+                        write_branchbot_config(cfg, port, aes_key, args.questions, args.with_scheduler)
+                        command = (
+                            args.branchbot_serve.replace("{workers}", str(workers)) if args.branchbot_serve else None
+                        )
+                        bb = start_branchbot(procs, tmp, cfg, port, aes_key, next(msgids), workers, command)
+                        running.append((bb, False))
+                    for workload in args.workloads:
+                        print(f"  {workload}:", flush=True)
+                        servers = [(server, rosters[(workload, echo)], echo) for server, echo in running]
+                        labels = {"mode": mode, "workers": workers, "workload": workload}
+                        measured = measure(servers, args, aes_key, labels)
+                        for server, _ in running:
+                            total, largest = rss_mb(server.proc.pid)
+                            for r in measured:
+                                if r["server"] == server.name:
+                                    r["rss_mb"], r["rss_largest_mb"] = round(total, 1), round(largest, 1)
+                        rows += measured
+                    bb_running = next((s for s, echo in running if not echo), None)
+                    if args.py_spy and bb_running and (mode, workers) == (args.modes[-1], args.workers_list[-1]):
+                        prof = profile_branchbot(bb_running, rosters[(args.workloads[-1], False)], args, args.py_spy)
+                        if prof is not None:
+                            rows.append(summarise(prof, check_replies(prof, aes_key, echo=False)) | labels)
+                finally:
+                    for server, _ in running:
+                        procs.stop(server.proc)
+        if cfg is not None:
             print(f"• BranchBot DB after the run: {db_counts(tmp / 'bench.db')}")
+        if args.rss_messages and args.only != "echo":
+            rss = rss_run(procs, tmp, aes_key, people, args, next(msgids))
     except KeyboardInterrupt:
         print("interrupted; stopping servers", file=sys.stderr)
         return 130
@@ -1394,10 +1556,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    verdict = judge(rows, args)
+    verdict = judge(rows, args, rss)
     print()
-    print_report(rows, verdict)
-    print(f"\ntotal run time {time.monotonic() - started:.0f} s")
+    print_report(rows, verdict, console)
+    load_end = os.getloadavg()
+    console.print(
+        f"\ntotal run time {time.monotonic() - started:.0f} s; load average at the start "
+        f"{' '.join(f'{x:.2f}' for x in load_start)}, at the end {' '.join(f'{x:.2f}' for x in load_end)} "
+        f"({os.cpu_count()} CPUs, shared: compare servers within a run)",
+        highlight=False,
+    )
     if args.json:
         import importlib.metadata as md
 
@@ -1409,6 +1577,7 @@ def main(argv: list[str] | None = None) -> int:
 
         payload = {
             "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "load_average": {"start": load_start, "end": load_end},
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
             "versions": {
                 n: version(n)
@@ -1421,12 +1590,14 @@ def main(argv: list[str] | None = None) -> int:
                     "wechatpy",
                     "sqlalchemy",
                     "cryptography",
+                    "uvloop",
+                    "httptools",
                 )
             },
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "results": rows,
-            "ratio": verdict["ratio"],
-            "verdict": verdict["lines"],
+            "memory": rss,
+            "verdict": verdict,
         }
         args.json.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
         print(f"results written to {args.json}")

@@ -40,6 +40,7 @@ lint: install-test
 
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/handler.py
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/push.py
 

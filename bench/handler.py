@@ -130,6 +130,7 @@ class Clock:
 
 def run_cli(argv: list[str], cwd: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCHBOT")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))  # this checkout's code
     done = subprocess.run(
         [str(VENV_BIN / "branchbot"), *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=1800
     )
@@ -808,8 +809,10 @@ def main(argv: list[str] | None = None) -> int:
     people, waiting = make_roster(args.members, binders, args.branches)
     tmp = Path(tempfile.mkdtemp(prefix="branchbot-handler-"))
     load = os.getloadavg()
+    head = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True)
+    args.code = head.stdout.strip() or "unknown"
     console.print(
-        f"[bold]bench/handler.py[/bold]: {args.members:,} bound members in {args.branches} branches"
+        f"[bold]bench/handler.py[/bold] on {ROOT} at {args.code}: {args.members:,} bound members in {args.branches} branches"
         f" (+{binders:,} unbound roster entries for 绑定); {args.calls:,} timed calls a reply after {args.warmup} warm-up;"
         f" load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs; temp dir {tmp}",
         highlight=False,
@@ -922,6 +925,7 @@ def as_json(results: dict[str, tuple[Samples, Samples]], args: Any, load: tuple[
 
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code": args.code,
         "members": args.members,
         "branches": args.branches,
         "calls": args.calls,

@@ -112,8 +112,23 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def clean_env() -> dict[str, str]:
-    """The environment for BranchBot subprocesses, minus any BRANCHBOT overrides."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("BRANCHBOT")}
+    """The environment for BranchBot subprocesses, minus any BRANCHBOT overrides. The
+    checkout this file is in comes first on the path, so one venv can measure another
+    checkout (e.g. a baseline commit in a detached worktree) with the same dependencies."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCHBOT")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def checkout() -> str:
+    """The measured code's commit (and whether its tree differs from it)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
+        )
+        return head.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 class Procs:
@@ -1489,7 +1504,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     try:
         print(
-            f"temp dir {tmp}; {os.cpu_count()} CPUs; python {platform.python_version()}; "
+            f"code {ROOT} at {checkout()}; temp dir {tmp}; {os.cpu_count()} CPUs; python {platform.python_version()}; "
             f"load average {' '.join(f'{x:.2f}' for x in load_start)}"
         )
         papers: dict[int, PaperShape] = {b: [("单选", 4)] * args.questions for b in range(BRANCHES)}
@@ -1577,6 +1592,7 @@ def main(argv: list[str] | None = None) -> int:
 
         payload = {
             "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "code": checkout(),
             "load_average": {"start": load_start, "end": load_end},
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
             "versions": {

@@ -76,6 +76,7 @@ SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红建国志"
 START = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)  # a weekday morning in Shanghai
 REPLIES = ("积分", "排行榜", "quiz answer", "practice answer", "绑定")
+ANSWERING = 100  # members who answer in the quiz and practice conversations
 QUESTION_HEAD = re.compile(r"（(单选|多选|判断)）\n")
 OPTION_LINE = re.compile(r"^([A-F])\. ", re.M)
 
@@ -689,10 +690,12 @@ def conversation_for(reply: str, people: list[Person], waiting: list[Person], cl
         return same_words(people, "积分")
     if reply == "排行榜":
         return same_words(people, "排行榜")
+    # Answers come from the first 100 members: every one of them opens a quiz (untimed)
+    # before the first timed answer, which at city size would otherwise take minutes.
     if reply == "quiz answer":
-        return monthly_quiz(people, clock, rng)
+        return monthly_quiz(people[:ANSWERING], clock, rng)
     if reply == "practice answer":
-        return practice(people, rng)
+        return practice(people[:ANSWERING], rng)
     return binding(waiting)
 
 

@@ -31,7 +31,7 @@ from rich.table import Table  # noqa: E402
 
 FAKE = """
 import sys, time
-from tests.fake_wechat_api import FakeWeChatApi
+from tests.support.fake_wechat_api import FakeWeChatApi
 api = FakeWeChatApi(latency=float(sys.argv[1]))
 api.__enter__()
 print(api.base, flush=True)

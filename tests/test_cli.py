@@ -278,7 +278,7 @@ def test_no_secret_in_serve_banner_or_logs(cfg, capsys, monkeypatch, tmp_path):
     import subprocess
 
     from tests.conftest import wait_healthy
-    from tests.fake_wechat_api import _free_port
+    from tests.support.fake_wechat_api import _free_port
 
     run(capsys, "init", "--demo", "--config", str(cfg))
     secrets = _set_secrets(monkeypatch)

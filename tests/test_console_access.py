@@ -16,7 +16,7 @@ from bot.console.auth import open_session
 from bot.outbox.worker import create_campaign
 from bot.store import Member, Question
 from bot.store.models import AuditEntry, Campaign, ConsoleUpload, Meeting, QuestionReport
-from tests.console_util import client_for, csrf_of, member_named
+from tests.support.console import client_for, csrf_of, member_named
 
 ROSTER_ONE = (
     "姓名,手机号,支部,入党日期,角色,微信OpenID,企业微信账号\n王书记,13900000001,第一党支部,1999-07-01,书记,,wangshuji\n"
@@ -244,7 +244,7 @@ def test_posts_without_csrf_change_nothing(env, world):
 def test_a_chunked_form_body_without_length_is_capped_before_it_is_parsed(env):
     """No Content-Length (chunked): the 5 MB cap must hold while reading, not after the
     whole body has been parsed into memory, for logged-out clients as for any other."""
-    from tests.console_util import client_for as _client_for
+    from tests.support.console import client_for as _client_for
 
     def chunks():
         yield b"text="

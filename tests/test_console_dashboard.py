@@ -12,7 +12,7 @@ from bot.outbox.worker import create_campaign
 from bot.store import Attempt, Paper
 from bot.store.models import Delivery
 from quizzes.points import attempt_finished
-from tests.console_util import client_for, member_named
+from tests.support.console import client_for, member_named
 
 
 def finish(env, name: str, tail: str, score: int, month: str = "2026-11") -> None:

@@ -11,8 +11,8 @@ from sqlmodel import select
 from bot.console.auth import MAX_FAILURES, digest
 from bot.store.models import AuditEntry, ConsoleLoginFailure, ConsoleLoginToken, ConsoleSession
 from tests.conftest import CORP_ID, build_env
-from tests.console_util import client_for, csrf_of, link_token, set_member
-from tests.fake_wechat_api import FakeWeChatApi
+from tests.support.console import client_for, csrf_of, link_token, set_member
+from tests.support.fake_wechat_api import FakeWeChatApi
 
 
 def bind(env, openid: str, name: str, tail: str):

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from bot.console.meetings import checkin_text, qr_svg
 from bot.store.models import AuditEntry, Meeting
-from tests.console_util import client_for, csrf_of
+from tests.support.console import client_for, csrf_of
 
 
 def bind(env, openid: str, name: str, tail: str):

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from bot.store import Member
 from bot.store.models import AuditEntry
-from tests.console_util import client_for, csrf_of, member_named
+from tests.support.console import client_for, csrf_of, member_named
 
 HEAD = "姓名,手机号,支部,入党日期,角色,微信OpenID,企业微信账号\n"
 BRANCH_ONE = [  # 第一党支部 as in tests/data/roster.csv, 钱进 left out
@@ -148,7 +148,7 @@ def test_admin_grants_and_revokes_roles_and_it_is_audited(env):
 
 
 def test_secretary_roster_cannot_demote_transfer_or_rebind_an_admin_of_the_branch(env):
-    from tests.console_util import set_member
+    from tests.support.console import set_member
 
     one = member_named(env, "王书记").branch_id
     set_member(env, "吴管理", branch_id=one)  # an admin who belongs to 第一党支部

@@ -10,8 +10,8 @@ from sqlmodel import select
 from bot.outbox.worker import OutboxWorker
 from bot.store.models import AuditEntry, Campaign, Delivery
 from tests.conftest import build_env
-from tests.console_util import client_for, csrf_of
-from tests.fake_wechat_api import FakeWeChatApi
+from tests.support.console import client_for, csrf_of
+from tests.support.fake_wechat_api import FakeWeChatApi
 from tests.test_outbox import push_settings
 
 

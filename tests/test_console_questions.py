@@ -13,7 +13,7 @@ from bot.store import Answer, Question
 from bot.store.models import AuditEntry, QuestionReport
 from quizzes.monthly import ensure_paper
 from tests.conftest import DATA, load_bank
-from tests.console_util import client_for, csrf_of, member_named
+from tests.support.console import client_for, csrf_of, member_named
 
 HEAD = "题型,题干,选项A,选项B,选项C,选项D,选项E,选项F,答案,解析,分类,来源,难度\n"
 GOOD = "判断,党的最高理想和最终目标是实现共产主义。,,,,,,,对,党章总纲明确规定。,党章,《中国共产党章程》总纲,1\n"

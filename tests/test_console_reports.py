@@ -8,7 +8,7 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot.store.models import AuditEntry
-from tests.console_util import client_for, member_named
+from tests.support.console import client_for, member_named
 
 
 def test_exports_download_real_workbooks_scoped_to_the_branch(env):

@@ -19,7 +19,7 @@ from bot.store import Member, create_store
 from bot.store.models import Delivery
 from scheduler.runner import JobRunner
 from tests.conftest import SHANGHAI
-from tests.fake_wechat_api import FakeWeChatApi
+from tests.support.fake_wechat_api import FakeWeChatApi
 
 pytestmark = pytest.mark.usefixtures("no_env_overrides")
 LOCAL = {"base_url": "http://127.0.0.1:8000", "client": ("127.0.0.1", 50000)}  # the simulator answers loopback only

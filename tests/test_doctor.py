@@ -13,7 +13,7 @@ import pytest
 
 from bot.cli import main
 from tests.conftest import APP_ID, CORP_ID, TOKEN, random_aes_key
-from tests.fake_wechat_api import FakeWeChatApi
+from tests.support.fake_wechat_api import FakeWeChatApi
 
 SECRET = "s3cr3t0123456789abcdef0123456789"
 WECOM_SECRET = "wecomSecretValue_0123456789"

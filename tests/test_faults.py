@@ -27,7 +27,7 @@ from bot.store import Member, Store, create_store
 from bot.store.migrate import upgrade
 from bot.store.models import Delivery
 from tests.conftest import APP_ID, PG_URL, TOKEN, build_env, load_roster, sha1_sorted, text_xml, wait_healthy
-from tests.fake_wechat_api import FakeWeChatApi
+from tests.support.fake_wechat_api import FakeWeChatApi
 
 ROOT = Path(__file__).resolve().parent.parent
 

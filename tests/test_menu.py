@@ -11,7 +11,7 @@ from bot.config import load_config
 from bot.menu import menu_payload, unhandled_keys
 from handlers import build_registry
 from tests.conftest import APP_ID
-from tests.fake_wechat_api import FakeWeChatApi
+from tests.support.fake_wechat_api import FakeWeChatApi
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from bot.outbox.worker import OutboxWorker, create_campaign
 from bot.store import Member
 from bot.store.models import AccessToken, Campaign, Delivery
 from tests.conftest import build_env
-from tests.fake_wechat_api import FakeWeChatApi
+from tests.support.fake_wechat_api import FakeWeChatApi
 
 ROOT = Path(__file__).resolve().parent.parent
 

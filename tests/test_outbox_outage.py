@@ -15,7 +15,7 @@ from bot.outbox.worker import OutboxWorker, create_campaign
 from bot.store import Branch, Member
 from bot.store.models import Delivery
 from tests.conftest import build_env
-from tests.fake_wechat_api import FakeWeChatApi
+from tests.support.fake_wechat_api import FakeWeChatApi
 from tests.test_outbox import push_settings
 
 MEMBERS = 2000

@@ -52,7 +52,7 @@ from bot.store.models import (
 )
 from bot.tabular import FileProblem
 from tests.conftest import CORP_ID, DATA, FakeClock, build_env, random_aes_key, sha1_sorted
-from tests.test_hostile_input import xml_bodies
+from tests.test_hostile_wechat import xml_bodies
 from tests.test_wecom import WECOM_TOKEN
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

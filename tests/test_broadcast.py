@@ -10,7 +10,7 @@ from bot.outbox.worker import OutboxWorker
 from bot.store import Member
 from bot.store.models import AuditEntry, Campaign, Delivery, MeetingReply
 from tests.conftest import build_env, correct_letters
-from tests.fake_wechat_api import FakeWeChatApi
+from tests.support.fake_wechat_api import FakeWeChatApi
 from tests.test_outbox import push_settings
 
 

@@ -1,7 +1,7 @@
 """Odd input to every console page: a clear Chinese answer, never a 500 (ids past a
 32-bit column, NUL bytes, months outside datetime's range, broken files)."""
 
-from tests.console_util import client_for, csrf_of
+from tests.support.console import client_for, csrf_of
 
 
 def test_odd_ids_months_nul_bytes_and_broken_files_never_crash_the_console(env):

@@ -32,12 +32,14 @@ from bot.roster import import_members
 from bot.store import Question, Store, create_store
 from quizzes.bank import LETTERS, bundled_files, import_questions
 from quizzes.bank import check_file as check_questions
+from tests.support.chat import bind
 
 DATA = Path(__file__).parent / "data"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TOKEN = "testtoken123"
 APP_ID = "wx1234567890abcdef"
 CORP_ID = "ww0123456789abcdef"
+WECOM_TOKEN = "wecomtoken42"
 
 
 def random_aes_key() -> str:
@@ -185,6 +187,37 @@ def safe_env(tmp_path: Path, clock: FakeClock, database_url: str):
     with e.client:
         yield e
     e.store.dispose()
+
+
+@pytest.fixture
+def people(env):
+    """王书记 (第一党支部 secretary), 孙书记 (第二), 吴管理 (admin), 李明 and 赵敏 (members of 第一)."""
+    return {
+        "wang": bind(env, "o-wang", "王书记", "0001"),
+        "sun": bind(env, "o-sun", "孙书记", "0011"),
+        "wu": bind(env, "o-wu", "吴管理", "0021"),
+        "li": bind(env, "o-li", "李明", "0002"),
+        "zhao": bind(env, "o-zhao", "赵敏", "0003"),
+    }
+
+
+@pytest.fixture(scope="module")
+def fuzz_env(tmp_path_factory):
+    """One app in compatible mode for a whole module: hypothesis runs many examples per test,
+    and a fresh database for each would make the hostile-input files slow."""
+    from datetime import datetime
+
+    from tests.conftest import FakeClock
+
+    clock = FakeClock(datetime(2026, 11, 10, 1, 0, tzinfo=UTC))
+    env = build_env(
+        tmp_path_factory.mktemp("fuzz"),
+        clock,
+        BRANCHBOT__WECHAT__MODE="compatible",
+        BRANCHBOT__WECHAT__ENCODING_AES_KEY=random_aes_key(),
+    )
+    with env.client:
+        yield env
 
 
 def sha1_sorted(*parts: str) -> str:

@@ -14,8 +14,7 @@ from bot.store import Member, MemberStatus
 from bot.store.models import Campaign, Delivery
 from scheduler.runner import JobRunner
 from tests.conftest import DATA, SHANGHAI, build_env
-from tests.support.fake_wechat_api import FakeWeChatApi
-from tests.test_outbox import push_settings
+from tests.support.fake_wechat_api import FakeWeChatApi, push_settings
 
 
 @pytest.fixture

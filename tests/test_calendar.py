@@ -1,13 +1,24 @@
-"""Festival dates for any year (lunar-python) and `branchbot calendar YEAR` in an 80-column terminal."""
+"""Calendar facts: festival dates for any year (lunar-python), statutory days off and the
+holiday reminder plan, configured schedules, and `branchbot calendar YEAR` in an 80-column terminal."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 
-from scheduler.calendar import festival_dates
+import pytest
+
+from scheduler.calendar import (
+    YearSchedule,
+    festival_dates,
+    festival_day,
+    holidays,
+    new_years_eve,
+    reminder_plan,
+    source_of,
+)
 
 
 def test_festival_dates_are_computed_for_any_year():
@@ -42,3 +53,57 @@ def test_calendar_shows_festival_dates_beside_days_off_in_80_columns(tmp_path):
     assert "02-06（除夕 02-05）" in spring and "02-05 至 02-08，4 天" in spring and "02-03 周三" in spring
     assert "元宵 02-20" in result.stdout and "中秋" in result.stdout
     assert not (tmp_path / "data").exists()  # calendar needs no database
+
+
+@pytest.mark.parametrize(
+    "year, expected",
+    [(2024, date(2024, 2, 10)), (2025, date(2025, 1, 29)), (2026, date(2026, 2, 17)), (2027, date(2027, 2, 6))],
+)
+def test_spring_festival(year, expected):
+    assert festival_day("春节", year) == expected
+    assert new_years_eve(year) == expected - timedelta(days=1)
+
+
+def test_known_festival_dates():
+    assert festival_day("中秋", 2025) == date(2025, 10, 6)
+    assert festival_day("清明", 2026) == date(2026, 4, 5)
+    assert festival_day("端午", 2026) == date(2026, 6, 19)
+    assert new_years_eve(2025) == date(2025, 1, 28)  # the 12th lunar month of 2024 has 29 days
+
+
+@pytest.mark.parametrize("year", [1901, 2050, 2099])
+def test_far_years_are_sane_and_never_raise(year):
+    plan = reminder_plan(year)
+    names = [n for r in plan for n in r.holiday.names]
+    assert sorted(names) == sorted(["元旦", "春节", "清明", "劳动节", "端午", "中秋", "国庆"])
+    for reminder in plan:
+        assert reminder.send_on < reminder.holiday.first
+        assert (reminder.holiday.first - reminder.send_on).days <= 6
+    spring = festival_day("春节", year)
+    assert date(year, 1, 20) <= spring <= date(year, 2, 21)
+    assert date(year, 4, 4) <= festival_day("清明", year) <= date(year, 4, 6)
+
+
+def test_years_the_package_does_not_know_fall_back_without_raising():
+    assert source_of(2027) == "statutory"
+    spring = next(h for h in holidays(2027) if "春节" in h.names)
+    assert (spring.first, spring.last) == (date(2027, 2, 5), date(2027, 2, 8))  # 除夕 to 初三
+
+
+def test_statutory_days_off_from_chinese_calendar_and_merged_festivals():
+    plan = {r.holiday.title: r for r in reminder_plan(2026)}
+    assert (plan["春节"].holiday.first, plan["春节"].send_on) == (date(2026, 2, 15), date(2026, 2, 13))
+    merged = {r.holiday.title: r for r in reminder_plan(2025)}
+    assert merged["中秋、国庆"].holiday.first == date(2025, 10, 1)
+    assert merged["春节"].send_on == date(2025, 1, 26)  # a working Sunday (调休) counts
+
+
+def test_configured_schedule_wins_for_a_new_year():
+    schedule = {2027: YearSchedule({"春节": (date(2027, 2, 5), date(2027, 2, 11))}, frozenset({date(2027, 2, 14)}))}
+    spring = next(r for r in reminder_plan(2027, 2, schedule) if "春节" in r.holiday.names)
+    assert (spring.holiday.first, spring.holiday.last, spring.holiday.source) == (
+        date(2027, 2, 5),
+        date(2027, 2, 11),
+        "config",
+    )
+    assert spring.send_on == date(2027, 2, 3)

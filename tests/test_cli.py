@@ -278,11 +278,11 @@ def test_no_secret_in_serve_banner_or_logs(cfg, capsys, monkeypatch, tmp_path):
     import subprocess
 
     from tests.conftest import wait_healthy
-    from tests.support.fake_wechat_api import _free_port
+    from tests.support.net import free_port
 
     run(capsys, "init", "--demo", "--config", str(cfg))
     secrets = _set_secrets(monkeypatch)
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     env = {**os.environ, "BRANCHBOT__SERVER__PORT": str(port), "BRANCHBOT__OUTBOX__POLL_SECONDS": "0.2"}
     with log.open("wb") as sink:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import threading
 import time
 from datetime import UTC, datetime
@@ -23,17 +22,12 @@ from bot.console.dashboard import previous_months
 from bot.store import Attempt, Member, Paper, create_store
 from quizzes.points import attempt_finished
 from tests.conftest import SHANGHAI, TOKEN, load_bank, load_roster, make_config, sha1_sorted, text_xml
+from tests.support.net import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "console"
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed (apt-get install chromium)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def seed_scores(store, now: datetime) -> None:

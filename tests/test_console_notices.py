@@ -11,8 +11,7 @@ from bot.outbox.worker import OutboxWorker
 from bot.store.models import AuditEntry, Campaign, Delivery
 from tests.conftest import build_env
 from tests.support.console import client_for, csrf_of
-from tests.support.fake_wechat_api import FakeWeChatApi
-from tests.test_outbox import push_settings
+from tests.support.fake_wechat_api import FakeWeChatApi, push_settings
 
 
 def bind(env, openid: str, name: str, tail: str):

@@ -207,7 +207,7 @@ def test_nginx_site_serves_the_callbacks_over_tls_and_hides_the_rest(tmp_path):
     import httpx
 
     from tests.conftest import TOKEN, sha1_sorted, wait_healthy
-    from tests.test_instances import free_port
+    from tests.support.net import free_port
 
     bot_port, http_port, https_port = free_port(), free_port(), free_port()
     cfg = tmp_path / "config.toml"

@@ -17,8 +17,7 @@ from bot.outbox.worker import OutboxWorker, create_campaign
 from bot.store import Branch, Member
 from bot.store.models import AuditEntry, Delivery, Meeting, MeetingReply
 from tests.conftest import SHANGHAI, build_env, correct_letters, wrong_letters
-from tests.support.fake_wechat_api import FakeWeChatApi
-from tests.test_outbox import push_settings
+from tests.support.fake_wechat_api import FakeWeChatApi, push_settings
 
 
 def local(*args: int) -> datetime:

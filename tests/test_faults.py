@@ -28,6 +28,7 @@ from bot.store.migrate import upgrade
 from bot.store.models import Delivery
 from tests.conftest import APP_ID, PG_URL, TOKEN, build_env, load_roster, sha1_sorted, text_xml, wait_healthy
 from tests.support.fake_wechat_api import FakeWeChatApi
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,17 +131,11 @@ def test_database_outage_gets_an_apology_and_recovers(tmp_path, clock, database_
 # ---------------------------------------------------------------------- serving instances
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Instance:
     """One `branchbot serve` process on a port of its own, its output kept in a log file."""
 
     def __init__(self, tmp_path: Path, settings: dict[str, str], name: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         config = tmp_path / "serve.toml"
         config.write_text("", encoding="utf-8")  # everything comes from the environment

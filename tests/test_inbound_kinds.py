@@ -22,10 +22,9 @@ from wechatpy.enterprise.crypto import WeChatCrypto as WecomCrypto
 
 from bot.store import ProcessedMessage
 from bot.store.models import Meeting, MeetingReply, Member
-from tests.conftest import CORP_ID, SHANGHAI, FakeClock, build_env, random_aes_key, sha1_sorted
+from tests.conftest import CORP_ID, SHANGHAI, WECOM_TOKEN, FakeClock, build_env, random_aes_key, sha1_sorted
 
 INBOUND = Path(__file__).parent / "data" / "inbound"
-WECOM_TOKEN = "wecomtoken42"
 GUEST = "o-fixture-guest"  # an Official Account follower not on the roster
 WECOM_MEMBER = "liming"  # 李明's 企业微信账号 in tests/data/roster.csv
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,9 @@ from sqlalchemy import text
 
 from bot.store import create_store
 from tests.conftest import TOKEN, sha1_sorted, text_xml, wait_healthy
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_two_instances_process_a_retry_once_and_run_a_job_once(tmp_path, database_url):

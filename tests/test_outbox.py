@@ -19,7 +19,7 @@ from bot.outbox.worker import OutboxWorker, create_campaign
 from bot.store import Member
 from bot.store.models import AccessToken, Campaign, Delivery
 from tests.conftest import build_env
-from tests.support.fake_wechat_api import FakeWeChatApi
+from tests.support.fake_wechat_api import FakeWeChatApi, push_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,25 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def api():
     with FakeWeChatApi() as fake:
         yield fake
-
-
-def push_settings(api: FakeWeChatApi, **extra: str) -> dict[str, str]:
-    settings = {
-        "BRANCHBOT__WECHAT__APP_ID": "wx1234567890abcdef",
-        "BRANCHBOT__WECHAT__APP_SECRET": "s" * 32,
-        "BRANCHBOT__WECHAT__API_BASE": api.base,
-        "BRANCHBOT__WECOM__CORP_ID": "ww0123456789abcdef",
-        "BRANCHBOT__WECOM__SECRET": "w" * 32,
-        "BRANCHBOT__WECOM__AGENT_ID": "1000002",
-        "BRANCHBOT__WECOM__API_BASE": api.base,
-        "BRANCHBOT__OUTBOX__RETRY_BASE_SECONDS": "0.01",
-        "BRANCHBOT__OUTBOX__POLL_SECONDS": "0.05",
-        "BRANCHBOT__OUTBOX__TIMEOUT_SECONDS": "0.5",
-        "BRANCHBOT__OUTBOX__WECHAT_PER_SECOND": "1000",
-        "BRANCHBOT__OUTBOX__WECOM_PER_SECOND": "1000",
-    }
-    settings.update(extra)
-    return settings
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ from bot.outbox.worker import OutboxWorker, create_campaign
 from bot.store import Branch, Member
 from bot.store.models import Delivery
 from tests.conftest import build_env
-from tests.support.fake_wechat_api import FakeWeChatApi
-from tests.test_outbox import push_settings
+from tests.support.fake_wechat_api import FakeWeChatApi, push_settings
 
 MEMBERS = 2000
 

@@ -1,72 +1,17 @@
-"""Calendar facts, the jobs, once-only runs and catch-up."""
+"""The jobs, once-only runs and catch-up (the calendar facts they rely on: test_calendar.py)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import pytest
 from sqlmodel import select
 
 from bot.store import Member
 from bot.store.models import Campaign, Delivery, JobRun
-from scheduler.calendar import YearSchedule, festival_day, holidays, new_years_eve, reminder_plan, source_of
 from scheduler.dates import anniversary_years, nth_weekday
 from scheduler.runner import JobRunner
 from tests.conftest import SHANGHAI, build_env
-
-
-@pytest.mark.parametrize(
-    "year, expected",
-    [(2024, date(2024, 2, 10)), (2025, date(2025, 1, 29)), (2026, date(2026, 2, 17)), (2027, date(2027, 2, 6))],
-)
-def test_spring_festival(year, expected):
-    assert festival_day("春节", year) == expected
-    assert new_years_eve(year) == expected - timedelta(days=1)
-
-
-def test_known_festival_dates():
-    assert festival_day("中秋", 2025) == date(2025, 10, 6)
-    assert festival_day("清明", 2026) == date(2026, 4, 5)
-    assert festival_day("端午", 2026) == date(2026, 6, 19)
-    assert new_years_eve(2025) == date(2025, 1, 28)  # the 12th lunar month of 2024 has 29 days
-
-
-@pytest.mark.parametrize("year", [1901, 2050, 2099])
-def test_far_years_are_sane_and_never_raise(year):
-    plan = reminder_plan(year)
-    names = [n for r in plan for n in r.holiday.names]
-    assert sorted(names) == sorted(["元旦", "春节", "清明", "劳动节", "端午", "中秋", "国庆"])
-    for reminder in plan:
-        assert reminder.send_on < reminder.holiday.first
-        assert (reminder.holiday.first - reminder.send_on).days <= 6
-    spring = festival_day("春节", year)
-    assert date(year, 1, 20) <= spring <= date(year, 2, 21)
-    assert date(year, 4, 4) <= festival_day("清明", year) <= date(year, 4, 6)
-
-
-def test_years_the_package_does_not_know_fall_back_without_raising():
-    assert source_of(2027) == "statutory"
-    spring = next(h for h in holidays(2027) if "春节" in h.names)
-    assert (spring.first, spring.last) == (date(2027, 2, 5), date(2027, 2, 8))  # 除夕 to 初三
-
-
-def test_statutory_days_off_from_chinese_calendar_and_merged_festivals():
-    plan = {r.holiday.title: r for r in reminder_plan(2026)}
-    assert (plan["春节"].holiday.first, plan["春节"].send_on) == (date(2026, 2, 15), date(2026, 2, 13))
-    merged = {r.holiday.title: r for r in reminder_plan(2025)}
-    assert merged["中秋、国庆"].holiday.first == date(2025, 10, 1)
-    assert merged["春节"].send_on == date(2025, 1, 26)  # a working Sunday (调休) counts
-
-
-def test_configured_schedule_wins_for_a_new_year():
-    schedule = {2027: YearSchedule({"春节": (date(2027, 2, 5), date(2027, 2, 11))}, frozenset({date(2027, 2, 14)}))}
-    spring = next(r for r in reminder_plan(2027, 2, schedule) if "春节" in r.holiday.names)
-    assert (spring.holiday.first, spring.holiday.last, spring.holiday.source) == (
-        date(2027, 2, 5),
-        date(2027, 2, 11),
-        "config",
-    )
-    assert spring.send_on == date(2027, 2, 3)
 
 
 def test_political_birthday_rules():
@@ -237,55 +182,6 @@ def test_meeting_reminder_the_day_before(jobs):
         "明天（12月4日 星期五）15:00 召开主题党日，地点：三楼会议室。请准时参加；如不能参加，请向支部书记请假。"
     }
     assert runner.run("meeting_reminder", datetime(2026, 12, 4, 18, 0, tzinfo=SHANGHAI)).detail == "明天没有例行会议"
-
-
-def test_slow_reply_answers_at_once_and_follows_through_the_outbox(tmp_path, clock, monkeypatch):
-    """A reply that overruns the budget: WeChat gets an empty answer while the handler is
-    still working, and the reply follows as a one-member campaign. Independent of the
-    machine's pace: the handler is held until the answer has arrived, and the member is
-    bound in the store, so the only message through the webhook is the slow one."""
-    import threading
-    import time as time_module
-
-    from bot.app import create_app
-    from handlers import build_registry
-
-    registry = build_registry()
-    slow = next(c for c in registry.commands if c.word == "积分")
-    original = slow.handler
-    release, finished = threading.Event(), threading.Event()
-
-    def held(ctx):
-        release.wait(10)
-        try:
-            return original(ctx)
-        finally:
-            finished.set()
-
-    registry.commands[registry.commands.index(slow)] = type(slow)(
-        slow.word, held, slow.roles, slow.summary, slow.usage, slow.aliases
-    )
-    env = build_env(tmp_path, clock, BRANCHBOT__WECHAT__REPLY_BUDGET_MS="200")
-    with env.store.session() as db:
-        li = db.exec(select(Member).where(Member.name == "李明")).one()
-        li.openid = "o-li"
-        db.add(li)
-    from starlette.testclient import TestClient
-
-    env.client = TestClient(create_app(env.config, env.store, env.clock, registry=registry))
-    with env.client:
-        user = env.wechat("o-li")
-        response = user.post(user.text_request("积分"))
-        assert not finished.is_set()  # answered while the handler was still held
-        assert response.text == "success"
-        release.set()
-        deadline = time_module.time() + 10
-        while not campaigns(env, "reply") and time_module.time() < deadline:
-            time_module.sleep(0.05)
-    [late] = campaigns(env, "reply")
-    assert "李明同志的积分" in late.text
-    with env.store.session() as db:
-        assert db.exec(select(Delivery.member_id).where(Delivery.campaign_id == late.id)).all() == [li.id]
 
 
 def test_housekeeping_forgets_old_message_keys_but_not_recent_ones(jobs):

@@ -18,14 +18,9 @@ import httpx
 from bot.store import create_store
 from bot.store.migrate import upgrade
 from tests.conftest import TOKEN, wait_healthy
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def closed_after(port: int, sent: list[bytes], gap: float = 0.0, limit: float = 6.0) -> float:

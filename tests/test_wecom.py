@@ -10,9 +10,7 @@ import xmltodict
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
 from bot.store import ProcessedMessage
-from tests.conftest import CORP_ID, build_env, random_aes_key, sha1_sorted
-
-WECOM_TOKEN = "wecomtoken42"
+from tests.conftest import CORP_ID, WECOM_TOKEN, build_env, random_aes_key, sha1_sorted
 
 
 @pytest.fixture

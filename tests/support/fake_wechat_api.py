@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections import Counter, defaultdict, deque
@@ -31,6 +30,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.support.net import free_port
 
 
 @dataclass
@@ -71,7 +72,7 @@ class FakeState:
 class FakeWeChatApi:
     def __init__(self, latency: float = 0.0) -> None:
         self.state = FakeState(latency=latency)
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         app = Starlette(
             routes=[
@@ -347,7 +348,21 @@ class FakeWeChatApi:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def push_settings(api: FakeWeChatApi, **extra: str) -> dict[str, str]:
+    """Settings that send every push to this fake API, fast enough for tests."""
+    settings = {
+        "BRANCHBOT__WECHAT__APP_ID": "wx1234567890abcdef",
+        "BRANCHBOT__WECHAT__APP_SECRET": "s" * 32,
+        "BRANCHBOT__WECHAT__API_BASE": api.base,
+        "BRANCHBOT__WECOM__CORP_ID": "ww0123456789abcdef",
+        "BRANCHBOT__WECOM__SECRET": "w" * 32,
+        "BRANCHBOT__WECOM__AGENT_ID": "1000002",
+        "BRANCHBOT__WECOM__API_BASE": api.base,
+        "BRANCHBOT__OUTBOX__RETRY_BASE_SECONDS": "0.01",
+        "BRANCHBOT__OUTBOX__POLL_SECONDS": "0.05",
+        "BRANCHBOT__OUTBOX__TIMEOUT_SECONDS": "0.5",
+        "BRANCHBOT__OUTBOX__WECHAT_PER_SECOND": "1000",
+        "BRANCHBOT__OUTBOX__WECOM_PER_SECOND": "1000",
+    }
+    settings.update(extra)
+    return settings

@@ -1,0 +1,13 @@
+"""A loopback port for a server a test starts (the fake WeChat API, `branchbot serve`)."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    """A port the kernel just handed out on 127.0.0.1. Another process may take it before
+    the server binds it; servers a test starts in-process should bind a socket instead."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -241,6 +241,15 @@ def event_xml(openid: str, event: str, created: int, key: str = "") -> str:
     )
 
 
+def scan_xml(openid: str, now: int, result: str, event: str = "scancode_waitmsg") -> str:
+    return (
+        f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>"
+        f"<EventKey><![CDATA[CHECKIN_SCAN]]></EventKey><ScanCodeInfo><ScanType><![CDATA[qrcode]]></ScanType>"
+        f"<ScanResult><![CDATA[{result}]]></ScanResult></ScanCodeInfo></xml>"
+    )
+
+
 @dataclass
 class Signed:
     query: str

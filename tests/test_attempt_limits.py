@@ -153,7 +153,7 @@ def test_wrong_codes_below_the_limit_still_allow_check_in(meeting_env):
 
 def test_scanned_qr_codes_count_against_the_same_limit(meeting_env):
     """The 扫码签到 button's scan result is routed as a typed 签到: the limit holds there too."""
-    from tests.test_inbound_kinds import scan_xml
+    from tests.conftest import scan_xml
 
     env, code = meeting_env
     li = env.wechat("o-li")

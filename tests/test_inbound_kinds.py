@@ -22,7 +22,7 @@ from wechatpy.enterprise.crypto import WeChatCrypto as WecomCrypto
 
 from bot.store import ProcessedMessage
 from bot.store.models import Meeting, MeetingReply, Member
-from tests.conftest import CORP_ID, SHANGHAI, WECOM_TOKEN, FakeClock, build_env, random_aes_key, sha1_sorted
+from tests.conftest import CORP_ID, SHANGHAI, WECOM_TOKEN, FakeClock, build_env, random_aes_key, scan_xml, sha1_sorted
 
 INBOUND = Path(__file__).parent / "data" / "inbound"
 GUEST = "o-fixture-guest"  # an Official Account follower not on the roster
@@ -221,15 +221,6 @@ def checked_in(env, meeting_id: int) -> list[int]:  # type: ignore[no-untyped-de
             for r in db.exec(select(MeetingReply).where(MeetingReply.meeting_id == meeting_id)).all()
             if r.checked_in_at is not None
         ]
-
-
-def scan_xml(openid: str, now: int, result: str, event: str = "scancode_waitmsg") -> str:
-    return (
-        f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-        f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>"
-        f"<EventKey><![CDATA[CHECKIN_SCAN]]></EventKey><ScanCodeInfo><ScanType><![CDATA[qrcode]]></ScanType>"
-        f"<ScanResult><![CDATA[{result}]]></ScanResult></ScanCodeInfo></xml>"
-    )
 
 
 @pytest.mark.parametrize("mode", ["plain", "safe"])

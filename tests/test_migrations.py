@@ -109,7 +109,7 @@ def test_upgrade_from_0002_backfills_the_standings_aggregates_from_the_ledger(da
     from bot.store.migrate import _alembic
     from quizzes.points import award
     from quizzes.standings import branch_board, member_points, total_board, total_rank
-    from tests.test_standings import assert_aggregates_match_the_ledger
+    from tests.support.ledger import assert_aggregates_match_the_ledger
 
     store = create_store(database_url)
     cfg = _alembic(store)

@@ -3,15 +3,15 @@ aggregates behind them (quizzes/points.py) always equal the ledger and attempts.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
-from bot.store import Attempt, BranchMemberTotal, BranchMonth, Member, MemberTotal, PointsEntry
+from bot.store import Member, MemberTotal
 from quizzes.points import award
 from tests.conftest import DATA, correct_letters, load_roster, wrong_letters
+from tests.support.ledger import assert_aggregates_match_the_ledger
 
 
 def take_quiz(env, openid: str, name: str, tail: str, wrong: int = 0):
@@ -116,27 +116,6 @@ def practise(user, env, correct: int, wrong: int = 0) -> None:
     for _ in range(wrong):
         reply = user.say(wrong_letters(env.store, reply))
     assert user.say("结束").startswith("练习结束")
-
-
-def assert_aggregates_match_the_ledger(store) -> None:
-    """Every maintained figure equals what the ledger and the attempts say."""
-    with store.session() as db:
-        members, by_branch, months = {}, {}, defaultdict(lambda: [0, 0])
-        for e in db.exec(select(PointsEntry)).all():
-            for table, key in ((members, e.member_id), (by_branch, (e.branch_id, e.member_id))):
-                points, at = table.get(key, (0, e.created_at))
-                table[key] = (points + e.amount, max(at, e.created_at))
-        for a in db.exec(select(Attempt).where(Attempt.finished_at.is_not(None))).all():  # type: ignore[union-attr]
-            months[(a.month, a.branch_id)][0] += 1
-            months[(a.month, a.branch_id)][1] += a.score
-        assert members  # something to compare
-        assert {t.member_id: (t.points, t.reached_at) for t in db.exec(select(MemberTotal)).all()} == members
-        assert {
-            (t.branch_id, t.member_id): (t.points, t.reached_at) for t in db.exec(select(BranchMemberTotal)).all()
-        } == by_branch
-        assert {(m.month, m.branch_id): [m.finished, m.score_sum] for m in db.exec(select(BranchMonth)).all()} == dict(
-            months
-        )
 
 
 def member_id(env, phone: str) -> int:

@@ -237,6 +237,7 @@ def same_words(people: list[Person], words: str) -> Conversation:
 def monthly_quiz(people: list[Person], clock: Clock, rng: random.Random) -> Conversation:
     """Every member opens the month's quiz (untimed), then answers question after question,
     members interleaved, to the summary; then the month turns and it starts again."""
+    idle_months = 0
     while True:
         shown: dict[str, str] = {}
         for p in people:
@@ -244,8 +245,13 @@ def monthly_quiz(people: list[Person], clock: Clock, rng: random.Random) -> Conv
             reply = yield p.openid, "答题", False
             if asks_question(reply):
                 shown[p.openid] = reply
-        if not shown:
-            raise SystemExit("答题 showed no question: is the bank empty?")
+        if not shown:  # all of them have finished this month's quiz already
+            idle_months += 1
+            if idle_months > 1:
+                raise SystemExit("答题 showed no question: is the bank empty?")
+            clock.next_month()
+            continue
+        idle_months = 0
         while shown:
             for openid in list(shown):
                 reply = yield openid, answer_to(shown[openid], rng), True
@@ -699,12 +705,13 @@ def conversation_for(reply: str, people: list[Person], waiting: list[Person], cl
         return same_words(people, "积分")
     if reply == "排行榜":
         return same_words(people, "排行榜")
-    # Answers come from the first 100 members: every one of them opens a quiz (untimed)
-    # before the first timed answer, which at city size would otherwise take minutes.
+    # Answers come from the last 100 members (set-up had the first ones finish the month):
+    # every one of them opens a quiz (untimed) before the first timed answer, which at
+    # city size would otherwise take minutes.
     if reply == "quiz answer":
-        return monthly_quiz(people[:ANSWERING], clock, rng)
+        return monthly_quiz(people[-ANSWERING:], clock, rng)
     if reply == "practice answer":
-        return practice(people[:ANSWERING], rng)
+        return practice(people[-ANSWERING:], rng)
     return binding(waiting)
 
 

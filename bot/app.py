@@ -25,8 +25,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.channels.base import Channel, Opened
 from bot.channels.common import MAX_BODY, Refusal
-from bot.channels.wechat import Opened, WechatChannel
+from bot.channels.wechat import WechatChannel
 from bot.channels.wecom import WecomChannel
 from bot.config import Config
 from bot.engine import Clock, Engine, system_clock
@@ -119,8 +120,8 @@ class Webhooks:
         if not task.cancelled() and task.exception() is not None:
             log.error("late reply push failed", exc_info=task.exception())
 
-    async def serve(self, channel: WechatChannel | WecomChannel, request: Request) -> Response:
-        if not channel.cfg.token:
+    async def serve(self, channel: Channel, request: Request) -> Response:
+        if not channel.token:
             # Safe by construction: with no token anyone could sign (`serve` refuses to
             # start this way too, but an app built otherwise must not answer either).
             return self._refused(channel.name, Refusal(503, f"{channel.name}.token is not configured"))
@@ -148,13 +149,14 @@ class Webhooks:
         else:
             reply, outcome = await self.reply_for(inbound)
         self.metrics.messages.labels(channel.name, kind_label(inbound.kind), outcome).inc()
-        log.info(
-            "message channel=%s sender=%s kind=%s outcome=%s",
-            channel.name,
-            hashlib.sha256(inbound.sender.encode()).hexdigest()[:12],
-            log_safe(inbound.kind, 24),
-            outcome,
-        )
+        if log.isEnabledFor(logging.INFO):  # hashing and escaping only for a line someone will read
+            log.info(
+                "message channel=%s sender=%s kind=%s outcome=%s",
+                channel.name,
+                hashlib.sha256(inbound.sender.encode()).hexdigest()[:12],
+                log_safe(inbound.kind, 24),
+                outcome,
+            )
         return Response(channel.seal(opened, reply), media_type="application/xml")
 
     async def _nonce_fresh(self, channel: str, params: dict[str, str], body: bytes, now: datetime) -> bool | None:
@@ -170,7 +172,8 @@ class Webhooks:
 
     def _refused(self, channel: str, refusal: Refusal) -> Response:
         self.metrics.messages.labels(channel, "-", f"refused_{refusal.status}").inc()
-        log.warning("refused %s request: %s", channel, log_safe(refusal.reason, 120))
+        if log.isEnabledFor(logging.WARNING):
+            log.warning("refused %s request: %s", channel, log_safe(refusal.reason, 120))
         return PlainTextResponse(refusal.reason, status_code=refusal.status)
 
 

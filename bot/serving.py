@@ -89,6 +89,9 @@ def uvicorn_options(config: Config) -> dict[str, Any]:
         port=server.port,
         log_level="info",
         access_log=False,
+        # uvloop when it is installed (uvicorn[standard] and the `fast` extra bring it),
+        # asyncio otherwise; HTTP is always parsed by httptools (our guarded protocol).
+        loop="auto",
         http=GuardedHttpToolsProtocol,
         timeout_keep_alive=server.keep_alive_seconds,
         limit_concurrency=server.limit_concurrency,

@@ -132,3 +132,27 @@ def test_serve_closes_slow_connections_and_raises_the_file_limit(tmp_path):
     output = log.read_text(errors="replace")
     assert "Traceback" not in output, output[-3000:]
     assert "hung up mid-body" in output
+
+
+def test_serve_runs_on_uvloop_and_httptools_when_installed(tmp_path):
+    """`branchbot serve` hands uvicorn loop="auto" (uvloop when importable) and the guarded
+    httptools protocol; the loop uvicorn would build is uvloop's wherever uvloop is installed."""
+    import importlib.util
+
+    import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from bot.config import load_config
+    from bot.serving import uvicorn_options
+
+    config = load_config(ROOT / "config.toml")
+    options = uvicorn_options(config)
+    assert options["loop"] == "auto" and issubclass(options["http"], HttpToolsProtocol)
+    factory = uvicorn.Config("bot.app:app_from_environment", factory=True, **options).get_loop_factory()
+    assert factory is not None
+    loop = factory()
+    try:
+        uvloop_installed = importlib.util.find_spec("uvloop") is not None
+        assert (type(loop).__module__.startswith("uvloop")) == uvloop_installed
+    finally:
+        loop.close()

@@ -2,56 +2,36 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from datetime import datetime
 
-from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
-from wechatpy.replies import TextReply
-
-from bot.channels.common import (
-    cdata_safe,
-    check_body,
-    check_fresh,
-    check_signature,
-    decrypt,
-    open_encrypted,
-    reply_nonce,
-)
-from bot.channels.wechat import Opened
+from bot.channels.base import Channel
+from bot.channels.common import Refusal, check_signature
 from bot.config import WecomConfig
+from bot.messages import Inbound
 
 
-class WecomChannel:
+class WecomChannel(Channel):
     name = "wecom"
+    empty_reply = ""
 
     def __init__(self, cfg: WecomConfig, replay_window: int) -> None:
-        self.cfg = cfg
-        self.replay_window = replay_window
-        self._crypto = WeChatCrypto(cfg.token, cfg.encoding_aes_key, cfg.corp_id)
-        self._prp = PrpCrypto(self._crypto.key)
-
-    def verify_url(self, params: Mapping[str, str], now: datetime) -> str:
-        """GET handshake: the echostr is encrypted; answer its plaintext."""
-        timestamp, nonce, echo = params.get("timestamp", ""), params.get("nonce", ""), params.get("echostr", "")
-        check_fresh(timestamp, now, self.replay_window)
-        check_signature(params.get("msg_signature"), self.cfg.token, timestamp, nonce, echo)
-        return decrypt(self._prp, echo, self.cfg.corp_id).decode()
-
-    def open(self, params: Mapping[str, str], body: bytes, now: datetime) -> Opened:
-        check_body(body)
-        timestamp, nonce = params.get("timestamp", ""), params.get("nonce", "")
-        check_fresh(timestamp, now, self.replay_window)
-        inbound = open_encrypted(
-            self.name, body, params.get("msg_signature"), self.cfg.token, timestamp, nonce, self._prp, self.cfg.corp_id
+        super().__init__(
+            token=cfg.token, aes_key=cfg.encoding_aes_key, receive_id=cfg.corp_id, replay_window=replay_window
         )
-        return Opened(inbound, True, nonce)
 
-    def seal(self, opened: Opened, text: str) -> str:
-        if not text:
-            return ""
-        inbound = opened.inbound
-        xml = TextReply(
-            source=self.cfg.corp_id, target=cdata_safe(inbound.sender), content=cdata_safe(text), time=int(time.time())
-        ).render()
-        return self._crypto.encrypt_message(xml, reply_nonce(opened.nonce))
+    def _echo(self, params: Mapping[str, str]) -> str:
+        """``msg_signature`` covers the encrypted echostr; answer its plaintext."""
+        timestamp, nonce, echo = params.get("timestamp", ""), params.get("nonce", ""), params.get("echostr", "")
+        check_signature(params.get("msg_signature"), self.token, timestamp, nonce, echo)
+        if not echo:
+            raise Refusal(400, "missing Encrypt")
+        try:
+            return self.decrypt(echo).decode()
+        except UnicodeDecodeError:
+            raise Refusal(400, "cannot decrypt (UnicodeDecodeError)") from None
+
+    def _encrypted(self, params: Mapping[str, str]) -> bool:
+        return True
+
+    def _reply_source(self, inbound: Inbound) -> str:
+        return self.receive_id

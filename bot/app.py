@@ -17,9 +17,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import anyio
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -56,6 +57,9 @@ class Webhooks:
     senders: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict)
     # Late pushes run as tasks; the loop keeps only weak references, so we hold them until done.
     late: set[asyncio.Future[None]] = field(default_factory=set)
+    # Metric children by label values, looked up once rather than per message.
+    counted: dict[tuple[str, str, str], Counter] = field(default_factory=dict)
+    timers: dict[str, Histogram] = field(default_factory=dict)
 
     async def reply_for(self, inbound: Inbound) -> tuple[str, str]:
         """(reply text, outcome) for one delivery, coalescing concurrent retries.
@@ -103,7 +107,10 @@ class Webhooks:
                 del self.senders[conversation]
             else:
                 self.senders[conversation] = (lock, users - 1)
-        self.metrics.latency.labels(inbound.channel).observe(time.perf_counter() - started)
+        timer = self.timers.get(inbound.channel)
+        if timer is None:
+            timer = self.timers[inbound.channel] = self.metrics.latency.labels(inbound.channel)
+        timer.observe(time.perf_counter() - started)
         return reply, outcome
 
     def _deliver_late(self, inbound: Inbound, done: asyncio.Future[tuple[str, str]]) -> None:
@@ -126,7 +133,7 @@ class Webhooks:
             # start this way too, but an app built otherwise must not answer either).
             return self._refused(channel.name, Refusal(503, f"{channel.name}.token is not configured"))
         now = self.engine.clock()
-        params = dict(request.query_params)
+        params = query_params(request)
         if request.method == "GET":
             try:
                 return PlainTextResponse(channel.verify_url(params, now))
@@ -148,7 +155,7 @@ class Webhooks:
             reply, outcome = APOLOGY, "error"
         else:
             reply, outcome = await self.reply_for(inbound)
-        self.metrics.messages.labels(channel.name, kind_label(inbound.kind), outcome).inc()
+        self._count(channel.name, kind_label(inbound.kind), outcome)
         if log.isEnabledFor(logging.INFO):  # hashing and escaping only for a line someone will read
             log.info(
                 "message channel=%s sender=%s kind=%s outcome=%s",
@@ -170,11 +177,26 @@ class Webhooks:
             log.warning("nonce check failed on /%s: store unavailable (%s)", channel, type(exc).__name__)
             return None
 
+    def _count(self, channel: str, kind: str, outcome: str) -> None:
+        """One message in the counter; each label set's child is looked up once, not per
+        message (the labels come from fixed sets: kind_label, outcomes, statuses)."""
+        key = (channel, kind, outcome)
+        child = self.counted.get(key)
+        if child is None:
+            child = self.counted[key] = self.metrics.messages.labels(channel, kind, outcome)
+        child.inc()
+
     def _refused(self, channel: str, refusal: Refusal) -> Response:
-        self.metrics.messages.labels(channel, "-", f"refused_{refusal.status}").inc()
+        self._count(channel, "-", f"refused_{refusal.status}")
         if log.isEnabledFor(logging.WARNING):
             log.warning("refused %s request: %s", channel, log_safe(refusal.reason, 120))
         return PlainTextResponse(refusal.reason, status_code=refusal.status)
+
+
+def query_params(request: Request) -> dict[str, str]:
+    """The query string as a dict (the last of repeated keys, blanks kept), as Starlette's
+    ``dict(request.query_params)`` gives, without building its multi-dict first."""
+    return dict(parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True))
 
 
 async def read_capped(request: Request) -> bytes:

@@ -1,4 +1,6 @@
 """Channels: parse a platform's request into an Inbound, render a reply for it.
 
-Each channel does exactly parse → Inbound and reply text → body; nothing else.
+Both webhooks speak one protocol, ``base.Channel`` (verify, decrypt, parse, seal);
+``wechat`` and ``wecom`` declare only what differs. A channel does exactly
+parse → Inbound and reply text → body; nothing else.
 """

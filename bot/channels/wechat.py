@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bot.channels.base import Channel, Opened
+from bot.channels.base import Channel
 from bot.channels.common import Refusal, check_signature
 from bot.config import WechatConfig
 from bot.messages import Inbound
-
-__all__ = ["Opened", "WechatChannel"]
 
 
 class WechatChannel(Channel):

@@ -61,7 +61,8 @@ def run_outbox(channel: str, members: int, base: str, rate: float, concurrency: 
     from sqlmodel import select
 
     from bot.config import load_config
-    from bot.outbox.worker import OutboxWorker, create_campaign
+    from bot.outbox.campaigns import create_campaign
+    from bot.outbox.worker import OutboxWorker
     from bot.store import Branch, Member, create_store
 
     workdir = Path(tempfile.mkdtemp(prefix="branchbot-push-"))

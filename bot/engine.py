@@ -97,7 +97,7 @@ class Engine:
         recorded = self.recorded_reply(inbound.key)
         if recorded is not None:
             reply = recorded
-        from bot.outbox.worker import create_campaign
+        from bot.outbox.campaigns import create_campaign
         from bot.store.db import WriterLockTimeout
 
         try:

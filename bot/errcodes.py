@@ -25,3 +25,11 @@ def errcode_reason(errcode: int | None, errmsg: str = "") -> str:
         return errmsg
     text = ERRCODE_TEXT.get(errcode) or errmsg
     return f"{errcode} {text}".strip()
+
+
+def failure_text(errcode: int | None, errmsg: str | None) -> str:
+    """Why one delivery failed, for the secretary who sent it (通知状态, the console's
+    report and dashboard): the wording alone, without the code, since they cannot act on it."""
+    if errcode is not None and errcode in ERRCODE_TEXT:
+        return ERRCODE_TEXT[errcode]
+    return errmsg or (f"错误码 {errcode}" if errcode else "原因不明")

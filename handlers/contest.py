@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from bot.audit import actor_of, record
-from bot.outbox.worker import create_campaign
+from bot.outbox.campaigns import create_campaign
 from bot.router import Context
 from bot.store import Question
 from bot.store.models import Contest, ContestAnswer, ContestPlayer, Dialog

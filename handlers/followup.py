@@ -7,12 +7,13 @@ import calendar
 from sqlmodel import select
 
 from bot.audit import actor_of, record
-from bot.outbox.worker import create_campaign
+from bot.outbox.campaigns import create_campaign
 from bot.router import Context
 from bot.store import Attempt
+from bot.store.members import reachable
 from bot.store.models import Campaign
-from handlers.scope import members_of, names, pick_branches, reachable
-from scheduler.dates import anniversary_years
+from handlers.scope import members_of, names, pick_branches
+from scheduler.dates import birthday_lines
 
 
 def _unfinished(ctx: Context, branch_id: int):
@@ -81,13 +82,8 @@ def nudge(ctx: Context) -> str:
 def birthdays(ctx: Context) -> str:
     branches, _ = pick_branches(ctx, ctx.args.strip(), allow_all=False)
     branch = branches[0]
-    year, month = ctx.now.year, ctx.now.month
-    found = []
-    for member in members_of(ctx, [branch.id]):  # type: ignore[list-item]
-        for day in range(1, calendar.monthrange(year, month)[1] + 1):
-            years = anniversary_years(member.joined_on, ctx.now.date().replace(day=day))
-            if years:
-                found.append((day, f"{month}月{day}日 {member.name}（入党 {years} 周年）"))
+    month = ctx.now.month
+    found = birthday_lines(members_of(ctx, [branch.id]), ctx.now.year, month)  # type: ignore[list-item]
     if not found:
         return f"{branch.name}本月没有同志过政治生日。"
-    return f"{branch.name}{month}月政治生日（共 {len(found)} 人）：\n" + "\n".join(line for _, line in sorted(found))
+    return f"{branch.name}{month}月政治生日（共 {len(found)} 人）：\n" + "\n".join(found)

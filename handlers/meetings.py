@@ -19,11 +19,13 @@ from sqlmodel import Session, select
 
 from bot.audit import actor_of, record
 from bot.messages import normalise
-from bot.outbox.worker import create_campaign
+from bot.outbox.campaigns import create_campaign
 from bot.router import Context
 from bot.store import Member, Role
+from bot.store.members import branch_members
 from bot.store.models import Dialog, Meeting, MeetingReply
-from handlers.scope import branch_members, members_of, names, own_branch
+from handlers.scope import members_of, names, own_branch
+from scheduler.dates import weekday_name
 
 DIALOG = "meeting"
 TYPES = ["支部党员大会", "支委会", "党小组会", "党课", "主题党日"]
@@ -34,12 +36,11 @@ MAX_WRONG_CODES = 5
 TOO_MANY_WRONG = (
     f"签到码错误次数过多（已输错 {MAX_WRONG_CODES} 次），本次会议不能再用签到码签到。如确已到会，请当面请书记登记。"
 )
-WEEKDAYS = "一二三四五六日"
 
 
 def _when(meeting: Meeting, ctx: Context) -> str:
     local = meeting.starts_at.astimezone(ctx.config.tz)
-    return f"{local.month}月{local.day}日（星期{WEEKDAYS[local.weekday()]}）{local:%H:%M}"
+    return f"{local.month}月{local.day}日（{weekday_name(local)}）{local:%H:%M}"
 
 
 def start(ctx: Context) -> str:

@@ -9,7 +9,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from bot.audit import record
-from bot.outbox.worker import create_campaign
+from bot.outbox.campaigns import create_campaign
 from bot.router import Context, not_bound
 from bot.store import BindAttempt, Branch, Member, Role
 from bot.store.members import active_members

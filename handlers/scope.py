@@ -6,11 +6,11 @@ the first word. Members marked 已转出 are never recipients.
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from bot.router import Context
 from bot.store import Branch, Member, Role
-from bot.store.members import active_members
+from bot.store.members import branch_members
 
 
 def is_admin(ctx: Context) -> bool:
@@ -39,19 +39,6 @@ def pick_branches(ctx: Context, text: str, allow_all: bool = True) -> tuple[list
 
 def members_of(ctx: Context, branch_ids: list[int]) -> list[Member]:
     return branch_members(ctx.db, branch_ids)
-
-
-def branch_members(db: Session, branch_ids: list[int]) -> list[Member]:
-    """The branches' active members: who a notice, a meeting or a follow-up is for."""
-    return list(
-        db.exec(
-            active_members(Member.branch_id.in_(branch_ids)).order_by(Member.id)  # type: ignore[attr-defined]
-        ).all()
-    )
-
-
-def reachable(member: Member) -> bool:
-    return bool(member.wecom_userid or (member.openid and member.subscribed))
 
 
 def names(members: list[Member], limit: int = 20) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from bot.config import Config
-from bot.outbox.worker import create_campaign
+from bot.outbox.campaigns import create_campaign
 from bot.store import Question, Store
 from bot.store.models import Contest, ContestPlayer
 from handlers import asking

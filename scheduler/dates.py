@@ -1,11 +1,13 @@
-"""Small date rules for jobs: political-birthday anniversaries and recurring meetings."""
+"""Small date rules: political-birthday anniversaries, recurring meetings, weekday names."""
 
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterable
 from datetime import date
+from typing import Protocol
 
-WEEKDAYS = "一二三四五六日"
+WEEKDAYS = "一二三四五六日"  # Monday first, as date.weekday() counts
 
 
 def anniversary_years(joined: date | None, today: date) -> int | None:
@@ -29,4 +31,33 @@ def nth_weekday(year: int, month: int, weekday: int, nth: int) -> date | None:
 
 
 def weekday_name(day: date) -> str:
+    """「星期三」: in sentences (meeting notices and reminders, the console's calendar)."""
     return "星期" + WEEKDAYS[day.weekday()]
+
+
+def short_weekday_name(day: date) -> str:
+    """「周三」: in tables, where a column is narrow."""
+    return "周" + WEEKDAYS[day.weekday()]
+
+
+class Joined(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def joined_on(self) -> date | None: ...
+
+
+def birthday_lines(members: Iterable[Joined], year: int, month: int) -> list[str]:
+    """A month's political birthdays by day, 「12月3日 王五（入党 20 周年）」: what 生日 answers
+    a secretary and what the 1st-of-month digest sends them."""
+    found: list[tuple[int, str]] = []
+    for member in members:
+        joined = member.joined_on
+        if joined is None or joined.month != month:
+            continue
+        day = 28 if (joined.month, joined.day) == (2, 29) and not calendar.isleap(year) else joined.day
+        years = anniversary_years(joined, date(year, month, day))
+        if years:
+            found.append((day, f"{month}月{day}日 {member.name}（入党 {years} 周年）"))
+    return [line for _, line in sorted(found)]

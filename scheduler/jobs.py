@@ -18,12 +18,12 @@ from sqlalchemy import delete
 from sqlmodel import Session, select
 
 from bot.config import Config
-from bot.outbox.worker import create_campaign
+from bot.outbox.campaigns import create_campaign
 from bot.store import Attempt, BindAttempt, Branch, CallbackNonce, Member, ProcessedMessage, Role
 from bot.store.members import active_members
 from quizzes.monthly import ensure_paper
 from scheduler.calendar import YearSchedule, reminder_plan
-from scheduler.dates import anniversary_years, nth_weekday, weekday_name
+from scheduler.dates import anniversary_years, birthday_lines, nth_weekday, weekday_name
 from scheduler.templates import holiday_extra, render
 
 log = logging.getLogger("branchbot.scheduler")
@@ -197,12 +197,7 @@ def birthday_digest(ctx: JobContext) -> str:
     branches = {b.id: b.name for b in ctx.db.exec(select(Branch)).all()}
     sent = 0
     for branch_id, members in _members_by_branch(ctx.db).items():
-        lines = []
-        for member in members:
-            for day in range(1, calendar.monthrange(ctx.today.year, ctx.today.month)[1] + 1):
-                years = anniversary_years(member.joined_on, ctx.today.replace(day=day))
-                if years:
-                    lines.append((day, f"{ctx.today.month}月{day}日 {member.name}（入党 {years} 周年）"))
+        lines = birthday_lines(members, ctx.today.year, ctx.today.month)
         secretaries = [m.id for m in members if m.role == Role.SECRETARY.value]
         if lines and secretaries:
             text = render(
@@ -210,7 +205,7 @@ def birthday_digest(ctx: JobContext) -> str:
                 "birthday_digest",
                 branch=branches.get(branch_id, ""),
                 count=len(lines),
-                lines="\n".join(line for _, line in sorted(lines)),
+                lines="\n".join(lines),
             )
             sent += ctx.push("birthday_digest", text, secretaries, title="本月政治生日", branch_id=branch_id)  # type: ignore[arg-type]
     return f"发送给 {sent} 位书记"

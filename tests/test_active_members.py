@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from bot.outbox.worker import OutboxWorker, create_campaign
+from bot.outbox.campaigns import create_campaign
+from bot.outbox.worker import OutboxWorker
 from bot.roster import check_file, import_members
 from bot.store import Member, MemberStatus
 from bot.store.models import Campaign, Delivery

@@ -13,7 +13,7 @@ from sqlmodel import select
 from starlette.routing import Route
 
 from bot.console.auth import open_session
-from bot.outbox.worker import create_campaign
+from bot.outbox.campaigns import create_campaign
 from bot.store import Member, Question
 from bot.store.models import AuditEntry, Campaign, ConsoleUpload, Meeting, QuestionReport
 from tests.support.console import client_for, csrf_of, member_named

@@ -8,7 +8,7 @@ import re
 
 from sqlmodel import select
 
-from bot.outbox.worker import create_campaign
+from bot.outbox.campaigns import create_campaign
 from bot.store import Attempt, Paper
 from bot.store.models import Delivery
 from quizzes.points import attempt_finished

@@ -13,7 +13,8 @@ from sqlmodel import select
 
 from bot.cli import main
 from bot.exports import ExportError, display_width, parse_month
-from bot.outbox.worker import OutboxWorker, create_campaign
+from bot.outbox.campaigns import create_campaign
+from bot.outbox.worker import OutboxWorker
 from bot.store import Branch, Member
 from bot.store.models import AuditEntry, Delivery, Meeting, MeetingReply
 from tests.conftest import SHANGHAI, build_env, correct_letters, wrong_letters

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from bot.outbox.worker import create_campaign
+from bot.outbox.campaigns import create_campaign
 from bot.store import Member, Store, create_store
 from bot.store.migrate import upgrade
 from bot.store.models import Delivery

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
-from bot.outbox.worker import OutboxWorker, create_campaign
+from bot.outbox.campaigns import create_campaign
+from bot.outbox.worker import OutboxWorker
 from bot.store import Member
 from bot.store.models import AccessToken, Campaign, Delivery
 from tests.conftest import build_env

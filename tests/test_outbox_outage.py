@@ -11,7 +11,8 @@ from sqlalchemy import insert
 from sqlmodel import select
 
 from bot.cli import main
-from bot.outbox.worker import OutboxWorker, create_campaign
+from bot.outbox.campaigns import create_campaign
+from bot.outbox.worker import OutboxWorker
 from bot.store import Branch, Member
 from bot.store.models import Delivery
 from tests.conftest import build_env

@@ -27,6 +27,7 @@ def database_findings(config: Config) -> list[Finding]:
     """Reachable, initialised, at the code's schema version; without creating anything."""
     from bot.store import Branch, Member, create_store
     from bot.store.db import _sqlite_path
+    from bot.store.members import IS_ACTIVE
     from bot.store.migrate import current, head
 
     url = config.database.url
@@ -45,7 +46,7 @@ def database_findings(config: Config) -> list[Finding]:
         if revision != latest:
             return [Finding("error", f"数据库版本 {revision} 与程序（{latest}）不一致：请运行 branchbot db upgrade")]
         with store.session() as db:
-            members = len(db.exec(select(col(Member.id)).where(col(Member.status) == "在册")).all())
+            members = len(db.exec(select(col(Member.id)).where(IS_ACTIVE)).all())
             branches = set(db.exec(select(col(Branch.name))).all())
         found = [Finding("ok", f"数据库可连接，版本 {revision}（最新），在册成员 {members} 人（{shown}）")]
         for branch in config.robots.keys:

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from bot.cli.common import CliError, _now, _store, console, make_table
 from bot.config import Config
-from bot.errcodes import ERRCODE_TEXT, errcode_reason
+from bot.errcodes import errcode_reason
 from bot.exports import CAMPAIGN_KINDS
 from bot.store import Store
 
@@ -45,10 +45,7 @@ def failure_reasons(rows: Sequence[tuple[int | None, str | None, int]]) -> str:
     """Failed deliveries by reason, most frequent first, in Chinese (never "None")."""
     merged: dict[str, int] = {}
     for errcode, errmsg, n in rows:
-        if errcode is not None and errcode in ERRCODE_TEXT:
-            reason = f"{errcode} {ERRCODE_TEXT[errcode]}"
-        else:
-            reason = errcode_reason(errcode, errmsg or "") or "原因未记录"
+        reason = errcode_reason(errcode, errmsg or "") or "原因未记录"
         merged[reason] = merged.get(reason, 0) + n
     return "；".join(f"{reason}（{n} 人）" for reason, n in sorted(merged.items(), key=lambda kv: -kv[1]))
 
@@ -185,6 +182,7 @@ def cmd_jobs_run(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_calendar(args: argparse.Namespace, config: Config) -> int:
     from scheduler.calendar import festival_dates, reminder_plan, source_of
+    from scheduler.dates import short_weekday_name
     from scheduler.jobs import schedules_from
 
     sources = {
@@ -201,9 +199,7 @@ def cmd_calendar(args: argparse.Namespace, config: Config) -> int:
         return f"{f.day:%m-%d}" + (f"（除夕 {f.eve:%m-%d}）" if f.eve else "")
 
     def on(day: date) -> str:
-        return (
-            f"{day:%m-%d}" if day.year == args.year else f"{day:%Y-%m-%d}"
-        ) + f" 周{'一二三四五六日'[day.weekday()]}"
+        return (f"{day:%m-%d}" if day.year == args.year else f"{day:%Y-%m-%d}") + f" {short_weekday_name(day)}"
 
     table = make_table(
         "节日",

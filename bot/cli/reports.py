@@ -12,8 +12,7 @@ from sqlmodel import col, select
 from bot.audit import cli_actor, record
 from bot.cli.common import CliError, _now, _store, console, make_table, progress_bar
 from bot.config import Config
-from bot.store import Branch, Member
-from bot.store.members import active_members
+from bot.store import Branch
 
 
 def cmd_leaderboard(args: argparse.Namespace, config: Config) -> int:
@@ -60,13 +59,13 @@ def cmd_leaderboard(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
     """The operator's broadcast: the same campaign a secretary's 通知 creates, after a preview."""
-    from bot.outbox.worker import create_campaign
+    from bot.outbox.campaigns import reach, send_notice, text_problem
 
     text = args.text.strip()
     if not text:
         raise CliError("通知内容不能为空")
-    if len(text.encode()) > 2048:
-        raise CliError(f"通知内容过长：微信单条消息最多 2048 字节（约 680 个汉字），当前 {len(text.encode())} 字节")
+    if problem := text_problem(text):
+        raise CliError(problem)
     store = _store(config)
     # The preview and the write are separate transactions: nothing is held while the
     # operator reads the preview (on SQLite that would stop every writer).
@@ -78,12 +77,13 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
             branches = [branch]
         else:
             branches = list(db.exec(select(Branch)).all())
-        ids = [b.id for b in branches]
-        members = db.exec(active_members(col(Member.branch_id).in_(ids))).all()
-        bound = sum(1 for m in members if m.wecom_userid or (m.openid and m.subscribed))
+        ids = [b.id for b in branches if b.id is not None]
+        audience = reach(db, ids)
     target = branches[0].name if args.branch else "全部支部"
     console.print(
-        f"将发送给{target}：{len(members)} 人（已绑定 {bound} 人）\n——\n{text}\n——", highlight=False, markup=False
+        f"将发送给{target}：{audience.count} 人（已绑定 {audience.bound} 人）\n——\n{text}\n——",
+        highlight=False,
+        markup=False,
     )
     if not args.yes:
         if not sys.stdin.isatty():
@@ -92,18 +92,8 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
             console.print("已取消，通知没有发送。")
             return 0
     with store.session() as db:
-        campaign = create_campaign(
-            db,
-            kind="broadcast",
-            title=args.title,
-            text=text,
-            member_ids=[m.id for m in members],
-            now=_now(config),
-            branch_id=branches[0].id if args.branch else None,
-        )
-        db.flush()
-        record(
-            db, _now(config), cli_actor(), "发布通知", f"#{campaign.id} → {target}（{len(members)} 人）：{text[:200]}"
+        campaign, _ = send_notice(
+            db, _now(config), text=text, branch_ids=ids, target=target, actor=cli_actor(), title=args.title
         )
     console.print(
         f"已创建通知 #{campaign.id}。服务运行时会自动发送；也可运行 branchbot outbox run 立即发送，branchbot outbox status {campaign.id} 查看结果。"

@@ -9,11 +9,11 @@ from starlette.routing import Route
 
 from bot.console.web import Console, Page, Refused
 from scheduler.calendar import reminder_plan
+from scheduler.dates import weekday_name
 from scheduler.jobs import schedules_from
 from scheduler.runner import JobRunner
 
 SOURCES = {"chinese_calendar": "chinese_calendar 数据", "config": "配置 [holidays]", "statutory": "按放假办法推算"}
-WEEKDAYS = "一二三四五六日"
 
 
 def view(page: Page) -> Response:
@@ -43,7 +43,7 @@ def view(page: Page) -> Response:
         year=year,
         plan=plan,
         sources=SOURCES,
-        weekdays=WEEKDAYS,
+        weekday_name=weekday_name,
         jobs=jobs,
         days_before=page.config.reminders.days_before,
     )

@@ -15,11 +15,11 @@ from sqlmodel import Session, col, select
 from starlette.responses import Response
 
 from bot.console.web import Page
+from bot.errcodes import failure_text
 from bot.exports import month_bounds
 from bot.store import Attempt, Member
+from bot.store.members import branch_members, reachable
 from bot.store.models import Campaign, Delivery
-from handlers.broadcast import reason
-from handlers.scope import branch_members, reachable
 from quizzes.standings import BranchStanding, branch_board
 from scheduler.runner import JobRunner
 
@@ -141,7 +141,7 @@ def failed_deliveries(db: Session, page: Page) -> list[dict[str, Any]]:
             "member": m.name,
             "what": KIND_NAMES.get(c.kind, c.kind),
             "campaign": c.id,
-            "reason": reason(d),
+            "reason": failure_text(d.errcode, d.errmsg),
             "at": d.updated_at.astimezone(page.config.tz) if d.updated_at else None,
         }
         for d, m, c in rows

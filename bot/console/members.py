@@ -22,6 +22,7 @@ from bot.console.uploads import as_file, keep, kept, take_file
 from bot.console.web import Console, Page, Refused, redirect, small_int
 from bot.roster import RoleChangeError, change_role, check_file, import_members
 from bot.store import Branch, Member, MemberStatus, Role
+from bot.store.members import is_active
 from bot.tabular import FileProblem
 
 SHOWN = 300
@@ -140,7 +141,7 @@ def _check(page: Page, name: str, data: bytes, mark_missing: bool) -> Checked:
         if mark_missing:
             listed = {row.phone for row in checked.members}
             for admin in admins.values():
-                if admin.phone not in listed and admin.status == MemberStatus.ACTIVE.value and not admin.is_demo:
+                if admin.phone not in listed and is_active(admin) and not admin.is_demo:
                     out.problems.append(
                         Problem(
                             "",

@@ -1,6 +1,6 @@
 """/console/notices 通知: compose → recipient count preview → 确认发送, scheduled notices
 and withdrawing them, and each notice's delivery report: the same domain functions as
-chat's 通知 / 定时通知 / 取消定时 / 通知状态 (handlers.broadcast)."""
+chat's 通知 / 定时通知 / 取消定时 / 通知状态: the campaign service (bot.outbox.campaigns)."""
 
 from __future__ import annotations
 
@@ -13,18 +13,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.console.web import Console, Page, Refused, redirect, small_int
-from bot.store import Branch
-from bot.store.models import Campaign, Delivery, saved_id
-from handlers.broadcast import (
+from bot.errcodes import failure_text
+from bot.outbox.campaigns import (
     delivery_groups,
-    reason,
-    recipients_of,
+    reach,
     schedule_problem,
     send_notice,
     text_problem,
     visible_campaign,
     withdraw,
 )
+from bot.store import Branch
+from bot.store.models import Campaign, Delivery, saved_id
 
 LISTED = 50
 
@@ -108,14 +108,14 @@ def preview(page: Page) -> Response:
         if page.is_htmx():
             return page.render("_notice_preview.html", preview={"error": refused.message})
         raise
-    recipients, bound = recipients_of(page.db, ids)
+    audience = reach(page.db, ids)
     data = {
         "text": text,
         "target": target,
         "branch": choice,
         "when": when.strftime("%Y-%m-%d %H:%M") if when else "",
-        "count": len(recipients),
-        "bound": bound,
+        "count": audience.count,
+        "bound": audience.bound,
     }
     if page.is_htmx():
         return page.render("_notice_preview.html", preview=data)
@@ -127,12 +127,21 @@ def preview(page: Page) -> Response:
 
 def send(page: Page) -> Response:
     text, ids, target, _, when = _checked(page)
-    campaign, _ = send_notice(page.db, page.now, page.viewer.member, text, ids, target, when, page.viewer.actor)
+    campaign, _ = send_notice(
+        page.db,
+        page.now,
+        text=text,
+        branch_ids=ids,
+        target=target,
+        actor=page.viewer.actor,
+        sender=page.viewer.member,
+        when=when,
+    )
     return redirect(f"/console/notices/{campaign.id}", done="scheduled" if when else "sent")
 
 
 def _visible(page: Page) -> Campaign:
-    campaign = visible_campaign(page.db, page.viewer.member, page.int_path("campaign_id"))
+    campaign = visible_campaign(page.db, page.viewer.scope, page.int_path("campaign_id"))
     if campaign is None:
         raise Refused("没有找到这条通知（只能查看本支部的通知）。", 404)
     return campaign
@@ -143,7 +152,10 @@ def report(page: Page) -> Response:
     total, groups = delivery_groups(page.db, campaign)
     branch = page.db.get(Branch, campaign.branch_id) if campaign.branch_id else None
     rows = {
-        key: [{"name": m.name, "why": reason(d) if key == "failed" else (d.errmsg or "")} for d, m in items]
+        key: [
+            {"name": m.name, "why": failure_text(d.errcode, d.errmsg) if key == "failed" else (d.errmsg or "")}
+            for d, m in items
+        ]
         for key, items in groups.items()
     }
     waiting = rows.get("pending", []) + rows.get("sending", [])

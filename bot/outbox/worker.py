@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import ColumnElement, and_, func, insert, or_, update
-from sqlmodel import Session, col, select
+from sqlalchemy import ColumnElement, and_, func, or_, update
+from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.config import Config
@@ -48,7 +48,7 @@ from bot.outbox.senders import (
 )
 from bot.outbox.tokens import TokenStore
 from bot.store import Branch, Member, Store
-from bot.store.members import is_active, only_active
+from bot.store.members import is_active
 from bot.store.models import Campaign, Delivery, saved_id
 
 log = logging.getLogger("branchbot.outbox")
@@ -57,45 +57,6 @@ CLAIM_BATCH = 2000
 MARK_GROUP = 50  # outcomes per bulk update, at most
 MARK_DELAY = 0.05  # seconds a finished send may wait to share a bulk update
 BREAKER_FAILURES = 10  # transient failures in a row, on one platform, that pause it for the rest of a pass
-
-
-def create_campaign(
-    db: Session,
-    *,
-    kind: str,
-    text: str,
-    member_ids: Iterable[int],
-    now: datetime,
-    title: str = "",
-    branch_id: int | None = None,
-    created_by: int | None = None,
-    job_run_id: int | None = None,
-    robot: bool = False,
-) -> Campaign:
-    """A campaign and one pending delivery per active member (duplicates in the list, and
-    members marked 已转出, are left out). With ``robot``, the text is also posted once
-    into the branch's group robot, if it has one."""
-    campaign = Campaign(
-        kind=kind,
-        title=title,
-        text=text,
-        branch_id=branch_id,
-        created_by=created_by,
-        job_run_id=job_run_id,
-        created_at=now,
-        robot_status="pending" if robot and branch_id else "",
-    )
-    db.add(campaign)
-    db.flush()
-    unique = only_active(db, member_ids)
-    if unique:
-        db.execute(
-            insert(Delivery),
-            [{"campaign_id": campaign.id, "member_id": m, "status": "pending", "updated_at": now} for m in unique],
-        )
-    if not unique:
-        campaign.finished_at = now
-    return campaign
 
 
 def _not_yet(now: datetime) -> SelectOfScalar[int | None]:

@@ -34,3 +34,14 @@ def only_active(db: Session, member_ids: Iterable[int]) -> list[int]:
         chunk = wanted[start : start + 1000]
         found |= set(db.exec(select(col(Member.id)).where(col(Member.id).in_(chunk), IS_ACTIVE)).all())
     return [m for m in wanted if m in found]
+
+
+def branch_members(db: Session, branch_ids: list[int]) -> list[Member]:
+    """The branches' active members, by id: who a notice, a meeting or a follow-up is for."""
+    return list(db.exec(active_members(col(Member.branch_id).in_(branch_ids)).order_by(col(Member.id))).all())
+
+
+def reachable(member: Member) -> bool:
+    """Whether a push can reach this member: bound to WeCom, or bound to the Official
+    Account and still following it."""
+    return bool(member.wecom_userid or (member.openid and member.subscribed))

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from bot.cli import main
 from bot.outbox.campaigns import MAX_BYTES, text_problem
 from bot.store.models import Campaign
-from tests.console_util import client_for, csrf_of
-from tests.test_cli import cfg, run  # noqa: F401 - cfg is a fixture
+from tests.support.console import client_for, csrf_of
 
 AT_LIMIT = "学" * 682 + "ab"  # 3 × 682 + 2 = 2048 bytes in UTF-8
 OVER_LIMIT = AT_LIMIT + "c"
@@ -47,7 +47,15 @@ def test_console_takes_2048_bytes_and_refuses_2049(env):
         assert db.exec(select(Campaign.text).where(Campaign.kind == "broadcast")).all() == [AT_LIMIT]
 
 
-def test_cli_takes_2048_bytes_and_refuses_2049(cfg, capsys):  # noqa: F811 - the fixture
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_takes_2048_bytes_and_refuses_2049(tmp_path, no_env_overrides, capsys):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[database]\nurl = "sqlite:///cli.db"\n', encoding="utf-8")
     run(capsys, "init", "--demo", "--config", str(cfg))
     code, _, err = run(capsys, "broadcast", OVER_LIMIT, "--yes", "--config", str(cfg))
     assert code == 2 and "当前 2049 字节" in err

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from bot.channels.base import Channel, Opened
 from bot.channels.common import MAX_BODY, Refusal
@@ -254,7 +254,7 @@ def create_app(
         body = await anyio.to_thread.run_sync(generate_latest, metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/wechat", wechat_endpoint, methods=["GET", "POST"]),
         Route("/wecom", wecom_endpoint, methods=["GET", "POST"]),
         Route("/healthz", healthz),

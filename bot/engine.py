@@ -23,11 +23,12 @@ from bot.config import Config
 from bot.messages import Inbound, conceal, log_safe, reveal
 from bot.router import Context, Registry, find_member, route
 from bot.store import ProcessedMessage, Store
+from bot.store.models import table_of
 
 log = logging.getLogger("branchbot.engine")
 
 Clock = Callable[[], datetime]
-RECORD_KEY = insert(ProcessedMessage.__table__)  # built once (see bot.store.lookups); Core, not the ORM bulk path
+RECORD_KEY = insert(table_of(ProcessedMessage))  # built once (see bot.store.lookups); Core, not the ORM bulk path
 
 
 def system_clock() -> datetime:

@@ -33,10 +33,11 @@ run: install
 test: install-test
 	$(BIN)/python -m pytest
 
-# The checks .ci/run runs before the suite: lint and format.
+# The checks .ci/run runs before the suite: lint, format, and the layer contracts (.importlinter).
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'

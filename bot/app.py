@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 import anyio
@@ -26,8 +25,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot.bodies import read_capped
 from bot.channels.base import Channel, Opened
-from bot.channels.common import MAX_BODY, Refusal
+from bot.channels.common import Refusal
 from bot.channels.wechat import WechatChannel
 from bot.channels.wecom import WecomChannel
 from bot.config import Config
@@ -44,7 +44,6 @@ from scheduler.runner import JobRunner
 log = logging.getLogger("branchbot.app")
 APOLOGY = "系统暂时繁忙，请稍后再发一次。"
 DUPLICATE_WAIT_SECONDS = 4.0
-WEB_DIR = Path(__file__).resolve().parent / "web"  # package data, so a wheel carries it
 
 
 @dataclass
@@ -197,20 +196,6 @@ def query_params(request: Request) -> dict[str, str]:
     """The query string as a dict (the last of repeated keys, blanks kept), as Starlette's
     ``dict(request.query_params)`` gives, without building its multi-dict first."""
     return dict(parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True))
-
-
-async def read_capped(request: Request) -> bytes:
-    """The body, refusing (without reading it all) anything over 64 KiB."""
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
-        raise Refusal(400, "body larger than 64 KiB")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise Refusal(400, "body larger than 64 KiB")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def create_app(

@@ -340,16 +340,12 @@ class Config(_Section):
     @field_validator("holidays")
     @classmethod
     def _holiday_ranges(cls, value: dict[int, dict[str, list[date]]]) -> dict[int, dict[str, list[date]]]:
-        from scheduler.calendar import FESTIVALS
-
+        # Only the shape: whether a name is a festival is the calendar's rule
+        # (scheduler.calendar.unknown_festivals, checked by the CLI after loading).
         for year, entries in value.items():
             for name, days in entries.items():
                 if name == "调休":
                     continue
-                if name not in FESTIVALS:
-                    raise ValueError(
-                        f"[holidays.{year}] 中的「{name}」不是节日名（应为 {'、'.join(FESTIVALS)} 或 调休）"
-                    )
                 if len(days) != 2 or days[0] > days[1] or days[0].year != year:
                     raise ValueError(f"[holidays.{year}] {name} 应写成 [首日, 末日]，且在 {year} 年内")
         return value

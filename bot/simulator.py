@@ -17,6 +17,7 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import anyio
@@ -27,6 +28,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from wechatpy.crypto import WeChatCrypto
 
+from bot.bodies import read_capped
 from bot.channels.common import Refusal, signature, xml_fields
 from bot.config import Config
 from bot.engine import Clock
@@ -34,6 +36,7 @@ from bot.outbox import demo
 from bot.store import Branch, Member, Store
 
 SIMULATED_ACCOUNT = "gh_branchbot_sim"
+WEB_DIR = Path(__file__).resolve().parent / "web"  # package data, so a wheel carries it
 
 
 def simulated_openid(member: Member) -> str:
@@ -114,8 +117,6 @@ def local_request(request: Request) -> bool:
 
 
 def simulator_routes(config: Config, store: Store, clock: Clock) -> list[Route]:
-    from bot.app import WEB_DIR, read_capped
-
     def local_only(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def guarded(request: Request) -> Response:
             if not local_request(request):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.audit import actor_of, record
-from bot.console.auth import issue_link_token, may_use
+from bot.auth import issue_link_token, may_use
 from bot.messages import secret
 from bot.router import Context
 

@@ -17,6 +17,7 @@ from bot.router import Context
 from bot.store import Answer, PointsEntry, Question
 from bot.store.models import ChallengeRun, Dialog
 from handlers import asking
+from quizzes import render
 from quizzes.paper import in_categories
 from quizzes.points import award
 
@@ -42,13 +43,13 @@ def _pick(ctx: Context, category: str = "") -> Question | None:
 
 
 def _ask(ctx: Context, kind: str, question: Question, header: str, extra: dict) -> str:
-    order = asking.order_for(question, f"{ctx.inbound.key}:{question.id}")
+    order = render.order_for(question, f"{ctx.inbound.key}:{question.id}")
     ctx.start_dialog(
         kind,
         {"qid": question.id, "order": order, "asked_at": ctx.now.isoformat(), **extra},
         expires_at=ctx.now + timedelta(hours=12),
     )
-    return asking.render(question, order, header)
+    return render.question_text(question, order, header)
 
 
 def _earned_today(ctx: Context, prefix: str) -> int:

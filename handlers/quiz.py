@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from bot.router import Context
 from bot.store import Attempt, Dialog, Member, Paper, Question, lookups
 from handlers import asking
+from quizzes import render
 from quizzes.answers import looks_like_answer
 from quizzes.monthly import ensure_paper
 from quizzes.points import attempt_finished, award
@@ -63,7 +64,7 @@ def start(ctx: Context) -> str:
 def _new_attempt(ctx: Context, member: Member, paper: Paper) -> Attempt:
     questions = ctx.db.exec(select(Question).where(Question.id.in_(paper.question_ids))).all()  # type: ignore[union-attr]
     # Loading them now puts them in the session: rendering them later costs no query.
-    orders = {str(q.id): asking.order_for(q, f"{member.id}:{paper.id}:{q.id}") for q in questions}
+    orders = {str(q.id): render.order_for(q, f"{member.id}:{paper.id}:{q.id}") for q in questions}
     attempt = Attempt(
         member_id=member.id,
         paper_id=paper.id,
@@ -81,7 +82,7 @@ def _render(db: Session, attempt: Attempt, paper: Paper) -> str:
     qid = paper.question_ids[attempt.position]
     question = lookups.get(db, Question, qid)
     assert question is not None
-    return asking.render(
+    return render.question_text(
         question, attempt.option_orders[str(qid)], f"第 {attempt.position + 1}/{len(paper.question_ids)} 题"
     )
 
@@ -120,7 +121,7 @@ def answer(ctx: Context, dialog: Dialog) -> str | None:
             award(
                 ctx.db, attempt.member_id, attempt.branch_id, points, f"monthly:{attempt.month}", attempt.month, ctx.now
             )
-    feedback = asking.feedback(question, order, correct)
+    feedback = render.feedback(question, order, correct)
     attempt.position += 1
     if attempt.position >= len(paper.question_ids):
         attempt.finished_at = ctx.now

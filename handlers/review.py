@@ -16,6 +16,7 @@ from bot.router import Context
 from bot.store import Answer, Question
 from bot.store.models import Dialog, ReviewCard
 from handlers import asking
+from quizzes import render
 
 DIALOG = "review"
 
@@ -78,13 +79,13 @@ def start(ctx: Context) -> str:
 def _ask(ctx: Context, queue: list[int], number: int, total: int) -> str:
     question = ctx.db.get(Question, queue[0])
     assert question is not None
-    order = asking.order_for(question, f"{ctx.inbound.key}:{question.id}")
+    order = render.order_for(question, f"{ctx.inbound.key}:{question.id}")
     ctx.start_dialog(
         DIALOG,
         {"queue": queue, "order": order, "asked_at": ctx.now.isoformat(), "number": number, "total": total},
         expires_at=_end_of_today(ctx),
     )
-    return asking.render(question, order, f"复习 {number}/{total}")
+    return render.question_text(question, order, f"复习 {number}/{total}")
 
 
 def reply(ctx: Context, dialog: Dialog) -> str | None:

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from quizzes.bank import FALSE_WORDS, LETTERS, TRUE_WORDS
+from quizzes.letters import FALSE_WORDS, LETTERS, TRUE_WORDS
 
 _SEPARATORS = re.compile(r"[\s,，、;；/.。和与]+")
 

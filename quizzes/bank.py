@@ -19,9 +19,9 @@ from sqlmodel import Session, select
 
 from bot.store import Question
 from bot.tabular import cell_text, read_table
+from quizzes.letters import FALSE_WORDS, LETTERS, TRUE_WORDS
 from quizzes.lint import CODES, ignored_codes, lint_questions, unknown_codes
 
-LETTERS = "ABCDEF"
 OPTION_HEADERS = [f"选项{letter}" for letter in LETTERS]
 REQUIRED = ["题型", "题干", "答案", "解析", "分类", "来源"]
 KINDS = {
@@ -37,8 +37,6 @@ KINDS = {
     "判断题": "判断",
     "是非题": "判断",
 }
-TRUE_WORDS = {"对", "正确", "√", "✓", "✔", "T", "TRUE", "是", "Y", "YES"}
-FALSE_WORDS = {"错", "错误", "×", "✗", "✘", "X", "F", "FALSE", "否", "N", "NO"}
 DIFFICULTY_WORDS = {
     "易": 1,
     "容易": 1,

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.tabular import FileProblem, Table, cell_text, read_table, visible
-from quizzes.bank import FALSE_WORDS, KINDS, LETTERS, OPTION_HEADERS, TRUE_WORDS, Checked, QuestionData, check_table
+from quizzes.bank import KINDS, OPTION_HEADERS, Checked, QuestionData, check_table
+from quizzes.letters import FALSE_WORDS, LETTERS, TRUE_WORDS
 
 # ------------------------------------------------------------------ spreadsheets
 

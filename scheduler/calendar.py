@@ -32,6 +32,17 @@ _STATUTORY_2025 = {
 _STATUTORY_2008 = {**_STATUTORY_2025, "春节": (0, 1, 2), "劳动节": (0,)}
 
 
+def unknown_festivals(entries: Mapping[int, Mapping[str, object]]) -> list[str]:
+    """What is wrong with an operator's ``[holidays.YYYY]`` names: each must be a festival
+    this calendar computes, or 调休 (the make-up working days)."""
+    return [
+        f"[holidays.{year}] 中的「{name}」不是节日名（应为 {'、'.join(FESTIVALS)} 或 调休）"
+        for year, names in entries.items()
+        for name in names
+        if name != "调休" and name not in FESTIVALS
+    ]
+
+
 def _solar(lunar: Lunar) -> date:
     solar = lunar.getSolar()
     return date(solar.getYear(), solar.getMonth(), solar.getDay())

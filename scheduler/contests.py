@@ -17,7 +17,7 @@ from bot.config import Config
 from bot.outbox.campaigns import create_campaign
 from bot.store import Question, Store
 from bot.store.models import Contest, ContestPlayer
-from handlers import asking
+from quizzes import render
 from quizzes.contest import ANSWER_WINDOW, standings_text
 
 
@@ -37,7 +37,7 @@ def _advance(db: Session, contest: Contest, state: str, index: int, now: datetim
 def _question_text(db: Session, contest: Contest, index: int) -> str:
     question = db.get(Question, contest.question_ids[index])
     assert question is not None
-    return asking.render(
+    return render.question_text(
         question, [o["id"] for o in question.options], f"抢答赛第 {index + 1}/{len(contest.question_ids)} 题（60 秒）"
     )
 
@@ -45,7 +45,7 @@ def _question_text(db: Session, contest: Contest, index: int) -> str:
 def _answer_text(db: Session, contest: Contest, index: int) -> str:
     question = db.get(Question, contest.question_ids[index])
     assert question is not None
-    key = asking.answer_key(question, [o["id"] for o in question.options])
+    key = render.answer_key(question, [o["id"] for o in question.options])
     return f"第 {index + 1} 题答案：{key}\n解析：{question.explanation}\n来源：{question.source}"
 
 

@@ -107,3 +107,18 @@ def test_configured_schedule_wins_for_a_new_year():
         "config",
     )
     assert spring.send_on == date(2027, 2, 3)
+
+
+def test_a_holiday_entry_that_names_no_festival_is_refused_naming_it(tmp_path, capsys, monkeypatch):
+    from bot.cli import main
+
+    monkeypatch.delenv("BRANCHBOT_CONFIG", raising=False)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[holidays.2027]\n"春季" = ["2027-02-05", "2027-02-11"]\n', encoding="utf-8")
+    assert main(["calendar", "2027", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "「春季」不是节日名" in err and "调休" in err
+    cfg.write_text(
+        '[holidays.2027]\n"春节" = ["2027-02-05", "2027-02-11"]\n"调休" = ["2027-02-14"]\n', encoding="utf-8"
+    )
+    assert main(["calendar", "2027", "--config", str(cfg)]) == 0

@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 from starlette.routing import Route
 
-from bot.console.auth import open_session
+from bot.auth import open_session
 from bot.outbox.campaigns import create_campaign
 from bot.store import Member, Question
 from bot.store.models import AuditEntry, Campaign, ConsoleUpload, Meeting, QuestionReport

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 
 from sqlmodel import select
 
-from bot.console.auth import MAX_FAILURES, digest
+from bot.auth import MAX_FAILURES, digest
 from bot.store.models import AuditEntry, ConsoleLoginFailure, ConsoleLoginToken, ConsoleSession
 from tests.conftest import CORP_ID, build_env
 from tests.support.console import client_for, csrf_of, link_token, set_member

@@ -13,8 +13,8 @@ from sqlmodel import select
 from bot.cli import main
 from bot.store import Question, create_store
 from bot.tabular import FileProblem
-from handlers.asking import feedback
 from quizzes.importing import parse_question_file
+from quizzes.render import feedback
 
 SOURCE = "本支部党史学习材料（2026年）"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -32,6 +33,7 @@ from bot.redact import setup_logging
 from bot.store import Role
 from bot.store.migrate import SchemaMismatch
 from bot.tabular import FileProblem
+from scheduler.calendar import unknown_festivals
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,11 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_calendar(config: Config, path: str | None) -> None:
+    """The festival names in [holidays.YYYY] are the calendar's to judge, so the check runs
+    here, where configuration and domain meet, rather than in bot.config."""
+    problems = unknown_festivals(config.holidays)
+    if problems:
+        origin = path or os.environ.get("BRANCHBOT_CONFIG", "config.toml")
+        raise ConfigError("\n".join([f"配置有误（{origin}）："] + [f"  holidays：{p}" for p in problems]))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.INFO if args.command == "serve" else logging.WARNING
     try:
         config = load_config(args.config)
+        _check_calendar(config, args.config)
         setup_logging(config, level)
         command: Callable[[argparse.Namespace, Config], int] = args.func
         return command(args, config)

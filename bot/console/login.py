@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from bot.audit import actor_of, record
-from bot.console.auth import (
+from bot.auth import (
     LoginRefused,
     check_attempts,
     client_key,

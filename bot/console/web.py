@@ -25,8 +25,8 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from bot.audit import actor_of
+from bot.auth import csrf_ok, end_session, live_session, may_use
 from bot.config import Config
-from bot.console.auth import csrf_ok, end_session, live_session, may_use
 from bot.store import Branch, Member, Role, Store
 from bot.store.models import ConsoleSession
 

@@ -8,7 +8,7 @@ import re
 from sqlmodel import select
 from starlette.testclient import TestClient
 
-from bot.console.auth import issue_link_token
+from bot.auth import issue_link_token
 from bot.store import Member
 
 

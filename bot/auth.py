@@ -4,6 +4,9 @@ A 后台 link carries a random token (256 bits) of which only the SHA-256 is sto
 valid 10 minutes, once, for the member it was issued to. A session's cookie carries
 another random id, also stored only as a hash. Who may use the console is decided from
 the Member row on every request (``may_use``), never from what the session remembers.
+
+Store functions, below the web console: the 后台 chat command issues links with them
+without importing the console's pages.
 """
 
 from __future__ import annotations

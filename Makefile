@@ -33,11 +33,13 @@ run: install
 test: install-test
 	$(BIN)/python -m pytest
 
-# The checks .ci/run runs before the suite: lint, format, and the layer contracts (.importlinter).
+# The checks .ci/run runs before the suite: lint, format, the layer contracts (.importlinter)
+# and dead code (vulture, configured in pyproject.toml).
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/vulture
 
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -442,10 +442,6 @@ def _format_errors(exc: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
-def default_config_path() -> Path:
-    return Path(os.environ.get("BRANCHBOT_CONFIG", "config.toml"))
-
-
 def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
     """Read, merge and validate; raise ConfigError naming the offending key."""
     environ = dict(os.environ if environ is None else environ)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -24,7 +24,6 @@ class Inbound:
     event: str = ""  # subscribe / unsubscribe / click ... (lower case)
     event_key: str = ""
     recipient: str = ""  # our account id (ToUserName)
-    raw_type: str = field(default="", compare=False)
     scan_result: str = ""  # ScanCodeInfo/ScanResult of a scancode_push / scancode_waitmsg menu event
 
     @property

@@ -180,13 +180,6 @@ def branch_board(db: Session, month: str) -> list[BranchStanding]:
     return sorted(rows, key=lambda r: (-r.participation, -r.average, r.name))
 
 
-def position(rows: list[Standing], member_id: int) -> int | None:
-    for index, row in enumerate(rows, start=1):
-        if row.member_id == member_id:
-            return index
-    return None
-
-
 def member_points(db: Session, member_id: int, month: str) -> tuple[int, int]:
     """(points earned this month, points in total): the total is kept per member; the
     month sums the member's entries for that month (``ix_pointsentry_member_month``)."""

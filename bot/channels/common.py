@@ -115,7 +115,6 @@ def to_inbound(channel: str, fields: dict[str, Any]) -> Inbound:
         event=event,
         event_key=event_key,
         recipient=_text(fields, "ToUserName"),
-        raw_type=msg_type,
         scan_result=scan_result[:200],
     )
 

@@ -312,7 +312,7 @@ class WecomApp:
 
 
 class GroupRobot:
-    """A branch's WeCom group robot: text or markdown, at most 20 messages a minute."""
+    """A branch's WeCom group robot: text (an @all reminder), at most 20 messages a minute."""
 
     def __init__(self, cfg: RobotConfig, http: httpx.Client, per_minute: int) -> None:
         self.cfg = cfg
@@ -321,12 +321,9 @@ class GroupRobot:
         self.limiters: dict[str, RateLimiter] = {}
         self.lock = threading.Lock()
 
-    def post(self, key: str, content: str, markdown: bool = False, mentioned: list[str] | None = None) -> None:
+    def post(self, key: str, content: str, mentioned: list[str] | None = None) -> None:
         with self.lock:
             limiter = self.limiters.setdefault(key, RateLimiter(self.per_minute / 60.0, burst=self.per_minute))
         limiter.acquire()
-        if markdown:
-            body: dict[str, Any] = {"msgtype": "markdown", "markdown": {"content": content[:4000]}}
-        else:
-            body = {"msgtype": "text", "text": {"content": content[:2000], "mentioned_list": mentioned or []}}
+        body = {"msgtype": "text", "text": {"content": content[:2000], "mentioned_list": mentioned or []}}
         checked(self.http, "POST", "/cgi-bin/webhook/send", params={"key": key}, json=body)

@@ -52,7 +52,6 @@ from bot.store.members import is_active
 from bot.store.models import Campaign, Delivery, saved_id
 
 log = logging.getLogger("branchbot.outbox")
-FINAL = ("sent", "failed", "skipped", "inbox")
 CLAIM_BATCH = 2000
 MARK_GROUP = 50  # outcomes per bulk update, at most
 MARK_DELAY = 0.05  # seconds a finished send may wait to share a bulk update

@@ -1,8 +1,12 @@
-"""Configuration: config.toml validated with pydantic, overridable by environment.
+"""Configuration: config.toml (or the file named by ``--config`` or ``BRANCHBOT_CONFIG``)
+validated with pydantic, overridable by environment.
 
 Any key can be overridden by ``BRANCHBOT__SECTION__KEY`` (or ``BRANCHBOT__KEY`` for a
-top-level key) so that secrets never need to be written into a file. Values that look
-like JSON (lists, tables, numbers, booleans) are decoded as JSON.
+top-level key) so that secrets never need to be written into a file. A value that starts
+with ``[`` or ``{`` is decoded as JSON (lists and tables); numbers and booleans are left to
+pydantic, which knows the field's type. A relative SQLite path is relative to the config
+file. This module checks shapes and ranges only: whether a ``[holidays.YYYY]`` name is a
+festival is the calendar's rule (``scheduler.calendar.unknown_festivals``, run by the CLI).
 """
 
 from __future__ import annotations

@@ -1,6 +1,14 @@
-"""Question files (CSV or XLSX) in the DESIGN.md format: validate all, import all or nothing.
+"""The question bank: checking rows, importing them, and the bundled bank.
 
-Columns: 题型, 题干, 选项A..选项F, 答案, 解析, 分类, 来源, 难度.
+A question file (CSV or XLSX) has the columns 题型, 题干, 选项A..选项F, 答案, 解析, 分类,
+来源, and optionally 难度 (1-3 or 易/中/难) and 备注 (lint checks deliberately excepted).
+Every row is checked before anything is stored (``check_table``: each problem with its
+row and column, duplicate and near-duplicate stems too); importing is then all or
+nothing, an upsert by the stem's identity (``stem_key``). Word documents and
+spreadsheets with other headers are read into the same rows by ``quizzes.importing``.
+The bundled CSVs under ``bank/`` are imported by ``branchbot init``, which also retires
+the stems listed in ``bank/retired.txt``.
+
 Options get stable ids by letter (A → "o1" ... F → "o6"; 判断 uses "t"/"f"), so the
 answer key never depends on the order options are shown in.
 """

@@ -10,17 +10,19 @@ roster lists them again.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, select
 
+from bot.imports import Cells, Counts, check_rows, upsert
 from bot.messages import normalise
 from bot.store import Branch, Member, MemberStatus, Role
 from bot.store.members import active_members, is_active
-from bot.tabular import RowError, cell_text, invisible, read_table, shown
+from bot.tabular import RowError, invisible, read_table, shown
 
 REQUIRED = ["姓名", "手机号", "支部", "入党日期", "角色"]
 OPTIONAL = ["微信OpenID", "企业微信账号"]
@@ -58,70 +60,79 @@ def check_file(path: str | Path, today: date) -> CheckedRoster:
     table = read_table(path, REQUIRED, OPTIONAL)
     result = CheckedRoster()
     seen: dict[str, dict[str, int]] = {"手机号": {}, "微信OpenID": {}, "企业微信账号": {}}
-    for number, row in table.rows:
 
-        def text(header: str) -> str:
-            return cell_text(row.get(header))  # noqa: B023 - called within this iteration only
-
-        errors = len(result.errors)
-
-        def fail(header: str, message: str) -> None:
-            result.errors.append(table.error(number, header, message))  # noqa: B023 - called within this iteration only
-
-        # Stored as chat input is read (NFKC, one space): a name with full-width letters or
-        # Kangxi radicals must match what the member types in 「绑定 姓名 ……」.
-        name = normalise(text("姓名"))
-        problem = _free_text_problem("姓名", name, 50)
-        if problem:
-            fail("姓名", problem)
-        # Full-width digits become ASCII; any other digit (Arabic-Indic, circled...) is refused.
-        phone = re.sub(r"[\s-]", "", text("手机号").translate(FULL_WIDTH))
-        if not re.fullmatch(r"1[0-9]{10}", phone):
-            fail("手机号", f"「{shown(row.get('手机号'))}」不是 11 位手机号")
-        branch = text("支部")
-        problem = _free_text_problem("支部", branch, 100)
-        if problem:
-            fail("支部", problem)
-        joined = _parse_date(text("入党日期"))
-        if joined is None:
-            fail("入党日期", f"「{shown(row.get('入党日期'))}」不是有效日期，格式应为 YYYY-MM-DD，如 2001-07-01")
-        elif joined > today:
-            fail("入党日期", f"入党日期 {joined} 晚于今天")
-        elif joined < FOUNDED:
-            fail("入党日期", f"入党日期 {joined} 早于建党日期 {FOUNDED}")
-        role = ROLES.get(text("角色"))
-        if role is None:
-            fail("角色", f"「{shown(row.get('角色'))}」不是有效角色，应为 党员、书记 或 管理员")
-        ids = {"微信OpenID": text("微信OpenID"), "企业微信账号": text("企业微信账号")}
-        if ids["微信OpenID"] and not OPENID.fullmatch(ids["微信OpenID"]):
-            fail("微信OpenID", f"「{shown(ids['微信OpenID'])}」不是有效的微信 OpenID（字母、数字、- 或 _，最多 64 个）")
-        if ids["企业微信账号"] and not WECOM_USERID.fullmatch(ids["企业微信账号"]):
-            fail(
-                "企业微信账号",
-                f"「{shown(ids['企业微信账号'])}」不是有效的企业微信账号"
-                "（字母或数字开头，只含字母、数字和 _ - @ .，最多 64 个）",
-            )
-        for header, value in [("手机号", phone), *ids.items()]:
+    def check(cells: Cells) -> MemberData | None:
+        member = _check_row(cells, today, {h: table.letter(h) for h in OPTIONAL})
+        phone = member.phone if member else _phone(cells.text("手机号"))
+        for header, value in [
+            ("手机号", phone),
+            ("微信OpenID", cells.text("微信OpenID")),
+            ("企业微信账号", cells.text("企业微信账号")),
+        ]:
             if value and value in seen[header]:
-                fail(header, f"与第 {seen[header][value]} 行重复")
+                cells.fail(header, f"与第 {seen[header][value]} 行重复")
             elif value:
-                seen[header][value] = number
-        if len(result.errors) == errors:
-            assert joined is not None and role is not None
-            result.members.append(
-                MemberData(
-                    number,
-                    name,
-                    phone,
-                    branch,
-                    joined,
-                    role,
-                    ids["微信OpenID"],
-                    ids["企业微信账号"],
-                    {h: table.letter(h) for h in OPTIONAL},
-                )
-            )
+                seen[header][value] = cells.number
+        return member
+
+    result.members = check_rows(table, check, result.errors)
     return result
+
+
+def _phone(text: str) -> str:
+    """Full-width digits become ASCII, spaces and dashes go; any other digit (Arabic-Indic,
+    circled...) stays, to be refused."""
+    return re.sub(r"[\s-]", "", text.translate(FULL_WIDTH))
+
+
+def _check_row(cells: Cells, today: date, letters: dict[str, str]) -> MemberData | None:
+    """One roster row → a member, each problem reported through ``cells``."""
+    before = len(cells.errors)
+    # Stored as chat input is read (NFKC, one space): a name with full-width letters or
+    # Kangxi radicals must match what the member types in 「绑定 姓名 ……」.
+    name = normalise(cells.text("姓名"))
+    if problem := _free_text_problem("姓名", name, 50):
+        cells.fail("姓名", problem)
+    phone = _phone(cells.text("手机号"))
+    if not re.fullmatch(r"1[0-9]{10}", phone):
+        cells.fail("手机号", f"「{shown(cells.value('手机号'))}」不是 11 位手机号")
+    branch = cells.text("支部")
+    if problem := _free_text_problem("支部", branch, 100):
+        cells.fail("支部", problem)
+    joined = _joined_on(cells, today)
+    role = ROLES.get(cells.text("角色"))
+    if role is None:
+        cells.fail("角色", f"「{shown(cells.value('角色'))}」不是有效角色，应为 党员、书记 或 管理员")
+    openid, wecom_userid = _account_ids(cells)
+    if len(cells.errors) > before or joined is None or role is None:
+        return None
+    return MemberData(cells.number, name, phone, branch, joined, role, openid, wecom_userid, letters)
+
+
+def _joined_on(cells: Cells, today: date) -> date | None:
+    joined = _parse_date(cells.text("入党日期"))
+    if joined is None:
+        cells.fail("入党日期", f"「{shown(cells.value('入党日期'))}」不是有效日期，格式应为 YYYY-MM-DD，如 2001-07-01")
+    elif joined > today:
+        cells.fail("入党日期", f"入党日期 {joined} 晚于今天")
+    elif joined < FOUNDED:
+        cells.fail("入党日期", f"入党日期 {joined} 早于建党日期 {FOUNDED}")
+    else:
+        return joined
+    return None
+
+
+def _account_ids(cells: Cells) -> tuple[str, str]:
+    """(微信OpenID, 企业微信账号) as given, each checked against its platform's rule."""
+    openid, wecom_userid = cells.text("微信OpenID"), cells.text("企业微信账号")
+    if openid and not OPENID.fullmatch(openid):
+        cells.fail("微信OpenID", f"「{shown(openid)}」不是有效的微信 OpenID（字母、数字、- 或 _，最多 64 个）")
+    if wecom_userid and not WECOM_USERID.fullmatch(wecom_userid):
+        cells.fail(
+            "企业微信账号",
+            f"「{shown(wecom_userid)}」不是有效的企业微信账号（字母或数字开头，只含字母、数字和 _ - @ .，最多 64 个）",
+        )
+    return openid, wecom_userid
 
 
 def _free_text_problem(header: str, text: str, limit: int) -> str | None:
@@ -159,7 +170,7 @@ class RosterResult:
     conflicts: list[str] = field(default_factory=list)
 
     def summary(self, marked: bool) -> str:
-        text = f"新增 {self.added} 人，更新 {self.updated} 人，无变化 {self.unchanged} 人"
+        text = Counts(self.added, self.updated, self.unchanged).summary("人")
         return text + (f"，标记已转出 {len(self.transferred)} 人" if marked else "")
 
 
@@ -179,10 +190,38 @@ def import_members(
     Demo members are left alone then: a real roster says nothing about them. A demo
     import never marks anyone, so it cannot touch real members."""
     result = RosterResult()
-    branches = {b.name: b for b in db.exec(select(Branch)).all()}
     by_phone = {m.phone: m for m in db.exec(select(Member)).all()}
-    by_openid = {m.openid: m for m in by_phone.values() if m.openid}
-    by_wecom = {m.wecom_userid: m for m in by_phone.values() if m.wecom_userid}
+    result.conflicts = _conflicts(members, by_phone.values(), file)
+    if result.conflicts:
+        return result
+    branches = {b.name: b for b in db.exec(select(Branch)).all()}
+    listed = list(by_phone.values())
+
+    def restore(member: Member) -> None:
+        if not is_active(member):
+            result.restored.append(member)
+
+    counts = upsert(
+        db,
+        members,
+        by_phone,
+        key=lambda data: data.phone,
+        values=lambda data: _member_values(db, data, branches),
+        create=lambda data, values: Member(phone=data.phone, is_demo=demo, **values),
+        progress=progress,
+        before_update=restore,
+    )
+    result.added, result.updated, result.unchanged = counts.added, counts.updated, counts.unchanged
+    if mark_missing and not demo:
+        result.transferred = _mark_transferred(db, listed, {data.phone for data in members}, within)
+    return result
+
+
+def _conflicts(members: list[MemberData], stored: Iterable[Member], file: str) -> list[str]:
+    """Rows whose WeChat OpenID or WeCom account already belongs to another member."""
+    by_openid = {m.openid: m for m in stored if m.openid}
+    by_wecom = {m.wecom_userid: m for m in stored if m.wecom_userid}
+    found = []
     for data in members:
         for value, index, header in (
             (data.openid, by_openid, "微信OpenID"),
@@ -191,52 +230,44 @@ def import_members(
             other = index.get(value) if value else None
             if other is not None and other.phone != data.phone:
                 owner = f"已属于名册中的 {shown(other.name)}（{other.phone[-4:]}）"
-                result.conflicts.append(str(RowError(file, data.row, header, data.letters.get(header, ""), owner)))
-    if result.conflicts:
-        return result
-    for index, data in enumerate(members, start=1):
-        branch = branches.get(data.branch)
-        if branch is None:
-            branch = Branch(name=data.branch)
-            db.add(branch)
-            db.flush()
-            branches[data.branch] = branch
-        values = dict(
-            name=data.name,
-            branch_id=branch.id,
-            joined_on=data.joined_on,
-            role=data.role,
-            status=MemberStatus.ACTIVE.value,
-        )
-        if data.openid:
-            values["openid"] = data.openid
-        if data.wecom_userid:
-            values["wecom_userid"] = data.wecom_userid
-        current = by_phone.get(data.phone)
-        if current is None:
-            db.add(Member(phone=data.phone, is_demo=demo, **values))
-            result.added += 1
-        elif any(getattr(current, k) != v for k, v in values.items()):
-            if not is_active(current):
-                result.restored.append(current)
-            for key, value in values.items():
-                setattr(current, key, value)
-            db.add(current)
-            result.updated += 1
-        else:
-            result.unchanged += 1
-        if progress:
-            progress(index, len(members))
-    if mark_missing and not demo:
-        listed = {data.phone for data in members}
-        for member in by_phone.values():
-            if within is not None and member.branch_id not in within:
-                continue
-            if member.phone not in listed and not member.is_demo and is_active(member):
-                member.status = MemberStatus.TRANSFERRED.value
-                db.add(member)
-                result.transferred.append(member)
-    return result
+                found.append(str(RowError(file, data.row, header, data.letters.get(header, ""), owner)))
+    return found
+
+
+def _member_values(db: Session, data: MemberData, branches: dict[str, Branch]) -> dict[str, Any]:
+    """What a roster row sets on its member (the branch created when new). An account id
+    left empty in the file keeps the one the member has."""
+    branch = branches.get(data.branch)
+    if branch is None:
+        branch = Branch(name=data.branch)
+        db.add(branch)
+        db.flush()
+        branches[data.branch] = branch
+    values: dict[str, Any] = dict(
+        name=data.name,
+        branch_id=branch.id,
+        joined_on=data.joined_on,
+        role=data.role,
+        status=MemberStatus.ACTIVE.value,
+    )
+    if data.openid:
+        values["openid"] = data.openid
+    if data.wecom_userid:
+        values["wecom_userid"] = data.wecom_userid
+    return values
+
+
+def _mark_transferred(db: Session, stored: list[Member], listed: set[str], within: set[int] | None) -> list[Member]:
+    """Mark 已转出 the active, real members (of the branches ``within``) a full roster leaves out."""
+    marked = []
+    for member in stored:
+        if within is not None and member.branch_id not in within:
+            continue
+        if member.phone not in listed and not member.is_demo and is_active(member):
+            member.status = MemberStatus.TRANSFERRED.value
+            db.add(member)
+            marked.append(member)
+    return marked
 
 
 class RoleChangeError(Exception):

@@ -25,8 +25,9 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from bot.imports import Cells, Counts, Located, Progress, check_rows, upsert
 from bot.store import Question
-from bot.tabular import cell_text, read_table
+from bot.tabular import read_table
 from quizzes.letters import FALSE_WORDS, LETTERS, TRUE_WORDS
 from quizzes.lint import CODES, ignored_codes, lint_questions, unknown_codes
 
@@ -118,27 +119,29 @@ def parse_answer_letters(text: str) -> list[str]:
     return list(cleaned)
 
 
-def check_table(table: Any, require_explanation: bool = True) -> Checked:
+def check_table(table: Located, require_explanation: bool = True) -> Checked:
     """Validate every row of ``table`` (a ``Table``, or anything with ``rows`` and an
     ``error(row, column, message)`` such as a parsed Word document). The bundled bank
     requires 解析; a branch's own file may leave it out (a warning per question)."""
     result = Checked(locate=table.error)
     seen: dict[str, int] = {}
-    for number, row in table.rows:
-        errors_before = len(result.errors)
-        if not require_explanation and not cell_text(row.get("解析")):
-            result.warnings.append(table.error(number, "解析", "没有解析：可以导入，答题后只显示答案和来源"))
-            row = {**row, "解析": ""}
-            question = _check_row(table, number, row, result.errors, require_explanation=False)
-        else:
-            question = _check_row(table, number, row, result.errors)
-        if question is None or len(result.errors) > errors_before:
-            continue
+
+    def check(cells: Cells) -> QuestionData | None:
+        lenient = not require_explanation and not cells.text("解析")
+        if lenient:
+            result.warnings.append(table.error(cells.number, "解析", "没有解析：可以导入，答题后只显示答案和来源"))
+            cells.row = {**cells.row, "解析": ""}
+        before = len(result.errors)
+        question = _check_row(cells, require_explanation=not lenient)
+        if question is None or len(result.errors) > before:
+            return None
         if question.key in seen:
-            result.errors.append(table.error(number, "题干", f"与第 {seen[question.key]} 行的题干重复"))
-            continue
-        seen[question.key] = number
-        result.questions.append(question)
+            cells.fail("题干", f"与第 {seen[question.key]} 行的题干重复")
+            return None
+        seen[question.key] = cells.number
+        return question
+
+    result.questions = check_rows(table, check, result.errors)
     for later, earlier, score in near_duplicates(result.questions):
         result.errors.append(
             table.error(later.row, "题干", f"与第 {earlier.row} 行的题干几乎相同（相似度 {score:.0f}%），请合并或改写")
@@ -171,94 +174,118 @@ def near_duplicates(
     return found
 
 
-def _check_row(
-    table: Any, number: int, row: dict, errors: list[Any], require_explanation: bool = True
-) -> QuestionData | None:
-    def text(header: str) -> str:
-        return cell_text(row.get(header))
-
-    def fail(header: str, message: str) -> None:
-        errors.append(table.error(number, header, message))
-
-    kind = KINDS.get(text("题型").replace(" ", ""))
+def _check_row(cells: Cells, require_explanation: bool = True) -> QuestionData | None:
+    """One row → a question, each problem reported through ``cells``; None without a valid 题型."""
+    kind = KINDS.get(cells.text("题型").replace(" ", ""))
     if kind is None:
-        fail("题型", f"「{text('题型')}」不是有效题型，应为 单选、多选 或 判断")
-    stem = text("题干")
-    if not stem:
-        fail("题干", "题干不能为空")
-    elif len(stem) > 500:
-        fail("题干", f"题干过长（{len(stem)} 字），请控制在 500 字以内")
-    for header in ("解析", "来源", "分类") if require_explanation else ("来源", "分类"):
-        if not text(header):
-            fail(header, f"{header}不能为空")
-    difficulty = 2
-    raw_difficulty = text("难度")
-    if raw_difficulty:
-        difficulty = DIFFICULTY_WORDS.get(raw_difficulty, 0) or (int(raw_difficulty) if raw_difficulty.isdigit() else 0)
-        if difficulty not in (1, 2, 3):
-            fail("难度", f"「{raw_difficulty}」不是有效难度，应为 1、2、3（或 易、中、难）")
-    raw_answer = text("答案")
+        cells.fail("题型", f"「{cells.text('题型')}」不是有效题型，应为 单选、多选 或 判断")
+    stem = _check_texts(cells, require_explanation)
+    difficulty = _difficulty(cells)
     options: list[dict[str, str]] = []
     answer: list[str] = []
     if kind == "判断":
-        filled = [h for h in OPTION_HEADERS if text(h)]
-        if filled:
-            fail(filled[0], "判断题不需要填写选项，请留空")
-        word = raw_answer.upper()
-        if word in TRUE_WORDS:
-            answer = ["t"]
-        elif word in FALSE_WORDS:
-            answer = ["f"]
-        else:
-            fail("答案", f"判断题的答案应为 对 或 错，现为「{raw_answer}」")
-        options = list(TRUE_FALSE_OPTIONS)
+        options, answer = _true_false(cells)
     elif kind in ("单选", "多选"):
-        last_filled = max((i for i, h in enumerate(OPTION_HEADERS) if text(h)), default=-1)
-        texts: dict[str, str] = {}
-        for i in range(last_filled + 1):
-            header, letter = OPTION_HEADERS[i], LETTERS[i]
-            value = text(header)
-            if not value:
-                fail(header, f"选项{letter}为空，但后面还有选项；选项须从 A 起连续填写")
-                continue
-            if value in texts.values():
-                fail(header, f"选项{letter}与前面的选项内容相同")
-            texts[letter] = value
-            options.append({"id": option_id(letter), "text": value})
-        minimum = 2 if kind == "单选" else 3
-        if last_filled + 1 < minimum:
-            fail(OPTION_HEADERS[min(last_filled + 1, 5)], f"{kind}题至少需要 {minimum} 个选项")
-        letters = parse_answer_letters(raw_answer)
-        if not raw_answer:
-            fail("答案", "答案不能为空")
-        elif any(ch not in LETTERS for ch in letters):
-            fail("答案", f"答案「{raw_answer}」应为选项字母，如 B 或 ACD")
-        elif len(set(letters)) != len(letters):
-            fail("答案", f"答案「{raw_answer}」中有重复字母")
-        elif missing := [ch for ch in letters if ch not in texts]:
-            fail("答案", f"答案中的 {''.join(missing)} 没有对应的选项（已填选项 A-{LETTERS[max(last_filled, 0)]}）")
-        elif kind == "单选" and len(letters) != 1:
-            fail("答案", f"单选题只能有一个答案，现为「{raw_answer}」")
-        elif kind == "多选" and len(letters) < 2:
-            fail("答案", "多选题至少需要两个正确选项；只有一个正确答案请改为单选题")
-        else:
-            answer = [option_id(ch) for ch in sorted(letters)]
-    if unknown := unknown_codes(text("备注")):
-        fail("备注", f"未知的检查项「{'、'.join(unknown)}」，可用：{'、'.join(CODES)}")
+        options, answer = _choices(cells, kind)
+    if unknown := unknown_codes(cells.text("备注")):
+        cells.fail("备注", f"未知的检查项「{'、'.join(unknown)}」，可用：{'、'.join(CODES)}")
     if kind is None:
         return None
     return QuestionData(
-        number,
+        cells.number,
         kind,
         stem,
         options,
         answer,
-        text("解析"),
-        text("分类"),
-        text("来源"),
+        cells.text("解析"),
+        cells.text("分类"),
+        cells.text("来源"),
         difficulty,
-        ignored_codes(text("备注")),
+        ignored_codes(cells.text("备注")),
     )
+
+
+def _check_texts(cells: Cells, require_explanation: bool) -> str:
+    """The stem (present, at most 500 characters) and the columns that may not be empty."""
+    stem = cells.text("题干")
+    if not stem:
+        cells.fail("题干", "题干不能为空")
+    elif len(stem) > 500:
+        cells.fail("题干", f"题干过长（{len(stem)} 字），请控制在 500 字以内")
+    for header in ("解析", "来源", "分类") if require_explanation else ("来源", "分类"):
+        if not cells.text(header):
+            cells.fail(header, f"{header}不能为空")
+    return stem
+
+
+def _difficulty(cells: Cells) -> int:
+    """1-3 (or 易/中/难 and their synonyms); 2 when the cell is empty."""
+    raw = cells.text("难度")
+    if not raw:
+        return 2
+    difficulty = DIFFICULTY_WORDS.get(raw, 0) or (int(raw) if raw.isdigit() else 0)
+    if difficulty not in (1, 2, 3):
+        cells.fail("难度", f"「{raw}」不是有效难度，应为 1、2、3（或 易、中、难）")
+    return difficulty
+
+
+def _true_false(cells: Cells) -> tuple[list[dict[str, str]], list[str]]:
+    """A 判断 question: no options of its own, an answer of 对 or 错 (or their synonyms)."""
+    filled = [h for h in OPTION_HEADERS if cells.text(h)]
+    if filled:
+        cells.fail(filled[0], "判断题不需要填写选项，请留空")
+    raw_answer = cells.text("答案")
+    word = raw_answer.upper()
+    answer: list[str] = []
+    if word in TRUE_WORDS:
+        answer = ["t"]
+    elif word in FALSE_WORDS:
+        answer = ["f"]
+    else:
+        cells.fail("答案", f"判断题的答案应为 对 或 错，现为「{raw_answer}」")
+    return list(TRUE_FALSE_OPTIONS), answer
+
+
+def _choices(cells: Cells, kind: str) -> tuple[list[dict[str, str]], list[str]]:
+    """A 单选 or 多选 question: options filled from A without gaps, and its answer letters."""
+    last_filled = max((i for i, h in enumerate(OPTION_HEADERS) if cells.text(h)), default=-1)
+    texts: dict[str, str] = {}
+    options: list[dict[str, str]] = []
+    for i in range(last_filled + 1):
+        header, letter = OPTION_HEADERS[i], LETTERS[i]
+        value = cells.text(header)
+        if not value:
+            cells.fail(header, f"选项{letter}为空，但后面还有选项；选项须从 A 起连续填写")
+            continue
+        if value in texts.values():
+            cells.fail(header, f"选项{letter}与前面的选项内容相同")
+        texts[letter] = value
+        options.append({"id": option_id(letter), "text": value})
+    minimum = 2 if kind == "单选" else 3
+    if last_filled + 1 < minimum:
+        cells.fail(OPTION_HEADERS[min(last_filled + 1, 5)], f"{kind}题至少需要 {minimum} 个选项")
+    return options, _answer_letters(cells, kind, texts, last_filled)
+
+
+def _answer_letters(cells: Cells, kind: str, texts: dict[str, str], last_filled: int) -> list[str]:
+    """The answer of a 单选 or 多选 question as option ids; [] (with an error) if it is not one."""
+    raw_answer = cells.text("答案")
+    letters = parse_answer_letters(raw_answer)
+    if not raw_answer:
+        cells.fail("答案", "答案不能为空")
+    elif any(ch not in LETTERS for ch in letters):
+        cells.fail("答案", f"答案「{raw_answer}」应为选项字母，如 B 或 ACD")
+    elif len(set(letters)) != len(letters):
+        cells.fail("答案", f"答案「{raw_answer}」中有重复字母")
+    elif missing := [ch for ch in letters if ch not in texts]:
+        cells.fail("答案", f"答案中的 {''.join(missing)} 没有对应的选项（已填选项 A-{LETTERS[max(last_filled, 0)]}）")
+    elif kind == "单选" and len(letters) != 1:
+        cells.fail("答案", f"单选题只能有一个答案，现为「{raw_answer}」")
+    elif kind == "多选" and len(letters) < 2:
+        cells.fail("答案", "多选题至少需要两个正确选项；只有一个正确答案请改为单选题")
+    else:
+        return [option_id(ch) for ch in sorted(letters)]
+    return []
 
 
 def check_file(path: str | Path) -> Checked:
@@ -266,22 +293,15 @@ def check_file(path: str | Path) -> Checked:
     return check_table(read_table(path, REQUIRED))
 
 
-@dataclass
-class ImportResult:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-
-
-Progress = Callable[[int, int], None]
-
-
-def import_questions(db: Session, questions: list[QuestionData], progress: Progress | None = None) -> ImportResult:
-    """Upsert by stem: a corrected question keeps its id (and its statistics)."""
-    result = ImportResult()
-    existing = {q.stem_key: q for q in db.exec(select(Question)).all()}
-    for index, data in enumerate(questions, start=1):
-        values = dict(
+def import_questions(db: Session, questions: list[QuestionData], progress: Progress | None = None) -> Counts:
+    """Upsert by stem: a corrected question keeps its id (and its statistics). A retired
+    question stays retired when re-imported."""
+    return upsert(
+        db,
+        questions,
+        {q.stem_key: q for q in db.exec(select(Question)).all()},
+        key=lambda data: data.key,
+        values=lambda data: dict(
             kind=data.kind,
             stem=data.stem,
             options=data.options,
@@ -290,23 +310,10 @@ def import_questions(db: Session, questions: list[QuestionData], progress: Progr
             category=data.category,
             source=data.source,
             difficulty=data.difficulty,
-        )  # a retired question stays retired when re-imported
-        current = existing.get(data.key)
-        if current is None:
-            question = Question(stem_key=data.key, **values)
-            db.add(question)
-            existing[data.key] = question
-            result.added += 1
-        elif any(getattr(current, k) != v for k, v in values.items()):
-            for name, value in values.items():
-                setattr(current, name, value)
-            db.add(current)
-            result.updated += 1
-        else:
-            result.unchanged += 1
-        if progress:
-            progress(index, len(questions))
-    return result
+        ),
+        create=lambda data, values: Question(stem_key=data.key, **values),
+        progress=progress,
+    )
 
 
 def bundled_files() -> list[Path]:

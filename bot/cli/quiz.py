@@ -41,11 +41,10 @@ def _import_questions(store: Store, path: Path, config: Config, source: str = ""
         err.print(f"[yellow]![/yellow] {escape(str(warning))}", highlight=False)
     if len(checked.warnings) > 20:
         err.print(f"……另有 {len(checked.warnings) - 20} 条提示未列出")
-    summary = "新增 {0.added} 题，更新 {0.updated} 题，无变化 {0.unchanged} 题"
     with store.session() as db, progress_bar(f"导入题库 {path.name}") as update:
         result = import_questions(db, checked.questions, progress=update)
-        record(db, _now(config), cli_actor(), "导入题库", f"{path.name}：{summary.format(result)}")
-    console.print(f"题库 {path.name}：{summary.format(result)}。", highlight=False, markup=False)
+        record(db, _now(config), cli_actor(), "导入题库", f"{path.name}：{result.summary('题')}")
+    console.print(f"题库 {path.name}：{result.summary('题')}。", highlight=False, markup=False)
     return 0
 
 

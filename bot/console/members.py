@@ -18,22 +18,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.audit import record
-from bot.console.uploads import as_file, keep, kept, take_file
+from bot.console.uploads import Problem, as_file, check_upload, keep, kept, take_file
 from bot.console.web import Console, Page, Refused, redirect, small_int
-from bot.roster import RoleChangeError, change_role, check_file, import_members
+from bot.imports import dry_run
+from bot.roster import MemberData, RoleChangeError, change_role, check_file, import_members
 from bot.store import Branch, Member, MemberStatus, Role
 from bot.store.members import is_active
-from bot.tabular import FileProblem
 
 SHOWN = 300
 ROLES = [r.value for r in Role]
-
-
-@dataclass
-class Problem:
-    row: int | str
-    column: str
-    message: str
 
 
 @dataclass
@@ -93,68 +86,18 @@ def view(page: Page) -> Response:
 def _check(page: Page, name: str, data: bytes, mark_missing: bool) -> Checked:
     """The CLI's checks, the secretary's scope, then the import inside a savepoint (rolled back)."""
     out = Checked()
-    with as_file(name, data) as path:
-        try:
-            checked = check_file(path, page.now.date())
-        except FileProblem as problem:
-            out.problems.append(Problem("", "", str(problem).replace(path.name, name)))
-            return out
-    out.problems += [
-        Problem(e.row, f"{e.letter} 列「{e.column}」" if e.letter else e.column, e.message) for e in checked.errors
-    ]
+    checked, out.problems = check_upload(name, data, lambda path: check_file(path, page.now.date()))
+    if checked is None:
+        return out
     if not out.problems and not checked.members:
         out.problems.append(Problem("", "", f"{name} 没有任何成员行。"))
+    if not out.problems and page.viewer.scope is not None:
+        out.problems += _beyond_secretary(page, checked.members, mark_missing)
     if out.problems:
         return out
-    if page.viewer.scope is not None:
-        own = page.viewer.branch.name
-        elsewhere = {
-            m.phone: m
-            for m in page.db.exec(select(Member).where(col(Member.branch_id) != page.viewer.member.branch_id)).all()
-        }
-        # An admin who belongs to this branch is out of a secretary's reach: not demoted,
-        # not given another WeChat/WeCom account (a console login), not marked 已转出.
-        admins = {
-            m.phone: m
-            for m in page.db.exec(
-                select(Member).where(
-                    col(Member.branch_id) == page.viewer.member.branch_id, col(Member.role) == Role.ADMIN.value
-                )
-            ).all()
-        }
-        for row in checked.members:
-            admin = admins.get(row.phone)
-            if row.branch != own:
-                out.problems.append(Problem(row.row, "支部", f"「{row.branch}」不是本支部：书记只能导入{own}的名册"))
-            elif row.phone in elsewhere:
-                out.problems.append(Problem(row.row, "手机号", "该手机号属于其他支部的成员，转入本支部请联系管理员"))
-            elif admin is None and row.role == Role.ADMIN.value:
-                out.problems.append(Problem(row.row, "角色", "书记不能在名册中设置管理员，请联系管理员"))
-            elif admin is not None and (
-                row.role != Role.ADMIN.value
-                or (row.openid or admin.openid) != admin.openid
-                or (row.wecom_userid or admin.wecom_userid) != admin.wecom_userid
-            ):
-                out.problems.append(
-                    Problem(row.row, "角色", "该成员是管理员：书记不能变更其角色或微信账号，请联系管理员")
-                )
-        if mark_missing:
-            listed = {row.phone for row in checked.members}
-            for admin in admins.values():
-                if admin.phone not in listed and is_active(admin) and not admin.is_demo:
-                    out.problems.append(
-                        Problem(
-                            "",
-                            "",
-                            f"管理员{admin.name}不在文件中：书记不能将管理员标记为已转出，"
-                            "请在文件中保留该行，或联系管理员",
-                        )
-                    )
-        if out.problems:
-            return out
     within = None if page.viewer.scope is None else set(page.viewer.scope)
-    savepoint = page.db.begin_nested()
-    try:
+
+    def preview() -> None:
         known = {m.phone for m in page.db.exec(select(Member)).all()}
         result = import_members(page.db, checked.members, name, mark_missing=mark_missing, within=within)
         out.preview = Preview(
@@ -165,10 +108,53 @@ def _check(page: Page, name: str, data: bytes, mark_missing: bool) -> Checked:
             [m.name for m in result.restored],
         )
         out.problems += [Problem("", "", line) for line in result.conflicts]
-    finally:
-        savepoint.rollback()
+
+    dry_run(page.db, preview)
     out.count = len(checked.members)
     return out
+
+
+def _beyond_secretary(page: Page, members: list[MemberData], mark_missing: bool) -> list[Problem]:
+    """What a secretary's roster may not do: name another branch, take a member of one, or
+    touch an admin of their own (demote, rebind to another WeChat/WeCom account — a
+    console login —, or mark 已转出)."""
+    problems: list[Problem] = []
+    own = page.viewer.branch.name
+    elsewhere = {
+        m.phone: m for m in page.db.exec(select(Member).where(Member.branch_id != page.viewer.member.branch_id)).all()
+    }
+    admins = {
+        m.phone: m
+        for m in page.db.exec(
+            select(Member).where(Member.branch_id == page.viewer.member.branch_id, Member.role == Role.ADMIN.value)
+        ).all()
+    }
+    for row in members:
+        admin = admins.get(row.phone)
+        if row.branch != own:
+            problems.append(Problem(row.row, "支部", f"「{row.branch}」不是本支部：书记只能导入{own}的名册"))
+        elif row.phone in elsewhere:
+            problems.append(Problem(row.row, "手机号", "该手机号属于其他支部的成员，转入本支部请联系管理员"))
+        elif admin is None and row.role == Role.ADMIN.value:
+            problems.append(Problem(row.row, "角色", "书记不能在名册中设置管理员，请联系管理员"))
+        elif admin is not None and (
+            row.role != Role.ADMIN.value
+            or (row.openid or admin.openid) != admin.openid
+            or (row.wecom_userid or admin.wecom_userid) != admin.wecom_userid
+        ):
+            problems.append(Problem(row.row, "角色", "该成员是管理员：书记不能变更其角色或微信账号，请联系管理员"))
+    if mark_missing:
+        listed = {row.phone for row in members}
+        for admin in admins.values():
+            if admin.phone not in listed and is_active(admin) and not admin.is_demo:
+                problems.append(
+                    Problem(
+                        "",
+                        "",
+                        f"管理员{admin.name}不在文件中：书记不能将管理员标记为已转出，请在文件中保留该行，或联系管理员",
+                    )
+                )
+    return problems
 
 
 def upload(page: Page) -> Response:

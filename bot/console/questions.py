@@ -13,23 +13,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.audit import record
-from bot.console.uploads import as_file, keep, kept, take_file
+from bot.console.uploads import Problem, check_upload, keep, kept, take_file
 from bot.console.web import Console, Page, Refused, redirect, small_int
+from bot.imports import dry_run
 from bot.store import Member, Question
 from bot.store.models import QuestionReport
-from bot.tabular import FileProblem
 from handlers.questions import MIN_ANSWERS, answer_stats, hardest_questions
 from quizzes.bank import QuestionData, check_file, import_questions
 
 PER_PAGE = 30
 KINDS = ["单选", "多选", "判断"]
-
-
-@dataclass
-class Problem:
-    row: int | str
-    column: str
-    message: str
 
 
 @dataclass
@@ -95,28 +88,23 @@ def view(page: Page) -> Response:
 
 
 def _check(page: Page, name: str, data: bytes) -> tuple[Checked, list[QuestionData]]:
+    """The CLI's checks, then the import inside a savepoint (rolled back) as the preview."""
     out = Checked()
-    with as_file(name, data) as path:
-        try:
-            checked = check_file(path)
-        except FileProblem as problem:
-            out.problems.append(Problem("", "", str(problem).replace(path.name, name)))
-            return out, []
-    out.problems += [
-        Problem(e.row, f"{e.letter} 列「{e.column}」" if e.letter else e.column, e.message) for e in checked.errors
-    ]
+    checked, out.problems = check_upload(name, data, check_file)
+    if checked is None:
+        return out, []
     if not out.problems and not checked.questions:
         out.problems.append(Problem("", "", f"{name} 没有任何题目行。"))
     if out.problems:
         return out, []
-    savepoint = page.db.begin_nested()
-    try:
+
+    def preview() -> None:
         known = set(page.db.exec(select(col(Question.stem_key))).all())
         result = import_questions(page.db, checked.questions)
         out.added = [q.stem[:40] for q in checked.questions if q.key not in known]
         out.updated, out.unchanged = result.updated, result.unchanged
-    finally:
-        savepoint.rollback()
+
+    dry_run(page.db, preview)
     out.count = len(checked.questions)
     return out, checked.questions
 
@@ -136,7 +124,7 @@ def confirm(page: Page) -> Response:
     if checked.problems:
         return page.render("questions_upload.html", title="题库导入", status=422, name=row.filename, checked=checked)
     result = import_questions(page.db, questions)
-    summary = f"新增 {result.added} 题，更新 {result.updated} 题，无变化 {result.unchanged} 题"
+    summary = result.summary("题")
     record(page.db, page.now, page.viewer.actor, "导入题库", f"{row.filename}：{summary}")
     page.db.delete(row)
     return page.render("questions_upload.html", title="题库导入", name=row.filename, checked=checked, summary=summary)

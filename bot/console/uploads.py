@@ -8,16 +8,19 @@ confirmation. The checkers read files by suffix, so a temporary copy is made for
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from sqlalchemy import delete
 from sqlmodel import col, select
 
 from bot.console.web import Page, Refused, small_int
 from bot.store.models import ConsoleUpload
+from bot.tabular import FileProblem, RowError
 
 SUFFIXES = (".csv", ".xlsx")
 KEEP = timedelta(hours=1)
@@ -67,3 +70,33 @@ def as_file(name: str, data: bytes) -> Iterator[Path]:
         path = Path(folder) / ("upload" + Path(name).suffix.lower())
         path.write_bytes(data)
         yield path
+
+
+@dataclass
+class Problem:
+    """One line of the console's problem table: row, column (with its letter), message."""
+
+    row: int | str
+    column: str
+    message: str
+
+
+class _Checked(Protocol):
+    @property
+    def errors(self) -> Sequence[RowError]: ...
+
+
+Checked = TypeVar("Checked", bound=_Checked)
+
+
+def check_upload(name: str, data: bytes, check: Callable[[Path], Checked]) -> tuple[Checked | None, list[Problem]]:
+    """An uploaded file through the CLI's checker: (what it found, or None when the file
+    cannot be read at all; each problem as the console's table shows it, named as uploaded)."""
+    with as_file(name, data) as path:
+        try:
+            checked = check(path)
+        except FileProblem as problem:
+            return None, [Problem("", "", str(problem).replace(path.name, name))]
+    return checked, [
+        Problem(e.row, f"{e.letter} 列「{e.column}」" if e.letter else e.column, e.message) for e in checked.errors
+    ]

@@ -56,6 +56,8 @@ CLAIM_BATCH = 2000
 MARK_GROUP = 50  # outcomes per bulk update, at most
 MARK_DELAY = 0.05  # seconds a finished send may wait to share a bulk update
 BREAKER_FAILURES = 10  # transient failures in a row, on one platform, that pause it for the rest of a pass
+Attempts = dict[int, tuple[int, datetime | None]]  # delivery id → (attempts, failing since) as claimed
+SKIPS = {"skip:unbound": "未绑定", "skip:unsubscribed": "已取消关注", "skip:transferred": "已转出"}  # route → why
 
 
 def _not_yet(now: datetime) -> SelectOfScalar[int | None]:
@@ -190,6 +192,8 @@ class OutboxWorker:
     # ------------------------------------------------------------------ one pass
 
     def run_once(self) -> int:
+        """One pass: post what waits for group robots, claim a batch of deliveries, skip
+        those no platform can take, send the rest and mark each as it finishes."""
         posted = self._post_to_robots()
         claimed = self._claim()
         if not claimed:
@@ -198,15 +202,26 @@ class OutboxWorker:
         by_route: dict[str, list[Claimed]] = defaultdict(list)
         for item in claimed:
             by_route[self._route(item)].append(item)
-        attempts = {c.delivery.id: (c.delivery.attempts, c.delivery.failing_since) for c in claimed}
-        breaker = Breaker()
-        reasons = {"skip:unbound": "未绑定", "skip:unsubscribed": "已取消关注", "skip:transferred": "已转出"}
-        skipped = [(c, reason) for route, reason in reasons.items() for c in by_route.pop(route, [])]
-        if skipped:
-            self._mark({c.delivery.id: Outcome("skipped", "", None, reason) for c, reason in skipped}, attempts)
-        token = claimed[0].delivery.claim
-        unmarked = {c.delivery.id for c in claimed} - {c.delivery.id for c, _ in skipped}
+        attempts: Attempts = {c.id: (c.delivery.attempts, c.delivery.failing_since) for c in claimed}
+        skipped = self._skip_unreachable(by_route, attempts)
+        unmarked = {c.id for c in claimed} - skipped
         lost: set[int] = set()  # claims another worker took over: not to be sent from here
+        futures = self._submit_sends(by_route, lost)
+        self._mark_as_they_finish(futures, attempts, claimed[0].delivery.claim, unmarked, lost)
+        self._close_finished_campaigns()
+        return len(claimed)
+
+    def _skip_unreachable(self, by_route: dict[str, list[Claimed]], attempts: Attempts) -> set[int]:
+        """Mark the claims no platform can take as skipped, saying why; their delivery ids."""
+        skipped = [(c, reason) for route, reason in SKIPS.items() for c in by_route.pop(route, [])]
+        if skipped:
+            self._mark({c.id: Outcome("skipped", "", None, reason) for c, reason in skipped}, attempts)
+        return {c.id for c, _ in skipped}
+
+    def _submit_sends(self, by_route: dict[str, list[Claimed]], lost: set[int]) -> list[Future[dict[int, Outcome]]]:
+        """Every route's sends to the pool: one call per Official Account or demo message,
+        one per WeCom batch (a campaign's recipients, up to the batch size)."""
+        breaker = Breaker()
         futures = [self.pool.submit(self._send_wechat, item, lost, breaker) for item in by_route.pop("wechat", [])]
         futures += [self.pool.submit(self._send_demo, item, lost) for item in by_route.pop("demo", [])]
         for items in by_route.values():  # "wecom:<campaign id>"
@@ -215,16 +230,29 @@ class OutboxWorker:
                 self.pool.submit(self._send_wecom, items[i : i + size], lost, breaker)
                 for i in range(0, len(items), size)
             ]
-        # Sends are marked as they finish, in one bulk update for those that finish close
-        # together: a finished send waits at most MARK_DELAY for others to share its mark.
-        # A crash so leaves only what is in flight, and what finished in the last
-        # MARK_DELAY, sent but unmarked, to be re-sent after the lease. (Waiting for a group
-        # of a fixed size instead held finished sends unmarked for as long as the group
-        # took to fill: seconds at Official Account rates.)
-        # A pass can outlast the lease (2,000 Official Account messages at 20 a second take
-        # 100 s; with the API hanging, much longer), so the lease on what is still unmarked
-        # is renewed every third of it: no other worker takes over a claim this one is still
-        # working through, which would send those messages twice.
+        return futures
+
+    def _mark_as_they_finish(
+        self,
+        futures: list[Future[dict[int, Outcome]]],
+        attempts: Attempts,
+        token: str,
+        unmarked: set[int],
+        lost: set[int],
+    ) -> None:
+        """Wait for the sends, marking them as they finish and keeping the lease on the
+        rest of the claim (``unmarked`` and ``lost`` are updated in place).
+
+        Sends are marked as they finish, in one bulk update for those that finish close
+        together: a finished send waits at most MARK_DELAY for others to share its mark.
+        A crash so leaves only what is in flight, and what finished in the last
+        MARK_DELAY, sent but unmarked, to be re-sent after the lease. (Waiting for a group
+        of a fixed size instead held finished sends unmarked for as long as the group
+        took to fill: seconds at Official Account rates.)
+        A pass can outlast the lease (2,000 Official Account messages at 20 a second take
+        100 s; with the API hanging, much longer), so the lease on what is still unmarked
+        is renewed every third of it: no other worker takes over a claim this one is still
+        working through, which would send those messages twice."""
         every = self.config.outbox.lease_seconds / 3
         renew_at = time.monotonic() + every
         finished: queue.SimpleQueue[Future[dict[int, Outcome]]] = queue.SimpleQueue()
@@ -253,8 +281,6 @@ class OutboxWorker:
             if now >= renew_at:
                 lost |= self._renew(token, unmarked)
                 renew_at = time.monotonic() + every
-        self._close_finished_campaigns()
-        return len(claimed)
 
     def _route(self, item: Claimed) -> str:
         member = item.member
@@ -428,7 +454,7 @@ class OutboxWorker:
             )
         return lost
 
-    def _mark(self, outcomes: dict[int, Outcome], attempts: dict[int, tuple[int, datetime | None]]) -> None:
+    def _mark(self, outcomes: dict[int, Outcome], attempts: Attempts) -> None:
         now = self.clock()
         cfg = self.config.outbox
         window = timedelta(seconds=cfg.retry_window)

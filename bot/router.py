@@ -1,8 +1,11 @@
 """The router: pending dialog first, then a command word or menu key, then help.
 
-Permissions are checked here, once, from the roles each command declares; handlers
-assume they were allowed to run. The registry itself lives in ``handlers/__init__.py``
-so that it reads as a table of contents of what the bot can do.
+Permissions are checked here, once: the roles each command declares, and the branch scope
+(``bot.scope``) computed from the sender's role and, for commands that take a branch
+name, from their arguments. Handlers assume they were allowed to run: a member-only
+handler gets a ``MemberContext``, whose member cannot be missing. The registry itself
+lives in ``handlers/__init__.py`` so that it reads as a table of contents of what the bot
+can do.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from sqlmodel import Session
@@ -18,6 +22,7 @@ from sqlmodel import Session
 from bot.audit import actor_of, record
 from bot.config import Config
 from bot.messages import MEMBER_KINDS, Inbound, normalise
+from bot.scope import BranchParam, NotYours, Scope, named_scope, reach
 from bot.store import Dialog, Member, Role, lookups
 from bot.store.members import is_active
 
@@ -29,9 +34,9 @@ SECRETARIES = frozenset({Role.SECRETARY.value, Role.ADMIN.value})
 ADMINS = frozenset({Role.ADMIN.value})
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Context:
-    """Everything a handler may use: no HTTP, no XML."""
+    """Everything a handler may use: no HTTP, no XML. The sender may be a guest."""
 
     db: Session
     config: Config
@@ -62,18 +67,61 @@ class Context:
             self.db.delete(dialog)
 
 
+@dataclass(kw_only=True)
+class MemberContext(Context):
+    """The context of a bound, active member: what every member-only handler gets.
+
+    ``scope`` is the branches this message may act on, decided by the router."""
+
+    member: Member
+    member_id: int
+    scope: Scope
+
+    @classmethod
+    def of(cls, ctx: Context, member: Member, scope: Scope) -> MemberContext:
+        if member.id is None:
+            raise ValueError("a member from the store always has an id")
+        return cls(
+            db=ctx.db,
+            config=ctx.config,
+            now=ctx.now,
+            inbound=ctx.inbound,
+            member=member,
+            registry=ctx.registry,
+            args=ctx.args,
+            member_id=member.id,
+            scope=scope,
+        )
+
+
 Handler = Callable[[Context], str]
-DialogHandler = Callable[[Context, Dialog], str | None]
+MemberHandler = Callable[[MemberContext], str]
+DialogHandler = Callable[[MemberContext, Dialog], str | None]
+
+
+class Args(Enum):
+    """What a command's arguments look like: how two commands sharing a word (通知 alone
+    reads the inbox; 通知 with text broadcasts) are told apart."""
+
+    ANY = "any"
+    NONE = "none"
+    REQUIRED = "required"
+
+    def fits(self, args: str) -> bool:
+        return self is Args.ANY or (self is Args.NONE) == (not args)
 
 
 @dataclass(frozen=True)
 class Command:
     word: str
-    handler: Handler
+    handler: MemberHandler
     roles: frozenset[str]
     summary: str
     usage: str = ""
     aliases: tuple[str, ...] = ()
+    args: Args = Args.ANY
+    branch: BranchParam | None = None  # the arguments may name a branch (scoped by the router)
+    guest_handler: Handler | None = None  # set for the few commands open to senders not on the roster
 
     @property
     def words(self) -> tuple[str, ...]:
@@ -95,8 +143,8 @@ class Registry:
     events: dict[str, Handler] = field(default_factory=dict)
     menu_keys: dict[str, str] = field(default_factory=dict)
     unsupported: Handler | None = None
-    banner: Handler | None = None  # a line put before every reply (e.g. unread notices)
-    fallback: Handler | None = None  # a last look at text nothing else took, before help
+    banner: MemberHandler | None = None  # a line put before every reply to a member (e.g. unread notices)
+    fallback: MemberHandler | None = None  # a last look at a member's text nothing else took, before help
     # A scan-button result (scancode_push / scancode_waitmsg) to the command text it
     # stands for (e.g. a meeting QR code's "签到 1234"), or None; then events[...] answers.
     scan_command: Callable[[str], str | None] | None = None
@@ -104,14 +152,25 @@ class Registry:
     def command(
         self,
         word: str,
-        handler: Handler,
+        handler: MemberHandler,
         *,
         roles: frozenset[str],
         summary: str,
         usage: str = "",
         aliases: tuple[str, ...] = (),
+        args: Args = Args.ANY,
+        branch: BranchParam | None = None,
     ) -> None:
-        self.commands.append(Command(word, handler, roles, summary, usage or word, aliases))
+        """A command for members (of the given roles): its handler gets a MemberContext."""
+        if GUEST in roles:
+            raise ValueError(f"{word}: a command open to guests is registered with open_command")
+        self.commands.append(Command(word, handler, roles, summary, usage or word, aliases, args, branch))
+
+    def open_command(
+        self, word: str, handler: Handler, *, summary: str, usage: str = "", aliases: tuple[str, ...] = ()
+    ) -> None:
+        """A command anyone may use, guests included: its handler gets a Context."""
+        self.commands.append(Command(word, handler, EVERYONE, summary, usage or word, aliases, guest_handler=handler))
 
     def dialog(
         self, kind: str, *, on_reply: DialogHandler, hint: DialogHandler, on_expired: DialogHandler | None = None
@@ -128,18 +187,27 @@ class Registry:
         return [c for c in self.commands if role in c.roles]
 
     def match(self, text: str) -> tuple[Command, str] | None:
-        """The command whose word starts the text (longest word wins), and its arguments."""
+        """The command whose word starts the text (longest word wins), and its arguments.
+        Commands sharing that word are told apart by the shape of their arguments."""
         folded = text.lower()
-        best: tuple[Command, str] | None = None
+        found: list[Command] = []
         best_len = 0
         for command in self.commands:
-            for word in command.words:
-                if folded.startswith(word.lower()) and len(word) > best_len:
-                    best, best_len = (command, text[len(word) :].strip()), len(word)
-        return best
+            size = max((len(w) for w in command.words if folded.startswith(w.lower())), default=0)
+            if size and size > best_len:
+                found, best_len = [command], size
+            elif size and size == best_len:
+                found.append(command)
+        if not found:
+            return None
+        args = text[best_len:].strip()
+        return next((c for c in found if c.args.fits(args)), found[0]), args
+
+    def sharing_word(self, command: Command) -> bool:
+        return sum(1 for c in self.commands if c.word == command.word) > 1
 
     def suggestions(self, text: str, role: str, offer_bind: bool = True) -> list[str]:
-        words = [c.word for c in self.visible_to(role) if offer_bind or c.word != "绑定"]
+        words = list(dict.fromkeys(c.word for c in self.visible_to(role) if offer_bind or c.word != "绑定"))
         head = text.split(" ")[0][:6]
         close = difflib.get_close_matches(head, words, n=3, cutoff=0.3)
         return close or [w for w in words if w != "帮助"][:3]
@@ -164,16 +232,36 @@ def refuse(ctx: Context, command: Command) -> str:
     if ctx.member is None:
         return not_bound(ctx)
     record(ctx.db, ctx.now, actor_of(ctx.member), "拒绝", f"无权使用「{command.word}」：{ctx.inbound.text[:100]}")
+    # 「通知」 alone is every member's; 「通知 内容」 is not: name the form refused.
+    label = command.usage if ctx.registry.sharing_word(command) else command.word
     if command.roles <= ADMINS:
-        return f"「{command.word}」仅限管理员使用。发送「帮助」查看您可以使用的功能。"
-    return f"「{command.word}」仅限支部书记和管理员使用。发送「帮助」查看您可以使用的功能。"
+        return f"「{label}」仅限管理员使用。发送「帮助」查看您可以使用的功能。"
+    return f"「{label}」仅限支部书记和管理员使用。发送「帮助」查看您可以使用的功能。"
+
+
+def refuse_branch(ctx: MemberContext, command: Command, not_yours: NotYours) -> str:
+    record(
+        ctx.db,
+        ctx.now,
+        actor_of(ctx.member),
+        "拒绝",
+        f"「{command.word}」指定了其他支部「{not_yours.named}」：{ctx.inbound.text[:100]}",
+    )
+    return not_yours.message()
 
 
 def route(ctx: Context) -> str:
     """Pick the handler for one inbound message and return the reply text."""
     reply = _route(ctx)
-    banner = ctx.registry.banner(ctx) if ctx.registry.banner and reply else ""
+    if not reply or ctx.registry.banner is None or ctx.member is None:
+        return reply
+    banner = ctx.registry.banner(_as_member(ctx, ctx.member))
     return f"{banner}\n\n{reply}" if banner else reply
+
+
+def _as_member(ctx: Context, member: Member) -> MemberContext:
+    """The member's context with the reach of their role (own branch; an admin's: all)."""
+    return ctx if isinstance(ctx, MemberContext) else MemberContext.of(ctx, member, reach(member))
 
 
 def _route(ctx: Context) -> str:
@@ -197,17 +285,18 @@ def _route(ctx: Context) -> str:
 def _route_text(ctx: Context, text: str) -> str:
     registry = ctx.registry
     dialog, expired = _pending_dialog(ctx)
-    if expired is not None:
+    mctx = _as_member(ctx, ctx.member) if ctx.member is not None else None
+    if expired is not None and mctx is not None:
         late = registry.dialogs.get(expired.kind)
         if late and late.on_expired:
-            ctx.args = text
-            said = late.on_expired(ctx, expired)
+            mctx.args = text
+            said = late.on_expired(mctx, expired)
             if said:
                 return said
     spec = registry.dialogs.get(dialog.kind) if dialog else None
-    if spec and dialog:
-        ctx.args = text
-        reply = spec.on_reply(ctx, dialog)
+    if spec and dialog and mctx is not None:
+        mctx.args = text
+        reply = spec.on_reply(mctx, dialog)
         if reply is not None:
             return reply
     matched = registry.match(text) if text else None
@@ -215,14 +304,24 @@ def _route_text(ctx: Context, text: str) -> str:
         command, args = matched
         if ctx.role not in command.roles:
             return refuse(ctx, command)
-        ctx.args = args
-        return command.handler(ctx)
-    if spec and dialog:
-        ctx.args = text
-        return spec.hint(ctx, dialog) or ""
-    if registry.fallback and ctx.member is not None:
-        ctx.args = text
-        said = registry.fallback(ctx)
+        if mctx is None:
+            if command.guest_handler is None:  # roles without GUEST never get here; kept for the type
+                return refuse(ctx, command)
+            ctx.args = args
+            return command.guest_handler(ctx)
+        if command.branch is not None:
+            scoped = named_scope(ctx.db, mctx.member, command.branch, args)
+            if isinstance(scoped, NotYours):
+                return refuse_branch(mctx, command, scoped)
+            mctx.scope, args = scoped
+        mctx.args = args
+        return command.handler(mctx)
+    if spec and dialog and mctx is not None:
+        mctx.args = text
+        return spec.hint(mctx, dialog) or ""
+    if registry.fallback and mctx is not None:
+        mctx.args = text
+        said = registry.fallback(mctx)
         if said:
             return said
     return _unknown(ctx, text)

@@ -1,11 +1,13 @@
 """What the bot can do: the registry below is its table of contents.
 
-Each command declares who may use it; the router enforces that in one place.
+Each command declares who may use it, and whether its arguments may name a branch; the
+router enforces both in one place (``bot.router``, ``bot.scope``).
 """
 
 from __future__ import annotations
 
-from bot.router import ADMINS, EVERYONE, MEMBERS, SECRETARIES, Registry
+from bot.router import ADMINS, MEMBERS, SECRETARIES, Args, Registry
+from bot.scope import BranchParam
 from handlers import (
     broadcast,
     console_link,
@@ -29,8 +31,8 @@ def build_registry() -> Registry:
     bot = Registry()
 
     # Getting started
-    bot.command("帮助", help.show_help, roles=EVERYONE, summary="查看功能", aliases=("help", "菜单", "?", "？"))
-    bot.command("绑定", members.bind, roles=EVERYONE, summary="绑定支部名册身份", usage="绑定 姓名 手机号后四位")
+    bot.open_command("帮助", help.show_help, summary="查看功能", aliases=("help", "菜单", "?", "？"))
+    bot.open_command("绑定", members.bind, summary="绑定支部名册身份", usage="绑定 姓名 手机号后四位")
     bot.event("subscribe", members.welcome)
     bot.event("subscribe_scan", members.welcome)
     bot.event("unsubscribe", members.unsubscribe)
@@ -82,16 +84,21 @@ def build_registry() -> Registry:
     )
 
     # Political birthdays
-    bot.command("誓词", oath.show, roles=EVERYONE, summary="重温入党誓词", aliases=("入党誓词",))
+    bot.open_command("誓词", oath.show, summary="重温入党誓词", aliases=("入党誓词",))
 
-    # Notices: members read their unread inbox; secretaries and admins broadcast
+    # Notices: 通知 alone reads the unread inbox; 通知 with text is a broadcast (an admin
+    # may name a branch or 全部 first)
+    bot.command(
+        "通知", notices.show_inbox, roles=MEMBERS, summary="查看未读通知", args=Args.NONE, aliases=("未读通知",)
+    )
     bot.command(
         "通知",
         broadcast.notice,
-        roles=MEMBERS,
-        summary="查看未读通知；书记：通知 内容 → 预览后确认发送",
-        usage="通知 [内容]",
-        aliases=("未读通知",),
+        roles=SECRETARIES,
+        summary="预览后确认，发给全支部",
+        usage="通知 内容",
+        args=Args.REQUIRED,
+        branch=BranchParam(allow_all=True),
     )
     bot.dialog(broadcast.DIALOG, on_reply=broadcast.confirm, hint=broadcast.confirm_hint, on_expired=broadcast.expired)
     bot.command(
@@ -100,6 +107,7 @@ def build_registry() -> Registry:
         roles=SECRETARIES,
         summary="定时发送通知",
         usage="定时通知 YYYY-MM-DD HH:MM 内容",
+        branch=BranchParam(position=2, allow_all=True),
     )
     bot.command(
         "取消定时", broadcast.cancel_scheduled, roles=SECRETARIES, summary="撤回定时通知", usage="取消定时 编号"
@@ -108,9 +116,12 @@ def build_registry() -> Registry:
     bot.banner = notices.unread_banner
 
     # Following up the month's quiz, and political birthdays
-    bot.command("未完成", followup.unfinished, roles=SECRETARIES, summary="本月未完成测试和未绑定的同志")
-    bot.command("催办", followup.nudge, roles=SECRETARIES, summary="提醒未完成测试的同志（每天一次）")
-    bot.command("生日", followup.birthdays, roles=SECRETARIES, summary="本月政治生日", aliases=("政治生日",))
+    branch = BranchParam()  # an admin may name the branch: 催办 第二党支部
+    bot.command("未完成", followup.unfinished, roles=SECRETARIES, summary="本月未完成测试和未绑定的同志", branch=branch)
+    bot.command("催办", followup.nudge, roles=SECRETARIES, summary="提醒未完成测试的同志（每天一次）", branch=branch)
+    bot.command(
+        "生日", followup.birthdays, roles=SECRETARIES, summary="本月政治生日", aliases=("政治生日",), branch=branch
+    )
 
     # Meetings (三会一课, 主题党日): arrange, reply, check in
     bot.command("会议", meetings.start, roles=SECRETARIES, summary="安排会议并通知全支部", aliases=("安排会议",))

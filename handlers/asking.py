@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, insert
 from sqlmodel import select
 
-from bot.router import Context
+from bot.router import MemberContext
 from bot.store import Answer, Question
 from bot.store.models import Dialog, ReviewCard
 from quizzes.answers import is_correct, looks_like_answer, parse
@@ -24,7 +24,7 @@ CARD = select(ReviewCard).where(
 )
 
 
-def grade(ctx: Context, question: Question, order: list[str]) -> tuple[str, list[str], bool]:
+def grade(ctx: MemberContext, question: Question, order: list[str]) -> tuple[str, list[str], bool]:
     """(a hint for a malformed answer or "", the chosen option ids, whether right)."""
     parsed = parse(ctx.args, question.kind, len(order))
     if parsed.problem:
@@ -33,7 +33,7 @@ def grade(ctx: Context, question: Question, order: list[str]) -> tuple[str, list
     return "", chosen, is_correct(chosen, question.answer)
 
 
-def answer_in_dialog(ctx: Context, dialog: Dialog, question_id: int) -> tuple[str, bool] | str | None:
+def answer_in_dialog(ctx: MemberContext, dialog: Dialog, question_id: int) -> tuple[str, bool] | str | None:
     """Grade a reply to the question a dialog is waiting on (its data holds the option
     order and when it was asked): (feedback, correct), a hint, or None if not an answer."""
     if not looks_like_answer(ctx.args):
@@ -50,7 +50,7 @@ def answer_in_dialog(ctx: Context, dialog: Dialog, question_id: int) -> tuple[st
 
 
 def record(
-    ctx: Context,
+    ctx: MemberContext,
     question: Question,
     chosen: list[str],
     correct: bool,
@@ -59,14 +59,14 @@ def record(
     attempt_id: int | None = None,
 ) -> None:
     """Keep the answer, and move the question in or through the wrong-answer book."""
-    assert ctx.member is not None and ctx.member.id is not None and question.id is not None
+    assert question.id is not None
     seconds = max((ctx.now - asked_at).total_seconds(), 0.0) if asked_at else 0.0
     ctx.db.execute(
         ANSWER,
         {
             "attempt_id": attempt_id,
             "mode": mode,
-            "member_id": ctx.member.id,
+            "member_id": ctx.member_id,
             "question_id": question.id,
             "chosen": chosen,
             "is_correct": correct,
@@ -74,11 +74,11 @@ def record(
             "answered_at": ctx.now,
         },
     )
-    card = ctx.db.exec(CARD, params={"member_id": ctx.member.id, "question_id": question.id}).first()  # type: ignore[call-overload]
+    card = ctx.db.exec(CARD, params={"member_id": ctx.member_id, "question_id": question.id}).first()  # type: ignore[call-overload]
     if card is None and correct:
         return
     if card is None:
-        card = ReviewCard(member_id=ctx.member.id, question_id=question.id, card="", due=ctx.now, created_at=ctx.now)
+        card = ReviewCard(member_id=ctx.member_id, question_id=question.id, card="", due=ctx.now, created_at=ctx.now)
     elif card.graduated_at is not None:
         if correct:
             return

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.audit import actor_of, record
+from bot.audit import actor_of
 from bot.errcodes import failure_text
 from bot.outbox.campaigns import (
     delivery_groups,
@@ -19,28 +19,22 @@ from bot.outbox.campaigns import (
     visible_campaign,
     withdraw,
 )
-from bot.router import Context
+from bot.router import SECRETARIES, MemberContext
+from bot.scope import scope_branch_ids
 from bot.store import Branch, Role
 from bot.store.models import Campaign, Dialog
-from handlers import notices
-from handlers.scope import is_admin, names, pick_branches
+from handlers.listing import names
 
 DIALOG = "broadcast"
 CONFIRM_WINDOW = timedelta(minutes=10)
 
 
-def notice(ctx: Context) -> str:
-    """通知 alone lists the unread inbox; with content, secretaries and admins broadcast."""
-    if not ctx.args:
-        return notices.show_inbox(ctx)
-    assert ctx.member is not None
-    if ctx.member.role == Role.MEMBER.value:
-        record(ctx.db, ctx.now, actor_of(ctx.member), "拒绝", f"党员尝试发布通知：{ctx.args[:100]}")
-        return "发布通知仅限支部书记和管理员。发送「通知」可查看您的未读通知。"
+def notice(ctx: MemberContext) -> str:
+    """通知 内容: a broadcast to the branches of the router's scope, previewed first."""
     return _preview(ctx, ctx.args, None)
 
 
-def scheduled_notice(ctx: Context) -> str:
+def scheduled_notice(ctx: MemberContext) -> str:
     parts = ctx.args.split(" ", 2)
     if len(parts) < 3:
         return "定时通知格式：定时通知 2026-12-01 09:00 通知内容"
@@ -54,22 +48,31 @@ def scheduled_notice(ctx: Context) -> str:
     return _preview(ctx, parts[2], when)
 
 
-def _preview(ctx: Context, text: str, when: datetime | None) -> str:
-    branches, content = pick_branches(ctx, text.strip())
+def _target(ctx: MemberContext) -> tuple[list[int], str]:
+    """(the branch ids the router's scope gives this notice, their name for people)."""
+    branch_ids = scope_branch_ids(ctx.db, ctx.scope)
+    if len(branch_ids) > 1:
+        return branch_ids, "全部支部"
+    branch = ctx.db.get(Branch, branch_ids[0]) if branch_ids else None
+    return branch_ids, branch.name if branch else "本支部"
+
+
+def _preview(ctx: MemberContext, text: str, when: datetime | None) -> str:
+    content = text.strip()
     if not content:
         return "请在「通知」后写上通知内容。" + (
-            "管理员可写「通知 支部名 内容」或「通知 全部 内容」。" if is_admin(ctx) else ""
+            "管理员可写「通知 支部名 内容」或「通知 全部 内容」。" if ctx.member.role == Role.ADMIN.value else ""
         )
     problem = text_problem(content)
     if problem:
         return problem
-    audience = reach(ctx.db, [b.id for b in branches if b.id is not None])
-    target = "全部支部" if len(branches) > 1 else branches[0].name
+    branch_ids, target = _target(ctx)
+    audience = reach(ctx.db, branch_ids)
     ctx.start_dialog(
         DIALOG,
         {
             "text": content,
-            "branch_ids": [b.id for b in branches],
+            "branch_ids": branch_ids,
             "target": target,
             "when": when.isoformat() if when else "",
         },
@@ -83,7 +86,7 @@ def _preview(ctx: Context, text: str, when: datetime | None) -> str:
     )
 
 
-def confirm(ctx: Context, dialog: Dialog) -> str | None:
+def confirm(ctx: MemberContext, dialog: Dialog) -> str | None:
     word = ctx.args.strip()
     if word not in ("确认", "取消"):
         return None
@@ -91,14 +94,10 @@ def confirm(ctx: Context, dialog: Dialog) -> str | None:
     if word == "取消":
         return "已取消，通知没有发送。"
     data = dialog.data
-    # The role was checked at 「通知」; read it again from the store now: a secretary
-    # demoted or moved to another branch within the 10 minutes sends nothing.
-    role, member = ctx.role, ctx.member
-    if (
-        member is None
-        or role not in (Role.SECRETARY.value, Role.ADMIN.value)
-        or (role != Role.ADMIN.value and list(data["branch_ids"]) != [member.branch_id])
-    ):
+    # The role was checked at 「通知」; the router read it again from the store for this
+    # message: a secretary demoted or moved to another branch within the 10 minutes sends nothing.
+    member = ctx.member
+    if ctx.role not in SECRETARIES or not ctx.scope.covers(data["branch_ids"]):
         return "您的角色或所在支部已变更，这条通知没有发送。"
     when = datetime.fromisoformat(data["when"]) if data["when"] else None
     campaign, _ = send_notice(
@@ -116,24 +115,23 @@ def confirm(ctx: Context, dialog: Dialog) -> str | None:
     return f"已发送，通知编号 #{campaign.id}。稍后发送「通知状态 {campaign.id}」查看送达情况。"
 
 
-def confirm_hint(ctx: Context, dialog: Dialog) -> str:
+def confirm_hint(ctx: MemberContext, dialog: Dialog) -> str:
     return "有一条通知等待确认：回复「确认」发送，或回复「取消」放弃。"
 
 
-def expired(ctx: Context, dialog: Dialog) -> str | None:
+def expired(ctx: MemberContext, dialog: Dialog) -> str | None:
     if ctx.args.strip() in ("确认", "取消"):
         return "这条通知超过 10 分钟没有确认，已自动作废，没有发送。如需发送，请重新发「通知 内容」。"
     return None
 
 
-def _visible_campaign(ctx: Context, number: int | None) -> Campaign | None:
-    """A notice this secretary (own branch) or admin (any) may see."""
-    assert ctx.member is not None
-    scope = None if ctx.member.role == Role.ADMIN.value else [ctx.member.branch_id]
+def _visible_campaign(ctx: MemberContext, number: int | None) -> Campaign | None:
+    """A notice within the router's scope (a secretary's branch; every branch for an admin)."""
+    scope = None if ctx.scope.branch_ids is None else list(ctx.scope.branch_ids)
     return visible_campaign(ctx.db, scope, number)
 
 
-def status(ctx: Context) -> str:
+def status(ctx: MemberContext) -> str:
     arg = ctx.args.strip().lstrip("#")
     if arg and not arg.isdigit():
         return "用法：通知状态 或 通知状态 编号"
@@ -172,7 +170,7 @@ def status(ctx: Context) -> str:
     return "\n".join(lines)
 
 
-def cancel_scheduled(ctx: Context) -> str:
+def cancel_scheduled(ctx: MemberContext) -> str:
     arg = ctx.args.strip().lstrip("#")
     if not arg.isdigit():
         return "用法：取消定时 编号"

@@ -5,11 +5,10 @@ from __future__ import annotations
 from bot.audit import actor_of, record
 from bot.auth import issue_link_token, may_use
 from bot.messages import secret
-from bot.router import Context
+from bot.router import MemberContext
 
 
-def link(ctx: Context) -> str:
-    assert ctx.member is not None
+def link(ctx: MemberContext) -> str:
     if not ctx.config.console.enabled:
         return "管理后台未启用，请联系系统管理员。"
     if not may_use(ctx.member):

@@ -14,19 +14,18 @@ from sqlmodel import select
 
 from bot.audit import actor_of, record
 from bot.outbox.campaigns import create_campaign
-from bot.router import Context
+from bot.router import MemberContext
 from bot.store import Question
+from bot.store.members import branch_members
 from bot.store.models import Contest, ContestAnswer, ContestPlayer, Dialog
 from handlers import asking
-from handlers.scope import members_of
 from quizzes.answers import looks_like_answer
 from quizzes.contest import ANSWER_WINDOW, DEFAULT_SIZE, JOIN_WINDOW, MAX_SIZE, PLACE_POINTS
 
 DIALOG = "contest"
 
 
-def _open_contest(ctx: Context) -> Contest | None:
-    assert ctx.member is not None
+def _open_contest(ctx: MemberContext) -> Contest | None:
     return ctx.db.exec(
         select(Contest)
         .where(Contest.branch_id == ctx.member.branch_id, Contest.state.in_(("joining", "running")))  # type: ignore[attr-defined]
@@ -34,8 +33,7 @@ def _open_contest(ctx: Context) -> Contest | None:
     ).first()
 
 
-def start(ctx: Context) -> str:
-    assert ctx.member is not None
+def start(ctx: MemberContext) -> str:
     arg = ctx.args.strip()
     size = int(arg) if arg.isdigit() else DEFAULT_SIZE
     if (arg and not arg.isdigit()) or not 1 <= size <= MAX_SIZE:
@@ -47,7 +45,7 @@ def start(ctx: Context) -> str:
         return "题库题目不足，无法发起抢答赛。"
     contest = Contest(
         branch_id=ctx.member.branch_id,
-        created_by=ctx.member.id,
+        created_by=ctx.member_id,
         question_ids=random.sample(pool, size),
         join_until=ctx.now + JOIN_WINDOW,
         created_at=ctx.now,
@@ -55,7 +53,7 @@ def start(ctx: Context) -> str:
     ctx.db.add(contest)
     ctx.db.flush()
     start_at = contest.join_until.astimezone(ctx.config.tz)
-    members = members_of(ctx, [ctx.member.branch_id])
+    members = branch_members(ctx.db, [ctx.member.branch_id])
     create_campaign(
         ctx.db,
         kind="contest",
@@ -64,34 +62,32 @@ def start(ctx: Context) -> str:
         member_ids=[m.id for m in members],
         now=ctx.now,
         branch_id=ctx.member.branch_id,
-        created_by=ctx.member.id,
+        created_by=ctx.member_id,
     )  # type: ignore[misc]
     record(ctx.db, ctx.now, actor_of(ctx.member), "抢答赛", f"#{contest.id} {size} 题")
     return f"已发起抢答赛 #{contest.id}（{size} 题），已通知全支部 {len(members)} 人，{start_at:%H:%M} 开始。您也可以回复「参赛」一起答题。"
 
 
-def join(ctx: Context) -> str:
-    assert ctx.member is not None
+def join(ctx: MemberContext) -> str:
     contest = _open_contest(ctx)
     if contest is None:
         return "现在没有正在报名的抢答赛。"
     if contest.state != "joining" or ctx.now >= contest.join_until:
         return "抢答赛报名已截止，下次早点来哦。"
     if ctx.db.exec(
-        select(ContestPlayer).where(ContestPlayer.contest_id == contest.id, ContestPlayer.member_id == ctx.member.id)
+        select(ContestPlayer).where(ContestPlayer.contest_id == contest.id, ContestPlayer.member_id == ctx.member_id)
     ).first():
         return "您已报名，请等待开赛。"
-    ctx.db.add(ContestPlayer(contest_id=contest.id, member_id=ctx.member.id, joined_at=ctx.now))  # type: ignore[arg-type]
+    ctx.db.add(ContestPlayer(contest_id=contest.id, member_id=ctx.member_id, joined_at=ctx.now))  # type: ignore[arg-type]
     end = contest.join_until + ANSWER_WINDOW * (len(contest.question_ids) + 2)
     ctx.start_dialog(DIALOG, {"contest": contest.id}, expires_at=end)
     start_at = contest.join_until.astimezone(ctx.config.tz)
     return f"报名成功！抢答赛 {start_at:%H:%M} 开始，题目会同时发给每位参赛者，收到后直接回复选项字母。"
 
 
-def answer(ctx: Context, dialog: Dialog) -> str | None:
+def answer(ctx: MemberContext, dialog: Dialog) -> str | None:
     if not looks_like_answer(ctx.args):
         return None
-    assert ctx.member is not None
     contest = ctx.db.get(Contest, dialog.data["contest"])
     if contest is None or contest.state == "done":
         ctx.end_dialog()
@@ -112,7 +108,7 @@ def answer(ctx: Context, dialog: Dialog) -> str | None:
         select(ContestAnswer).where(
             ContestAnswer.contest_id == contest.id,
             ContestAnswer.index == contest.index,
-            ContestAnswer.member_id == ctx.member.id,
+            ContestAnswer.member_id == ctx.member_id,
         )
     ).first()
     if already:
@@ -120,7 +116,7 @@ def answer(ctx: Context, dialog: Dialog) -> str | None:
     if not correct:
         ctx.db.add(
             ContestAnswer(
-                contest_id=contest.id, index=contest.index, member_id=ctx.member.id, correct=False, at=ctx.now
+                contest_id=contest.id, index=contest.index, member_id=ctx.member_id, correct=False, at=ctx.now
             )
         )  # type: ignore[arg-type]
         return "❌ 回答错误，本题不得分。本题结束后公布答案和排名。"
@@ -131,7 +127,7 @@ def answer(ctx: Context, dialog: Dialog) -> str | None:
                     ContestAnswer(
                         contest_id=contest.id,
                         index=contest.index,
-                        member_id=ctx.member.id,
+                        member_id=ctx.member_id,
                         correct=True,  # type: ignore[arg-type]
                         place=place,
                         points=PLACE_POINTS.get(place or 0, 0),
@@ -144,12 +140,12 @@ def answer(ctx: Context, dialog: Dialog) -> str | None:
     if place is None:
         return "✅ 回答正确！不过前三名已经产生，本题不得分。"
     player = ctx.db.exec(
-        select(ContestPlayer).where(ContestPlayer.contest_id == contest.id, ContestPlayer.member_id == ctx.member.id)
+        select(ContestPlayer).where(ContestPlayer.contest_id == contest.id, ContestPlayer.member_id == ctx.member_id)
     ).one()
     player.score += PLACE_POINTS[place]
     ctx.db.add(player)
     return f"✅ 回答正确！您是第 {place} 位答对的，得 {PLACE_POINTS[place]} 分。"
 
 
-def hint(ctx: Context, dialog: Dialog) -> str:
+def hint(ctx: MemberContext, dialog: Dialog) -> str:
     return "抢答赛进行中：收到题目后直接回复选项字母。"

@@ -1,9 +1,10 @@
-"""排行榜 [本月|总|支部]: the branch's top 10 for members; every branch for admins."""
+"""排行榜 [本月|总|支部]: the top 10 of the router's scope (the member's branch; every
+branch for an admin)."""
 
 from __future__ import annotations
 
-from bot.router import Context
-from bot.store import Branch, Role
+from bot.router import MemberContext
+from bot.store import Branch
 from quizzes.standings import Standing, branch_board, month_rank, month_top, total_board, total_rank
 
 TOP = 10
@@ -19,31 +20,29 @@ SCOPES = {
 }
 
 
-def show(ctx: Context) -> str:
+def show(ctx: MemberContext) -> str:
     scope = SCOPES.get(ctx.args.replace(" ", ""))
     if scope is None:
         return "排行榜用法：「排行榜」或「排行榜 本月」看本月测试，「排行榜 总」看累计积分，「排行榜 支部」看各支部参与情况。"
     if scope == "支部":
         return _branches(ctx)
-    member = ctx.member
-    assert member is not None and member.id is not None
-    admin = member.role == Role.ADMIN.value
-    branch_id = None if admin else member.branch_id
-    branch = ctx.db.get(Branch, member.branch_id)
-    where = "全部支部" if admin else (branch.name if branch else "本支部")
+    everything = ctx.scope.everything
+    branch_id = None if everything else ctx.scope.branch_id
+    branch = ctx.db.get(Branch, ctx.scope.branch_id)
+    where = "全部支部" if everything else (branch.name if branch else "本支部")
     if scope == "本月":
         rows, count = month_top(ctx.db, ctx.month, branch_id, TOP)
-        mine, _, my_points = month_rank(ctx.db, ctx.month, member.id, branch_id)
+        mine, _, my_points = month_rank(ctx.db, ctx.month, ctx.member_id, branch_id)
         title = f"📊 {ctx.now.year}年{ctx.now.month}月测试排行榜（{where}）"
         empty = "本月还没有人完成测试，发送「答题」争当第一名！"
     else:
         rows = total_board(ctx.db, branch_id, limit=TOP)
-        mine, count, my_points = total_rank(ctx.db, member.id, branch_id)
+        mine, count, my_points = total_rank(ctx.db, ctx.member_id, branch_id)
         title = f"📊 累计积分排行榜（{where}）"
         empty = "还没有人获得积分，发送「答题」开始吧！"
     if not rows:
         return f"{title}\n{empty}"
-    lines = [title] + [_line(i, row, admin) for i, row in enumerate(rows, start=1)]
+    lines = [title] + [_line(i, row, everything) for i, row in enumerate(rows, start=1)]
     if mine is None:
         lines.append("您暂未上榜" + ("，发送「答题」参加本月测试。" if scope == "本月" else "。"))
     else:
@@ -56,12 +55,10 @@ def _line(rank: int, row: Standing, with_branch: bool) -> str:
     return f"{rank}. {row.name}{suffix} {row.points} 分"
 
 
-def _branches(ctx: Context) -> str:
-    member = ctx.member
-    assert member is not None
+def _branches(ctx: MemberContext) -> str:
     rows = branch_board(ctx.db, ctx.month)
-    if member.role != Role.ADMIN.value:
-        own = next((r for r in rows if r.branch_id == member.branch_id), None)
+    if not ctx.scope.everything:
+        own = next((r for r in rows if r.branch_id == ctx.scope.branch_id), None)
         if own is None:
             return "暂无本支部的统计。"
         return (

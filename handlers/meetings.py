@@ -14,17 +14,18 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, select
 
 from bot.audit import actor_of, record
 from bot.messages import normalise
 from bot.outbox.campaigns import create_campaign
-from bot.router import Context
-from bot.store import Member, Role
+from bot.router import SECRETARIES, Context, MemberContext
+from bot.store import Branch, Member
 from bot.store.members import branch_members
 from bot.store.models import Dialog, Meeting, MeetingReply
-from handlers.scope import members_of, names, own_branch
+from handlers.listing import names
 from scheduler.dates import weekday_name
 
 DIALOG = "meeting"
@@ -38,18 +39,18 @@ TOO_MANY_WRONG = (
 )
 
 
-def _when(meeting: Meeting, ctx: Context) -> str:
+def _when(meeting: Meeting, ctx: MemberContext) -> str:
     local = meeting.starts_at.astimezone(ctx.config.tz)
     return f"{local.month}月{local.day}日（{weekday_name(local)}）{local:%H:%M}"
 
 
-def start(ctx: Context) -> str:
+def start(ctx: MemberContext) -> str:
     ctx.start_dialog(DIALOG, {"step": "type"}, expires_at=ctx.now + STEP_WINDOW)
     options = " ".join(f"{i} {name}" for i, name in enumerate(TYPES, start=1))
     return f"安排会议。请选择会议类型（回复数字或名称）：\n{options}\n随时回复「取消」可放弃。"
 
 
-def step(ctx: Context, dialog: Dialog) -> str | None:
+def step(ctx: MemberContext, dialog: Dialog) -> str | None:
     text = ctx.args.strip()
     data = dict(dialog.data)
     if text == "取消":
@@ -88,23 +89,24 @@ def step(ctx: Context, dialog: Dialog) -> str | None:
         if text != "确认":
             return None
         ctx.end_dialog()
-        if ctx.role not in (Role.SECRETARY.value, Role.ADMIN.value):  # demoted since 「会议」: read afresh
+        if ctx.role not in SECRETARIES:  # demoted since 「会议」: the router read the role afresh
             return "您的角色已变更，会议通知没有发出。"
         return _publish(ctx, data)
     ctx.start_dialog(DIALOG, data, expires_at=ctx.now + STEP_WINDOW)
     return reply
 
 
-def _publish(ctx: Context, data: dict) -> str:
-    branch = own_branch(ctx)
+def _publish(ctx: MemberContext, data: dict[str, Any]) -> str:
+    branch = ctx.db.get(Branch, ctx.scope.branch_id)
+    branch_name = branch.name if branch else "本支部"
     when = datetime.fromisoformat(data["when"])
     meeting = Meeting(
-        branch_id=branch.id,
+        branch_id=ctx.scope.branch_id,
         type=data["type"],
         starts_at=when,
         place=data["place"],
         topic=data["topic"],  # type: ignore[arg-type]
-        created_by=ctx.member.id if ctx.member else None,
+        created_by=ctx.member_id,
         created_at=ctx.now,
     )
     ctx.db.add(meeting)
@@ -114,15 +116,15 @@ def _publish(ctx: Context, data: dict) -> str:
         f"{_when(meeting, ctx)} 在{meeting.place}召开{meeting.type}{topic}。"
         "请回复「参加」，不能参加请回复「请假 理由」。"
     )
-    members = members_of(ctx, [branch.id])  # type: ignore[list-item]
+    members = branch_members(ctx.db, [meeting.branch_id])
     campaign = create_campaign(
         ctx.db,
         kind="meeting",
         title=f"{meeting.type}通知",
         text=text,
-        member_ids=[m.id for m in members],  # type: ignore[misc]
+        member_ids=[m.id for m in members if m.id is not None],
         now=ctx.now,
-        branch_id=branch.id,
+        branch_id=meeting.branch_id,
         created_by=meeting.created_by,
         robot=True,
     )
@@ -133,12 +135,12 @@ def _publish(ctx: Context, data: dict) -> str:
         ctx.now,
         actor_of(ctx.member),
         "会议通知",
-        f"{branch.name} {meeting.type} {when:%Y-%m-%d %H:%M} {meeting.place}",
+        f"{branch_name} {meeting.type} {when:%Y-%m-%d %H:%M} {meeting.place}",
     )
-    return f"已向{branch.name} {len(members)} 人发出{meeting.type}通知。发送「会议情况」查看回复。"
+    return f"已向{branch_name} {len(members)} 人发出{meeting.type}通知。发送「会议情况」查看回复。"
 
 
-def hint(ctx: Context, dialog: Dialog) -> str:
+def hint(ctx: MemberContext, dialog: Dialog) -> str:
     prompts = {
         "type": "请回复会议类型的数字（1-5）",
         "time": "请按「2026-12-04 15:00」的格式回复会议时间",
@@ -147,15 +149,14 @@ def hint(ctx: Context, dialog: Dialog) -> str:
     return prompts.get(dialog.data.get("step", ""), "请继续填写") + "，或回复「取消」放弃。"
 
 
-def expired(ctx: Context, dialog: Dialog) -> str | None:
+def expired(ctx: MemberContext, dialog: Dialog) -> str | None:
     if ctx.args.strip() == "确认":
         return "会议安排超过 30 分钟没有继续，已作废，没有发出通知。请重新发送「会议」。"
     return None
 
 
-def _current(ctx: Context) -> Meeting | None:
+def _current(ctx: MemberContext) -> Meeting | None:
     """The branch's next meeting, or the one that has just begun."""
-    assert ctx.member is not None
     upcoming = ctx.db.exec(
         select(Meeting)
         .where(Meeting.branch_id == ctx.member.branch_id, Meeting.starts_at >= ctx.now - RECENT)
@@ -168,15 +169,14 @@ def _current(ctx: Context) -> Meeting | None:
     ).first()  # type: ignore[attr-defined]
 
 
-def _reply_row(ctx: Context, meeting: Meeting) -> MeetingReply:
-    assert ctx.member is not None
+def _reply_row(ctx: MemberContext, meeting: Meeting) -> MeetingReply:
     row = ctx.db.exec(
-        select(MeetingReply).where(MeetingReply.meeting_id == meeting.id, MeetingReply.member_id == ctx.member.id)
+        select(MeetingReply).where(MeetingReply.meeting_id == meeting.id, MeetingReply.member_id == ctx.member_id)
     ).first()
-    return row or MeetingReply(meeting_id=meeting.id, member_id=ctx.member.id)  # type: ignore[arg-type]
+    return row or MeetingReply(meeting_id=meeting.id, member_id=ctx.member_id)
 
 
-def attend(ctx: Context) -> str:
+def attend(ctx: MemberContext) -> str:
     meeting = _current(ctx)
     if meeting is None or meeting.starts_at < ctx.now - RECENT:
         return "近期没有需要回复的会议。"
@@ -186,7 +186,7 @@ def attend(ctx: Context) -> str:
     return f"已登记：您将参加 {_when(meeting, ctx)} 的{meeting.type}（{meeting.place}）。"
 
 
-def leave(ctx: Context) -> str:
+def leave(ctx: MemberContext) -> str:
     meeting = _current(ctx)
     if meeting is None or meeting.starts_at < ctx.now - RECENT:
         return "近期没有需要请假的会议。"
@@ -221,7 +221,7 @@ def meeting_record(db: Session, meeting: Meeting) -> MeetingRecord:
     return MeetingRecord(members, replies, going, away, silent, checked)  # type: ignore[arg-type]
 
 
-def report(ctx: Context) -> str:
+def report(ctx: MemberContext) -> str:
     meeting = _current(ctx)
     if meeting is None:
         return "本支部还没有安排过会议。发送「会议」安排一次。"
@@ -251,7 +251,7 @@ def report(ctx: Context) -> str:
     return "\n".join(lines)
 
 
-def checkin_code(ctx: Context) -> str:
+def checkin_code(ctx: MemberContext) -> str:
     meeting = _current(ctx)
     if meeting is None or not code_allowed(meeting, ctx.now):
         return "前后 3 小时内没有本支部的会议，无法生成签到码。"
@@ -273,18 +273,17 @@ def issue_code(db: Session, meeting: Meeting, now: datetime) -> None:
     db.add(meeting)
 
 
-def check_in(ctx: Context) -> str:
+def check_in(ctx: MemberContext) -> str:
     code = ctx.args.strip()
     if not code.isdigit() or len(code) != 4:
         return "请发送「签到 四位签到码」，签到码请向书记索取。"
     return check_in_with_code(ctx, code)
 
 
-def check_in_with_code(ctx: Context, code: str) -> str:
+def check_in_with_code(ctx: MemberContext, code: str) -> str:
     """Check the member in with a meeting's code: the one place the wrong-code limit is
     kept. A wrong code counts against each of the branch's meetings whose code is open
     now; a member who reached the limit for a meeting is refused even the right code."""
-    assert ctx.member is not None
     open_now = ctx.db.exec(
         select(Meeting).where(
             Meeting.branch_id == ctx.member.branch_id, Meeting.checkin_code != "", Meeting.checkin_until >= ctx.now

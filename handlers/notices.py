@@ -3,30 +3,29 @@ closed and no template is configured) wait in the member's unread inbox."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import select
 
-from bot.router import Context
+from bot.router import MemberContext
 from bot.store import lookups
 from bot.store.models import Campaign, Delivery
 
 SHOWN = 5
 
 
-def _unread(ctx: Context):
-    assert ctx.member is not None
-    return (Delivery.member_id == ctx.member.id, Delivery.status == "inbox", Delivery.read_at.is_(None))  # type: ignore[union-attr]
+def _unread(ctx: MemberContext) -> tuple[Any, ...]:
+    return (Delivery.member_id == ctx.member_id, Delivery.status == "inbox", Delivery.read_at.is_(None))  # type: ignore[union-attr]
 
 
-def unread_banner(ctx: Context) -> str:
+def unread_banner(ctx: MemberContext) -> str:
     """Put in front of any reply while the member has unread notices."""
-    if ctx.member is None:
-        return ""
-    assert ctx.member.id is not None
-    count = lookups.unread_count(ctx.db, ctx.member.id)
+    count = lookups.unread_count(ctx.db, ctx.member_id)
     return f"您有 {count} 条未读通知，发送「通知」查看。" if count else ""
 
 
-def show_inbox(ctx: Context) -> str:
+def show_inbox(ctx: MemberContext) -> str:
+    """通知 alone: the unread inbox, oldest first, marked read as it is shown."""
     rows = ctx.db.exec(
         select(Delivery, Campaign)
         .join(Campaign, Campaign.id == Delivery.campaign_id)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from bot.router import Context
+from bot.router import MemberContext
 from quizzes.standings import member_points, month_rank, total_rank
 
 
-def show(ctx: Context) -> str:
+def show(ctx: MemberContext) -> str:
     member = ctx.member
-    assert member is not None and member.id is not None
-    this_month, total = member_points(ctx.db, member.id, ctx.month)
-    month_place, _, _ = month_rank(ctx.db, ctx.month, member.id, member.branch_id)
-    total_place, ranked, _ = total_rank(ctx.db, member.id, member.branch_id)
+    this_month, total = member_points(ctx.db, ctx.member_id, ctx.month)
+    month_place, _, _ = month_rank(ctx.db, ctx.month, ctx.member_id, member.branch_id)
+    total_place, ranked, _ = total_rank(ctx.db, ctx.member_id, member.branch_id)
     lines = [f"{member.name}同志的积分：", f"本月积分：{this_month} 分"]
     if month_place:
         lines.append(f"本月测试：已完成，支部第 {month_place} 名")

@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import func
 from sqlmodel import select
 
-from bot.router import Context
+from bot.router import MemberContext
 from bot.store import Answer, PointsEntry, Question
 from bot.store.models import ChallengeRun, Dialog
 from handlers import asking
@@ -26,23 +26,22 @@ STOP_WORDS = ("结束", "退出", "停止", "不练了")
 RECENT = timedelta(days=7)
 
 
-def _pick(ctx: Context, category: str = "") -> Question | None:
+def _pick(ctx: MemberContext, category: str = "") -> Question | None:
     """A random active question, avoiding what this member answered in the last week."""
-    assert ctx.member is not None
     rows = ctx.db.exec(select(Question.id, Question.category).where(Question.active == True)).all()
     pool = [qid for qid, cat in rows if not category or in_categories(cat, [category])]
     if not pool:
         return None
     recent = set(
         ctx.db.exec(
-            select(Answer.question_id).where(Answer.member_id == ctx.member.id, Answer.answered_at >= ctx.now - RECENT)
+            select(Answer.question_id).where(Answer.member_id == ctx.member_id, Answer.answered_at >= ctx.now - RECENT)
         ).all()
     )
     fresh = [qid for qid in pool if qid not in recent] or pool
     return ctx.db.get(Question, random.choice(fresh))
 
 
-def _ask(ctx: Context, kind: str, question: Question, header: str, extra: dict) -> str:
+def _ask(ctx: MemberContext, kind: str, question: Question, header: str, extra: dict) -> str:
     order = render.order_for(question, f"{ctx.inbound.key}:{question.id}")
     ctx.start_dialog(
         kind,
@@ -52,28 +51,26 @@ def _ask(ctx: Context, kind: str, question: Question, header: str, extra: dict) 
     return render.question_text(question, order, header)
 
 
-def _earned_today(ctx: Context, prefix: str) -> int:
-    assert ctx.member is not None
+def _earned_today(ctx: MemberContext, prefix: str) -> int:
     return ctx.db.exec(
         select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(
-            PointsEntry.member_id == ctx.member.id, PointsEntry.reason == f"{prefix}:{ctx.now:%Y-%m-%d}"
+            PointsEntry.member_id == ctx.member_id, PointsEntry.reason == f"{prefix}:{ctx.now:%Y-%m-%d}"
         )
     ).one()
 
 
-def _award(ctx: Context, prefix: str, cap: int) -> str:
+def _award(ctx: MemberContext, prefix: str, cap: int) -> str:
     earned = _earned_today(ctx, prefix)
     if earned >= cap:
         return f"（今日{'练习' if prefix == PRACTICE else '挑战'}积分已满 {cap} 分）"
-    assert ctx.member is not None
-    award(ctx.db, ctx.member.id, ctx.member.branch_id, 1, f"{prefix}:{ctx.now:%Y-%m-%d}", ctx.month, ctx.now)
+    award(ctx.db, ctx.member_id, ctx.member.branch_id, 1, f"{prefix}:{ctx.now:%Y-%m-%d}", ctx.month, ctx.now)
     return f"（积分 +1，今日 {earned + 1}/{cap}）"
 
 
 # ------------------------------------------------------------------ 练习
 
 
-def start_practice(ctx: Context) -> str:
+def start_practice(ctx: MemberContext) -> str:
     category = ctx.args.strip()
     question = _pick(ctx, category)
     if question is None:
@@ -86,7 +83,7 @@ def start_practice(ctx: Context) -> str:
     return intro + _ask(ctx, PRACTICE, question, "练习", {"category": category})
 
 
-def practice_reply(ctx: Context, dialog: Dialog) -> str | None:
+def practice_reply(ctx: MemberContext, dialog: Dialog) -> str | None:
     if ctx.args.strip() in STOP_WORDS:
         ctx.end_dialog()
         return "练习结束。发送「错题」看看需要复习的题目。"
@@ -103,26 +100,24 @@ def practice_reply(ctx: Context, dialog: Dialog) -> str | None:
     return text + "\n\n" + _ask(ctx, PRACTICE, following, "练习", {"category": dialog.data.get("category", "")})
 
 
-def practice_hint(ctx: Context, dialog: Dialog) -> str:
+def practice_hint(ctx: MemberContext, dialog: Dialog) -> str:
     return "练习中：请回复选项字母作答，回复「结束」停止练习。"
 
 
 # ------------------------------------------------------------------ 挑战
 
 
-def _best(ctx: Context) -> int:
-    assert ctx.member is not None
+def _best(ctx: MemberContext) -> int:
     return ctx.db.exec(
-        select(func.coalesce(func.max(ChallengeRun.streak), 0)).where(ChallengeRun.member_id == ctx.member.id)
+        select(func.coalesce(func.max(ChallengeRun.streak), 0)).where(ChallengeRun.member_id == ctx.member_id)
     ).one()
 
 
-def start_challenge(ctx: Context) -> str:
-    assert ctx.member is not None
+def start_challenge(ctx: MemberContext) -> str:
     question = _pick(ctx)
     if question is None:
         return "题库中暂时没有题目。"
-    run = ChallengeRun(member_id=ctx.member.id, started_at=ctx.now)
+    run = ChallengeRun(member_id=ctx.member_id, started_at=ctx.now)
     ctx.db.add(run)
     ctx.db.flush()
     best = _best(ctx)
@@ -130,7 +125,7 @@ def start_challenge(ctx: Context) -> str:
     return intro + _ask(ctx, CHALLENGE, question, "挑战第 1 题", {"run": run.id, "streak": 0})
 
 
-def challenge_reply(ctx: Context, dialog: Dialog) -> str | None:
+def challenge_reply(ctx: MemberContext, dialog: Dialog) -> str | None:
     if ctx.args.strip() in STOP_WORDS:
         ctx.end_dialog()
         return _end_run(ctx, dialog.data["run"], dialog.data["streak"], "挑战已停止。")
@@ -157,7 +152,7 @@ def challenge_reply(ctx: Context, dialog: Dialog) -> str | None:
     )
 
 
-def _end_run(ctx: Context, run_id: int, streak: int, head: str) -> str:
+def _end_run(ctx: MemberContext, run_id: int, streak: int, head: str) -> str:
     run = ctx.db.get(ChallengeRun, run_id)
     if run is not None:
         run.streak, run.ended_at = streak, ctx.now
@@ -168,5 +163,5 @@ def _end_run(ctx: Context, run_id: int, streak: int, head: str) -> str:
     return f"{head}本次连续答对 {streak} 题，{record}发送「挑战」再来一次。"
 
 
-def challenge_hint(ctx: Context, dialog: Dialog) -> str:
+def challenge_hint(ctx: MemberContext, dialog: Dialog) -> str:
     return "挑战中：请回复选项字母作答，回复「结束」停止挑战。"

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import case, func
 from sqlmodel import Session, select
 
-from bot.router import Context
+from bot.router import MemberContext
 from bot.store import Answer, Member, Question
 from bot.store.models import QuestionReport
 
@@ -47,7 +47,7 @@ def answer_stats(db: Session, question_ids: list[int]) -> dict[int, tuple[int, f
     return {qid: (count, float(rate)) for qid, count, rate in rows}
 
 
-def hardest(ctx: Context) -> str:
+def hardest(ctx: MemberContext) -> str:
     rows = hardest_questions(ctx.db)
     if not rows:
         return f"答题数据还不够：每道题至少被回答 {MIN_ANSWERS} 次后才参与统计。"
@@ -61,20 +61,19 @@ def hardest(ctx: Context) -> str:
     return "\n".join(lines)
 
 
-def report(ctx: Context) -> str:
-    assert ctx.member is not None
+def report(ctx: MemberContext) -> str:
     text = ctx.args.strip()
     if not text:
         return "请在「纠错」后写明问题，例如「纠错 第二个选项的年份有误」。"
-    last = ctx.db.exec(select(Answer).where(Answer.member_id == ctx.member.id).order_by(Answer.id.desc())).first()  # type: ignore[union-attr]
+    last = ctx.db.exec(select(Answer).where(Answer.member_id == ctx.member_id).order_by(Answer.id.desc())).first()  # type: ignore[union-attr]
     if last is None or last.answered_at < ctx.now - REPORT_WINDOW:
         return "请在答完题后 1 小时内发送「纠错 内容」，这样才能对应到具体题目。"
-    ctx.db.add(QuestionReport(member_id=ctx.member.id, question_id=last.question_id, text=text[:500], at=ctx.now))
+    ctx.db.add(QuestionReport(member_id=ctx.member_id, question_id=last.question_id, text=text[:500], at=ctx.now))
     question = ctx.db.get(Question, last.question_id)
     return f"感谢反馈！已记录对「{_short(question.stem if question else '')}」的纠错意见，管理员会尽快核实。"
 
 
-def reports(ctx: Context) -> str:
+def reports(ctx: MemberContext) -> str:
     rows = ctx.db.exec(
         select(QuestionReport, Member.name, Question.stem)
         .join(Member, Member.id == QuestionReport.member_id)

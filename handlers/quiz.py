@@ -10,8 +10,8 @@ from __future__ import annotations
 from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
-from bot.router import Context
-from bot.store import Attempt, Dialog, Member, Paper, Question, lookups
+from bot.router import MemberContext
+from bot.store import Attempt, Dialog, Paper, Question, lookups
 from handlers import asking
 from quizzes import render
 from quizzes.answers import looks_like_answer
@@ -37,18 +37,19 @@ def _month_label(month: str) -> str:
     return f"{year}年{int(mon)}月"
 
 
-def start(ctx: Context) -> str:
+def start(ctx: MemberContext) -> str:
     member = ctx.member
-    assert member is not None and member.id is not None
     cfg = ctx.config.quiz
     paper = ensure_paper(ctx.db, member.branch_id, ctx.month, cfg.questions_per_paper, cfg.categories, ctx.now)
     if paper is None:
         return "题库中暂时没有可用的题目，请联系管理员导入题库。"
-    attempt = ctx.db.exec(select(Attempt).where(Attempt.member_id == member.id, Attempt.paper_id == paper.id)).first()
+    attempt = ctx.db.exec(
+        select(Attempt).where(Attempt.member_id == ctx.member_id, Attempt.paper_id == paper.id)
+    ).first()
     if attempt is not None and attempt.finished_at is not None:
         return _already_done(ctx, attempt, paper)
     if attempt is None:
-        attempt = _new_attempt(ctx, member, paper)
+        attempt = _new_attempt(ctx, paper)
         intro = (
             f"{_month_label(ctx.month)}党史党纪知识测试共 {len(paper.question_ids)} 题，每题 {cfg.points_per_correct} 分。"
             "直接回复选项字母作答；中途离开也没关系，再发「答题」即可继续。\n\n"
@@ -61,14 +62,14 @@ def start(ctx: Context) -> str:
     return intro + _render(ctx.db, attempt, paper)
 
 
-def _new_attempt(ctx: Context, member: Member, paper: Paper) -> Attempt:
+def _new_attempt(ctx: MemberContext, paper: Paper) -> Attempt:
     questions = ctx.db.exec(select(Question).where(Question.id.in_(paper.question_ids))).all()  # type: ignore[union-attr]
     # Loading them now puts them in the session: rendering them later costs no query.
-    orders = {str(q.id): render.order_for(q, f"{member.id}:{paper.id}:{q.id}") for q in questions}
+    orders = {str(q.id): render.order_for(q, f"{ctx.member_id}:{paper.id}:{q.id}") for q in questions}
     attempt = Attempt(
-        member_id=member.id,
+        member_id=ctx.member_id,
         paper_id=paper.id,
-        branch_id=member.branch_id,
+        branch_id=ctx.member.branch_id,
         month=paper.month,
         option_orders=orders,
         started_at=ctx.now,
@@ -87,7 +88,7 @@ def _render(db: Session, attempt: Attempt, paper: Paper) -> str:
     )
 
 
-def answer(ctx: Context, dialog: Dialog) -> str | None:
+def answer(ctx: MemberContext, dialog: Dialog) -> str | None:
     """Grade an answer to the current question; None when the text is not an answer."""
     if not looks_like_answer(ctx.args):
         return None
@@ -135,7 +136,7 @@ def answer(ctx: Context, dialog: Dialog) -> str | None:
     return feedback + "\n\n" + _render(ctx.db, attempt, paper)
 
 
-def _summary(ctx: Context, attempt: Attempt, paper: Paper) -> str:
+def _summary(ctx: MemberContext, attempt: Attempt, paper: Paper) -> str:
     rank, finished, _ = month_rank(ctx.db, attempt.month, attempt.member_id, attempt.branch_id)
     return (
         f"🎉 本月测试完成！答对 {attempt.correct}/{len(paper.question_ids)} 题，得 {attempt.score} 分。\n"
@@ -144,7 +145,7 @@ def _summary(ctx: Context, attempt: Attempt, paper: Paper) -> str:
     )
 
 
-def _already_done(ctx: Context, attempt: Attempt, paper: Paper) -> str:
+def _already_done(ctx: MemberContext, attempt: Attempt, paper: Paper) -> str:
     rank, _, _ = month_rank(ctx.db, attempt.month, attempt.member_id, attempt.branch_id)
     return (
         f"您已完成{_month_label(attempt.month)}的测试（每月一次），答对 {attempt.correct}/{len(paper.question_ids)} 题，"
@@ -152,14 +153,14 @@ def _already_done(ctx: Context, attempt: Attempt, paper: Paper) -> str:
     )
 
 
-def stray_answer(ctx: Context) -> str:
+def stray_answer(ctx: MemberContext) -> str:
     """Letters sent when no question is waiting (e.g. after the quiz ended)."""
     if looks_like_answer(ctx.args):
         return "现在没有待回答的题目。发送「答题」参加本月测试，或发送「练习」「挑战」「复习」。"
     return ""
 
 
-def hint(ctx: Context, dialog: Dialog) -> str:
+def hint(ctx: MemberContext, dialog: Dialog) -> str:
     attempt = ctx.db.get(Attempt, dialog.data.get("attempt_id"))
     if attempt is None or attempt.finished_at is not None or attempt.month != ctx.month:
         ctx.end_dialog()

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import select
 
-from bot.router import Context
+from bot.router import MemberContext
 from bot.store import Answer, Question
 from bot.store.models import Dialog, ReviewCard
 from handlers import asking
@@ -21,30 +21,28 @@ from quizzes import render
 DIALOG = "review"
 
 
-def _end_of_today(ctx: Context) -> datetime:
+def _end_of_today(ctx: MemberContext) -> datetime:
     local = ctx.now.astimezone(ctx.config.tz)
     return (local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)).astimezone(UTC)
 
 
-def _start_of_today(ctx: Context) -> datetime:
+def _start_of_today(ctx: MemberContext) -> datetime:
     return _end_of_today(ctx) - timedelta(days=1)
 
 
-def _book(ctx: Context):
-    assert ctx.member is not None
-    return select(ReviewCard).where(ReviewCard.member_id == ctx.member.id, ReviewCard.graduated_at.is_(None))  # type: ignore[union-attr]
+def _book(ctx: MemberContext):
+    return select(ReviewCard).where(ReviewCard.member_id == ctx.member_id, ReviewCard.graduated_at.is_(None))  # type: ignore[union-attr]
 
 
-def _reviewed_today(ctx: Context) -> int:
-    assert ctx.member is not None
+def _reviewed_today(ctx: MemberContext) -> int:
     return ctx.db.exec(
         select(func.count(Answer.id)).where(
-            Answer.member_id == ctx.member.id, Answer.mode == DIALOG, Answer.answered_at >= _start_of_today(ctx)
+            Answer.member_id == ctx.member_id, Answer.mode == DIALOG, Answer.answered_at >= _start_of_today(ctx)
         )
     ).one()
 
 
-def _due(ctx: Context) -> list[ReviewCard]:
+def _due(ctx: MemberContext) -> list[ReviewCard]:
     left = ctx.config.review.daily_limit - _reviewed_today(ctx)
     if left <= 0:
         return []
@@ -53,7 +51,7 @@ def _due(ctx: Context) -> list[ReviewCard]:
     )
 
 
-def book(ctx: Context) -> str:
+def book(ctx: MemberContext) -> str:
     cards = ctx.db.exec(_book(ctx)).all()
     if not cards:
         return "错题本是空的。答错的题会自动收进错题本，按记忆规律安排复习。"
@@ -67,7 +65,7 @@ def book(ctx: Context) -> str:
     return "\n".join(lines)
 
 
-def start(ctx: Context) -> str:
+def start(ctx: MemberContext) -> str:
     due = _due(ctx)
     if not due:
         if _reviewed_today(ctx) >= ctx.config.review.daily_limit:
@@ -76,7 +74,7 @@ def start(ctx: Context) -> str:
     return f"今天有 {len(due)} 道错题需要复习。\n\n" + _ask(ctx, [c.question_id for c in due], 1, len(due))
 
 
-def _ask(ctx: Context, queue: list[int], number: int, total: int) -> str:
+def _ask(ctx: MemberContext, queue: list[int], number: int, total: int) -> str:
     question = ctx.db.get(Question, queue[0])
     assert question is not None
     order = render.order_for(question, f"{ctx.inbound.key}:{question.id}")
@@ -88,7 +86,7 @@ def _ask(ctx: Context, queue: list[int], number: int, total: int) -> str:
     return render.question_text(question, order, f"复习 {number}/{total}")
 
 
-def reply(ctx: Context, dialog: Dialog) -> str | None:
+def reply(ctx: MemberContext, dialog: Dialog) -> str | None:
     queue = dialog.data["queue"]
     result = asking.answer_in_dialog(ctx, dialog, queue[0])
     if not isinstance(result, tuple):
@@ -104,5 +102,5 @@ def reply(ctx: Context, dialog: Dialog) -> str | None:
     return text + "\n\n" + _ask(ctx, rest, dialog.data["number"] + 1, dialog.data["total"])
 
 
-def hint(ctx: Context, dialog: Dialog) -> str:
+def hint(ctx: MemberContext, dialog: Dialog) -> str:
     return "复习中：请回复选项字母作答。"

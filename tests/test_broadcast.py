@@ -66,11 +66,20 @@ def test_secretary_cannot_reach_another_branch(env, people):
     people["sun"].say("确认")
     second = last_campaign(env).id
     assert "没有找到通知" in people["wang"].say(f"通知状态 {second}")
-    # A secretary naming another branch still only reaches their own.
-    assert "即将发送给第一党支部" in people["wang"].say("通知 第二党支部 想发给别的支部")
+    # A secretary naming another branch is told it is not theirs; nothing is prepared or sent.
+    refused = people["wang"].say("通知 第二党支部 想发给别的支部")
+    assert refused == "「第二党支部」不是您所在的支部。您只能管理本支部（第一党支部）的事务。"
     people["wang"].say("确认")
-    assert all(not name.startswith(("孙书记", "周芳")) for name in deliveries(env, last_campaign(env).id))
+    assert last_campaign(env).id == second
     assert "第二党支部" not in people["wang"].say("未完成") and "周芳" not in people["wang"].say("未完成")
+
+
+def test_secretary_may_name_own_branch_but_not_all(env, people):
+    assert "即将发送给第一党支部" in people["wang"].say("通知 第一党支部 周五集中学习")
+    assert people["wang"].say("取消") == "已取消，通知没有发送。"
+    assert "第一党支部本月测试" in people["wang"].say("未完成 第一党支部")
+    assert "仅限管理员" in people["wang"].say("通知 全部 年底前完成党费收缴。")
+    assert env.count(Campaign) == 0
 
 
 def test_delivery_report_after_some_sends_failed(tmp_path, clock):

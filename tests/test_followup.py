@@ -3,6 +3,9 @@ month's quiz, and 生日 (the branch's political birthdays this month)."""
 
 from __future__ import annotations
 
+from sqlmodel import select
+
+from bot.store import Branch
 from tests.conftest import correct_letters
 from tests.support.chat import deliveries, last_campaign
 
@@ -27,3 +30,11 @@ def test_birthdays_this_month(env, people):
     env.clock.set_local(2026, 12, 3, 10, 0)
     assert people["wang"].say("生日") == "第一党支部12月政治生日（共 1 人）：\n12月1日 刘强（入党 13 周年）"
     assert "周芳（入党 16 周年）" in people["sun"].say("生日")
+
+
+def test_admin_names_the_branch_a_follow_up_is_for(env, people):
+    assert people["wu"].say("未完成 第二党支部").startswith("第二党支部本月测试")
+    assert people["wu"].say("催办 第二党支部").startswith("已向 ")
+    with env.store.session() as db:
+        second = db.exec(select(Branch).where(Branch.name == "第二党支部")).one()
+    assert last_campaign(env, "nudge").branch_id == second.id

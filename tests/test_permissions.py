@@ -3,9 +3,10 @@ is refused what it may not do, refusals are audited, and 帮助 lists only what 
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 
-from bot.store.models import AuditEntry
+from bot.store.models import AuditEntry, Campaign
 
 
 def test_members_cannot_broadcast_and_refusals_are_audited(env, people):
@@ -34,3 +35,17 @@ def test_each_role_is_refused_what_it_may_not_do(env, people):
     with env.store.session() as db:
         actors = {e.actor.split("（")[0] for e in db.exec(select(AuditEntry).where(AuditEntry.action == "拒绝")).all()}
     assert actors == {"李明", "王书记"}
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["催办 第二党支部", "未完成 第二党支部", "生日 第二党支部", "定时通知 2026-11-20 09:00 第二党支部 内容"],
+)
+def test_secretary_naming_another_branch_is_told_it_is_not_theirs(env, people, command):
+    before = env.count(Campaign)
+    reply = people["wang"].say(command)
+    assert reply == "「第二党支部」不是您所在的支部。您只能管理本支部（第一党支部）的事务。"
+    assert env.count(Campaign) == before
+    with env.store.session() as db:
+        refusal = db.exec(select(AuditEntry).where(AuditEntry.action == "拒绝")).one()
+    assert "王书记" in refusal.actor and "第二党支部" in refusal.detail

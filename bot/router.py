@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
 
 from sqlmodel import Session
 
 from bot.audit import actor_of, record
 from bot.config import Config
+from bot.dialogs import DialogState
 from bot.messages import MEMBER_KINDS, Inbound, normalise
 from bot.scope import BranchParam, NotYours, Scope, named_scope, reach
 from bot.store import Dialog, Member, Role, lookups
@@ -54,11 +54,12 @@ class Context:
     def month(self) -> str:
         return self.now.strftime("%Y-%m")
 
-    def start_dialog(self, kind: str, data: dict[str, Any] | None = None, expires_at: datetime | None = None) -> None:
+    def start_dialog(self, kind: str, state: DialogState, expires_at: datetime | None = None) -> None:
+        """Wait for the sender's next message in dialog ``kind`` (replacing any other)."""
         dialog = self.db.get(Dialog, self.inbound.conversation)
         if dialog is None:
-            dialog = Dialog(sender=self.inbound.conversation, kind=kind)
-        dialog.kind, dialog.data, dialog.expires_at, dialog.updated_at = kind, dict(data or {}), expires_at, self.now
+            dialog = Dialog(sender=self.inbound.conversation, kind=kind, updated_at=self.now)
+        dialog.kind, dialog.data, dialog.expires_at, dialog.updated_at = kind, state.dump(), expires_at, self.now
         self.db.add(dialog)
 
     def end_dialog(self) -> None:

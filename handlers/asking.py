@@ -3,6 +3,7 @@ practice, challenge, review); every answer is recorded and feeds the wrong-answe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, insert
@@ -10,7 +11,7 @@ from sqlmodel import select
 
 from bot.router import MemberContext
 from bot.store import Answer, Question
-from bot.store.models import Dialog, ReviewCard
+from bot.store.models import ReviewCard
 from quizzes.answers import is_correct, looks_like_answer, parse
 from quizzes.letters import LETTERS
 from quizzes.render import feedback
@@ -33,20 +34,34 @@ def grade(ctx: MemberContext, question: Question, order: list[str]) -> tuple[str
     return "", chosen, is_correct(chosen, question.answer)
 
 
-def answer_in_dialog(ctx: MemberContext, dialog: Dialog, question_id: int) -> tuple[str, bool] | str | None:
-    """Grade a reply to the question a dialog is waiting on (its data holds the option
-    order and when it was asked): (feedback, correct), a hint, or None if not an answer."""
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """What a reply to a dialog's question came to. ``correct`` is None unless the answer
+    was graded; then ``text`` is a hint to say (a malformed answer, a retired question),
+    or empty when the message was no answer at all and the dialog lets it pass."""
+
+    text: str = ""
+    correct: bool | None = None
+
+    @property
+    def passed(self) -> str | None:
+        """What the dialog says when the answer was not graded (None: not meant for it)."""
+        return self.text or None
+
+
+def answer_in_dialog(ctx: MemberContext, mode: str, question_id: int, order: list[str], asked_at: datetime) -> Answered:
+    """Grade a reply to the question a dialog is waiting on, shown in ``order`` at ``asked_at``."""
     if not looks_like_answer(ctx.args):
-        return None
+        return Answered()
     question = ctx.db.get(Question, question_id)
     if question is None:
         ctx.end_dialog()
-        return "这道题已下线，请重新开始。"
-    problem, chosen, correct = grade(ctx, question, dialog.data["order"])
+        return Answered("这道题已下线，请重新开始。")
+    problem, chosen, correct = grade(ctx, question, order)
     if problem:
-        return problem
-    record(ctx, question, chosen, correct, dialog.kind, datetime.fromisoformat(dialog.data["asked_at"]))
-    return feedback(question, dialog.data["order"], correct), correct
+        return Answered(problem)
+    record(ctx, question, chosen, correct, mode, asked_at)
+    return Answered(feedback(question, order, correct), correct)
 
 
 def record(

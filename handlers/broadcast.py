@@ -6,9 +6,11 @@ preview waits 10 minutes and says so when a late 确认 arrives.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.audit import actor_of
+from bot.dialogs import DialogState
 from bot.errcodes import failure_text
 from bot.outbox.campaigns import (
     delivery_groups,
@@ -27,6 +29,16 @@ from handlers.listing import names
 
 DIALOG = "broadcast"
 CONFIRM_WINDOW = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class NoticeDraft(DialogState):
+    """A previewed notice waiting for 确认: its text, recipients' branches, and send time (None: now)."""
+
+    text: str
+    branch_ids: list[int]
+    target: str
+    when: datetime | None = None
 
 
 def notice(ctx: MemberContext) -> str:
@@ -68,16 +80,7 @@ def _preview(ctx: MemberContext, text: str, when: datetime | None) -> str:
         return problem
     branch_ids, target = _target(ctx)
     audience = reach(ctx.db, branch_ids)
-    ctx.start_dialog(
-        DIALOG,
-        {
-            "text": content,
-            "branch_ids": branch_ids,
-            "target": target,
-            "when": when.isoformat() if when else "",
-        },
-        expires_at=ctx.now + CONFIRM_WINDOW,
-    )
+    ctx.start_dialog(DIALOG, NoticeDraft(content, branch_ids, target, when), expires_at=ctx.now + CONFIRM_WINDOW)
     timing = f"将于 {when:%Y-%m-%d %H:%M} 发送给" if when else "即将发送给"
     return (
         f"{timing}{target}：\n——\n{content}\n——\n"
@@ -93,25 +96,23 @@ def confirm(ctx: MemberContext, dialog: Dialog) -> str | None:
     ctx.end_dialog()
     if word == "取消":
         return "已取消，通知没有发送。"
-    data = dialog.data
+    draft = NoticeDraft.load(dialog.data)
     # The role was checked at 「通知」; the router read it again from the store for this
     # message: a secretary demoted or moved to another branch within the 10 minutes sends nothing.
-    member = ctx.member
-    if ctx.role not in SECRETARIES or not ctx.scope.covers(data["branch_ids"]):
+    if ctx.role not in SECRETARIES or not ctx.scope.covers(draft.branch_ids):
         return "您的角色或所在支部已变更，这条通知没有发送。"
-    when = datetime.fromisoformat(data["when"]) if data["when"] else None
     campaign, _ = send_notice(
         ctx.db,
         ctx.now,
-        text=data["text"],
-        branch_ids=data["branch_ids"],
-        target=data["target"],
-        actor=actor_of(member),
-        sender=member,
-        when=when,
+        text=draft.text,
+        branch_ids=draft.branch_ids,
+        target=draft.target,
+        actor=actor_of(ctx.member),
+        sender=ctx.member,
+        when=draft.when,
     )
-    if data["when"]:
-        return f"已安排定时通知 #{campaign.id}，将于 {data['when'][:16].replace('T', ' ')} 发送。如需撤回，发送「取消定时 {campaign.id}」。"
+    if draft.when:
+        return f"已安排定时通知 #{campaign.id}，将于 {draft.when:%Y-%m-%d %H:%M} 发送。如需撤回，发送「取消定时 {campaign.id}」。"
     return f"已发送，通知编号 #{campaign.id}。稍后发送「通知状态 {campaign.id}」查看送达情况。"
 
 

@@ -8,11 +8,13 @@ answers within 60 s score 10 / 8 / 6. A late or second answer is refused kindly.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from bot.audit import actor_of, record
+from bot.dialogs import DialogState
 from bot.outbox.campaigns import create_campaign
 from bot.router import MemberContext
 from bot.store import Question
@@ -23,6 +25,13 @@ from quizzes.answers import looks_like_answer
 from quizzes.contest import ANSWER_WINDOW, DEFAULT_SIZE, JOIN_WINDOW, MAX_SIZE, PLACE_POINTS
 
 DIALOG = "contest"
+
+
+@dataclass(frozen=True)
+class ContestState(DialogState):
+    """参赛: the member plays in this contest until it ends."""
+
+    contest: int
 
 
 def _open_contest(ctx: MemberContext) -> Contest | None:
@@ -80,7 +89,8 @@ def join(ctx: MemberContext) -> str:
         return "您已报名，请等待开赛。"
     ctx.db.add(ContestPlayer(contest_id=contest.id, member_id=ctx.member_id, joined_at=ctx.now))  # type: ignore[arg-type]
     end = contest.join_until + ANSWER_WINDOW * (len(contest.question_ids) + 2)
-    ctx.start_dialog(DIALOG, {"contest": contest.id}, expires_at=end)
+    assert contest.id is not None
+    ctx.start_dialog(DIALOG, ContestState(contest.id), expires_at=end)
     start_at = contest.join_until.astimezone(ctx.config.tz)
     return f"报名成功！抢答赛 {start_at:%H:%M} 开始，题目会同时发给每位参赛者，收到后直接回复选项字母。"
 
@@ -88,7 +98,7 @@ def join(ctx: MemberContext) -> str:
 def answer(ctx: MemberContext, dialog: Dialog) -> str | None:
     if not looks_like_answer(ctx.args):
         return None
-    contest = ctx.db.get(Contest, dialog.data["contest"])
+    contest = ctx.db.get(Contest, ContestState.load(dialog.data).contest)
     if contest is None or contest.state == "done":
         ctx.end_dialog()
         return None

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from itertools import pairwise
 
 from sqlmodel import Session, select
 
 from bot.audit import actor_of, record
+from bot.dialogs import DialogState
 from bot.messages import normalise
 from bot.outbox.campaigns import create_campaign
 from bot.router import SECRETARIES, Context, MemberContext
@@ -44,68 +46,125 @@ def _when(meeting: Meeting, ctx: MemberContext) -> str:
     return f"{local.month}月{local.day}日（{weekday_name(local)}）{local:%H:%M}"
 
 
-def start(ctx: MemberContext) -> str:
-    ctx.start_dialog(DIALOG, {"step": "type"}, expires_at=ctx.now + STEP_WINDOW)
+@dataclass(frozen=True)
+class MeetingDraft(DialogState):
+    """The meeting being arranged: the step it waits on, and what is filled in so far."""
+
+    step: str = "type"
+    type: str = ""
+    when: datetime | None = None
+    place: str = ""
+    topic: str = ""
+
+
+# What a step makes of the secretary's reply: the draft with it filled in (on to the next
+# step), a sentence to say while staying on this step, or None: the text is not meant
+# for the dialog (the router tries it as a command).
+Taken = MeetingDraft | str | None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the 会议 dialog: what to ask, how to take the reply, and the hint
+    when a reply does not fit."""
+
+    name: str
+    ask: Callable[[MemberContext, MeetingDraft], str]
+    take: Callable[[MemberContext, MeetingDraft, str], Taken]
+    hint: str = "请继续填写"
+
+
+def _ask_type(ctx: MemberContext, draft: MeetingDraft) -> str:
     options = " ".join(f"{i} {name}" for i, name in enumerate(TYPES, start=1))
     return f"安排会议。请选择会议类型（回复数字或名称）：\n{options}\n随时回复「取消」可放弃。"
 
 
+def _take_type(ctx: MemberContext, draft: MeetingDraft, text: str) -> Taken:
+    if text.isdigit() and 1 <= int(text) <= len(TYPES):
+        return replace(draft, type=TYPES[int(text) - 1])
+    return replace(draft, type=text) if text in TYPES else None
+
+
+def _ask_time(ctx: MemberContext, draft: MeetingDraft) -> str:
+    return f"会议类型：{draft.type}。请回复会议时间，例如 {(ctx.now + timedelta(days=3)):%Y-%m-%d} 15:00。"
+
+
+def _take_time(ctx: MemberContext, draft: MeetingDraft, text: str) -> Taken:
+    try:
+        when = datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=ctx.config.tz)
+    except ValueError:
+        return None
+    if when <= ctx.now:
+        return "会议时间须晚于现在，请重新回复，如 2026-12-04 15:00。"
+    return replace(draft, when=when)
+
+
+def _ask_confirm(ctx: MemberContext, draft: MeetingDraft) -> str:
+    topic = f"\n主题：{draft.topic}" if draft.topic else ""
+    when = f"{draft.when:%Y-%m-%d %H:%M}" if draft.when else ""
+    return (
+        f"请确认会议通知：\n{draft.type}\n时间：{when}\n地点：{draft.place}{topic}\n"
+        "回复「确认」发给全支部，回复「取消」放弃。"
+    )
+
+
+def _take_confirm(ctx: MemberContext, draft: MeetingDraft, text: str) -> Taken:
+    if text != "确认":
+        return None
+    ctx.end_dialog()
+    if ctx.role not in SECRETARIES:  # demoted since 「会议」: the router read the role afresh
+        return "您的角色已变更，会议通知没有发出。"
+    return _publish(ctx, draft)
+
+
+STEPS: tuple[Step, ...] = (
+    Step("type", _ask_type, _take_type, hint="请回复会议类型的数字（1-5）"),
+    Step("time", _ask_time, _take_time, hint="请按「2026-12-04 15:00」的格式回复会议时间"),
+    Step("place", lambda ctx, draft: "请回复会议地点。", lambda ctx, draft, text: replace(draft, place=text[:100])),
+    Step(
+        "topic",
+        lambda ctx, draft: "请回复会议主题（没有可回复「无」）。",
+        lambda ctx, draft, text: replace(draft, topic="" if text == "无" else text[:200]),
+    ),
+    Step("confirm", _ask_confirm, _take_confirm, hint="请回复「确认」发出通知"),
+)
+STEP_NAMED = {s.name: s for s in STEPS}
+NEXT_STEP = {s.name: following for s, following in pairwise(STEPS)}
+
+
+def start(ctx: MemberContext) -> str:
+    draft = MeetingDraft(step=STEPS[0].name)
+    ctx.start_dialog(DIALOG, draft, expires_at=ctx.now + STEP_WINDOW)
+    return STEPS[0].ask(ctx, draft)
+
+
 def step(ctx: MemberContext, dialog: Dialog) -> str | None:
+    """Take the reply to the current step; on to the next step's question."""
     text = ctx.args.strip()
-    data = dict(dialog.data)
     if text == "取消":
         ctx.end_dialog()
         return "已取消会议安排。"
-    current = data["step"]
-    if current == "type":
-        chosen = (
-            TYPES[int(text) - 1] if text.isdigit() and 1 <= int(text) <= len(TYPES) else text if text in TYPES else None
-        )
-        if chosen is None:
-            return None
-        data |= {"type": chosen, "step": "time"}
-        reply = f"会议类型：{chosen}。请回复会议时间，例如 {(ctx.now + timedelta(days=3)):%Y-%m-%d} 15:00。"
-    elif current == "time":
-        try:
-            when = datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=ctx.config.tz)
-        except ValueError:
-            return None
-        if when <= ctx.now:
-            return "会议时间须晚于现在，请重新回复，如 2026-12-04 15:00。"
-        data |= {"when": when.isoformat(), "step": "place"}
-        reply = "请回复会议地点。"
-    elif current == "place":
-        data |= {"place": text[:100], "step": "topic"}
-        reply = "请回复会议主题（没有可回复「无」）。"
-    elif current == "topic":
-        data |= {"topic": "" if text == "无" else text[:200], "step": "confirm"}
-        topic = f"\n主题：{data['topic']}" if data["topic"] else ""
-        when = datetime.fromisoformat(data["when"])
-        reply = (
-            f"请确认会议通知：\n{data['type']}\n时间：{when:%Y-%m-%d %H:%M}\n地点：{data['place']}{topic}\n"
-            "回复「确认」发给全支部，回复「取消」放弃。"
-        )
-    else:  # confirm
-        if text != "确认":
-            return None
-        ctx.end_dialog()
-        if ctx.role not in SECRETARIES:  # demoted since 「会议」: the router read the role afresh
-            return "您的角色已变更，会议通知没有发出。"
-        return _publish(ctx, data)
-    ctx.start_dialog(DIALOG, data, expires_at=ctx.now + STEP_WINDOW)
-    return reply
+    draft = MeetingDraft.load(dialog.data)
+    taken = STEP_NAMED[draft.step].take(ctx, draft, text)
+    if not isinstance(taken, MeetingDraft):
+        return taken
+    following = NEXT_STEP[draft.step]  # the last step (confirm) never returns a draft
+    taken = replace(taken, step=following.name)
+    ctx.start_dialog(DIALOG, taken, expires_at=ctx.now + STEP_WINDOW)
+    return following.ask(ctx, taken)
 
 
-def _publish(ctx: MemberContext, data: dict[str, Any]) -> str:
+def _publish(ctx: MemberContext, draft: MeetingDraft) -> str:
     branch = ctx.db.get(Branch, ctx.scope.branch_id)
     branch_name = branch.name if branch else "本支部"
-    when = datetime.fromisoformat(data["when"])
+    assert draft.when is not None  # the time step comes before confirm
+    when = draft.when
     meeting = Meeting(
         branch_id=ctx.scope.branch_id,
-        type=data["type"],
+        type=draft.type,
         starts_at=when,
-        place=data["place"],
-        topic=data["topic"],  # type: ignore[arg-type]
+        place=draft.place,
+        topic=draft.topic,
         created_by=ctx.member_id,
         created_at=ctx.now,
     )
@@ -141,12 +200,8 @@ def _publish(ctx: MemberContext, data: dict[str, Any]) -> str:
 
 
 def hint(ctx: MemberContext, dialog: Dialog) -> str:
-    prompts = {
-        "type": "请回复会议类型的数字（1-5）",
-        "time": "请按「2026-12-04 15:00」的格式回复会议时间",
-        "confirm": "请回复「确认」发出通知",
-    }
-    return prompts.get(dialog.data.get("step", ""), "请继续填写") + "，或回复「取消」放弃。"
+    current = STEP_NAMED.get(MeetingDraft.load(dialog.data).step, STEPS[0])
+    return current.hint + "，或回复「取消」放弃。"
 
 
 def expired(ctx: MemberContext, dialog: Dialog) -> str | None:

@@ -8,11 +8,14 @@ toward the month's leaderboard. A challenge runs until the first wrong answer.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import select
 
+from bot.dialogs import DialogState
 from bot.router import MemberContext
 from bot.store import Answer, PointsEntry, Question
 from bot.store.models import ChallengeRun, Dialog
@@ -41,13 +44,34 @@ def _pick(ctx: MemberContext, category: str = "") -> Question | None:
     return ctx.db.get(Question, random.choice(fresh))
 
 
-def _ask(ctx: MemberContext, kind: str, question: Question, header: str, extra: dict) -> str:
+@dataclass(frozen=True)
+class PracticeState(DialogState):
+    """练习 waits on question ``qid``, shown in ``order`` at ``asked_at``."""
+
+    qid: int
+    order: list[str]
+    asked_at: datetime
+    category: str = ""
+
+
+@dataclass(frozen=True)
+class ChallengeState(DialogState):
+    """挑战 waits on question ``qid`` of challenge run ``run``, ``streak`` right so far."""
+
+    qid: int
+    order: list[str]
+    asked_at: datetime
+    run: int
+    streak: int = 0
+
+
+def _ask(
+    ctx: MemberContext, kind: str, question: Question, header: str, state: Callable[[int, list[str]], DialogState]
+) -> str:
+    """Show ``question`` and wait for the answer in dialog ``kind``, with ``state(question id, order)``."""
+    assert question.id is not None
     order = render.order_for(question, f"{ctx.inbound.key}:{question.id}")
-    ctx.start_dialog(
-        kind,
-        {"qid": question.id, "order": order, "asked_at": ctx.now.isoformat(), **extra},
-        expires_at=ctx.now + timedelta(hours=12),
-    )
+    ctx.start_dialog(kind, state(question.id, order), expires_at=ctx.now + timedelta(hours=12))
     return render.question_text(question, order, header)
 
 
@@ -80,24 +104,31 @@ def start_practice(ctx: MemberContext) -> str:
             else "题库中暂时没有题目。"
         )
     intro = f"开始练习{('（' + category + '）') if category else ''}，答完一题自动出下一题，回复「结束」停止。\n\n"
-    return intro + _ask(ctx, PRACTICE, question, "练习", {"category": category})
+    return intro + _ask(
+        ctx, PRACTICE, question, "练习", lambda qid, order: PracticeState(qid, order, ctx.now, category)
+    )
 
 
 def practice_reply(ctx: MemberContext, dialog: Dialog) -> str | None:
     if ctx.args.strip() in STOP_WORDS:
         ctx.end_dialog()
         return "练习结束。发送「错题」看看需要复习的题目。"
-    result = asking.answer_in_dialog(ctx, dialog, dialog.data["qid"])
-    if not isinstance(result, tuple):
-        return result
-    text, correct = result
-    if correct:
+    state = PracticeState.load(dialog.data)
+    result = asking.answer_in_dialog(ctx, PRACTICE, state.qid, state.order, state.asked_at)
+    if result.correct is None:
+        return result.passed
+    text = result.text
+    if result.correct:
         text += "\n" + _award(ctx, PRACTICE, ctx.config.practice.daily_cap)
-    following = _pick(ctx, dialog.data.get("category", ""))
+    following = _pick(ctx, state.category)
     if following is None:
         ctx.end_dialog()
         return text
-    return text + "\n\n" + _ask(ctx, PRACTICE, following, "练习", {"category": dialog.data.get("category", "")})
+    return (
+        text
+        + "\n\n"
+        + _ask(ctx, PRACTICE, following, "练习", lambda qid, order: PracticeState(qid, order, ctx.now, state.category))
+    )
 
 
 def practice_hint(ctx: MemberContext, dialog: Dialog) -> str:
@@ -122,24 +153,28 @@ def start_challenge(ctx: MemberContext) -> str:
     ctx.db.flush()
     best = _best(ctx)
     intro = f"挑战开始！连续答题，答错即结束。您的最佳纪录：{best} 题。\n\n"
-    return intro + _ask(ctx, CHALLENGE, question, "挑战第 1 题", {"run": run.id, "streak": 0})
+    assert run.id is not None
+    run_id = run.id
+    return intro + _ask(
+        ctx, CHALLENGE, question, "挑战第 1 题", lambda qid, order: ChallengeState(qid, order, ctx.now, run_id)
+    )
 
 
 def challenge_reply(ctx: MemberContext, dialog: Dialog) -> str | None:
+    state = ChallengeState.load(dialog.data)
     if ctx.args.strip() in STOP_WORDS:
         ctx.end_dialog()
-        return _end_run(ctx, dialog.data["run"], dialog.data["streak"], "挑战已停止。")
-    result = asking.answer_in_dialog(ctx, dialog, dialog.data["qid"])
-    if not isinstance(result, tuple):
-        return result
-    text, correct = result
-    streak = dialog.data["streak"]
-    if not correct:
+        return _end_run(ctx, state.run, state.streak, "挑战已停止。")
+    result = asking.answer_in_dialog(ctx, CHALLENGE, state.qid, state.order, state.asked_at)
+    if result.correct is None:
+        return result.passed
+    text = result.text
+    if not result.correct:
         ctx.end_dialog()
-        return text + "\n\n" + _end_run(ctx, dialog.data["run"], streak, "挑战结束！")
-    streak += 1
+        return text + "\n\n" + _end_run(ctx, state.run, state.streak, "挑战结束！")
+    streak = state.streak + 1
     text += "\n" + _award(ctx, CHALLENGE, ctx.config.practice.challenge_daily_cap)
-    run = ctx.db.get(ChallengeRun, dialog.data["run"])
+    run = ctx.db.get(ChallengeRun, state.run)
     if run is not None:
         run.streak = streak
         ctx.db.add(run)
@@ -148,7 +183,13 @@ def challenge_reply(ctx: MemberContext, dialog: Dialog) -> str | None:
     return (
         text
         + f"\n已连续答对 {streak} 题。\n\n"
-        + _ask(ctx, CHALLENGE, following, f"挑战第 {streak + 1} 题", {"run": dialog.data["run"], "streak": streak})
+        + _ask(
+            ctx,
+            CHALLENGE,
+            following,
+            f"挑战第 {streak + 1} 题",
+            lambda qid, order: ChallengeState(qid, order, ctx.now, state.run, streak),
+        )
     )
 
 

@@ -7,9 +7,12 @@ resumes across days, and there is one attempt per member per month.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
+from bot.dialogs import DialogState
 from bot.router import MemberContext
 from bot.store import Attempt, Dialog, Paper, Question, lookups
 from handlers import asking
@@ -20,6 +23,15 @@ from quizzes.points import attempt_finished, award
 from quizzes.standings import month_rank
 
 DIALOG = "quiz"
+
+
+@dataclass(frozen=True)
+class QuizState(DialogState):
+    """答题 waits on the next answer of this attempt (the attempt knows its position)."""
+
+    attempt_id: int
+
+
 # The answer path's reads, built once (see bot.store.lookups).
 # The attempt row is locked (PostgreSQL; SQLite has one writer anyway), so two answers
 # from one member handled by two instances at once are graded one after the other.
@@ -58,7 +70,8 @@ def start(ctx: MemberContext) -> str:
         intro = f"欢迎回来，继续第 {attempt.position + 1} 题。\n\n"
     attempt.asked_at = ctx.now
     ctx.db.add(attempt)
-    ctx.start_dialog(DIALOG, {"attempt_id": attempt.id})
+    assert attempt.id is not None
+    ctx.start_dialog(DIALOG, QuizState(attempt.id))
     return intro + _render(ctx.db, attempt, paper)
 
 
@@ -92,7 +105,7 @@ def answer(ctx: MemberContext, dialog: Dialog) -> str | None:
     """Grade an answer to the current question; None when the text is not an answer."""
     if not looks_like_answer(ctx.args):
         return None
-    found = ctx.db.exec(ATTEMPT_AND_PAPER, params={"attempt_id": dialog.data.get("attempt_id")}).first()  # type: ignore[call-overload]
+    found = ctx.db.exec(ATTEMPT_AND_PAPER, params={"attempt_id": QuizState.load(dialog.data).attempt_id}).first()  # type: ignore[call-overload]
     attempt, paper = found if found else (None, None)
     if attempt is None or attempt.finished_at is not None:
         ctx.end_dialog()
@@ -161,7 +174,7 @@ def stray_answer(ctx: MemberContext) -> str:
 
 
 def hint(ctx: MemberContext, dialog: Dialog) -> str:
-    attempt = ctx.db.get(Attempt, dialog.data.get("attempt_id"))
+    attempt = ctx.db.get(Attempt, QuizState.load(dialog.data).attempt_id)
     if attempt is None or attempt.finished_at is not None or attempt.month != ctx.month:
         ctx.end_dialog()
         return "发送「答题」开始本月测试，发送「帮助」查看全部功能。"

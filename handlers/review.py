@@ -7,11 +7,13 @@ that are due, up to ``review.daily_limit`` a day.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import select
 
+from bot.dialogs import DialogState
 from bot.router import MemberContext
 from bot.store import Answer, Question
 from bot.store.models import Dialog, ReviewCard
@@ -74,32 +76,39 @@ def start(ctx: MemberContext) -> str:
     return f"今天有 {len(due)} 道错题需要复习。\n\n" + _ask(ctx, [c.question_id for c in due], 1, len(due))
 
 
+@dataclass(frozen=True)
+class ReviewState(DialogState):
+    """复习 waits on ``queue[0]``, shown in ``order`` at ``asked_at``: question ``number`` of ``total``."""
+
+    queue: list[int]
+    order: list[str]
+    asked_at: datetime
+    number: int
+    total: int
+
+
 def _ask(ctx: MemberContext, queue: list[int], number: int, total: int) -> str:
     question = ctx.db.get(Question, queue[0])
     assert question is not None
     order = render.order_for(question, f"{ctx.inbound.key}:{question.id}")
-    ctx.start_dialog(
-        DIALOG,
-        {"queue": queue, "order": order, "asked_at": ctx.now.isoformat(), "number": number, "total": total},
-        expires_at=_end_of_today(ctx),
-    )
+    ctx.start_dialog(DIALOG, ReviewState(queue, order, ctx.now, number, total), expires_at=_end_of_today(ctx))
     return render.question_text(question, order, f"复习 {number}/{total}")
 
 
 def reply(ctx: MemberContext, dialog: Dialog) -> str | None:
-    queue = dialog.data["queue"]
-    result = asking.answer_in_dialog(ctx, dialog, queue[0])
-    if not isinstance(result, tuple):
-        return result
-    text, _ = result
-    card = ctx.db.exec(_book(ctx).where(ReviewCard.question_id == queue[0])).first()
+    state = ReviewState.load(dialog.data)
+    result = asking.answer_in_dialog(ctx, DIALOG, state.queue[0], state.order, state.asked_at)
+    if result.correct is None:
+        return result.passed
+    text = result.text
+    card = ctx.db.exec(_book(ctx).where(ReviewCard.question_id == state.queue[0])).first()
     if card is None:
         text += "\n这道题已经掌握，移出错题本。"
-    rest = queue[1:]
+    rest = state.queue[1:]
     if not rest:
         ctx.end_dialog()
         return text + "\n\n今天的复习完成了！"
-    return text + "\n\n" + _ask(ctx, rest, dialog.data["number"] + 1, dialog.data["total"])
+    return text + "\n\n" + _ask(ctx, rest, state.number + 1, state.total)
 
 
 def hint(ctx: MemberContext, dialog: Dialog) -> str:

@@ -11,13 +11,13 @@ import os
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
 from bot.errcodes import errcode_reason
@@ -136,20 +136,8 @@ def scores(db: Session, month: str, tz: tzinfo, branch_id: int | None = None) ->
     branches = _branch_names(db)
     attempts = {a.member_id: a for a in db.exec(select(Attempt).where(col(Attempt.month) == month)).all()}
     members = [m for m in db.exec(select(Member).order_by(col(Member.id))).all() if is_active(m) or m.id in attempts]
-    this_month = dict(
-        db.exec(
-            select(col(PointsEntry.member_id), func.sum(col(PointsEntry.amount)))
-            .where(col(PointsEntry.month) == month)
-            .group_by(col(PointsEntry.member_id))
-        ).all()
-    )
-    total = dict(
-        db.exec(
-            select(col(PointsEntry.member_id), func.sum(col(PointsEntry.amount)))
-            .where(col(PointsEntry.month) <= month)
-            .group_by(col(PointsEntry.member_id))
-        ).all()
-    )
+    this_month = _points(db, col(PointsEntry.month) == month)
+    total = _points(db, col(PointsEntry.month) <= month)
     keyed: list[tuple[tuple[Any, ...], list[Any]]] = []
     for m in members:
         member_id = saved_id(m.id)
@@ -157,29 +145,32 @@ def scores(db: Session, month: str, tz: tzinfo, branch_id: int | None = None) ->
         row_branch = attempt.branch_id if attempt else m.branch_id
         if branch_id is not None and row_branch != branch_id:
             continue
-        # Branches in roster order, then the month's ranking (score, earlier completion), then the rest in roster order.
-        rank: tuple[int, int, datetime]
-        if attempt is not None and attempt.finished_at is not None:
-            done = "是"
-            result = [attempt.score, attempt.correct, local(attempt.finished_at, tz)]
-            rank = (0, -attempt.score, attempt.finished_at.replace(tzinfo=None))
-        else:
-            done = "未答完" if attempt else "否"
-            result = [None, None, None]
-            rank = (1 if attempt else 2, 0, datetime.max)
-        row = [
-            branches.get(row_branch, ""),
-            m.name,
-            m.role,
-            m.status,
-            done,
-            *result,
-            int(this_month.get(member_id) or 0),
-            int(total.get(member_id) or 0),
-        ]
+        done, result, rank = _outcome(attempt, tz)
+        points = [int(this_month.get(member_id) or 0), int(total.get(member_id) or 0)]
+        row = [branches.get(row_branch, ""), m.name, m.role, m.status, done, *result, *points]
         keyed.append(((row_branch, *rank, m.id), row))
     keyed.sort(key=lambda pair: pair[0])
     return Export("scores", month, columns, [row for _, row in keyed])
+
+
+def _points(db: Session, when: ColumnElement[bool]) -> dict[int, int]:
+    """Points per member over the ledger entries ``when`` selects."""
+    sums = db.exec(
+        select(col(PointsEntry.member_id), func.sum(col(PointsEntry.amount)))
+        .where(when)
+        .group_by(col(PointsEntry.member_id))
+    ).all()
+    return {member_id: int(total or 0) for member_id, total in sums}
+
+
+def _outcome(attempt: Attempt | None, tz: tzinfo) -> tuple[str, list[Any], tuple[int, int, datetime]]:
+    """(是否完成, [得分, 答对题数, 完成时间], sort rank) of a member's month. Rows sort by branch
+    in roster order, then the month's ranking (score, earlier completion), then the rest
+    in roster order."""
+    if attempt is not None and attempt.finished_at is not None:
+        result = [attempt.score, attempt.correct, local(attempt.finished_at, tz)]
+        return "是", result, (0, -attempt.score, attempt.finished_at.replace(tzinfo=None))
+    return ("未答完" if attempt else "否"), [None, None, None], (1 if attempt else 2, 0, datetime.max)
 
 
 def participation(db: Session, month: str, tz: tzinfo, branch_id: int | None = None) -> Export:
@@ -305,6 +296,21 @@ def deliveries(db: Session, month: str, tz: tzinfo, branch_id: int | None = None
     if not campaigns:
         return Export("deliveries", month, columns)
     branches = _branch_names(db)
+    by_campaign = _deliveries_of(db, campaigns, branch_id)
+    rows: list[list[Any]] = []
+    for c in campaigns:
+        head = [c.id, CAMPAIGN_KINDS.get(c.kind, c.kind), c.title, c.text, local(c.created_at, tz)]
+        for delivery, member in by_campaign[saved_id(c.id)]:
+            rows.append([*head, branches.get(member.branch_id, ""), member.name, *_delivery_cells(delivery, tz)])
+        if c.robot_status and c.branch_id is not None and branch_id in (None, c.branch_id):
+            rows.append([*head, branches.get(c.branch_id, ""), "（群机器人）", *_robot_cells(c, tz)])
+    return Export("deliveries", month, columns, rows)
+
+
+def _deliveries_of(
+    db: Session, campaigns: Sequence[Campaign], branch_id: int | None
+) -> dict[int, list[tuple[Delivery, Member]]]:
+    """The campaigns' deliveries with their members (of one branch, when given), by campaign."""
     by_campaign: dict[int, list[tuple[Delivery, Member]]] = defaultdict(list)
     query = (
         select(Delivery, Member)
@@ -316,40 +322,28 @@ def deliveries(db: Session, month: str, tz: tzinfo, branch_id: int | None = None
         query = query.where(col(Member.branch_id) == branch_id)
     for delivery, member in db.exec(query).all():
         by_campaign[delivery.campaign_id].append((delivery, member))
-    rows: list[list[Any]] = []
-    for c in campaigns:
-        head = [c.id, CAMPAIGN_KINDS.get(c.kind, c.kind), c.title, c.text, local(c.created_at, tz)]
-        for delivery, member in by_campaign[saved_id(c.id)]:
-            status = DELIVERY_STATUS.get(delivery.status, delivery.status)
-            if delivery.status == "inbox" and delivery.read_at is not None:
-                status = "已阅读"
-            rows.append(
-                [
-                    *head,
-                    branches.get(member.branch_id, ""),
-                    member.name,
-                    status,
-                    CHANNELS.get(delivery.via, delivery.via),
-                    errcode_reason(delivery.errcode, delivery.errmsg),
-                    local(delivery.updated_at, tz),
-                ]
-            )
-        if c.robot_status and c.branch_id is not None and branch_id in (None, c.branch_id):
-            state, _, code = c.robot_status.partition(" ")
-            status = {"sent": "已发送", "failed": "失败"}.get(state, "待发送")
-            reason = errcode_reason(int(code)) if code.lstrip("-").isdigit() else code
-            rows.append(
-                [
-                    *head,
-                    branches.get(c.branch_id, ""),
-                    "（群机器人）",
-                    status,
-                    CHANNELS["robot"],
-                    reason,
-                    local(c.finished_at, tz),
-                ]
-            )
-    return Export("deliveries", month, columns, rows)
+    return by_campaign
+
+
+def _delivery_cells(delivery: Delivery, tz: tzinfo) -> list[Any]:
+    """状态, 渠道, 失败原因, 更新时间 of one delivery (an inbox notice once read: 已阅读)."""
+    status = DELIVERY_STATUS.get(delivery.status, delivery.status)
+    if delivery.status == "inbox" and delivery.read_at is not None:
+        status = "已阅读"
+    return [
+        status,
+        CHANNELS.get(delivery.via, delivery.via),
+        errcode_reason(delivery.errcode, delivery.errmsg),
+        local(delivery.updated_at, tz),
+    ]
+
+
+def _robot_cells(campaign: Campaign, tz: tzinfo) -> list[Any]:
+    """状态, 渠道, 失败原因, 更新时间 of a campaign's group-robot post ("sent", "failed <errcode>")."""
+    state, _, code = campaign.robot_status.partition(" ")
+    status = {"sent": "已发送", "failed": "失败"}.get(state, "待发送")
+    reason = errcode_reason(int(code)) if code.lstrip("-").isdigit() else code
+    return [status, CHANNELS["robot"], reason, local(campaign.finished_at, tz)]
 
 
 BUILDERS: dict[str, Callable[[Session, str, tzinfo, int | None], Export]] = {

@@ -249,14 +249,7 @@ def parse_lines(name: str, lines: list[tuple[str, bool]]) -> tuple[list[DocQuest
         if current is None:
             continue  # a title or instructions before the first question
         if option_starts:
-            text, trailing = original, TRAILING_ANSWER.search(half)
-            if trailing:
-                current.answer, current.answer_line = trailing.group(1), line_no
-                text = original[: trailing.start()]
-            for i, (letter, _start, content) in enumerate(option_starts):
-                end = option_starts[i + 1][1] if i + 1 < len(option_starts) else len(text)
-                current.options.append((letter, text[content:end].strip(), line_no))
-            current.last = "option"
+            _option_line(current, original, half, option_starts, line_no)
             continue
         if labelled := LABELLED.match(half):  # before ANSWER: 答案解析 is a 解析
             label = _LABELS[labelled.group(1)]
@@ -267,15 +260,7 @@ def parse_lines(name: str, lines: list[tuple[str, bool]]) -> tuple[list[DocQuest
             current.answer, current.answer_line = original[answer.start(1) :].strip(), line_no
             current.last = "answer"
             continue
-        if current.last == "stem":
-            current.stem += original
-        elif current.last == "option" and current.options:
-            letter, text, first_line = current.options[-1]
-            current.options[-1] = (letter, text + original, first_line)
-        elif current.last in current.labelled:
-            text, first_line = current.labelled[current.last]
-            current.labelled[current.last] = (text + original, first_line)
-        else:
+        if not _continued(current, original):
             problems.append(
                 DocProblem(
                     name,
@@ -287,6 +272,34 @@ def parse_lines(name: str, lines: list[tuple[str, bool]]) -> tuple[list[DocQuest
     for q in questions:
         _settle(name, q, problems)
     return questions, problems
+
+
+def _option_line(q: DocQuestion, original: str, half: str, starts: list[tuple[str, int, int]], line_no: int) -> None:
+    """A line of options (``A.甲 B.乙``), which may end with the answer (``答案：A``)."""
+    text, trailing = original, TRAILING_ANSWER.search(half)
+    if trailing:
+        q.answer, q.answer_line = trailing.group(1), line_no
+        text = original[: trailing.start()]
+    for i, (letter, _start, content) in enumerate(starts):
+        end = starts[i + 1][1] if i + 1 < len(starts) else len(text)
+        q.options.append((letter, text[content:end].strip(), line_no))
+    q.last = "option"
+
+
+def _continued(q: DocQuestion, original: str) -> bool:
+    """A line that carries on the part before it (the stem, the last option, a labelled
+    field); False when the part before it (an answer) does not run over lines."""
+    if q.last == "stem":
+        q.stem += original
+    elif q.last == "option" and q.options:
+        letter, text, first_line = q.options[-1]
+        q.options[-1] = (letter, text + original, first_line)
+    elif q.last in q.labelled:
+        text, first_line = q.labelled[q.last]
+        q.labelled[q.last] = (text + original, first_line)
+    else:
+        return False
+    return True
 
 
 INLINE_OPTIONS = re.compile(r"(?<=[\s)。.:，,;？?!])A\s*[.、:]")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlmodel import col, select
 
 from bot.cli.common import CliError, _store, console
+from bot.cli.parsing import ChineseArgumentParser, Commands
 from bot.config import Config
 from bot.store import Member
 
@@ -49,3 +50,10 @@ def cmd_chat(args: argparse.Namespace, config: Config) -> int:
         )
         console.print(engine.handle(inbound) or "（无回复）", highlight=False, markup=False, soft_wrap=True)
         console.print()
+
+
+def register(sub: Commands, common: ChineseArgumentParser) -> None:
+    """chat --as NAME."""
+    p = sub.add_parser("chat", parents=[common], help="在终端里以名册成员身份对话")
+    p.add_argument("--as", dest="as_name", required=True, metavar="NAME")
+    p.set_defaults(func=cmd_chat)

@@ -16,6 +16,7 @@ from sqlmodel import col, select
 
 from bot.checks import config_problems, is_demo, wechat_configured, wecom_configured
 from bot.cli.common import console
+from bot.cli.parsing import ChineseArgumentParser, Commands
 from bot.config import Config
 from bot.probe import Finding, check_wechat, check_wecom
 from bot.redact import mask_url, masked, redact, secret_values
@@ -111,3 +112,10 @@ def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
         return 1
     console.print("[green]✓ 检查通过[/green]" + (f"（{warnings} 条提醒）" if warnings else ""), highlight=False)
     return 0
+
+
+def register(sub: Commands, common: ChineseArgumentParser) -> None:
+    """doctor."""
+    p = sub.add_parser("doctor", parents=[common], help="检查配置、公众号/企业微信凭证和数据库（不会修改任何东西）")
+    p.add_argument("--show-config", action="store_true", help="同时显示生效配置（密钥已隐藏）")
+    p.set_defaults(func=cmd_doctor)

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from bot.audit import cli_actor, record
 from bot.cli.common import CliError, _now, _print_errors, _store, console, err, make_table, progress_bar
+from bot.cli.parsing import ChineseArgumentParser, Commands
 from bot.config import Config
 from bot.store import Branch, Member, Role, Store
 from bot.store.members import is_active
@@ -155,3 +156,25 @@ def cmd_members_grant(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_members_revoke(args: argparse.Namespace, config: Config) -> int:
     return _change_role(config, args.name, Role.MEMBER.value, args.phone)
+
+
+def register(sub: Commands, common: ChineseArgumentParser) -> None:
+    """members import | list | grant | revoke."""
+    members = sub.add_parser("members", parents=[common], help="名册").add_subparsers(dest="action", required=True)
+    p = members.add_parser("import", parents=[common], help="导入名册（CSV 或 XLSX）；不在名册中的成员标记为已转出")
+    p.add_argument("file")
+    p.add_argument("--no-transfer", action="store_true", help="只导入部分成员：不在文件中的成员保持不变")
+    p.set_defaults(func=cmd_members_import)
+    p = members.add_parser("list", parents=[common], help="列出名册")
+    p.add_argument("--branch", help="只看某个支部")
+    p.set_defaults(func=cmd_members_list)
+    roles = [r.value for r in Role]
+    p = members.add_parser("grant", parents=[common], help="设置角色：党员、书记（本支部）或 管理员")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("role", metavar="ROLE", choices=roles, help="、".join(roles))
+    p.add_argument("--phone", metavar="1234", help="重名时用手机号后四位指定")
+    p.set_defaults(func=cmd_members_grant)
+    p = members.add_parser("revoke", parents=[common], help="撤销书记或管理员角色，恢复为党员")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--phone", metavar="1234", help="重名时用手机号后四位指定")
+    p.set_defaults(func=cmd_members_revoke)

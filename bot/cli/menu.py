@@ -10,6 +10,7 @@ import httpx
 
 from bot.checks import env_name
 from bot.cli.common import CliError, console
+from bot.cli.parsing import ChineseArgumentParser, Commands
 from bot.config import Config
 from bot.menu import describe, menu_payload, unhandled_keys
 from bot.outbox.senders import PlatformError, TransportError, checked
@@ -91,3 +92,14 @@ def cmd_menu_show(args: argparse.Namespace, config: Config) -> int:
     for line in describe(data.get("menu", {})):
         console.print(f"  {line}", highlight=False, markup=False)
     return 0
+
+
+def register(sub: Commands, common: ChineseArgumentParser) -> None:
+    """menu push | show."""
+    menu = sub.add_parser("menu", parents=[common], help="公众号自定义菜单").add_subparsers(
+        dest="action", required=True
+    )
+    p = menu.add_parser("push", parents=[common], help="按配置 [menu]（或默认菜单）设置公众号菜单")
+    p.add_argument("--dry-run", action="store_true", help="只显示将设置的菜单，不提交")
+    p.set_defaults(func=cmd_menu_push)
+    menu.add_parser("show", parents=[common], help="显示微信上现在的菜单").set_defaults(func=cmd_menu_show)

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from sqlmodel import col, select
 
 from bot.cli.common import CliError, _now, _store, console, make_table
+from bot.cli.parsing import ChineseArgumentParser, Commands, year
 from bot.config import Config
 from bot.errcodes import errcode_reason
 from bot.exports import CAMPAIGN_KINDS
@@ -275,3 +276,32 @@ def cmd_db_backup(args: argparse.Namespace, config: Config) -> int:
         source.close()
     console.print(f"已备份到 {target}")
     return 0
+
+
+def register(sub: Commands, common: ChineseArgumentParser) -> None:
+    """outbox, jobs, calendar and db."""
+    outbox = sub.add_parser("outbox", parents=[common], help="推送队列").add_subparsers(dest="action", required=True)
+    p = outbox.add_parser("run", parents=[common], help="立即发送待发的推送，发完为止")
+    p.add_argument("--max-seconds", type=float, default=600)
+    p.set_defaults(func=cmd_outbox_run)
+    p = outbox.add_parser("status", parents=[common], help="各次推送的发送结果")
+    p.add_argument("campaign", nargs="?", type=int)
+    p.set_defaults(func=cmd_outbox_status)
+
+    jobs = sub.add_parser("jobs", parents=[common], help="定时任务").add_subparsers(dest="action", required=True)
+    jobs.add_parser("list", parents=[common], help="各任务下次运行时间").set_defaults(func=cmd_jobs_list)
+    p = jobs.add_parser("run", parents=[common], help="立即运行一次（同一次不会重复运行）")
+    p.add_argument("name")
+    p.add_argument("--at", help="运行哪一次：YYYY-MM-DD HH:MM（默认最近一次应运行的时间）")
+    p.add_argument("--send", action="store_true", help="运行后立即发送")
+    p.set_defaults(func=cmd_jobs_run)
+
+    p = sub.add_parser("calendar", parents=[common], help="某年的节日与廉洁过节提醒计划")
+    p.add_argument("year", type=year, metavar="年份", help="如 2027")
+    p.set_defaults(func=cmd_calendar)
+
+    db = sub.add_parser("db", parents=[common], help="数据库").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", parents=[common], help="把数据库升级到程序的版本").set_defaults(func=cmd_db_upgrade)
+    p = db.add_parser("backup", parents=[common], help="SQLite 在线备份（服务无需停止）")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_db_backup)

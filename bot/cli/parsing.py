@@ -6,7 +6,7 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, TypeAlias
 
 _SUBCOMMAND_DESTS = {"command", "action"}
 
@@ -115,3 +115,7 @@ def year(value: str) -> int:
     if not 1901 <= number <= 9998:
         raise argparse.ArgumentTypeError("年份应在 1901 至 9998 之间")
     return number
+
+
+# The ``branchbot`` subcommands, which each command group's module registers its own into.
+Commands: TypeAlias = "argparse._SubParsersAction[ChineseArgumentParser]"

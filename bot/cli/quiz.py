@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from bot.audit import cli_actor, record
 from bot.cli.common import _now, _print_errors, _store, console, err, progress_bar
+from bot.cli.parsing import ChineseArgumentParser, Commands
 from bot.config import Config
 from bot.store import Store
 
@@ -126,3 +127,20 @@ def cmd_quiz_validate(args: argparse.Namespace, config: Config) -> int:
         )
         return 1
     return 0
+
+
+def register(sub: Commands, common: ChineseArgumentParser) -> None:
+    """quiz import | validate."""
+    quiz = sub.add_parser("quiz", parents=[common], help="题库").add_subparsers(dest="action", required=True)
+    p = quiz.add_parser("import", parents=[common], help="导入题库（CSV、XLSX 或 Word .docx，全部有效才导入）")
+    p.add_argument("file")
+    p.add_argument("--source", metavar="来源", help="文件中没有来源的题目统一使用的来源")
+    p.add_argument("--category", metavar="分类", help="文件中没有分类的题目统一使用的分类")
+    p.set_defaults(func=cmd_quiz_import)
+    p = quiz.add_parser("validate", parents=[common], help="只检查题库文件，不导入；不给文件则检查内置题库")
+    p.add_argument("file", nargs="?", help="题库文件；省略时检查内置题库（quizzes/bank/*.csv）")
+    p.add_argument("--no-lint", action="store_true", help="跳过质量检查（答案出现在题干、选项长短悬殊、来源不具体等）")
+    p.add_argument("--source", metavar="来源", help="文件中没有来源的题目统一使用的来源")
+    p.add_argument("--category", metavar="分类", help="文件中没有分类的题目统一使用的分类")
+    p.add_argument("--verbose", action="store_true", help="逐题列出将导入的题目（.docx 默认列出）")
+    p.set_defaults(func=cmd_quiz_validate)

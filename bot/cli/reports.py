@@ -11,6 +11,7 @@ from sqlmodel import col, select
 
 from bot.audit import cli_actor, record
 from bot.cli.common import CliError, _now, _store, console, make_table, progress_bar
+from bot.cli.parsing import EXPORT_KINDS, SCOPES, ChineseArgumentParser, Commands, aliases, positive_int
 from bot.config import Config
 from bot.store import Branch
 
@@ -166,3 +167,43 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     console.print(table)
     console.print(f"显示最近 {len(entries)} 条")
     return 0
+
+
+def register(sub: Commands, common: ChineseArgumentParser) -> None:
+    """leaderboard, broadcast, export and audit."""
+    p = sub.add_parser("leaderboard", parents=[common], help="排行榜")
+    p.add_argument(
+        "--scope",
+        type=aliases("scope", SCOPES, "本月、总、支部"),
+        default="month",
+        metavar="本月|总|支部",
+        help="本月（默认）、总（累计积分）或 支部（各支部参与率）；也接受 month / total / branches",
+    )
+    p.add_argument("--month", help="YYYY-MM，默认本月")
+    p.add_argument("--branch", help="只看某个支部")
+    p.add_argument("--top", type=positive_int, default=20, help="显示前几名（默认 20）")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("broadcast", parents=[common], help="向一个支部或全部支部发通知（经推送队列）")
+    p.add_argument("text", help="通知内容")
+    p.add_argument("--branch", help="支部名（默认全部支部）")
+    p.add_argument("--title", default="支部通知")
+    p.add_argument("--yes", action="store_true", help="不再询问，直接发送")
+    p.set_defaults(func=cmd_broadcast)
+
+    p = sub.add_parser("export", parents=[common], help="导出 Excel：成绩、参与率、考勤 或 推送")
+    p.add_argument(
+        "kind",
+        metavar="类型",
+        type=aliases("kind", EXPORT_KINDS, "成绩、参与率、考勤、推送"),
+        help="成绩、参与率、考勤 或 推送（也接受 scores / participation / attendance / deliveries）",
+    )
+    p.add_argument("--month", help="YYYY-MM，默认本月")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.xlsx")
+    p.add_argument("--branch", help="只导出某个支部")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("audit", parents=[common], help="审计日志：导入、导出、角色变更、通知等")
+    p.add_argument("--limit", type=positive_int, default=50, help="显示条数（默认 50）")
+    p.add_argument("--action", help="只看某类操作，如 导出、角色变更、导入名册")
+    p.set_defaults(func=cmd_audit)

@@ -13,6 +13,7 @@ from rich.markup import escape
 from bot.checks import config_problems, env_name
 from bot.cli.common import DEMO_ROSTER, CliError, _store, console
 from bot.cli.members import _import_roster
+from bot.cli.parsing import ChineseArgumentParser, Commands, positive_int
 from bot.cli.quiz import _import_questions
 from bot.config import Config
 from bot.redact import mask_url
@@ -110,3 +111,13 @@ def _check_port_free(host: str, port: int) -> None:
                     f"（{env_name('server.port')}），由 nginx 对外提供 80/443"
                 ) from exc
             raise
+
+
+def register(sub: Commands, common: ChineseArgumentParser) -> None:
+    """init and serve."""
+    p = sub.add_parser("init", parents=[common], help="创建或升级数据库并导入内置题库")
+    p.add_argument("--demo", action="store_true", help="同时导入演示名册")
+    p.set_defaults(func=cmd_init)
+    p = sub.add_parser("serve", parents=[common], help="启动服务")
+    p.add_argument("--workers", type=positive_int, metavar="N", help="服务进程数（默认 server.workers，即 1）")
+    p.set_defaults(func=cmd_serve)

@@ -24,6 +24,7 @@ from sqlmodel import Session, col
 from bot.config import Config
 from bot.outbox.senders import Outcome, Outgoing
 from bot.store import Member
+from bot.store.members import reachable
 from bot.store.models import Campaign, Delivery
 
 VIA = "demo"
@@ -44,7 +45,7 @@ def takes(member: Member) -> bool:
     """Whether this channel carries a push to the member: a demo member a real platform
     could reach (a WeCom account, or a subscribed Official Account follower). Unbound
     demo members are skipped as 未绑定, exactly as in production."""
-    return member.is_demo and bool(member.wecom_userid or (member.openid and member.subscribed))
+    return member.is_demo and reachable(member)
 
 
 class DemoChannel:

@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from bot.store.members import is_active_status
 from bot.store.models import (
     Attempt,
     Branch,
@@ -36,7 +37,6 @@ from bot.store.models import (
     Delivery,
     Dialog,
     Member,
-    MemberStatus,
     MemberTotal,
     PointsEntry,
     ProcessedMessage,
@@ -84,7 +84,7 @@ class MemberRow:
 
     @property
     def is_active(self) -> bool:
-        return self.status == MemberStatus.ACTIVE.value
+        return is_active_status(self.status)
 
 
 @dataclass(frozen=True, slots=True)

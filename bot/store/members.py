@@ -18,7 +18,12 @@ IS_ACTIVE = Member.status == MemberStatus.ACTIVE.value  # a WHERE clause, for qu
 
 
 def is_active(member: Member | None) -> TypeGuard[Member]:
-    return member is not None and member.status == MemberStatus.ACTIVE.value
+    return member is not None and is_active_status(member.status)
+
+
+def is_active_status(status: str) -> bool:
+    """The rule on a bare status, for rows read without the ORM (``bot.store.hot``)."""
+    return status == MemberStatus.ACTIVE.value
 
 
 def active_members(*where: Any) -> Any:

@@ -63,12 +63,51 @@ class FakeClock:
 
 
 PG_URL = os.environ.get("BRANCHBOT_TEST_PG_URL", "")
+RUN_DATABASE_PREFIX = "branchbot_test_"
+
+
+@pytest.fixture(scope="session")
+def pg_run_url():
+    """A PostgreSQL database of this run's own, created beside the one BRANCHBOT_TEST_PG_URL
+    names and dropped at the end: two runs at once (two worktrees, CI beside a developer)
+    share no schema and no advisory lock, which PostgreSQL scopes to a database. Databases
+    left by runs that were killed (their process is gone) are dropped on the way in."""
+    if not PG_URL:
+        yield ""
+        return
+    from uuid import uuid4
+
+    from sqlalchemy import create_engine, make_url, text
+
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"{RUN_DATABASE_PREFIX}{os.getpid()}_{uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        for (stale,) in conn.execute(
+            text("SELECT datname FROM pg_database WHERE datname LIKE :prefix"), {"prefix": f"{RUN_DATABASE_PREFIX}%"}
+        ):
+            if not _process_alive(int(stale.removeprefix(RUN_DATABASE_PREFIX).split("_")[0])):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path: Path):
+def database_url(request, tmp_path: Path, pg_run_url: str):
     """Each test runs on SQLite and, where BRANCHBOT_TEST_PG_URL is set, on PostgreSQL in
-    a schema of its own, so runs never interfere."""
+    a schema of its own (inside this run's own database), so tests and runs never interfere."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
@@ -81,10 +120,10 @@ def database_url(request, tmp_path: Path):
     from sqlalchemy import create_engine, text
 
     schema = f"t_{uuid4().hex[:16]}"
-    admin = create_engine(PG_URL)
+    admin = create_engine(pg_run_url)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
+    yield f"{pg_run_url}{'&' if '?' in pg_run_url else '?'}options=-csearch_path%3D{schema}"
     with admin.begin() as conn:
         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
@@ -99,7 +138,17 @@ def make_config(tmp_path: Path, database_url: str | None = None, **env: str) -> 
     environ.update(env)
     empty = tmp_path / "empty-config.toml"  # never the repository's own config.toml
     empty.write_text("", encoding="utf-8")
-    return load_config(empty, environ)
+    config = load_config(empty, environ)
+    return config if "BRANCHBOT__WECHAT__REPLY_BUDGET_MS" in env else unhurried(config)
+
+
+def unhurried(config: Config) -> Config:
+    """No reply is deferred, however busy the machine: the reply budget is a wall-clock race
+    (3 s by default), so a test that is not about it would otherwise see an empty answer
+    whenever a handler is slow. Tests about the budget set BRANCHBOT__WECHAT__REPLY_BUDGET_MS
+    and hold the handler instead. (Set past the 4.5 s the config file allows: tests only.)"""
+    config.wechat.reply_budget_ms = 3_600_000
+    return config
 
 
 def load_bank(store: Store, path: Path | None = None) -> None:
@@ -337,9 +386,10 @@ def wrong_letters(store: Store, reply: str) -> str:
 
 
 def wait_healthy(
-    port: int, process: subprocess.Popen | None = None, seconds: float = 60, log: Path | None = None
+    port: int, process: subprocess.Popen | None = None, seconds: float = 300, log: Path | None = None
 ) -> None:
-    """Wait for a `branchbot serve` subprocess to answer /healthz (failing early if it exits)."""
+    """Wait for a `branchbot serve` subprocess to answer /healthz (failing early if it exits).
+    The bound only stops a hung start: a loaded machine may take a while to import and migrate."""
     import time
 
     import httpx

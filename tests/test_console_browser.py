@@ -22,7 +22,7 @@ from bot.console.dashboard import previous_months
 from bot.store import Attempt, Member, Paper, create_store
 from quizzes.points import attempt_finished
 from tests.conftest import SHANGHAI, TOKEN, load_bank, load_roster, make_config, sha1_sorted, text_xml
-from tests.support.net import free_port
+from tests.support.net import bound_socket
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "console"
@@ -64,7 +64,8 @@ def seed_scores(store, now: datetime) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("console-browser")
-    port = free_port()
+    sock = bound_socket()
+    port = sock.getsockname()[1]
     config = make_config(tmp, BRANCHBOT__SERVER__PORT=str(port), BRANCHBOT__SCHEDULER__ENABLED="false")
     store = create_store(config.database.url)
     store.create_all()
@@ -73,15 +74,16 @@ def server(tmp_path_factory):
     seed_scores(store, datetime.now(UTC))
     app = create_app(config, store)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.time() + 20
+    deadline = time.time() + 120  # a bound on a hung start, not a speed check
     while not server.started:
         assert time.time() < deadline, "console test server did not start"
         time.sleep(0.02)
     yield {"base": f"http://127.0.0.1:{port}", "store": store, "config": config}
     server.should_exit = True
-    thread.join(timeout=5)
+    thread.join(timeout=30)
+    sock.close()
     store.dispose()
 
 
@@ -90,7 +92,7 @@ def say(server, openid: str, text: str, msg_id: int) -> str:
     ts, nonce = str(int(time.time())), str(msg_id)
     query = {"signature": sha1_sorted(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce, "openid": openid}
     body = text_xml(openid, text, int(ts), msg_id)
-    response = httpx.post(f"{server['base']}/wechat", params=query, content=body.encode(), timeout=10)
+    response = httpx.post(f"{server['base']}/wechat", params=query, content=body.encode(), timeout=60)
     assert response.status_code == 200
     return re.search(r"<Content><!\[CDATA\[(.*?)\]\]></Content>", response.text, re.S).group(1)
 
@@ -111,7 +113,7 @@ def login_link(server, openid: str, name: str, tail: str, first_id: int) -> str:
 
 def assert_charts_drawn(page) -> None:
     for name in ("bars", "trend", "scores"):
-        page.wait_for_selector(f'[data-chart="{name}"][data-drawn]', timeout=15000)  # ECharts' "finished" event
+        page.wait_for_selector(f'[data-chart="{name}"][data-drawn]', timeout=120_000)  # ECharts' "finished" event
         coloured = page.evaluate(
             """(name) => {
             const canvas = document.querySelector(`[data-chart="${name}"] canvas`);
@@ -132,6 +134,7 @@ def test_secretary_opens_the_console_from_chat_and_works_it(server, browser, tmp
     link = login_link(server, "o-wang", "王书记", "0001", 900_001)
     assert link.startswith(server["base"])
     desktop = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    desktop.set_default_timeout(120_000)  # bounds on waits, not timing checks: a busy machine is slow
     page = desktop.new_page()
     page.goto(link)
     assert page.url == f"{server['base']}/console/"
@@ -149,6 +152,7 @@ def test_secretary_opens_the_console_from_chat_and_works_it(server, browser, tmp
         locale="zh-CN",
         storage_state=desktop.storage_state(),
     )
+    phone.set_default_timeout(120_000)
     mobile = phone.new_page()
     mobile.goto(f"{server['base']}/console/")
     assert_charts_drawn(mobile)
@@ -156,6 +160,7 @@ def test_secretary_opens_the_console_from_chat_and_works_it(server, browser, tmp
     mobile.screenshot(path=str(SHOTS / "dashboard-375.png"), full_page=True)
     # The link was single-use.
     again = browser.new_page()
+    again.set_default_timeout(120_000)
     again.goto(link)
     assert "已使用" in again.text_content("h1")
     again.close()

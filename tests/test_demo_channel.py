@@ -18,7 +18,7 @@ from bot.outbox.worker import OutboxWorker
 from bot.store import Member, create_store
 from bot.store.models import Delivery
 from scheduler.runner import JobRunner
-from tests.conftest import SHANGHAI
+from tests.conftest import SHANGHAI, unhurried
 from tests.support.fake_wechat_api import FakeWeChatApi
 
 pytestmark = pytest.mark.usefixtures("no_env_overrides")
@@ -79,7 +79,7 @@ def test_secretary_notice_and_jobs_arrive_in_the_demo_members_chats(tmp_path, ca
     cfg = demo_config(tmp_path)
     config = load_config(cfg, {})
     store = create_store(config.database.url)
-    with TestClient(create_app(config, store), **LOCAL) as client:
+    with TestClient(create_app(unhurried(config), store), **LOCAL) as client:
         sim = Simulator(client)
         assert sim.pushes()["pushes"] == []
         assert "绑定成功" in sim.say("张建国", "绑定 张建国 0001")
@@ -143,7 +143,7 @@ def test_real_members_and_real_credentials_use_the_real_senders(tmp_path):
         cfg = demo_config(tmp_path)
         config = load_config(cfg, {})
         store = create_store(config.database.url)
-        with TestClient(create_app(config, store), **LOCAL) as client:
+        with TestClient(create_app(unhurried(config), store), **LOCAL) as client:
             sim = Simulator(client)
             sim.say("张建国", "绑定 张建国 0001")
             sim.say("王志强", "绑定 王志强 0003")
@@ -170,7 +170,7 @@ def test_real_members_and_real_credentials_use_the_real_senders(tmp_path):
                 "BRANCHBOT__WECOM__API_BASE": api.base,
             },
         )
-        with TestClient(create_app(real, store), **LOCAL) as client:
+        with TestClient(create_app(unhurried(real), store), **LOCAL) as client:
             sim = Simulator(client)
             before = len(sim.pushes()["pushes"])
             sim.say("张建国", "通知 第二条。")
@@ -191,7 +191,7 @@ def test_no_demo_channel_without_the_simulator(tmp_path):
     cfg = demo_config(tmp_path)
     config = load_config(cfg, {"BRANCHBOT__SIMULATOR__ENABLED": "false"})
     store = create_store(config.database.url)
-    with TestClient(create_app(config, store), **LOCAL) as client:
+    with TestClient(create_app(unhurried(config), store), **LOCAL) as client:
         assert client.get("/simulator/api/pushes").status_code == 404
     runner = JobRunner(store, config)
     assert runner.run("holiday_reminder", datetime(2026, 9, 29, 9, 30, tzinfo=SHANGHAI)).ran

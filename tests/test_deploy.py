@@ -251,12 +251,14 @@ def test_nginx_site_serves_the_callbacks_over_tls_and_hides_the_rest(tmp_path):
     try:
         wait_healthy(bot_port, server, log=log)
         assert httpx.get(f"http://127.0.0.1:{bot_port}/").status_code == 200  # the simulator, on loopback only
-        https = httpx.Client(base_url=f"https://127.0.0.1:{https_port}", verify=False, timeout=5)
-        for _ in range(50):
+        https = httpx.Client(base_url=f"https://127.0.0.1:{https_port}", verify=False, timeout=60)
+        deadline = time.time() + 120  # nginx starts beside us: a bound on a hung start, not a speed check
+        while True:
             try:
                 https.get("/healthz")
                 break
             except httpx.ConnectError:
+                assert nginx.poll() is None and time.time() < deadline, "nginx did not start"
                 time.sleep(0.1)
         ts, nonce = str(int(time.time())), "77"
         query = {"signature": sha1_sorted(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce, "echostr": "hello-wechat"}

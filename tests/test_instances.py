@@ -10,23 +10,41 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import httpx
 from sqlalchemy import text
 
 from bot.store import create_store
-from tests.conftest import TOKEN, sha1_sorted, text_xml, wait_healthy
+from tests.conftest import SHANGHAI, TOKEN, sha1_sorted, text_xml, wait_healthy
 from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def quiz_day_behind(today: date) -> int:
+    """A monthly quiz day whose latest occurrence is 2 to 5 days before ``today``: start-up
+    catch-up finds exactly one due run, and none falls due while the test runs, whatever
+    the date (a fixed day 1 would fire mid-test on the 1st at 09:00)."""
+    back = today - timedelta(days=2)
+    return min(back.day, 28)
+
+
+def test_quiz_day_behind_is_two_to_five_days_back_on_any_date():
+    for today in (date(2026, 12, 1), date(2026, 12, 2), date(2026, 3, 3), date(2026, 12, 31), date(2028, 3, 1)):
+        day = quiz_day_behind(today)
+        back = today - timedelta(days=2)
+        latest = back.replace(day=day)
+        assert 2 <= (today - latest).days <= 5 and 1 <= day <= 28, today
+
+
 def test_two_instances_process_a_retry_once_and_run_a_job_once(tmp_path, database_url):
     cfg = tmp_path / "config.toml"
+    day = quiz_day_behind(datetime.now(SHANGHAI).date())
     cfg.write_text(
-        f'[database]\nurl = "{database_url}"\n[wechat]\ntoken = "{TOKEN}"\n'
-        '[scheduler]\nmonthly_quiz_day = 1\ndefault_misfire_grace = 4000000\n',
+        f'[database]\nurl = "{database_url}"\n[wechat]\ntoken = "{TOKEN}"\nreply_budget_ms = 4500\n'
+        f"[scheduler]\nmonthly_quiz_day = {day}\ndefault_misfire_grace = 4000000\n",
         encoding="utf-8",
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -88,7 +106,10 @@ def test_serve_with_two_workers_shares_one_sqlite_database(tmp_path):
     and every message and answer is recorded once."""
     cfg = tmp_path / "config.toml"
     cfg.write_text(
-        f'[database]\nurl = "sqlite:///bot.db"\n[wechat]\ntoken = "{TOKEN}"\n[scheduler]\nenabled = false\n',
+        # The longest reply budget the config allows: eight members write at once through
+        # one SQLite file, and a busy machine must not turn a queued reply into a deferral.
+        f'[database]\nurl = "sqlite:///bot.db"\n[wechat]\ntoken = "{TOKEN}"\nreply_budget_ms = 4500\n'
+        "[scheduler]\nenabled = false\n",
         encoding="utf-8",
     )
     env = {k: v for k, v in {**os.environ, "PYTHONPATH": str(ROOT)}.items() if not k.startswith("BRANCHBOT__")}

@@ -23,7 +23,7 @@ from tests.support.net import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def closed_after(port: int, sent: list[bytes], gap: float = 0.0, limit: float = 6.0) -> float:
+def closed_after(port: int, sent: list[bytes], gap: float = 0.0, limit: float = 30.0) -> float:
     """Open a connection, send the pieces (``gap`` seconds apart, while the server lets
     us), then wait for the server to close it; the seconds until it did."""
     started = time.monotonic()
@@ -105,24 +105,36 @@ def test_serve_closes_slow_connections_and_raises_the_file_limit(tmp_path):
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200  # still serving meanwhile
         for thread in threads:
             thread.join()
-        assert all(seconds < 4 for seconds in took.values()), took  # 1 s deadlines, generous for a busy machine
+        # 1 s deadlines: closed by the server, long before our own 30 s limit however busy the machine.
+        assert all(seconds < 15 for seconds in took.values()), took
 
         # An idle keep-alive connection after a complete request is closed too.
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             assert client.get("/healthz").status_code == 200
-        assert closed_after(port, [f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()]) < 4
+        assert closed_after(port, [f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()]) < 15
 
         # Beyond server.limit_concurrency connections, 503 at once; the idle ones are
-        # closed by the header deadline, and then it serves again.
-        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
-        try:
-            time.sleep(0.2)
-            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 503
-            time.sleep(2)
-            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
-        finally:
-            for sock in idle:
-                sock.close()
+        # closed by the header deadline, and then it serves again. They count only until that
+        # 1 s deadline: a machine too busy to ask in time opens them again (never a 200 past it).
+        answers: list[int] = []
+        for _ in range(5):
+            idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
+            try:
+                time.sleep(0.2)
+                answers.append(httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).status_code)
+                if answers[-1] != 503:
+                    continue
+                # Serving again once the header deadline has closed the idle ones: polled, with
+                # a bound only against a server that never recovers.
+                deadline = time.monotonic() + 60
+                while httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).status_code != 200:
+                    assert time.monotonic() < deadline, "still refusing after the idle connections timed out"
+                    time.sleep(0.2)
+                break
+            finally:
+                for sock in idle:
+                    sock.close()
+        assert answers[-1] == 503, answers
     finally:
         process.terminate()
         try:

@@ -37,7 +37,7 @@ def test_a_thread_stuck_in_a_transaction_gets_members_an_apology_not_a_hang(busy
     holder = threading.Thread(target=stuck, name="stuck-import")
     holder.start()
     try:
-        assert taken.wait(10)
+        assert taken.wait(60)
         with caplog.at_level(logging.WARNING, logger="branchbot.store"):
             assert user.say("积分") == APOLOGY
         [line] = [r.getMessage() for r in caplog.records if r.name == "branchbot.store"]

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.support.net import free_port
+from tests.support.net import bound_socket
 
 
 @dataclass
@@ -72,7 +72,8 @@ class FakeState:
 class FakeWeChatApi:
     def __init__(self, latency: float = 0.0) -> None:
         self.state = FakeState(latency=latency)
-        self.port = free_port()
+        self.socket = bound_socket()
+        self.port = self.socket.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
         app = Starlette(
             routes=[
@@ -94,13 +95,13 @@ class FakeWeChatApi:
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="off")
         )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
     # ------------------------------------------------------------------ control
 
     def __enter__(self) -> FakeWeChatApi:
         self.thread.start()
-        deadline = time.time() + 10
+        deadline = time.time() + 120  # a bound on a hung start, not a speed check
         while not self.server.started:
             if time.time() > deadline:
                 raise RuntimeError("fake WeChat API did not start")
@@ -109,7 +110,8 @@ class FakeWeChatApi:
 
     def __exit__(self, *exc: Any) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=5)
+        self.thread.join(timeout=30)
+        self.socket.close()
 
     def inject(self, endpoint: str, kind: str, value: int = 0, times: int = 1, user: str | None = None) -> None:
         for _ in range(times):

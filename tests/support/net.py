@@ -11,3 +11,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def bound_socket() -> socket.socket:
+    """A socket bound to a free loopback port, for a server this process runs (pass it to
+    ``uvicorn.Server.run(sockets=[...])``): the port is held from the start, so another
+    test run on the machine cannot take it between choosing and listening."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock

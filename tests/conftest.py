@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlmodel import select
 from starlette.testclient import TestClient
 from wechatpy.crypto import WeChatCrypto
@@ -33,6 +34,11 @@ from bot.store import Question, Store, create_store
 from quizzes.bank import LETTERS, bundled_files, import_questions
 from quizzes.bank import check_file as check_questions
 from tests.support.chat import bind
+
+# Hypothesis times examples and their generation by the wall clock; a busy machine is no
+# finding. Files that set their own settings list these health checks too.
+settings.register_profile("branchbot", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("branchbot")
 
 DATA = Path(__file__).parent / "data"
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -30,7 +30,9 @@ from bot.tabular import FileProblem
 from tests.conftest import DATA
 from tests.support.hostile import NO_SURROGATES
 
-FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 FEW = settings(FUZZ, max_examples=40)
 
 HEADERS = ["姓名", "手机号", "支部", "入党日期", "角色", "微信OpenID", "企业微信账号"]

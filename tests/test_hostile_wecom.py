@@ -43,7 +43,9 @@ from bot.store.models import (
 from tests.conftest import CORP_ID, WECOM_TOKEN, FakeClock, build_env, random_aes_key, sha1_sorted
 from tests.support.hostile import NO_SURROGATES, xml_bodies
 
-FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 FEW = settings(FUZZ, max_examples=40)
 
 NONCE = "1372623149"

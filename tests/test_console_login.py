@@ -11,14 +11,9 @@ from sqlmodel import select
 from bot.auth import MAX_FAILURES, digest
 from bot.store.models import AuditEntry, ConsoleLoginFailure, ConsoleLoginToken, ConsoleSession
 from tests.conftest import CORP_ID, build_env
+from tests.support.chat import bind
 from tests.support.console import client_for, csrf_of, link_token, set_member
 from tests.support.fake_wechat_api import FakeWeChatApi
-
-
-def bind(env, openid: str, name: str, tail: str):
-    user = env.wechat(openid)
-    assert "绑定成功" in user.say(f"绑定 {name} {tail}")
-    return user
 
 
 def audit(env, action: str) -> list[AuditEntry]:

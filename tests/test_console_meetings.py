@@ -10,13 +10,8 @@ from sqlmodel import select
 
 from bot.console.meetings import checkin_text, qr_svg
 from bot.store.models import AuditEntry, Meeting
+from tests.support.chat import bind
 from tests.support.console import client_for, csrf_of
-
-
-def bind(env, openid: str, name: str, tail: str):
-    user = env.wechat(openid)
-    assert "绑定成功" in user.say(f"绑定 {name} {tail}")
-    return user
 
 
 def arrange(env, wang) -> int:

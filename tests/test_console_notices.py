@@ -10,14 +10,9 @@ from sqlmodel import select
 from bot.outbox.worker import OutboxWorker
 from bot.store.models import AuditEntry, Campaign, Delivery
 from tests.conftest import build_env
+from tests.support.chat import bind
 from tests.support.console import client_for, csrf_of
 from tests.support.fake_wechat_api import FakeWeChatApi, push_settings
-
-
-def bind(env, openid: str, name: str, tail: str):
-    user = env.wechat(openid)
-    assert "绑定成功" in user.say(f"绑定 {name} {tail}")
-    return user
 
 
 def campaigns(env) -> list[Campaign]:

@@ -11,12 +11,7 @@ from sqlmodel import select
 from bot.store.models import Campaign, Contest, ContestAnswer, ContestPlayer, Member
 from scheduler.contests import tick
 from tests.conftest import correct_letters, wrong_letters
-
-
-def bind(env, openid: str, name: str, tail: str):
-    user = env.wechat(openid)
-    assert "绑定成功" in user.say(f"绑定 {name} {tail}")
-    return user
+from tests.support.chat import bind
 
 
 def latest_question(env) -> str:

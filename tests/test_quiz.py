@@ -9,16 +9,11 @@ from sqlmodel import select
 
 from bot.store import Answer, Attempt, Paper, PointsEntry, Question
 from tests.conftest import correct_letters, wrong_letters
-
-
-def bound(env, openid: str, name: str, tail: str):
-    user = env.wechat(openid)
-    assert "绑定成功" in user.say(f"绑定 {name} {tail}")
-    return user
+from tests.support.chat import bind
 
 
 def test_whole_quiz_with_feedback_and_score(env):
-    user = bound(env, "o-li", "李明", "0002")
+    user = bind(env, "o-li", "李明", "0002")
     reply = user.say("答题")
     assert "共 10 题" in reply and "第 1/10 题" in reply
     for number in range(1, 11):
@@ -41,7 +36,7 @@ def test_whole_quiz_with_feedback_and_score(env):
 
 
 def test_letters_in_any_form_are_accepted(env):
-    user = bound(env, "o-li", "李明", "0002")
+    user = bind(env, "o-li", "李明", "0002")
     reply = user.say("答题")
     seen_multi = False
     for _ in range(10):
@@ -58,8 +53,8 @@ def test_letters_in_any_form_are_accepted(env):
 
 
 def test_options_are_shuffled_per_member_but_the_paper_is_shared(env):
-    li = bound(env, "o-li", "李明", "0002")
-    zhao = bound(env, "o-zhao", "赵敏", "0003")
+    li = bind(env, "o-li", "李明", "0002")
+    zhao = bind(env, "o-zhao", "赵敏", "0003")
     first_li, first_zhao = li.say("答题"), zhao.say("答题")
     with env.store.session() as db:
         papers = db.exec(select(Paper)).all()
@@ -71,7 +66,7 @@ def test_options_are_shuffled_per_member_but_the_paper_is_shared(env):
 
 
 def test_resume_across_days(env):
-    user = bound(env, "o-li", "李明", "0002")
+    user = bind(env, "o-li", "李明", "0002")
     reply = user.say("答题")
     for _ in range(3):
         reply = user.say(correct_letters(env.store, reply))
@@ -84,7 +79,7 @@ def test_resume_across_days(env):
 
 
 def test_one_attempt_per_month(env):
-    user = bound(env, "o-li", "李明", "0002")
+    user = bind(env, "o-li", "李明", "0002")
     reply = user.say("答题")
     for _ in range(10):
         reply = user.say(correct_letters(env.store, reply))
@@ -99,7 +94,7 @@ def test_one_attempt_per_month(env):
 
 
 def test_other_text_during_quiz_gets_a_hint_and_commands_still_work(env):
-    user = bound(env, "o-li", "李明", "0002")
+    user = bind(env, "o-li", "李明", "0002")
     reply = user.say("答题")
     hint = user.say("这题好难")
     assert "您正在答题中" in hint and "第 1/10 题" in hint
@@ -108,7 +103,7 @@ def test_other_text_during_quiz_gets_a_hint_and_commands_still_work(env):
 
 
 def test_invalid_letters_are_refused_without_counting(env):
-    user = bound(env, "o-li", "李明", "0002")
+    user = bind(env, "o-li", "李明", "0002")
     reply = user.say("答题")
     while "（单选）" not in reply.split("\n\n")[-1]:
         reply = user.say(correct_letters(env.store, reply))
@@ -122,7 +117,7 @@ def test_invalid_letters_are_refused_without_counting(env):
 
 
 def test_quiz_left_unfinished_closes_at_month_end(env):
-    user = bound(env, "o-li", "李明", "0002")
+    user = bind(env, "o-li", "李明", "0002")
     user.say("答题")
     env.clock.set_local(2026, 12, 1, 9, 0)
     assert "2026年11月的测试已经结束" in user.say("A")
@@ -130,7 +125,7 @@ def test_quiz_left_unfinished_closes_at_month_end(env):
 
 
 def test_retried_deliveries_are_processed_once(env):
-    user = bound(env, "o-li", "李明", "0002")
+    user = bind(env, "o-li", "李明", "0002")
     reply = user.say("答题")
     signed = user.text_request(correct_letters(env.store, reply))
     replies = [user.reply_text(user.post(signed).text) for _ in range(4)]  # byte-for-byte the same request
@@ -154,7 +149,7 @@ def test_concurrent_retries_wait_for_the_original(tmp_path, clock, database_url,
     # machine's pace, so the test sees the coalescing and not a busy machine.
     monkeypatch.setattr(bot.app, "DUPLICATE_WAIT_SECONDS", 3600.0)
     env = build_env(tmp_path, clock, database_url=database_url)
-    user = bound(env, "o-li", "李明", "0002")
+    user = bind(env, "o-li", "李明", "0002")
     reply = user.say("答题")
     signed = user.text_request(correct_letters(env.store, reply))
 
@@ -186,7 +181,7 @@ def test_two_answers_at_once_through_two_instances_are_graded_in_turn(env, monke
     from bot.store import create_store
     from handlers import asking, build_registry
 
-    user = bound(env, "o-twice", "李明", "0002")
+    user = bind(env, "o-twice", "李明", "0002")
     reply = user.say("答题")
     with env.store.session() as db:
         paper = db.exec(select(Paper)).one()

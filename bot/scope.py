@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.store.models import Branch, Member, Role
 
@@ -88,7 +88,7 @@ def named_scope(db: Session, member: Member, param: BranchParam, args: str) -> t
         if admin:
             return Scope(member.branch_id, None), rest
         return NotYours(head, _name(db, member.branch_id))
-    named = db.exec(select(Branch).where(Branch.name == head)).first()
+    named = db.exec(select(Branch).where(col(Branch.name) == head)).first()
     if named is None or named.id is None:
         return own(member), args
     if admin:
@@ -104,7 +104,7 @@ def _name(db: Session, branch_id: int) -> str:
 
 
 def all_branch_ids(db: Session) -> list[int]:
-    return [b for b in db.exec(select(Branch.id).order_by(Branch.id)).all() if b is not None]
+    return [b for b in db.exec(select(col(Branch.id)).order_by(col(Branch.id))).all() if b is not None]
 
 
 def scope_branch_ids(db: Session, scope: Scope) -> list[int]:

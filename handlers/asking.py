@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, insert
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.router import MemberContext
 from bot.store import Answer, Question
-from bot.store.models import ReviewCard
+from bot.store.models import ReviewCard, table_of
 from quizzes.answers import is_correct, looks_like_answer, parse
 from quizzes.letters import LETTERS
 from quizzes.render import feedback
@@ -19,9 +19,9 @@ from quizzes.review import review
 
 # Built once (see bot.store.lookups), on the table so that executing it skips the
 # ORM bulk-insert path; the answer is written at once, not at flush.
-ANSWER = insert(Answer.__table__)  # type: ignore[attr-defined]
+ANSWER = insert(table_of(Answer))
 CARD = select(ReviewCard).where(
-    ReviewCard.member_id == bindparam("member_id"), ReviewCard.question_id == bindparam("question_id")
+    col(ReviewCard.member_id) == bindparam("member_id"), col(ReviewCard.question_id) == bindparam("question_id")
 )
 
 
@@ -89,7 +89,7 @@ def record(
             "answered_at": ctx.now,
         },
     )
-    card = ctx.db.exec(CARD, params={"member_id": ctx.member_id, "question_id": question.id}).first()  # type: ignore[call-overload]
+    card = ctx.db.exec(CARD, params={"member_id": ctx.member_id, "question_id": question.id}).first()
     if card is None and correct:
         return
     if card is None:

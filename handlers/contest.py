@@ -11,15 +11,15 @@ import random
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.audit import actor_of, record
 from bot.dialogs import DialogState
 from bot.outbox.campaigns import create_campaign
 from bot.router import MemberContext
 from bot.store import Question
-from bot.store.members import branch_members
-from bot.store.models import Contest, ContestAnswer, ContestPlayer, Dialog
+from bot.store.members import branch_members, ids_of
+from bot.store.models import Contest, ContestAnswer, ContestPlayer, Dialog, saved_id
 from handlers import asking
 from quizzes.answers import looks_like_answer
 from quizzes.contest import ANSWER_WINDOW, DEFAULT_SIZE, JOIN_WINDOW, MAX_SIZE, PLACE_POINTS
@@ -37,8 +37,8 @@ class ContestState(DialogState):
 def _open_contest(ctx: MemberContext) -> Contest | None:
     return ctx.db.exec(
         select(Contest)
-        .where(Contest.branch_id == ctx.member.branch_id, Contest.state.in_(("joining", "running")))  # type: ignore[attr-defined]
-        .order_by(Contest.id.desc())
+        .where(col(Contest.branch_id) == ctx.member.branch_id, col(Contest.state).in_(("joining", "running")))
+        .order_by(col(Contest.id).desc())
     ).first()
 
 
@@ -49,7 +49,7 @@ def start(ctx: MemberContext) -> str:
         return f"用法：抢答赛 [题数]，题数 1-{MAX_SIZE}，默认 {DEFAULT_SIZE} 题。"
     if _open_contest(ctx):
         return "本支部已有一场抢答赛正在进行，请等它结束后再发起。"
-    pool = list(ctx.db.exec(select(Question.id).where(Question.active == True)).all())
+    pool = [saved_id(q) for q in ctx.db.exec(select(col(Question.id)).where(col(Question.active) == True)).all()]
     if len(pool) < size:
         return "题库题目不足，无法发起抢答赛。"
     contest = Contest(
@@ -68,11 +68,11 @@ def start(ctx: MemberContext) -> str:
         kind="contest",
         title="党史知识抢答赛",
         text=f"党史知识抢答赛（{size} 题）将于 {start_at:%H:%M} 开始！2 分钟内回复「参赛」报名。每题 60 秒，前三位答对得 10/8/6 分。",
-        member_ids=[m.id for m in members],
+        member_ids=ids_of(members),
         now=ctx.now,
         branch_id=ctx.member.branch_id,
         created_by=ctx.member_id,
-    )  # type: ignore[misc]
+    )
     record(ctx.db, ctx.now, actor_of(ctx.member), "抢答赛", f"#{contest.id} {size} 题")
     return f"已发起抢答赛 #{contest.id}（{size} 题），已通知全支部 {len(members)} 人，{start_at:%H:%M} 开始。您也可以回复「参赛」一起答题。"
 
@@ -84,10 +84,12 @@ def join(ctx: MemberContext) -> str:
     if contest.state != "joining" or ctx.now >= contest.join_until:
         return "抢答赛报名已截止，下次早点来哦。"
     if ctx.db.exec(
-        select(ContestPlayer).where(ContestPlayer.contest_id == contest.id, ContestPlayer.member_id == ctx.member_id)
+        select(ContestPlayer).where(
+            col(ContestPlayer.contest_id) == contest.id, col(ContestPlayer.member_id) == ctx.member_id
+        )
     ).first():
         return "您已报名，请等待开赛。"
-    ctx.db.add(ContestPlayer(contest_id=contest.id, member_id=ctx.member_id, joined_at=ctx.now))  # type: ignore[arg-type]
+    ctx.db.add(ContestPlayer(contest_id=saved_id(contest.id), member_id=ctx.member_id, joined_at=ctx.now))
     end = contest.join_until + ANSWER_WINDOW * (len(contest.question_ids) + 2)
     assert contest.id is not None
     ctx.start_dialog(DIALOG, ContestState(contest.id), expires_at=end)
@@ -116,9 +118,9 @@ def answer(ctx: MemberContext, dialog: Dialog) -> str | None:
         return problem
     already = ctx.db.exec(
         select(ContestAnswer).where(
-            ContestAnswer.contest_id == contest.id,
-            ContestAnswer.index == contest.index,
-            ContestAnswer.member_id == ctx.member_id,
+            col(ContestAnswer.contest_id) == contest.id,
+            col(ContestAnswer.index) == contest.index,
+            col(ContestAnswer.member_id) == ctx.member_id,
         )
     ).first()
     if already:
@@ -126,19 +128,19 @@ def answer(ctx: MemberContext, dialog: Dialog) -> str | None:
     if not correct:
         ctx.db.add(
             ContestAnswer(
-                contest_id=contest.id, index=contest.index, member_id=ctx.member_id, correct=False, at=ctx.now
+                contest_id=saved_id(contest.id), index=contest.index, member_id=ctx.member_id, correct=False, at=ctx.now
             )
-        )  # type: ignore[arg-type]
+        )
         return "❌ 回答错误，本题不得分。本题结束后公布答案和排名。"
     for place in (1, 2, 3, None):
         try:
             with ctx.db.begin_nested():  # the unique (contest, question, place) decides who was first
                 ctx.db.add(
                     ContestAnswer(
-                        contest_id=contest.id,
+                        contest_id=saved_id(contest.id),
                         index=contest.index,
                         member_id=ctx.member_id,
-                        correct=True,  # type: ignore[arg-type]
+                        correct=True,
                         place=place,
                         points=PLACE_POINTS.get(place or 0, 0),
                         at=ctx.now,
@@ -150,7 +152,9 @@ def answer(ctx: MemberContext, dialog: Dialog) -> str | None:
     if place is None:
         return "✅ 回答正确！不过前三名已经产生，本题不得分。"
     player = ctx.db.exec(
-        select(ContestPlayer).where(ContestPlayer.contest_id == contest.id, ContestPlayer.member_id == ctx.member_id)
+        select(ContestPlayer).where(
+            col(ContestPlayer.contest_id) == contest.id, col(ContestPlayer.member_id) == ctx.member_id
+        )
     ).one()
     player.score += PLACE_POINTS[place]
     ctx.db.add(player)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import pairwise
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.audit import actor_of, record
 from bot.dialogs import DialogState
@@ -26,7 +26,7 @@ from bot.outbox.campaigns import create_campaign
 from bot.router import SECRETARIES, Context, MemberContext
 from bot.store import Branch, Member
 from bot.store.members import branch_members
-from bot.store.models import Dialog, Meeting, MeetingReply
+from bot.store.models import Dialog, Meeting, MeetingReply, saved_id
 from handlers.listing import names
 from scheduler.dates import weekday_name
 
@@ -214,21 +214,23 @@ def _current(ctx: MemberContext) -> Meeting | None:
     """The branch's next meeting, or the one that has just begun."""
     upcoming = ctx.db.exec(
         select(Meeting)
-        .where(Meeting.branch_id == ctx.member.branch_id, Meeting.starts_at >= ctx.now - RECENT)
-        .order_by(Meeting.starts_at)
+        .where(col(Meeting.branch_id) == ctx.member.branch_id, col(Meeting.starts_at) >= ctx.now - RECENT)
+        .order_by(col(Meeting.starts_at))
     ).first()
     if upcoming is not None:
         return upcoming
     return ctx.db.exec(
-        select(Meeting).where(Meeting.branch_id == ctx.member.branch_id).order_by(Meeting.starts_at.desc())
-    ).first()  # type: ignore[attr-defined]
+        select(Meeting).where(col(Meeting.branch_id) == ctx.member.branch_id).order_by(col(Meeting.starts_at).desc())
+    ).first()
 
 
 def _reply_row(ctx: MemberContext, meeting: Meeting) -> MeetingReply:
     row = ctx.db.exec(
-        select(MeetingReply).where(MeetingReply.meeting_id == meeting.id, MeetingReply.member_id == ctx.member_id)
+        select(MeetingReply).where(
+            col(MeetingReply.meeting_id) == meeting.id, col(MeetingReply.member_id) == ctx.member_id
+        )
     ).first()
-    return row or MeetingReply(meeting_id=meeting.id, member_id=ctx.member_id)
+    return row or MeetingReply(meeting_id=saved_id(meeting.id), member_id=ctx.member_id)
 
 
 def attend(ctx: MemberContext) -> str:
@@ -268,12 +270,14 @@ class MeetingRecord:
 
 def meeting_record(db: Session, meeting: Meeting) -> MeetingRecord:
     members = branch_members(db, [meeting.branch_id])
-    replies = {r.member_id: r for r in db.exec(select(MeetingReply).where(MeetingReply.meeting_id == meeting.id)).all()}
-    going = [m for m in members if replies.get(m.id) and replies[m.id].answer == "参加"]  # type: ignore[union-attr,index]
-    away = [m for m in members if replies.get(m.id) and replies[m.id].answer == "请假"]  # type: ignore[union-attr,index]
+    replies = {
+        r.member_id: r for r in db.exec(select(MeetingReply).where(col(MeetingReply.meeting_id) == meeting.id)).all()
+    }
+    going = [m for m in members if (r := replies.get(saved_id(m.id))) and r.answer == "参加"]
+    away = [m for m in members if (r := replies.get(saved_id(m.id))) and r.answer == "请假"]
     silent = [m for m in members if m not in going and m not in away]
-    checked = [m for m in members if replies.get(m.id) and replies[m.id].checked_in_at]  # type: ignore[union-attr,index]
-    return MeetingRecord(members, replies, going, away, silent, checked)  # type: ignore[arg-type]
+    checked = [m for m in members if (r := replies.get(saved_id(m.id))) and r.checked_in_at]
+    return MeetingRecord(members, replies, going, away, silent, checked)
 
 
 def report(ctx: MemberContext) -> str:
@@ -289,13 +293,15 @@ def report(ctx: MemberContext) -> str:
         rec.silent,
         rec.checked,
     )
-    guessing = [(m, replies[m.id].wrong_codes) for m in members if replies.get(m.id) and replies[m.id].wrong_codes]  # type: ignore[union-attr,index]
+    guessing = [(m, r.wrong_codes) for m in members if (r := replies.get(saved_id(m.id))) and r.wrong_codes]
     lines = [
         f"{meeting.type}：{_when(meeting, ctx)}，{meeting.place}",
         f"参加 {len(going)} 人" + (f"：{names(going)}" if going else ""),
     ]
     if away:
-        lines.append(f"请假 {len(away)} 人：" + "；".join(f"{m.name}（{replies[m.id].reason}）" for m in away))  # type: ignore[index]
+        lines.append(
+            f"请假 {len(away)} 人：" + "；".join(f"{m.name}（{replies[saved_id(m.id)].reason}）" for m in away)
+        )
     lines.append(f"未回复 {len(silent)} 人" + (f"：{names(silent)}" if silent else ""))
     lines.append(f"已签到 {len(checked)}/{len(members)} 人" + (f"：{names(checked)}" if checked else ""))
     if guessing:
@@ -341,17 +347,19 @@ def check_in_with_code(ctx: MemberContext, code: str) -> str:
     now; a member who reached the limit for a meeting is refused even the right code."""
     open_now = ctx.db.exec(
         select(Meeting).where(
-            Meeting.branch_id == ctx.member.branch_id, Meeting.checkin_code != "", Meeting.checkin_until >= ctx.now
+            col(Meeting.branch_id) == ctx.member.branch_id,
+            col(Meeting.checkin_code) != "",
+            col(Meeting.checkin_until) >= ctx.now,
         )
-    ).all()  # type: ignore[operator]
+    ).all()
     rows = {meeting.id: _reply_row(ctx, meeting) for meeting in open_now}
     if any(row.wrong_codes >= MAX_WRONG_CODES and not row.checked_in_at for row in rows.values()):
         return TOO_MANY_WRONG
     meeting = ctx.db.exec(
         select(Meeting)
-        .where(Meeting.branch_id == ctx.member.branch_id, Meeting.checkin_code == code)
-        .order_by(Meeting.starts_at.desc())
-    ).first()  # type: ignore[attr-defined]
+        .where(col(Meeting.branch_id) == ctx.member.branch_id, col(Meeting.checkin_code) == code)
+        .order_by(col(Meeting.starts_at).desc())
+    ).first()
     if meeting is None or meeting.id not in rows:
         for row in rows.values():
             row.wrong_codes += 1

@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.audit import record
 from bot.outbox.campaigns import create_campaign
@@ -44,7 +44,9 @@ def bind(ctx: Context) -> str:
     if failures >= MAX_FAILED_BINDS:
         return "绑定尝试次数过多，请 1 小时后再试，或联系支部书记协助绑定。"
     candidates = [
-        m for m in ctx.db.exec(active_members(Member.name == name).order_by(Member.id)).all() if not _locked(m, ctx.now)
+        m
+        for m in ctx.db.exec(active_members(col(Member.name) == name).order_by(col(Member.id))).all()
+        if not _locked(m, ctx.now)
     ]
     matching = [m for m in candidates if m.phone.endswith(digits)]
     if not matching:
@@ -75,11 +77,11 @@ def _recent_failures(ctx: Context, openid: str) -> int:
     """The sender's failed attempts in the last hour (rows not tied to a roster entry)."""
     since = ctx.now - LOCKOUT
     return ctx.db.exec(
-        select(func.count(BindAttempt.id)).where(
-            BindAttempt.openid == openid,
-            BindAttempt.ok == False,
-            BindAttempt.at > since,
-            BindAttempt.member_id.is_(None),  # type: ignore[union-attr]
+        select(func.count(col(BindAttempt.id))).where(
+            col(BindAttempt.openid) == openid,
+            col(BindAttempt.ok) == False,
+            col(BindAttempt.at) > since,
+            col(BindAttempt.member_id).is_(None),
         )
     ).one()
 
@@ -93,8 +95,8 @@ def _count_against(ctx: Context, entry: Member, openid: str) -> None:
     if entry.bind_locked_until is not None and entry.bind_locked_until > since:
         since = entry.bind_locked_until
     count = ctx.db.exec(
-        select(func.count(BindAttempt.id)).where(
-            BindAttempt.member_id == entry.id, BindAttempt.ok == False, BindAttempt.at > since
+        select(func.count(col(BindAttempt.id))).where(
+            col(BindAttempt.member_id) == entry.id, col(BindAttempt.ok) == False, col(BindAttempt.at) > since
         )
     ).one()
     if count < ENTRY_MAX_FAILURES:
@@ -114,11 +116,11 @@ def _count_against(ctx: Context, entry: Member, openid: str) -> None:
     recipients = [
         m.id
         for m in ctx.db.exec(
-            active_members(Member.branch_id == entry.branch_id, Member.role == Role.SECRETARY.value)
+            active_members(col(Member.branch_id) == entry.branch_id, col(Member.role) == Role.SECRETARY.value)
         ).all()
     ]
     if entry.role in (Role.SECRETARY.value, Role.ADMIN.value):
-        recipients += [m.id for m in ctx.db.exec(active_members(Member.role == Role.ADMIN.value)).all()]
+        recipients += [m.id for m in ctx.db.exec(active_members(col(Member.role) == Role.ADMIN.value)).all()]
     text = (
         f"{who}的身份绑定在 1 小时内失败 {count} 次，已暂停绑定至 {until:%m月%d日 %H:%M}。"
         "如非本人操作，可能有人在猜测其手机号后四位；本人可在此后重新绑定，如有疑问请核实后协助。"

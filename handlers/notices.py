@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.router import MemberContext
 from bot.store import lookups
@@ -15,7 +15,7 @@ SHOWN = 5
 
 
 def _unread(ctx: MemberContext) -> tuple[Any, ...]:
-    return (Delivery.member_id == ctx.member_id, Delivery.status == "inbox", Delivery.read_at.is_(None))  # type: ignore[union-attr]
+    return (col(Delivery.member_id) == ctx.member_id, col(Delivery.status) == "inbox", col(Delivery.read_at).is_(None))
 
 
 def unread_banner(ctx: MemberContext) -> str:
@@ -28,9 +28,9 @@ def show_inbox(ctx: MemberContext) -> str:
     """通知 alone: the unread inbox, oldest first, marked read as it is shown."""
     rows = ctx.db.exec(
         select(Delivery, Campaign)
-        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .join(Campaign, col(Campaign.id) == col(Delivery.campaign_id))
         .where(*_unread(ctx))
-        .order_by(Delivery.id)
+        .order_by(col(Delivery.id))
     ).all()
     if not rows:
         return "暂无未读通知。"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import case, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.router import MemberContext
 from bot.store import Answer, Member, Question
@@ -19,17 +19,17 @@ def _short(text: str, size: int = 24) -> str:
     return text if len(text) <= size else text[:size] + "…"
 
 
-CORRECT_RATE = func.avg(case((Answer.is_correct == True, 1.0), else_=0.0))
+CORRECT_RATE = func.avg(case((col(Answer.is_correct) == True, 1.0), else_=0.0))
 
 
 def hardest_questions(db: Session, limit: int = 10) -> list[tuple[int, int, float, float]]:
     """(question id, answers, correct rate, average seconds), lowest correct rate first,
     among questions answered at least MIN_ANSWERS times (题目统计 and the console alike)."""
     rows = db.exec(
-        select(Answer.question_id, func.count(Answer.id), CORRECT_RATE, func.avg(Answer.seconds_taken))
-        .group_by(Answer.question_id)
-        .having(func.count(Answer.id) >= MIN_ANSWERS)
-        .order_by(CORRECT_RATE, func.count(Answer.id).desc())
+        select(col(Answer.question_id), func.count(col(Answer.id)), CORRECT_RATE, func.avg(col(Answer.seconds_taken)))
+        .group_by(col(Answer.question_id))
+        .having(func.count(col(Answer.id)) >= MIN_ANSWERS)
+        .order_by(CORRECT_RATE, func.count(col(Answer.id)).desc())
         .limit(limit)
     ).all()
     return [(qid, count, float(rate), float(seconds or 0)) for qid, count, rate, seconds in rows]
@@ -40,10 +40,10 @@ def answer_stats(db: Session, question_ids: list[int]) -> dict[int, tuple[int, f
     if not question_ids:
         return {}
     rows = db.exec(
-        select(Answer.question_id, func.count(Answer.id), CORRECT_RATE)
-        .where(Answer.question_id.in_(question_ids))
-        .group_by(Answer.question_id)
-    ).all()  # type: ignore[attr-defined]
+        select(col(Answer.question_id), func.count(col(Answer.id)), CORRECT_RATE)
+        .where(col(Answer.question_id).in_(question_ids))
+        .group_by(col(Answer.question_id))
+    ).all()
     return {qid: (count, float(rate)) for qid, count, rate in rows}
 
 
@@ -65,7 +65,9 @@ def report(ctx: MemberContext) -> str:
     text = ctx.args.strip()
     if not text:
         return "请在「纠错」后写明问题，例如「纠错 第二个选项的年份有误」。"
-    last = ctx.db.exec(select(Answer).where(Answer.member_id == ctx.member_id).order_by(Answer.id.desc())).first()  # type: ignore[union-attr]
+    last = ctx.db.exec(
+        select(Answer).where(col(Answer.member_id) == ctx.member_id).order_by(col(Answer.id).desc())
+    ).first()
     if last is None or last.answered_at < ctx.now - REPORT_WINDOW:
         return "请在答完题后 1 小时内发送「纠错 内容」，这样才能对应到具体题目。"
     ctx.db.add(QuestionReport(member_id=ctx.member_id, question_id=last.question_id, text=text[:500], at=ctx.now))
@@ -75,10 +77,10 @@ def report(ctx: MemberContext) -> str:
 
 def reports(ctx: MemberContext) -> str:
     rows = ctx.db.exec(
-        select(QuestionReport, Member.name, Question.stem)
-        .join(Member, Member.id == QuestionReport.member_id)
-        .join(Question, Question.id == QuestionReport.question_id)
-        .order_by(QuestionReport.id.desc())
+        select(QuestionReport, col(Member.name), col(Question.stem))
+        .join(Member, col(Member.id) == col(QuestionReport.member_id))
+        .join(Question, col(Question.id) == col(QuestionReport.question_id))
+        .order_by(col(QuestionReport.id).desc())
         .limit(10)
     ).all()
     if not rows:

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.dialogs import DialogState
 from bot.router import MemberContext
 from bot.store import Attempt, Dialog, Paper, Question, lookups
+from bot.store.models import saved_id
 from handlers import asking
 from quizzes import render
 from quizzes.answers import looks_like_answer
@@ -37,11 +38,11 @@ class QuizState(DialogState):
 # from one member handled by two instances at once are graded one after the other.
 ATTEMPT_AND_PAPER = (
     select(Attempt, Paper)
-    .join(Paper, Paper.id == Attempt.paper_id)
-    .where(Attempt.id == bindparam("attempt_id"))
+    .join(Paper, col(Paper.id) == col(Attempt.paper_id))
+    .where(col(Attempt.id) == bindparam("attempt_id"))
     .with_for_update(of=Attempt)
 )
-QUESTIONS = select(Question).where(Question.id.in_(bindparam("ids", expanding=True)))  # type: ignore[union-attr]
+QUESTIONS = select(Question).where(col(Question.id).in_(bindparam("ids", expanding=True)))
 
 
 def _month_label(month: str) -> str:
@@ -56,7 +57,7 @@ def start(ctx: MemberContext) -> str:
     if paper is None:
         return "题库中暂时没有可用的题目，请联系管理员导入题库。"
     attempt = ctx.db.exec(
-        select(Attempt).where(Attempt.member_id == ctx.member_id, Attempt.paper_id == paper.id)
+        select(Attempt).where(col(Attempt.member_id) == ctx.member_id, col(Attempt.paper_id) == paper.id)
     ).first()
     if attempt is not None and attempt.finished_at is not None:
         return _already_done(ctx, attempt, paper)
@@ -76,12 +77,12 @@ def start(ctx: MemberContext) -> str:
 
 
 def _new_attempt(ctx: MemberContext, paper: Paper) -> Attempt:
-    questions = ctx.db.exec(select(Question).where(Question.id.in_(paper.question_ids))).all()  # type: ignore[union-attr]
+    questions = ctx.db.exec(select(Question).where(col(Question.id).in_(paper.question_ids))).all()
     # Loading them now puts them in the session: rendering them later costs no query.
     orders = {str(q.id): render.order_for(q, f"{ctx.member_id}:{paper.id}:{q.id}") for q in questions}
     attempt = Attempt(
         member_id=ctx.member_id,
-        paper_id=paper.id,
+        paper_id=saved_id(paper.id),
         branch_id=ctx.member.branch_id,
         month=paper.month,
         option_orders=orders,
@@ -105,7 +106,7 @@ def answer(ctx: MemberContext, dialog: Dialog) -> str | None:
     """Grade an answer to the current question; None when the text is not an answer."""
     if not looks_like_answer(ctx.args):
         return None
-    found = ctx.db.exec(ATTEMPT_AND_PAPER, params={"attempt_id": QuizState.load(dialog.data).attempt_id}).first()  # type: ignore[call-overload]
+    found = ctx.db.exec(ATTEMPT_AND_PAPER, params={"attempt_id": QuizState.load(dialog.data).attempt_id}).first()
     attempt, paper = found if found else (None, None)
     if attempt is None or attempt.finished_at is not None:
         ctx.end_dialog()
@@ -117,7 +118,7 @@ def answer(ctx: MemberContext, dialog: Dialog) -> str | None:
     qid = paper.question_ids[attempt.position]
     # This question and the next in one query: the next one is shown with the feedback.
     # Holding the list keeps both in the session (its identity map holds rows weakly).
-    loaded = ctx.db.exec(QUESTIONS, params={"ids": paper.question_ids[attempt.position : attempt.position + 2]}).all()  # type: ignore[call-overload]  # noqa: F841
+    loaded = ctx.db.exec(QUESTIONS, params={"ids": paper.question_ids[attempt.position : attempt.position + 2]}).all()  # noqa: F841
     question = lookups.get(ctx.db, Question, qid)
     assert question is not None
     order = attempt.option_orders[str(qid)]

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.dialogs import DialogState
 from bot.router import MemberContext
@@ -32,14 +33,16 @@ def _start_of_today(ctx: MemberContext) -> datetime:
     return _end_of_today(ctx) - timedelta(days=1)
 
 
-def _book(ctx: MemberContext):
-    return select(ReviewCard).where(ReviewCard.member_id == ctx.member_id, ReviewCard.graduated_at.is_(None))  # type: ignore[union-attr]
+def _book(ctx: MemberContext) -> SelectOfScalar[ReviewCard]:
+    return select(ReviewCard).where(col(ReviewCard.member_id) == ctx.member_id, col(ReviewCard.graduated_at).is_(None))
 
 
 def _reviewed_today(ctx: MemberContext) -> int:
     return ctx.db.exec(
-        select(func.count(Answer.id)).where(
-            Answer.member_id == ctx.member_id, Answer.mode == DIALOG, Answer.answered_at >= _start_of_today(ctx)
+        select(func.count(col(Answer.id))).where(
+            col(Answer.member_id) == ctx.member_id,
+            col(Answer.mode) == DIALOG,
+            col(Answer.answered_at) >= _start_of_today(ctx),
         )
     ).one()
 
@@ -49,7 +52,9 @@ def _due(ctx: MemberContext) -> list[ReviewCard]:
     if left <= 0:
         return []
     return list(
-        ctx.db.exec(_book(ctx).where(ReviewCard.due <= _end_of_today(ctx)).order_by(ReviewCard.due).limit(left)).all()
+        ctx.db.exec(
+            _book(ctx).where(col(ReviewCard.due) <= _end_of_today(ctx)).order_by(col(ReviewCard.due)).limit(left)
+        ).all()
     )
 
 
@@ -57,7 +62,7 @@ def book(ctx: MemberContext) -> str:
     cards = ctx.db.exec(_book(ctx)).all()
     if not cards:
         return "错题本是空的。答错的题会自动收进错题本，按记忆规律安排复习。"
-    categories = Counter()
+    categories: Counter[str] = Counter()
     for card in cards:
         question = ctx.db.get(Question, card.question_id)
         categories[question.category if question else "其他"] += 1
@@ -101,7 +106,7 @@ def reply(ctx: MemberContext, dialog: Dialog) -> str | None:
     if result.correct is None:
         return result.passed
     text = result.text
-    card = ctx.db.exec(_book(ctx).where(ReviewCard.question_id == state.queue[0])).first()
+    card = ctx.db.exec(_book(ctx).where(col(ReviewCard.question_id) == state.queue[0])).first()
     if card is None:
         text += "\n这道题已经掌握，移出错题本。"
     rest = state.queue[1:]

@@ -14,11 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import ColumnElement, func
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
 
 from bot.store import Attempt, Branch, BranchMemberTotal, BranchMonth, Member, MemberTotal, PointsEntry
 from bot.store.members import IS_ACTIVE
+from bot.store.models import saved_id
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,12 @@ class BranchStanding:
         return self.finished / self.members if self.members else 0.0
 
 
+# Core select (executed with db.execute): sqlmodel's select is typed for up to 4 columns.
+_STANDING_ROW = sa_select(
+    col(Attempt.member_id), col(Member.name), col(Branch.name), col(Attempt.score), col(Attempt.finished_at)
+)
+
+
 def _ordered(rows: list[Standing]) -> list[Standing]:
     far_future = datetime.max.replace(tzinfo=None)
     return sorted(rows, key=lambda r: (-r.points, (r.at.replace(tzinfo=None) if r.at else far_future), r.member_id))
@@ -51,20 +59,19 @@ def _ordered(rows: list[Standing]) -> list[Standing]:
 def month_board(db: Session, month: str, branch_id: int | None = None) -> list[Standing]:
     """Finished monthly attempts, best score first, earlier completion breaking ties."""
     query = (
-        select(Attempt.member_id, Member.name, Branch.name, Attempt.score, Attempt.finished_at)
-        .join(Member, Member.id == Attempt.member_id)
-        .join(Branch, Branch.id == Attempt.branch_id)
-        .where(Attempt.month == month, Attempt.finished_at.is_not(None))  # type: ignore[union-attr]
+        _STANDING_ROW.join(Member, col(Member.id) == col(Attempt.member_id))
+        .join(Branch, col(Branch.id) == col(Attempt.branch_id))
+        .where(col(Attempt.month) == month, col(Attempt.finished_at).is_not(None))
     )
     if branch_id is not None:
-        query = query.where(Attempt.branch_id == branch_id)
-    return _ordered([Standing(*row) for row in db.exec(query).all()])
+        query = query.where(col(Attempt.branch_id) == branch_id)
+    return _ordered([Standing(*row) for row in db.execute(query).all()])
 
 
-def _finished(month: str, branch_id: int | None):
-    conditions = [Attempt.month == month, Attempt.finished_at.is_not(None)]  # type: ignore[union-attr]
+def _finished(month: str, branch_id: int | None) -> list[ColumnElement[bool]]:
+    conditions = [col(Attempt.month) == month, col(Attempt.finished_at).is_not(None)]
     if branch_id is not None:
-        conditions.append(Attempt.branch_id == branch_id)
+        conditions.append(col(Attempt.branch_id) == branch_id)
     return conditions
 
 
@@ -75,24 +82,23 @@ def month_top(db: Session, month: str, branch_id: int | None = None, limit: int 
     # finishers through ix_attempt_board (month, branch_id), then sorted; sorting by
     # "score + 0" keeps SQLite, which keeps no statistics, from walking the whole month in
     # ix_attempt_month_board's order to find ten of one branch's.
-    score = Attempt.score if branch_id is None else Attempt.score + 0
+    score = col(Attempt.score) if branch_id is None else col(Attempt.score) + 0
     query = (
-        select(Attempt.member_id, Member.name, Branch.name, Attempt.score, Attempt.finished_at)
-        .join(Member, Member.id == Attempt.member_id)
-        .join(Branch, Branch.id == Attempt.branch_id)
+        _STANDING_ROW.join(Member, col(Member.id) == col(Attempt.member_id))
+        .join(Branch, col(Branch.id) == col(Attempt.branch_id))
         .where(*_finished(month, branch_id))
-        .order_by(score.desc(), Attempt.finished_at, Attempt.member_id)  # type: ignore[attr-defined]
+        .order_by(score.desc(), col(Attempt.finished_at), col(Attempt.member_id))
         .limit(limit)
     )
-    return [Standing(*row) for row in db.exec(query).all()], month_finished(db, month, branch_id)
+    return [Standing(*row) for row in db.execute(query).all()], month_finished(db, month, branch_id)
 
 
 def month_finished(db: Session, month: str, branch_id: int | None = None) -> int:
     """How many finished the month's quiz (in one branch, or in all): from the per-branch
     month figures, at most one row per branch."""
-    query = select(func.coalesce(func.sum(BranchMonth.finished), 0)).where(BranchMonth.month == month)
+    query = select(func.coalesce(func.sum(col(BranchMonth.finished)), 0)).where(col(BranchMonth.month) == month)
     if branch_id is not None:
-        query = query.where(BranchMonth.branch_id == branch_id)
+        query = query.where(col(BranchMonth.branch_id) == branch_id)
     return int(db.exec(query).one())
 
 
@@ -100,7 +106,9 @@ def month_rank(db: Session, month: str, member_id: int, branch_id: int | None = 
     """(the member's place this month, or None if not finished; how many finished; the
     member's score). Ties go to whoever finished earlier, as on the board."""
     mine = db.exec(
-        select(Attempt.score, Attempt.finished_at).where(Attempt.member_id == member_id, *_finished(month, branch_id))
+        select(col(Attempt.score), col(Attempt.finished_at)).where(
+            col(Attempt.member_id) == member_id, *_finished(month, branch_id)
+        )
     ).first()
     total = month_finished(db, month, branch_id)
     if mine is None:
@@ -111,19 +119,25 @@ def month_rank(db: Session, month: str, member_id: int, branch_id: int | None = 
         .select_from(Attempt)
         .where(
             *_finished(month, branch_id),
-            (Attempt.score > score)
-            | ((Attempt.score == score) & (Attempt.finished_at < finished_at))  # type: ignore[operator]
-            | ((Attempt.score == score) & (Attempt.finished_at == finished_at) & (Attempt.member_id < member_id)),
+            (col(Attempt.score) > score)
+            | ((col(Attempt.score) == score) & (col(Attempt.finished_at) < finished_at))
+            | (
+                (col(Attempt.score) == score)
+                & (col(Attempt.finished_at) == finished_at)
+                & (col(Attempt.member_id) < member_id)
+            ),
         )
     ).one()
     return ahead + 1, total, score
 
 
-def _totals(branch_id: int | None):
+def _totals(
+    branch_id: int | None,
+) -> tuple[type[MemberTotal] | type[BranchMemberTotal], list[ColumnElement[bool]]]:
     """The all-time totals to rank: every member's, or the points earned in one branch."""
     if branch_id is None:
         return MemberTotal, []
-    return BranchMemberTotal, [BranchMemberTotal.branch_id == branch_id]
+    return BranchMemberTotal, [col(BranchMemberTotal.branch_id) == branch_id]
 
 
 def total_board(db: Session, branch_id: int | None = None, limit: int | None = None) -> list[Standing]:
@@ -131,23 +145,27 @@ def total_board(db: Session, branch_id: int | None = None, limit: int | None = N
     first; ties go to whoever reached the total first. Members at 0 or below are left out."""
     model, scope = _totals(branch_id)
     query = (
-        select(model.member_id, Member.name, Branch.name, model.points, model.reached_at)
-        .join(Member, Member.id == model.member_id)
-        .join(Branch, Branch.id == Member.branch_id)
-        .where(*scope, model.points > 0)
-        .order_by(model.points.desc(), model.reached_at, model.member_id)  # type: ignore[attr-defined]
+        sa_select(  # Core select and execute: sqlmodel's select is typed for up to 4 columns
+            col(model.member_id), col(Member.name), col(Branch.name), col(model.points), col(model.reached_at)
+        )
+        .join(Member, col(Member.id) == col(model.member_id))
+        .join(Branch, col(Branch.id) == col(Member.branch_id))
+        .where(*scope, col(model.points) > 0)
+        .order_by(col(model.points).desc(), col(model.reached_at), col(model.member_id))
     )
     if limit is not None:
         query = query.limit(limit)
-    return [Standing(*row) for row in db.exec(query).all()]
+    return [Standing(*row) for row in db.execute(query).all()]
 
 
 def total_rank(db: Session, member_id: int, branch_id: int | None = None) -> tuple[int | None, int, int]:
     """(the member's all-time place, or None if they have no points; how many have
     points; the member's points), counted by the database as on the board."""
     model, scope = _totals(branch_id)
-    count = db.exec(select(func.count()).select_from(model).where(*scope, model.points > 0)).one()
-    mine = db.exec(select(model.points, model.reached_at).where(*scope, model.member_id == member_id)).first()
+    count = db.exec(select(func.count()).select_from(model).where(*scope, col(model.points) > 0)).one()
+    mine = db.exec(
+        select(col(model.points), col(model.reached_at)).where(*scope, col(model.member_id) == member_id)
+    ).first()
     if mine is None or mine[0] <= 0:
         return None, count, mine[0] if mine else 0
     points, reached_at = mine
@@ -156,9 +174,13 @@ def total_rank(db: Session, member_id: int, branch_id: int | None = None) -> tup
         .select_from(model)
         .where(
             *scope,
-            (model.points > points)
-            | ((model.points == points) & (model.reached_at < reached_at))
-            | ((model.points == points) & (model.reached_at == reached_at) & (model.member_id < member_id)),
+            (col(model.points) > points)
+            | ((col(model.points) == points) & (col(model.reached_at) < reached_at))
+            | (
+                (col(model.points) == points)
+                & (col(model.reached_at) == reached_at)
+                & (col(model.member_id) < member_id)
+            ),
         )
     ).one()
     return ahead + 1, count, points
@@ -166,27 +188,31 @@ def total_rank(db: Session, member_id: int, branch_id: int | None = None) -> tup
 
 def branch_board(db: Session, month: str) -> list[BranchStanding]:
     """Branches by participation rate, then average score of those who finished."""
-    members = dict(db.exec(select(Member.branch_id, func.count()).where(IS_ACTIVE).group_by(Member.branch_id)).all())
+    members = dict(
+        db.exec(select(col(Member.branch_id), func.count()).where(IS_ACTIVE).group_by(col(Member.branch_id))).all()
+    )
     finished = {
         branch_id: (count, score_sum / count if count else 0.0)
         for branch_id, count, score_sum in db.exec(
-            select(BranchMonth.branch_id, BranchMonth.finished, BranchMonth.score_sum).where(BranchMonth.month == month)
+            select(col(BranchMonth.branch_id), col(BranchMonth.finished), col(BranchMonth.score_sum)).where(
+                col(BranchMonth.month) == month
+            )
         ).all()
     }
-    rows = [
-        BranchStanding(branch_id, name, members.get(branch_id, 0), *finished.get(branch_id, (0, 0.0)))
-        for branch_id, name in db.exec(select(Branch.id, Branch.name)).all()
-    ]
+    rows = []
+    for row_id, name in db.exec(select(col(Branch.id), col(Branch.name))).all():
+        branch_id = saved_id(row_id)
+        rows.append(BranchStanding(branch_id, name, members.get(branch_id, 0), *finished.get(branch_id, (0, 0.0))))
     return sorted(rows, key=lambda r: (-r.participation, -r.average, r.name))
 
 
 def member_points(db: Session, member_id: int, month: str) -> tuple[int, int]:
     """(points earned this month, points in total): the total is kept per member; the
     month sums the member's entries for that month (``ix_pointsentry_member_month``)."""
-    total = db.exec(select(MemberTotal.points).where(MemberTotal.member_id == member_id)).first()
+    total = db.exec(select(col(MemberTotal.points)).where(col(MemberTotal.member_id) == member_id)).first()
     this_month = db.exec(
-        select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(
-            PointsEntry.member_id == member_id, PointsEntry.month == month
+        select(func.coalesce(func.sum(col(PointsEntry.amount)), 0)).where(
+            col(PointsEntry.member_id) == member_id, col(PointsEntry.month) == month
         )
     ).one()
     return int(this_month), int(total or 0)

@@ -7,11 +7,10 @@ contest's state, so two instances never both take it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.config import Config
 from bot.outbox.campaigns import create_campaign
@@ -28,7 +27,7 @@ def _advance(db: Session, contest: Contest, state: str, index: int, now: datetim
         values["finished_at"] = now
     changed = db.exec(
         update(Contest)
-        .where(Contest.id == contest.id, Contest.state == contest.state, Contest.index == contest.index)  # type: ignore[call-overload]
+        .where(col(Contest.id) == contest.id, col(Contest.state) == contest.state, col(Contest.index) == contest.index)
         .values(**values)
     ).rowcount
     return bool(changed)
@@ -53,16 +52,18 @@ def tick(store: Store, config: Config, now: datetime) -> int:
     """Advance every contest that is due; returns how many steps were taken."""
     steps = 0
     with store.session() as db:
-        due = db.exec(select(Contest).where(Contest.state.in_(("joining", "running")))).all()  # type: ignore[attr-defined]
+        due = db.exec(select(Contest).where(col(Contest.state).in_(("joining", "running")))).all()
         for contest in due:
             players = [
-                p.member_id for p in db.exec(select(ContestPlayer).where(ContestPlayer.contest_id == contest.id)).all()
+                p.member_id
+                for p in db.exec(select(ContestPlayer).where(col(ContestPlayer.contest_id) == contest.id)).all()
             ]
-            push: Callable[[str, str], None] = lambda text, title, players=players, branch=contest.branch_id: (  # noqa: E731
+
+            def push(text: str, title: str, players: list[int] = players, branch: int = contest.branch_id) -> None:
                 create_campaign(
                     db, kind="contest", title=title, text=text, member_ids=players, now=now, branch_id=branch
                 )
-            )
+
             if contest.state == "joining" and now >= contest.join_until:
                 if not players:
                     _advance(db, contest, "done", contest.index, now)

@@ -15,12 +15,13 @@ from datetime import date, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import delete
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.config import Config
 from bot.outbox.campaigns import create_campaign
 from bot.store import Attempt, BindAttempt, Branch, CallbackNonce, Member, ProcessedMessage, Role
-from bot.store.members import active_members
+from bot.store.members import active_members, ids_of
+from bot.store.models import saved_id
 from quizzes.monthly import ensure_paper
 from scheduler.calendar import YearSchedule, reminder_plan
 from scheduler.dates import anniversary_years, birthday_lines, nth_weekday, weekday_name
@@ -86,7 +87,7 @@ def _at(hhmm: str) -> dict[str, str]:
 
 def _members_by_branch(db: Session) -> dict[int, list[Member]]:
     grouped: dict[int, list[Member]] = defaultdict(list)
-    for member in db.exec(active_members().order_by(Member.id)).all():
+    for member in db.exec(active_members().order_by(col(Member.id))).all():
         grouped[member.branch_id].append(member)
     return grouped
 
@@ -104,8 +105,8 @@ def monthly_quiz(ctx: JobContext) -> str:
             return "题库为空，未发布"
         text = render(ctx.config, "monthly_quiz", count=len(paper.question_ids), points=cfg.points_per_correct)
         reached += ctx.push(
-            "monthly_quiz", text, [m.id for m in members], title="本月党史学习测试", branch_id=branch_id, robot=True
-        )  # type: ignore[misc]
+            "monthly_quiz", text, ids_of(members), title="本月党史学习测试", branch_id=branch_id, robot=True
+        )
         branches += 1
     return f"{branches} 个支部的 {month} 试卷已发布，通知 {reached} 人"
 
@@ -117,12 +118,16 @@ def quiz_reminder(ctx: JobContext) -> str:
         return "今天不是提醒日"
     month = ctx.when.strftime("%Y-%m")
     finished = set(
-        ctx.db.exec(select(Attempt.member_id).where(Attempt.month == month, Attempt.finished_at.is_not(None))).all()
-    )  # type: ignore[union-attr]
+        ctx.db.exec(
+            select(col(Attempt.member_id)).where(col(Attempt.month) == month, col(Attempt.finished_at).is_not(None))
+        ).all()
+    )
     reached = 0
     text = render(ctx.config, "quiz_reminder", days_left=days_left)
     for branch_id, members in _members_by_branch(ctx.db).items():
-        reached += ctx.push("quiz_reminder", text, [m.id for m in members if m.id not in finished], branch_id=branch_id)  # type: ignore[misc]
+        reached += ctx.push(
+            "quiz_reminder", text, ids_of(m for m in members if m.id not in finished), branch_id=branch_id
+        )
     return f"提醒 {reached} 位未完成测试的党员"
 
 
@@ -145,8 +150,8 @@ def holiday_reminder(ctx: JobContext) -> str:
                 ctx.push(
                     "holiday",
                     text,
-                    [m.id for m in members],
-                    title=f"{holiday.title}廉洁过节提醒",  # type: ignore[misc]
+                    ids_of(members),
+                    title=f"{holiday.title}廉洁过节提醒",
                     branch_id=branch_id,
                     robot=True,
                 )
@@ -176,19 +181,17 @@ def integrity_reminder(ctx: JobContext) -> str:
     text = render(ctx.config, "integrity", text=chosen.text, source=chosen.source)
     reached = 0
     for branch_id, members in _members_by_branch(ctx.db).items():
-        reached += ctx.push(
-            "integrity", text, [m.id for m in members], title="每月廉政提醒", branch_id=branch_id, robot=True
-        )  # type: ignore[misc]
+        reached += ctx.push("integrity", text, ids_of(members), title="每月廉政提醒", branch_id=branch_id, robot=True)
     return f"发送给 {reached} 人：{chosen.source}{note}"
 
 
 def birthday_greetings(ctx: JobContext) -> str:
     greeted = 0
-    for member in ctx.db.exec(active_members().order_by(Member.id)).all():
+    for member in ctx.db.exec(active_members().order_by(col(Member.id))).all():
         years = anniversary_years(member.joined_on, ctx.today)
         if years:
             text = render(ctx.config, "birthday", name=member.name, years=years)
-            greeted += ctx.push("birthday", text, [member.id], title="政治生日", branch_id=member.branch_id)  # type: ignore[list-item]
+            greeted += ctx.push("birthday", text, [member.id], title="政治生日", branch_id=member.branch_id)
     return f"问候 {greeted} 位党员"
 
 
@@ -198,7 +201,7 @@ def birthday_digest(ctx: JobContext) -> str:
     sent = 0
     for branch_id, members in _members_by_branch(ctx.db).items():
         lines = birthday_lines(members, ctx.today.year, ctx.today.month)
-        secretaries = [m.id for m in members if m.role == Role.SECRETARY.value]
+        secretaries = ids_of(m for m in members if m.role == Role.SECRETARY.value)
         if lines and secretaries:
             text = render(
                 ctx.config,
@@ -207,14 +210,14 @@ def birthday_digest(ctx: JobContext) -> str:
                 count=len(lines),
                 lines="\n".join(lines),
             )
-            sent += ctx.push("birthday_digest", text, secretaries, title="本月政治生日", branch_id=branch_id)  # type: ignore[arg-type]
+            sent += ctx.push("birthday_digest", text, secretaries, title="本月政治生日", branch_id=branch_id)
     return f"发送给 {sent} 位书记"
 
 
 def meeting_reminder(ctx: JobContext) -> str:
     tomorrow = ctx.today + timedelta(days=1)
     by_branch = _members_by_branch(ctx.db)
-    branches = {b.name: b.id for b in ctx.db.exec(select(Branch)).all()}
+    branches = {b.name: saved_id(b.id) for b in ctx.db.exec(select(Branch)).all()}
     sent = []
     for rule in ctx.config.meetings:
         if (
@@ -244,11 +247,11 @@ def meeting_reminder(ctx: JobContext) -> str:
             ctx.push(
                 "meeting",
                 text,
-                [m.id for m in by_branch.get(branch_id, [])],
+                ids_of(by_branch.get(branch_id, [])),
                 title=f"{rule.type}提醒",
                 branch_id=branch_id,
                 robot=True,
-            )  # type: ignore[misc]
+            )
         sent.append(f"{rule.type}（{len(targets)} 个支部）")
     return f"已提醒：{'、'.join(sent)}" if sent else "明天没有例行会议"
 
@@ -267,16 +270,20 @@ def housekeeping(ctx: JobContext) -> str:
     # At most HOUSEKEEPING_BATCH keys a night: the job is one transaction, and on SQLite
     # that holds the writer. A first run on a long-lived database clears its backlog
     # over a few nights.
-    oldest = select(ProcessedMessage.key).where(ProcessedMessage.created_at < cutoff).limit(HOUSEKEEPING_BATCH)
-    keys = ctx.db.execute(delete(ProcessedMessage).where(ProcessedMessage.key.in_(oldest))).rowcount  # type: ignore[arg-type,attr-defined]
-    binds = ctx.db.execute(delete(BindAttempt).where(BindAttempt.at < cutoff)).rowcount  # type: ignore[arg-type]
+    oldest = (
+        select(col(ProcessedMessage.key)).where(col(ProcessedMessage.created_at) < cutoff).limit(HOUSEKEEPING_BATCH)
+    )
+    keys = ctx.db.exec(delete(ProcessedMessage).where(col(ProcessedMessage.key).in_(oldest))).rowcount
+    binds = ctx.db.exec(delete(BindAttempt).where(col(BindAttempt.at) < cutoff)).rowcount
     # A callback nonce can only be replayed while its timestamp is inside the window,
     # at most twice the window after it was seen; with the window off, keep it as long
     # as the message keys.
     window = ctx.config.wechat.replay_window
     nonce_cutoff = ctx.when - timedelta(seconds=2 * window) if window else cutoff
-    oldest_nonces = select(CallbackNonce.key).where(CallbackNonce.seen_at < nonce_cutoff).limit(HOUSEKEEPING_BATCH)
-    ctx.db.execute(delete(CallbackNonce).where(CallbackNonce.key.in_(oldest_nonces)))  # type: ignore[arg-type,attr-defined]
+    oldest_nonces = (
+        select(col(CallbackNonce.key)).where(col(CallbackNonce.seen_at) < nonce_cutoff).limit(HOUSEKEEPING_BATCH)
+    )
+    ctx.db.exec(delete(CallbackNonce).where(col(CallbackNonce.key).in_(oldest_nonces)))
     more = "，其余的下次继续" if keys >= HOUSEKEEPING_BATCH else ""
     return f"清理 {keys} 条消息去重记录、{binds} 条绑定尝试记录（{ctx.config.scheduler.keep_records_days} 天前）{more}"
 

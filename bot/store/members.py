@@ -12,7 +12,7 @@ from typing import Any, TypeGuard
 
 from sqlmodel import Session, col, select
 
-from bot.store.models import Member, MemberStatus
+from bot.store.models import Member, MemberStatus, saved_id
 
 IS_ACTIVE = Member.status == MemberStatus.ACTIVE.value  # a WHERE clause, for queries that join Member
 
@@ -29,6 +29,11 @@ def is_active_status(status: str) -> bool:
 def active_members(*where: Any) -> Any:
     """``select(Member)`` limited to active members (add more conditions as arguments)."""
     return select(Member).where(IS_ACTIVE, *where)
+
+
+def ids_of(members: Iterable[Member]) -> list[int]:
+    """The members' ids, in the given order (for a campaign's recipients)."""
+    return [saved_id(m.id) for m in members]
 
 
 def only_active(db: Session, member_ids: Iterable[int]) -> list[int]:

@@ -33,11 +33,13 @@ run: install
 test: install-test
 	$(BIN)/python -m pytest
 
-# The checks .ci/run runs before the suite: lint, format, the layer contracts (.importlinter)
-# and dead code (vulture, configured in pyproject.toml).
+# The checks .ci/run runs before the suite: lint, format, types (mypy --strict on bot, handlers,
+# quizzes, scheduler; configured in pyproject.toml), the layer contracts (.importlinter) and dead
+# code (vulture, configured in pyproject.toml).
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/vulture
 

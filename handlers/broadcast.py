@@ -24,7 +24,7 @@ from bot.outbox.campaigns import (
 from bot.router import SECRETARIES, MemberContext
 from bot.scope import scope_branch_ids
 from bot.store import Branch, Role
-from bot.store.models import Campaign, Dialog
+from bot.store.models import Campaign, DeliveryStatus, Dialog
 from handlers.listing import names
 
 DIALOG = "broadcast"
@@ -144,28 +144,28 @@ def status(ctx: MemberContext) -> str:
     branch = ctx.db.get(Branch, campaign.branch_id) if campaign.branch_id else None
     lines = [
         f"通知 #{campaign.id}（{when:%m月%d日 %H:%M}，{branch.name if branch else '全部支部'}）共 {total} 人：",
-        f"已送达 {len(by.get('sent', []))} 人",
+        f"已送达 {len(by.get(DeliveryStatus.SENT, []))} 人",
     ]
     if campaign.cancelled_at:
         lines.insert(1, "该定时通知已撤回。")
     elif campaign.send_after and campaign.send_after > ctx.now:
         lines.insert(1, "定时通知，尚未到发送时间。")
-    if failed := by.get("failed"):
+    if failed := by.get(DeliveryStatus.FAILED):
         lines.append(
             f"发送失败 {len(failed)} 人："
             + "；".join(f"{m.name}（{failure_text(d.errcode, d.errmsg)}）" for d, m in failed[:20])
         )
-    if inbox := by.get("inbox"):
+    if inbox := by.get(DeliveryStatus.INBOX):
         lines.append(
             f"存入未读通知 {len(inbox)} 人（超过 48 小时未与公众号互动，下次发消息时会看到）：{names([m for _, m in inbox])}"
         )
     if unbound := by.get("unbound"):
         lines.append(f"未绑定、收不到 {len(unbound)} 人：{names([m for _, m in unbound])}")
-    if other := by.get("skipped"):
+    if other := by.get(DeliveryStatus.SKIPPED):
         lines.append(
             f"跳过 {len(other)} 人：" + "；".join(f"{m.name}（{d.errmsg or '已取消关注'}）" for d, m in other[:20])
         )
-    waiting = by.get("pending", []) + by.get("sending", [])
+    waiting = by.get(DeliveryStatus.PENDING, []) + by.get(DeliveryStatus.SENDING, [])
     if waiting:
         lines.append(f"等待发送 {len(waiting)} 人")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from bot.outbox.campaigns import create_campaign
 from bot.router import MemberContext
 from bot.store import Question
 from bot.store.members import branch_members, ids_of
-from bot.store.models import Contest, ContestAnswer, ContestPlayer, Dialog, saved_id
+from bot.store.models import Contest, ContestAnswer, ContestPlayer, ContestState, Dialog, saved_id
 from handlers import asking
 from quizzes.answers import looks_like_answer
 from quizzes.contest import ANSWER_WINDOW, DEFAULT_SIZE, JOIN_WINDOW, MAX_SIZE, PLACE_POINTS
@@ -28,7 +28,7 @@ DIALOG = "contest"
 
 
 @dataclass(frozen=True)
-class ContestState(DialogState):
+class PlayerState(DialogState):
     """参赛: the member plays in this contest until it ends."""
 
     contest: int
@@ -37,7 +37,10 @@ class ContestState(DialogState):
 def _open_contest(ctx: MemberContext) -> Contest | None:
     return ctx.db.exec(
         select(Contest)
-        .where(col(Contest.branch_id) == ctx.member.branch_id, col(Contest.state).in_(("joining", "running")))
+        .where(
+            col(Contest.branch_id) == ctx.member.branch_id,
+            col(Contest.state).in_((ContestState.JOINING, ContestState.RUNNING)),
+        )
         .order_by(col(Contest.id).desc())
     ).first()
 
@@ -81,7 +84,7 @@ def join(ctx: MemberContext) -> str:
     contest = _open_contest(ctx)
     if contest is None:
         return "现在没有正在报名的抢答赛。"
-    if contest.state != "joining" or ctx.now >= contest.join_until:
+    if contest.state != ContestState.JOINING or ctx.now >= contest.join_until:
         return "抢答赛报名已截止，下次早点来哦。"
     if ctx.db.exec(
         select(ContestPlayer).where(
@@ -92,7 +95,7 @@ def join(ctx: MemberContext) -> str:
     ctx.db.add(ContestPlayer(contest_id=saved_id(contest.id), member_id=ctx.member_id, joined_at=ctx.now))
     end = contest.join_until + ANSWER_WINDOW * (len(contest.question_ids) + 2)
     assert contest.id is not None
-    ctx.start_dialog(DIALOG, ContestState(contest.id), expires_at=end)
+    ctx.start_dialog(DIALOG, PlayerState(contest.id), expires_at=end)
     start_at = contest.join_until.astimezone(ctx.config.tz)
     return f"报名成功！抢答赛 {start_at:%H:%M} 开始，题目会同时发给每位参赛者，收到后直接回复选项字母。"
 
@@ -100,11 +103,11 @@ def join(ctx: MemberContext) -> str:
 def answer(ctx: MemberContext, dialog: Dialog) -> str | None:
     if not looks_like_answer(ctx.args):
         return None
-    contest = ctx.db.get(Contest, ContestState.load(dialog.data).contest)
-    if contest is None or contest.state == "done":
+    contest = ctx.db.get(Contest, PlayerState.load(dialog.data).contest)
+    if contest is None or contest.state == ContestState.DONE:
         ctx.end_dialog()
         return None
-    if contest.state == "joining":
+    if contest.state == ContestState.JOINING:
         return "抢答赛还没开始，请等待第一题。"
     started = contest.question_started_at
     assert started is not None

@@ -9,13 +9,17 @@ from sqlmodel import col, select
 
 from bot.router import MemberContext
 from bot.store import lookups
-from bot.store.models import Campaign, Delivery
+from bot.store.models import Campaign, Delivery, DeliveryStatus
 
 SHOWN = 5
 
 
 def _unread(ctx: MemberContext) -> tuple[Any, ...]:
-    return (col(Delivery.member_id) == ctx.member_id, col(Delivery.status) == "inbox", col(Delivery.read_at).is_(None))
+    return (
+        col(Delivery.member_id) == ctx.member_id,
+        col(Delivery.status) == DeliveryStatus.INBOX,
+        col(Delivery.read_at).is_(None),
+    )
 
 
 def unread_banner(ctx: MemberContext) -> str:

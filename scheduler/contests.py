@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from bot.config import Config
 from bot.outbox.campaigns import create_campaign
 from bot.store import Question, Store
-from bot.store.models import Contest, ContestPlayer
+from bot.store.models import Contest, ContestPlayer, ContestState
 from quizzes import render
 from quizzes.contest import ANSWER_WINDOW, standings_text
 
@@ -23,7 +23,7 @@ from quizzes.contest import ANSWER_WINDOW, standings_text
 def _advance(db: Session, contest: Contest, state: str, index: int, now: datetime) -> bool:
     """Claim one step: only the caller whose update matched the old state proceeds."""
     values = {"state": state, "index": index, "question_started_at": now}
-    if state == "done":
+    if state == ContestState.DONE:
         values["finished_at"] = now
     changed = db.exec(
         update(Contest)
@@ -52,7 +52,7 @@ def tick(store: Store, config: Config, now: datetime) -> int:
     """Advance every contest that is due; returns how many steps were taken."""
     steps = 0
     with store.session() as db:
-        due = db.exec(select(Contest).where(col(Contest.state).in_(("joining", "running")))).all()
+        due = db.exec(select(Contest).where(col(Contest.state).in_((ContestState.JOINING, ContestState.RUNNING)))).all()
         for contest in due:
             players = [
                 p.member_id
@@ -64,26 +64,26 @@ def tick(store: Store, config: Config, now: datetime) -> int:
                     db, kind="contest", title=title, text=text, member_ids=players, now=now, branch_id=branch
                 )
 
-            if contest.state == "joining" and now >= contest.join_until:
+            if contest.state == ContestState.JOINING and now >= contest.join_until:
                 if not players:
-                    _advance(db, contest, "done", contest.index, now)
+                    _advance(db, contest, ContestState.DONE, contest.index, now)
                     steps += 1
                     continue
-                if _advance(db, contest, "running", 0, now):
+                if _advance(db, contest, ContestState.RUNNING, 0, now):
                     push(_question_text(db, contest, 0), "")
                     steps += 1
             elif (
-                contest.state == "running"
+                contest.state == ContestState.RUNNING
                 and contest.question_started_at
                 and now >= contest.question_started_at + ANSWER_WINDOW
             ):
                 index = contest.index  # read before the update, which also refreshes the object
                 result = _answer_text(db, contest, index)
                 if index + 1 >= len(contest.question_ids):
-                    if _advance(db, contest, "done", index, now):
+                    if _advance(db, contest, ContestState.DONE, index, now):
                         push(result + "\n\n" + standings_text(db, contest, "🏆 抢答赛结束！最终排名："), "抢答赛结果")
                         steps += 1
-                elif _advance(db, contest, "running", index + 1, now):
+                elif _advance(db, contest, ContestState.RUNNING, index + 1, now):
                     standings = standings_text(db, contest, "当前排名：")
                     push(f"{result}\n\n{standings}\n\n{_question_text(db, contest, index + 1)}", "")
                     steps += 1

@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 
 from bot.config import Config
 from bot.store import Store
-from bot.store.models import JobRun, saved_id
+from bot.store.models import JobRun, JobStatus, saved_id
 from scheduler.jobs import JobContext, JobSpec, job_specs
 
 log = logging.getLogger("branchbot.scheduler")
@@ -49,7 +49,7 @@ for _name in ("apscheduler.scheduler", "apscheduler.executors.default"):
     if _DEMOTE not in logging.getLogger(_name).filters:
         logging.getLogger(_name).addFilter(_DEMOTE)
 LOOKBACK = timedelta(days=32)
-MISSED = "missed"
+MISSED = JobStatus.MISSED
 
 
 @dataclass(frozen=True)
@@ -146,12 +146,12 @@ class JobRunner:
                 elif not db.exec(
                     update(JobRun)
                     .where(col(JobRun.id) == record.id, col(JobRun.status) == MISSED)
-                    .values(status="running", started_at=self.clock(), detail="")
+                    .values(status=JobStatus.RUNNING, started_at=self.clock(), detail="")
                 ).rowcount:
                     return RunResult(name, scheduled_for, False, "已由其他实例运行")  # another took the missed one over
                 context = JobContext(db, self.config, scheduled_for.astimezone(self.config.tz), saved_id(record.id))
                 detail = spec.run(context)
-                record.status, record.detail, record.finished_at = "done", detail, self.clock()
+                record.status, record.detail, record.finished_at = JobStatus.DONE, detail, self.clock()
                 db.add(record)
         except IntegrityError:
             return RunResult(name, scheduled_for, False, "已由其他实例运行")

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from bot.audit import record
 from bot.store import Member
 from bot.store.members import branch_members, only_active, reachable
-from bot.store.models import Campaign, Delivery
+from bot.store.models import Campaign, Delivery, DeliveryStatus
 
 MAX_BYTES = 2048  # WeCom text and the Official Account's customer-service text both stop near here
 NOTICE_TITLE = "支部通知"
@@ -57,7 +57,10 @@ def create_campaign(
     if unique:
         db.execute(
             insert(Delivery),
-            [{"campaign_id": campaign.id, "member_id": m, "status": "pending", "updated_at": now} for m in unique],
+            [
+                {"campaign_id": campaign.id, "member_id": m, "status": DeliveryStatus.PENDING, "updated_at": now}
+                for m in unique
+            ],
         )
     if not unique:
         campaign.finished_at = now
@@ -171,7 +174,7 @@ def delivery_groups(db: Session, campaign: Campaign) -> tuple[int, dict[str, lis
     by: dict[str, list[tuple[Delivery, Member]]] = {}
     for delivery, member in rows:
         key = delivery.status
-        if key == "skipped" and delivery.errmsg == "未绑定":
+        if key == DeliveryStatus.SKIPPED and delivery.errmsg == "未绑定":
             key = "unbound"
         by.setdefault(key, []).append((delivery, member))
     return len(rows), by
@@ -190,8 +193,8 @@ def withdraw(db: Session, now: datetime, campaign: Campaign, actor: str) -> str 
     db.add(campaign)
     db.exec(
         update(Delivery)
-        .where(col(Delivery.campaign_id) == campaign.id, col(Delivery.status) == "pending")
-        .values(status="skipped", errmsg="已撤回", updated_at=now)
+        .where(col(Delivery.campaign_id) == campaign.id, col(Delivery.status) == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SKIPPED, errmsg="已撤回", updated_at=now)
     )
     record(db, now, actor, "撤回定时通知", f"#{campaign.id}")
     return None

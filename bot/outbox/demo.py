@@ -25,7 +25,7 @@ from bot.config import Config
 from bot.outbox.senders import Outcome, Outgoing
 from bot.store import Member
 from bot.store.members import reachable
-from bot.store.models import Campaign, Delivery
+from bot.store.models import Campaign, Delivery, DeliveryStatus
 
 VIA = "demo"
 # Marks from concurrent workers commit in any order, so a reader asking "what is new since
@@ -55,7 +55,7 @@ class DemoChannel:
     via = VIA
 
     def send(self, item: Outgoing) -> Outcome:
-        return Outcome("sent", VIA)
+        return Outcome(DeliveryStatus.SENT, VIA)
 
 
 def pushes(db: Session, since: datetime | None, now: datetime, tz: Any) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def pushes(db: Session, since: datetime | None, now: datetime, tz: Any) -> dict[
             col(Campaign.kind),
         )
         .join(Campaign, col(Campaign.id) == Delivery.campaign_id)
-        .where(col(Delivery.via) == VIA, col(Delivery.status) == "sent")
+        .where(col(Delivery.via) == VIA, col(Delivery.status) == DeliveryStatus.SENT)
     )
     if since is not None:
         query = (

@@ -24,6 +24,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 
 from bot.config import RobotConfig, WechatConfig, WecomConfig
 from bot.outbox.tokens import TokenStore
+from bot.store.models import DeliveryStatus
 
 TOKEN_ERRORS = {40001, 40014, 42001}
 TRANSIENT_ERRORS = {-1, 45009, 45011, 45033}
@@ -104,9 +105,12 @@ class Outgoing:
     branch: str = ""
 
 
+RETRY = "retry"  # an outcome, not a stored status: the delivery goes back to pending for a later try
+
+
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # sent / failed / retry / inbox
+    status: str  # a DeliveryStatus (sent / failed / inbox / skipped), or RETRY: may pass later
     via: str = ""
     errcode: int | None = None
     errmsg: str = ""
@@ -177,7 +181,9 @@ def checked(http: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[s
 def _outcome_for(exc: Exception) -> Outcome:
     if isinstance(exc, (PlatformError, TransportError)):
         return Outcome(
-            "failed" if exc.errcode in PERMANENT_ERRORS else "retry", errcode=exc.errcode, errmsg=exc.errmsg[:300]
+            DeliveryStatus.FAILED if exc.errcode in PERMANENT_ERRORS else RETRY,
+            errcode=exc.errcode,
+            errmsg=exc.errmsg[:300],
         )
     raise exc
 
@@ -219,7 +225,7 @@ class OfficialAccount:
             self.api.call(
                 "/cgi-bin/message/custom/send", {"touser": item.openid, "msgtype": "text", "text": {"content": text}}
             )
-            return Outcome("sent", "wechat_kf")
+            return Outcome(DeliveryStatus.SENT, "wechat_kf")
         except PlatformError as exc:
             if exc.errcode not in WINDOW_CLOSED:
                 return _outcome_for(exc)
@@ -227,7 +233,7 @@ class OfficialAccount:
         except TransportError as exc:
             return _outcome_for(exc)
         if not self.cfg.template_id:
-            return Outcome("inbox", "inbox", window_error.errcode, window_error.errmsg)
+            return Outcome(DeliveryStatus.INBOX, "inbox", window_error.errcode, window_error.errmsg)
         values = {"title": item.title or "支部通知", "text": item.text[:20], "date": item.date, "branch": item.branch}
         data = {key: {"value": values[source]} for key, source in self.cfg.template_fields.items()}
         try:
@@ -236,10 +242,10 @@ class OfficialAccount:
                 "/cgi-bin/message/template/send",
                 {"touser": item.openid, "template_id": self.cfg.template_id, "data": data},
             )
-            return Outcome("sent", "wechat_template")
+            return Outcome(DeliveryStatus.SENT, "wechat_template")
         except (PlatformError, TransportError) as exc:
             if isinstance(exc, PlatformError) and not exc.transient and exc.errcode not in TOKEN_ERRORS:
-                return Outcome("inbox", "inbox", exc.errcode, exc.errmsg)  # the template itself is refused
+                return Outcome(DeliveryStatus.INBOX, "inbox", exc.errcode, exc.errmsg)  # the template itself is refused
             return _outcome_for(exc)
 
 
@@ -298,15 +304,17 @@ class WecomApp:
             data = self.api.call("/cgi-bin/message/send", payload)
         except PlatformError as exc:
             if exc.errcode == WECOM_ALL_INVALID:
-                return {i.delivery_id: Outcome("failed", "wecom", exc.errcode, "invaliduser") for i in items}
+                return {
+                    i.delivery_id: Outcome(DeliveryStatus.FAILED, "wecom", exc.errcode, "invaliduser") for i in items
+                }
             return {i.delivery_id: _outcome_for(exc) for i in items}
         except TransportError as exc:
             return {i.delivery_id: _outcome_for(exc) for i in items}
         invalid = {u.lower() for u in str(data.get("invaliduser") or "").split("|") if u}
         return {
-            i.delivery_id: Outcome("failed", "wecom", 81013, "invaliduser")
+            i.delivery_id: Outcome(DeliveryStatus.FAILED, "wecom", 81013, "invaliduser")
             if (i.wecom_userid or "").lower() in invalid
-            else Outcome("sent", "wecom")
+            else Outcome(DeliveryStatus.SENT, "wecom")
             for i in items
         }
 

@@ -14,7 +14,7 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from bot.store.models import Campaign, Delivery
+from bot.store.models import Campaign, Delivery, DeliveryStatus
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def waiting_to_retry(db: Session, retry_window: float) -> list[Waiting]:
             func.min(col(Delivery.failing_since)),
         )
         .join(Campaign, col(Campaign.id) == Delivery.campaign_id)
-        .where(col(Delivery.status) == "pending", col(Delivery.failing_since).is_not(None))
+        .where(col(Delivery.status) == DeliveryStatus.PENDING, col(Delivery.failing_since).is_not(None))
         .group_by(col(Campaign.id), col(Campaign.kind), col(Campaign.title), col(Campaign.text))
         .order_by(col(Campaign.id))
     ).all()
@@ -51,7 +51,7 @@ def waiting_to_retry(db: Session, retry_window: float) -> list[Waiting]:
             select(col(Delivery.errcode), col(Delivery.errmsg))
             .where(
                 col(Delivery.campaign_id) == campaign_id,
-                col(Delivery.status) == "pending",
+                col(Delivery.status) == DeliveryStatus.PENDING,
                 col(Delivery.failing_since).is_not(None),
             )
             .group_by(col(Delivery.errcode), col(Delivery.errmsg))

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 import httpx
 from sqlalchemy import ColumnElement, and_, func, or_, update
@@ -36,6 +37,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from bot.config import Config
 from bot.outbox import demo
 from bot.outbox.senders import (
+    RETRY,
     WECOM_BATCH,
     GroupRobot,
     OfficialAccount,
@@ -49,7 +51,7 @@ from bot.outbox.senders import (
 from bot.outbox.tokens import TokenStore
 from bot.store import Branch, Member, Store
 from bot.store.members import is_active
-from bot.store.models import Campaign, Delivery, saved_id
+from bot.store.models import WAITING, Campaign, Delivery, DeliveryStatus, saved_id
 
 log = logging.getLogger("branchbot.outbox")
 CLAIM_BATCH = 2000
@@ -57,7 +59,23 @@ MARK_GROUP = 50  # outcomes per bulk update, at most
 MARK_DELAY = 0.05  # seconds a finished send may wait to share a bulk update
 BREAKER_FAILURES = 10  # transient failures in a row, on one platform, that pause it for the rest of a pass
 Attempts = dict[int, tuple[int, datetime | None]]  # delivery id → (attempts, failing since) as claimed
-SKIPS = {"skip:unbound": "未绑定", "skip:unsubscribed": "已取消关注", "skip:transferred": "已转出"}  # route → why
+
+
+class Route(StrEnum):
+    """Which way a claimed delivery goes; the skip routes go nowhere, and say why."""
+
+    WECHAT = "wechat"
+    WECOM = "wecom"
+    DEMO = "demo"
+    SKIP_UNBOUND = "skip:unbound"
+    SKIP_UNSUBSCRIBED = "skip:unsubscribed"
+    SKIP_TRANSFERRED = "skip:transferred"
+
+
+SKIPS = {Route.SKIP_UNBOUND: "未绑定", Route.SKIP_UNSUBSCRIBED: "已取消关注", Route.SKIP_TRANSFERRED: "已转出"}
+# A route and what groups its sends: the campaign for WeCom (one call takes a batch of a
+# campaign's recipients), 0 for the routes that send one message per call.
+RouteKey = tuple[Route, int]
 
 
 def _not_yet(now: datetime) -> SelectOfScalar[int | None]:
@@ -69,7 +87,7 @@ class Breaker:
     """Per pass and platform: after BREAKER_FAILURES retryable failures in a row (no
     success between), further sends are not attempted; they are rescheduled as retries."""
 
-    PAUSED = Outcome("retry", errcode=-2, errmsg="接口暂时不可用，本轮暂停发送，稍后重试")
+    PAUSED = Outcome(RETRY, errcode=-2, errmsg="接口暂时不可用，本轮暂停发送，稍后重试")
 
     def __init__(self) -> None:
         self.failures: dict[str, int] = defaultdict(int)
@@ -81,9 +99,9 @@ class Breaker:
     def record(self, platform: str, outcomes: Iterable[Outcome]) -> None:
         with self.lock:
             for outcome in outcomes:
-                if outcome.status == "retry":
+                if outcome.status == RETRY:
                     self.failures[platform] += 1
-                elif outcome.status in ("sent", "inbox"):
+                elif outcome.status in (DeliveryStatus.SENT, DeliveryStatus.INBOX):
                     self.failures[platform] = 0
 
 
@@ -199,7 +217,7 @@ class OutboxWorker:
         if not claimed:
             self._close_finished_campaigns()
             return posted
-        by_route: dict[str, list[Claimed]] = defaultdict(list)
+        by_route: dict[RouteKey, list[Claimed]] = defaultdict(list)
         for item in claimed:
             by_route[self._route(item)].append(item)
         attempts: Attempts = {c.id: (c.delivery.attempts, c.delivery.failing_since) for c in claimed}
@@ -211,20 +229,23 @@ class OutboxWorker:
         self._close_finished_campaigns()
         return len(claimed)
 
-    def _skip_unreachable(self, by_route: dict[str, list[Claimed]], attempts: Attempts) -> set[int]:
+    def _skip_unreachable(self, by_route: dict[RouteKey, list[Claimed]], attempts: Attempts) -> set[int]:
         """Mark the claims no platform can take as skipped, saying why; their delivery ids."""
-        skipped = [(c, reason) for route, reason in SKIPS.items() for c in by_route.pop(route, [])]
+        skipped = [(c, reason) for route, reason in SKIPS.items() for c in by_route.pop((route, 0), [])]
         if skipped:
-            self._mark({c.id: Outcome("skipped", "", None, reason) for c, reason in skipped}, attempts)
+            self._mark({c.id: Outcome(DeliveryStatus.SKIPPED, "", None, reason) for c, reason in skipped}, attempts)
         return {c.id for c, _ in skipped}
 
-    def _submit_sends(self, by_route: dict[str, list[Claimed]], lost: set[int]) -> list[Future[dict[int, Outcome]]]:
+    def _submit_sends(
+        self, by_route: dict[RouteKey, list[Claimed]], lost: set[int]
+    ) -> list[Future[dict[int, Outcome]]]:
         """Every route's sends to the pool: one call per Official Account or demo message,
         one per WeCom batch (a campaign's recipients, up to the batch size)."""
         breaker = Breaker()
-        futures = [self.pool.submit(self._send_wechat, item, lost, breaker) for item in by_route.pop("wechat", [])]
-        futures += [self.pool.submit(self._send_demo, item, lost) for item in by_route.pop("demo", [])]
-        for items in by_route.values():  # "wecom:<campaign id>"
+        wechat, demo_items = by_route.pop((Route.WECHAT, 0), []), by_route.pop((Route.DEMO, 0), [])
+        futures = [self.pool.submit(self._send_wechat, item, lost, breaker) for item in wechat]
+        futures += [self.pool.submit(self._send_demo, item, lost) for item in demo_items]
+        for items in by_route.values():  # (Route.WECOM, campaign id)
             size = min(self.config.outbox.wecom_batch, WECOM_BATCH)
             futures += [
                 self.pool.submit(self._send_wecom, items[i : i + size], lost, breaker)
@@ -282,21 +303,19 @@ class OutboxWorker:
                 lost |= self._renew(token, unmarked)
                 renew_at = time.monotonic() + every
 
-    def _route(self, item: Claimed) -> str:
+    def _route(self, item: Claimed) -> RouteKey:
         member = item.member
         if not is_active(member):  # marked 已转出 after the campaign was created
-            return "skip:transferred"
+            return Route.SKIP_TRANSFERRED, 0
         if self.demo is not None and demo.takes(member):
-            return "demo"
+            return Route.DEMO, 0
         if member.wecom_userid and self.wecom.configured:
-            return f"wecom:{item.campaign.id}"
+            return Route.WECOM, saved_id(item.campaign.id)
         if member.openid and not member.subscribed:
-            return "skip:unsubscribed"
-        if member.openid and self.wechat.configured:
-            return "wechat"
-        if member.openid:
-            return "wechat"  # no credentials: the send fails with a clear reason, kept on the delivery
-        return "skip:unbound"
+            return Route.SKIP_UNSUBSCRIBED, 0
+        if member.openid:  # without credentials the send fails with a clear reason, kept on the delivery
+            return Route.WECHAT, 0
+        return Route.SKIP_UNBOUND, 0
 
     def _outgoing(self, item: Claimed) -> Outgoing:
         when = item.campaign.created_at.astimezone(self.config.tz).strftime("%Y-%m-%d %H:%M")
@@ -315,7 +334,7 @@ class OutboxWorker:
         if item.id in lost:
             return {}
         if not self.wechat.configured:
-            return {item.id: Outcome("failed", "wechat_kf", None, "未配置公众号 app_id / app_secret")}
+            return {item.id: Outcome(DeliveryStatus.FAILED, "wechat_kf", None, "未配置公众号 app_id / app_secret")}
         if breaker.open("wechat"):
             return {item.id: Breaker.PAUSED}
         outcome = self.wechat.send(self._outgoing(item))
@@ -334,8 +353,8 @@ class OutboxWorker:
         if breaker.open("wecom"):
             return {i.id: Breaker.PAUSED for i in items}
         outcomes = self.wecom.send_batch([self._outgoing(i) for i in items])
-        sent = any(o.status == "sent" for o in outcomes.values())  # one call, one verdict
-        breaker.record("wecom", [Outcome("sent")] if sent else list(outcomes.values())[:1])
+        sent = any(o.status == DeliveryStatus.SENT for o in outcomes.values())  # one call, one verdict
+        breaker.record("wecom", [Outcome(DeliveryStatus.SENT)] if sent else list(outcomes.values())[:1])
         return outcomes
 
     def _post_to_robots(self) -> int:
@@ -379,10 +398,10 @@ class OutboxWorker:
         return and_(
             or_(
                 and_(
-                    col(Delivery.status) == "pending",
+                    col(Delivery.status) == DeliveryStatus.PENDING,
                     or_(col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now),
                 ),
-                and_(col(Delivery.status) == "sending", col(Delivery.lease_until) < now),
+                and_(col(Delivery.status) == DeliveryStatus.SENDING, col(Delivery.lease_until) < now),
             ),
             col(Delivery.campaign_id).not_in(_not_yet(now)),
         )
@@ -402,7 +421,11 @@ class OutboxWorker:
                 update(Delivery)
                 .where(col(Delivery.id).in_(ids), self._claimable(now))
                 .values(
-                    status="sending", claim=token, lease_until=lease, attempts=Delivery.attempts + 1, updated_at=now
+                    status=DeliveryStatus.SENDING,
+                    claim=token,
+                    lease_until=lease,
+                    attempts=Delivery.attempts + 1,
+                    updated_at=now,
                 )
             )
             rows = db.exec(
@@ -432,7 +455,7 @@ class OutboxWorker:
                         .where(
                             col(Delivery.id).in_(chunk),
                             col(Delivery.claim) == token,
-                            col(Delivery.status) == "sending",
+                            col(Delivery.status) == DeliveryStatus.SENDING,
                         )
                         .values(lease_until=lease)
                     ).rowcount
@@ -472,16 +495,20 @@ class OutboxWorker:
                 "next_attempt_at": None,
                 "failing_since": failing_since,
             }
-            if outcome.status == "retry":
+            if outcome.status == RETRY:
                 first = failing_since or now
                 give_up_at = first + window
                 if now < give_up_at:
                     wait = timedelta(
                         seconds=min(cfg.retry_max_seconds, cfg.retry_base_seconds * 2 ** min(tries - 1, 30))
                     )
-                    row |= {"status": "pending", "next_attempt_at": min(now + wait, give_up_at), "failing_since": first}
+                    row |= {
+                        "status": DeliveryStatus.PENDING,
+                        "next_attempt_at": min(now + wait, give_up_at),
+                        "failing_since": first,
+                    }
                 else:
-                    row |= {"status": "failed", "failing_since": first}
+                    row |= {"status": DeliveryStatus.FAILED, "failing_since": first}
             else:
                 row["status"] = outcome.status
             rows.append(row)
@@ -500,7 +527,7 @@ class OutboxWorker:
         with self.store.session() as db:
             return db.exec(
                 select(func.count(col(Delivery.id))).where(
-                    col(Delivery.status).in_(("pending", "sending")),
+                    col(Delivery.status).in_(WAITING),
                     col(Delivery.campaign_id).not_in(_not_yet(now)),
                     *due,
                 )
@@ -513,7 +540,7 @@ class OutboxWorker:
             for campaign_id in open_ids:
                 waiting = db.exec(
                     select(func.count(col(Delivery.id))).where(
-                        col(Delivery.campaign_id) == campaign_id, col(Delivery.status).in_(("pending", "sending"))
+                        col(Delivery.campaign_id) == campaign_id, col(Delivery.status).in_(WAITING)
                     )
                 ).one()
                 if not waiting:

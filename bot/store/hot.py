@@ -35,6 +35,7 @@ from bot.store.models import (
     BranchMemberTotal,
     BranchMonth,
     Delivery,
+    DeliveryStatus,
     Dialog,
     Member,
     MemberTotal,
@@ -250,7 +251,7 @@ def set_subscribed(db: Session, member_id: int, subscribed: bool) -> None:
 
 _UNREAD_COUNT = select(func.count(_delivery.c.id)).where(
     _delivery.c.member_id == bindparam("member_id"),
-    _delivery.c.status == "inbox",
+    _delivery.c.status == DeliveryStatus.INBOX,
     _delivery.c.read_at.is_(None),
 )
 

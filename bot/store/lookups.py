@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, func, inspect
 from sqlmodel import Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from bot.store.models import Delivery, Member
+from bot.store.models import Delivery, DeliveryStatus, Member
 
 Model = TypeVar("Model", bound=SQLModel)
 
@@ -43,7 +43,7 @@ MEMBER_BY_WECOM_USERID = select(Member).where(Member.wecom_userid == bindparam("
 
 UNREAD_COUNT = select(func.count(col(Delivery.id))).where(
     Delivery.member_id == bindparam("member_id"),
-    Delivery.status == "inbox",
+    Delivery.status == DeliveryStatus.INBOX,
     col(Delivery.read_at).is_(None),
 )
 

@@ -71,6 +71,40 @@ class MemberStatus(StrEnum):
     TRANSFERRED = "已转出"
 
 
+class DeliveryStatus(StrEnum):
+    """A delivery's life: pending → sending (claimed, with a lease) → sent | failed |
+    skipped (unbound, unfollowed, transferred, withdrawn) | inbox (kept for 通知 when the
+    Official Account's 48-hour window was closed). The values are what the column holds."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    INBOX = "inbox"
+
+
+WAITING = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)  # not yet sent, nor given up
+
+
+class ContestState(StrEnum):
+    """A 抢答赛: members join, then questions run one by one, then it is over."""
+
+    JOINING = "joining"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class JobStatus(StrEnum):
+    """A job run: the row is written as running before the job starts, so a run is
+    once-only; a run the scheduler could not make in time is recorded as missed."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    MISSED = "missed"
+
+
 class Branch(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, max_length=100)
@@ -259,7 +293,7 @@ class Delivery(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(foreign_key="campaign.id", index=True)
     member_id: int = Field(foreign_key="member.id", index=True)
-    status: str = Field(default="pending", max_length=10, index=True)
+    status: str = Field(default=DeliveryStatus.PENDING.value, max_length=10, index=True)  # DeliveryStatus
     via: str = Field(default="", max_length=20)  # wecom, wechat_kf, wechat_template, robot, inbox, demo
     attempts: int = 0
     errcode: int | None = None
@@ -292,7 +326,7 @@ class JobRun(SQLModel, table=True):
     scheduled_for: datetime = _utc_column()
     started_at: datetime = _utc_column()
     finished_at: datetime | None = _utc_column(nullable=True)
-    status: str = Field(default="running", max_length=10)  # running / done / failed
+    status: str = Field(default=JobStatus.RUNNING.value, max_length=10)  # JobStatus
     detail: str = ""
 
 
@@ -378,7 +412,7 @@ class Contest(SQLModel, table=True):
     branch_id: int = Field(foreign_key="branch.id", index=True)
     created_by: int | None = Field(default=None, foreign_key="member.id")
     question_ids: list[int] = Field(sa_column=Column(JSON, nullable=False))
-    state: str = Field(default="joining", max_length=10, index=True)  # joining / running / done
+    state: str = Field(default=ContestState.JOINING.value, max_length=10, index=True)  # ContestState
     join_until: datetime = _utc_column()
     index: int = -1  # the question being asked
     question_started_at: datetime | None = _utc_column(nullable=True)

@@ -110,13 +110,18 @@ class Channel:
         return Opened(to_inbound(self.name, xml_fields(self.decrypt(ciphertext))), True, nonce)
 
     def decrypt(self, ciphertext: str) -> bytes:
-        """The plaintext inside a signed ciphertext; a 400 for anything wrong with it."""
+        """The plaintext inside a signed ciphertext, UTF-8 as the platforms send it (and as
+        wechatpy insisted); a 400 for anything wrong with it."""
         if self._cipher is None:
             raise Refusal(400, "cannot decrypt (no encoding_aes_key)")
         try:
-            return self._cipher.decrypt(ciphertext)
+            plain = self._cipher.decrypt(ciphertext)
+            plain.decode()
         except CipherError as exc:
             raise Refusal(400, exc.reason) from None
+        except UnicodeDecodeError:
+            raise Refusal(400, "cannot decrypt (UnicodeDecodeError)") from None
+        return plain
 
     def seal(self, opened: Opened, text: str) -> str:
         """The HTTP body for a reply: XML (encrypted when the message was), or ``empty_reply``."""

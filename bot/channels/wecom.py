@@ -25,10 +25,7 @@ class WecomChannel(Channel):
         check_signature(params.get("msg_signature"), self.token, timestamp, nonce, echo)
         if not echo:
             raise Refusal(400, "missing Encrypt")
-        try:
-            return self.decrypt(echo).decode()
-        except UnicodeDecodeError:
-            raise Refusal(400, "cannot decrypt (UnicodeDecodeError)") from None
+        return self.decrypt(echo).decode()
 
     def _encrypted(self, params: Mapping[str, str]) -> bool:
         return True

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from bot.store import Member
 from bot.store.models import Campaign, Delivery, JobRun
-from scheduler.dates import anniversary_years, nth_weekday
+from scheduler.dates import anniversary_years, birthday_lines, nth_weekday, short_weekday_name, weekday_name
 from scheduler.runner import JobRunner
 from tests.conftest import SHANGHAI, build_env
 
@@ -23,6 +23,29 @@ def test_political_birthday_rules():
     assert anniversary_years(date(2026, 7, 1), date(2026, 7, 1)) is None
     assert nth_weekday(2026, 12, 5, 1) == date(2026, 12, 4)
     assert nth_weekday(2026, 12, 5, -1) == date(2026, 12, 25)
+
+
+def test_a_months_birthday_list_is_one_rule_for_生日_and_the_digest():
+    """handlers.followup.birthdays and scheduler.jobs.birthday_digest both list through here."""
+    people = [
+        Member(name="王五", phone="13800000001", branch_id=1, joined_on=date(2001, 2, 20)),
+        Member(name="闰日", phone="13800000002", branch_id=1, joined_on=date(2016, 2, 29)),
+        Member(name="李四", phone="13800000003", branch_id=1, joined_on=date(1999, 2, 3)),
+        Member(name="新同志", phone="13800000004", branch_id=1, joined_on=date(2027, 2, 1)),  # joined this year
+        Member(name="七月", phone="13800000005", branch_id=1, joined_on=date(2001, 7, 1)),
+        Member(name="未填", phone="13800000006", branch_id=1, joined_on=None),
+    ]
+    assert birthday_lines(people, 2027, 2) == [
+        "2月3日 李四（入党 28 周年）",
+        "2月20日 王五（入党 26 周年）",
+        "2月28日 闰日（入党 11 周年）",  # a 29 February join is greeted on the 28th in a common year
+    ]
+    assert birthday_lines(people, 2028, 2)[-1] == "2月29日 闰日（入党 12 周年）"
+    assert birthday_lines(people, 2027, 3) == []
+
+
+def test_weekday_names_in_sentences_and_in_tables():
+    assert weekday_name(date(2026, 12, 2)) == "星期三" and short_weekday_name(date(2026, 12, 6)) == "周日"
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ is re-imported), the 纠错 queue and the hardest questions."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 from sqlmodel import select
 
@@ -67,7 +66,7 @@ def test_retired_questions_are_never_drawn_and_stay_retired(env):
     load_bank(env.store, DATA / "questions.csv")  # re-importing the file does not bring them back
     branch = member_named(env, "王书记").branch_id
     with env.store.session() as db:
-        paper = ensure_paper(db, branch, "2026-11", 10, [], datetime.now().astimezone())
+        paper = ensure_paper(db, branch, "2026-11", 10, [], env.clock())
         assert paper is not None and set(paper.question_ids) <= set(ids[-3:])
     listing = wu.get("/console/questions?status=retired").text
     assert listing.count("已停用</span>") == len(retired)
@@ -81,7 +80,7 @@ def test_statistics_reports_and_hardest(env):
     li = member_named(env, "李明")
     with env.store.session() as db:
         first, second = db.exec(select(Question).order_by(Question.id).limit(2)).all()
-        now = datetime.now().astimezone()
+        now = env.clock()  # the app's clock, not the machine's date
         for i in range(4):
             db.add(
                 Answer(

@@ -9,7 +9,7 @@ import re
 import shutil
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -31,10 +31,14 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium no
 
 
 def seed_scores(store, now: datetime) -> None:
-    """Finished monthly attempts for this month and the past few, so the charts have data."""
+    """Finished monthly attempts for this month and the past few, so the charts have data;
+    and for next month, since the server reads the machine's clock: a run that crosses a
+    month's end in Shanghai still finds the month it shows filled."""
+    local = now.astimezone(SHANGHAI)
+    next_month = (local.replace(day=28) + timedelta(days=4)).strftime("%Y-%m")
     with store.session() as db:
         members = db.exec(select(Member).order_by(Member.id)).all()
-        for back, month in enumerate(reversed(previous_months(now.astimezone(SHANGHAI).strftime("%Y-%m"), 4))):
+        for back, month in enumerate(reversed(previous_months(next_month, 5))):
             papers = {}
             for i, member in enumerate(members):
                 if (i + back) % 3 == 2:

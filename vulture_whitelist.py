@@ -56,8 +56,11 @@ _.EntityDeclHandler
 _.total_points
 _.record_message
 _.member_by_sender
-_.dialog_of
 _.save_dialog
 _.set_subscribed
 _.total_top
 _.points_card
+_.attempt_for_answer
+_.advance_attempt
+_.record_answer
+_.save_review_card

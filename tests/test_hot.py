@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 
-from bot.store import Attempt, Branch, Member, MemberStatus, Paper, create_store, hot
+from bot.store import Answer, Attempt, Branch, Member, MemberStatus, Paper, Question, create_store, hot
 from bot.store.models import Campaign, Delivery
 from quizzes.points import attempt_finished, award
 
@@ -107,11 +109,11 @@ def test_dialogs_are_replaced_and_ended(store):
     with store.session() as db:
         hot.save_dialog(db, "wechat:o-乙", "practice", {"qid": 1}, later, T0)
         hot.save_dialog(db, "wechat:o-乙", "quiz", {"attempt_id": 2}, None, later)
-        dialog = hot.dialog_of(db, "wechat:o-乙")
+        dialog = hot.member_and_dialog(db, "wechat", "o-乙", "wechat:o-乙")[1]
         assert dialog is not None and (dialog.kind, dialog.data, dialog.expires_at) == ("quiz", {"attempt_id": 2}, None)
         assert dialog.updated_at == later
         hot.end_dialog(db, "wechat:o-乙")
-        assert hot.dialog_of(db, "wechat:o-乙") is None
+        assert hot.member_and_dialog(db, "wechat", "o-乙", "wechat:o-乙")[1] is None
         hot.end_dialog(db, "wechat:o-乙")  # nothing to end: no error
 
 
@@ -173,3 +175,71 @@ def test_points_card_in_one_read(store):
         assert hot.points_card(db, p["丙"], one, MONTH) == hot.PointsCard(90, 90, 1, 2, 3)
         assert hot.points_card(db, p["丁"], one, MONTH) == hot.PointsCard(0, 0, None, None, 3)
         assert hot.points_card(db, p["甲"], one, "2026-10") == hot.PointsCard(50, 130, None, 1, 3)
+
+
+def test_quiz_attempt_questions_answer_and_review_card(store):
+    """丁's attempt on a two-question paper: read, answered wrong, moved on, carded."""
+    p = _seed(store)
+    with store.session() as db:
+        for n in range(2):
+            db.add(
+                Question(
+                    kind="单选",
+                    stem=f"题{n}",
+                    stem_key=f"k{n}",
+                    options=[{"id": "o1", "text": "甲"}, {"id": "o2", "text": "乙"}],
+                    answer=["o1"],
+                    explanation="",
+                    category="党史",
+                    source="测试",
+                )
+            )
+        db.flush()
+        ids = list(db.exec(select(Question.id).order_by(Question.id)).all())
+        attempt = db.exec(select(Attempt).where(Attempt.member_id == p["丁"])).one()
+        paper = db.get(Paper, attempt.paper_id)
+        assert paper is not None
+        paper.question_ids = ids
+        attempt.option_orders = {str(ids[0]): ["o2", "o1"], str(ids[1]): ["o1", "o2"]}
+        db.add_all([paper, attempt])
+        first, second = ids
+        attempt_id = attempt.id
+    with store.session() as db:
+        row = hot.attempt_for_answer(db, attempt_id)
+        assert row is not None and row.question_ids == ids and row.position == 0 and row.finished_at is None
+        assert row.option_orders[str(first)] == ["o2", "o1"] and row.started_at == T0
+        assert hot.attempt_for_answer(db, None) is None and hot.attempt_for_answer(db, 10**9) is None
+        both = hot.questions(db, [first, second])
+        assert set(both) == {first, second} and both[first].options[0] == {"id": "o1", "text": "甲"}
+        assert both[first].answer == ["o1"] and both[first].kind == "单选" and both[first].active
+        assert list(hot.questions(db, [second])) == [second] and hot.questions(db, []) == {}
+        later = T0 + timedelta(minutes=9)
+        hot.advance_attempt(db, attempt_id, position=2, correct=1, score=10, asked_at=T0, finished_at=later)
+        hot.record_answer(
+            db,
+            member_id=p["丁"],
+            question_id=first,
+            mode="monthly",
+            chosen=["o2"],
+            correct=False,
+            seconds=3.5,
+            at=later,
+        )
+        assert hot.review_card(db, p["丁"], first) is None
+        hot.save_review_card(db, hot.CardRow(None, p["丁"], first, "{}", later, 0.5, 1, later, None))
+    with store.session() as db:
+        row = hot.attempt_for_answer(db, attempt_id)
+        assert row is not None and (row.position, row.correct, row.score, row.finished_at) == (2, 1, 10, later)
+        answer = db.exec(select(Answer).where(Answer.member_id == p["丁"])).one()
+        assert (answer.chosen, answer.is_correct, answer.seconds_taken, answer.answered_at) == (
+            ["o2"],
+            False,
+            3.5,
+            later,
+        )
+        card = hot.review_card(db, p["丁"], first)
+        assert card is not None and card.id is not None and (card.card, card.lapses, card.due) == ("{}", 1, later)
+        hot.save_review_card(db, replace(card, lapses=2, graduated_at=later))
+    with store.session() as db:
+        card = hot.review_card(db, p["丁"], first)
+        assert card is not None and (card.lapses, card.graduated_at) == (2, later)

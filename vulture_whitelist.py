@@ -59,7 +59,6 @@ _.member_by_sender
 _.save_dialog
 _.set_subscribed
 _.total_top
-_.points_card
 _.attempt_for_answer
 _.advance_attempt
 _.record_answer

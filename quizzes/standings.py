@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from bot.store import Attempt, Branch, BranchMemberTotal, BranchMonth, Member, MemberTotal, PointsEntry
+from bot.store import Attempt, Branch, BranchMemberTotal, BranchMonth, Member, MemberTotal
 from bot.store.members import IS_ACTIVE
 from bot.store.models import saved_id
 
@@ -204,15 +204,3 @@ def branch_board(db: Session, month: str) -> list[BranchStanding]:
         branch_id = saved_id(row_id)
         rows.append(BranchStanding(branch_id, name, members.get(branch_id, 0), *finished.get(branch_id, (0, 0.0))))
     return sorted(rows, key=lambda r: (-r.participation, -r.average, r.name))
-
-
-def member_points(db: Session, member_id: int, month: str) -> tuple[int, int]:
-    """(points earned this month, points in total): the total is kept per member; the
-    month sums the member's entries for that month (``ix_pointsentry_member_month``)."""
-    total = db.exec(select(col(MemberTotal.points)).where(col(MemberTotal.member_id) == member_id)).first()
-    this_month = db.exec(
-        select(func.coalesce(func.sum(col(PointsEntry.amount)), 0)).where(
-            col(PointsEntry.member_id) == member_id, col(PointsEntry.month) == month
-        )
-    ).one()
-    return int(this_month), int(total or 0)

@@ -58,7 +58,6 @@ _.record_message
 _.member_by_sender
 _.save_dialog
 _.set_subscribed
-_.total_top
 _.attempt_for_answer
 _.advance_attempt
 _.record_answer

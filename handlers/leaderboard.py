@@ -4,8 +4,9 @@ branch for an admin)."""
 from __future__ import annotations
 
 from bot.router import MemberContext
-from bot.store import Branch
-from quizzes.standings import Standing, branch_board, month_rank, month_top, total_board, total_rank
+from bot.store import Branch, hot
+from bot.store.hot import Standing
+from quizzes.standings import branch_board
 
 TOP = 10
 SCOPES = {
@@ -31,22 +32,22 @@ def show(ctx: MemberContext) -> str:
     branch = ctx.db.get(Branch, ctx.scope.branch_id)
     where = "全部支部" if everything else (branch.name if branch else "本支部")
     if scope == "本月":
-        rows, count = month_top(ctx.db, ctx.month, branch_id, TOP)
-        mine, _, my_points = month_rank(ctx.db, ctx.month, ctx.member_id, branch_id)
+        rows = hot.month_top(ctx.db, ctx.month, branch_id, TOP)
+        place = hot.month_place(ctx.db, ctx.month, ctx.member_id, branch_id)
         title = f"📊 {ctx.now.year}年{ctx.now.month}月测试排行榜（{where}）"
         empty = "本月还没有人完成测试，发送「答题」争当第一名！"
     else:
-        rows = total_board(ctx.db, branch_id, limit=TOP)
-        mine, count, my_points = total_rank(ctx.db, ctx.member_id, branch_id)
+        rows = hot.total_top(ctx.db, branch_id, TOP)
+        place = hot.total_place(ctx.db, ctx.member_id, branch_id)
         title = f"📊 累计积分排行榜（{where}）"
         empty = "还没有人获得积分，发送「答题」开始吧！"
     if not rows:
         return f"{title}\n{empty}"
     lines = [title] + [_line(i, row, everything) for i, row in enumerate(rows, start=1)]
-    if mine is None:
+    if place.place is None:
         lines.append("您暂未上榜" + ("，发送「答题」参加本月测试。" if scope == "本月" else "。"))
     else:
-        lines.append(f"您排第 {mine} 名，{my_points} 分（共 {count} 人）。")
+        lines.append(f"您排第 {place.place} 名，{place.points} 分（共 {place.count} 人）。")
     return "\n".join(lines)
 
 

@@ -158,34 +158,6 @@ def total_board(db: Session, branch_id: int | None = None, limit: int | None = N
     return [Standing(*row) for row in db.execute(query).all()]
 
 
-def total_rank(db: Session, member_id: int, branch_id: int | None = None) -> tuple[int | None, int, int]:
-    """(the member's all-time place, or None if they have no points; how many have
-    points; the member's points), counted by the database as on the board."""
-    model, scope = _totals(branch_id)
-    count = db.exec(select(func.count()).select_from(model).where(*scope, col(model.points) > 0)).one()
-    mine = db.exec(
-        select(col(model.points), col(model.reached_at)).where(*scope, col(model.member_id) == member_id)
-    ).first()
-    if mine is None or mine[0] <= 0:
-        return None, count, mine[0] if mine else 0
-    points, reached_at = mine
-    ahead = db.exec(
-        select(func.count())
-        .select_from(model)
-        .where(
-            *scope,
-            (col(model.points) > points)
-            | ((col(model.points) == points) & (col(model.reached_at) < reached_at))
-            | (
-                (col(model.points) == points)
-                & (col(model.reached_at) == reached_at)
-                & (col(model.member_id) < member_id)
-            ),
-        )
-    ).one()
-    return ahead + 1, count, points
-
-
 def branch_board(db: Session, month: str) -> list[BranchStanding]:
     """Branches by participation rate, then average score of those who finished."""
     members = dict(

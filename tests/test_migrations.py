@@ -108,7 +108,7 @@ def test_upgrade_from_0002_backfills_the_standings_aggregates_from_the_ledger(da
     from bot.store import Attempt, Branch, Member, Paper, PointsEntry, hot
     from bot.store.migrate import _alembic
     from quizzes.points import award
-    from quizzes.standings import branch_board, total_board, total_rank
+    from quizzes.standings import branch_board, total_board
     from tests.support.ledger import assert_aggregates_match_the_ledger
 
     store = create_store(database_url)
@@ -199,7 +199,7 @@ def test_upgrade_from_0002_backfills_the_standings_aggregates_from_the_ledger(da
             ("张三", 15, t + timedelta(days=30)),
         ]
         assert [(r.name, r.points) for r in total_board(db, 1)] == [("李四", 15), ("张三", 15), ("王五", 10)]
-        assert total_rank(db, 1) == (3, 3, 15) and total_rank(db, 3, 1) == (3, 3, 10)
+        assert hot.total_place(db, 1) == hot.Place(3, 3, 15) and hot.total_place(db, 3, 1) == hot.Place(3, 3, 10)
         card = hot.points_card(db, 1, 1, "2026-11")
         assert (card.month_points, card.total_points) == (-5, 15)
         figures = {b.name: (b.members, b.finished, b.average) for b in branch_board(db, "2026-11")}

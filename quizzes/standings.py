@@ -19,17 +19,9 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot.store import Attempt, Branch, BranchMemberTotal, BranchMonth, Member, MemberTotal
+from bot.store.hot import Standing  # one row type for the boards, hot path and exports alike
 from bot.store.members import IS_ACTIVE
 from bot.store.models import saved_id
-
-
-@dataclass(frozen=True)
-class Standing:
-    member_id: int
-    name: str
-    branch: str
-    points: int
-    at: datetime | None  # completion time (month) or time the total was reached
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,8 @@ def _cursor(db: Session) -> tuple[Connection, Any]:
         if not conn.closed and conn.in_transaction():
             return conn, cursor
     conn = db.connection()
+    # dbapi_connection is typed Optional: it is None only on a pool connection that was
+    # invalidated, and db.connection() has just checked one out, so it is open here.
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     db.info["hot_cursor"] = (conn, cursor)
     return conn, cursor
